@@ -1,0 +1,54 @@
+"""ufm: a JAX laboratory for the mathematics of neural collapse.
+
+Importing ``ufm`` turns on ``jax_enable_x64``: verification against closed forms needs float64,
+and every problem stores its hyper-parameters as float64 arrays. This is the only global state ufm
+touches.
+"""
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+
+from ufm import conventions as conventions  # noqa: E402
+from ufm import geometry as geometry  # noqa: E402
+from ufm import metrics as metrics  # noqa: E402
+from ufm.losses import MSE as MSE  # noqa: E402
+from ufm.losses import CrossEntropy as CrossEntropy  # noqa: E402
+from ufm.losses import Focal as Focal  # noqa: E402
+from ufm.losses import LabelSmoothing as LabelSmoothing  # noqa: E402
+from ufm.losses import Loss as Loss  # noqa: E402
+from ufm.problems import UFM as UFM  # noqa: E402
+from ufm.problems import Params as Params  # noqa: E402
+from ufm.problems import Problem as Problem  # noqa: E402
+from ufm.solvers import RESULTS as RESULTS  # noqa: E402
+from ufm.solvers import SaveAt as SaveAt  # noqa: E402
+from ufm.solvers import Solution as Solution  # noqa: E402
+from ufm.solvers import SolveError as SolveError  # noqa: E402
+from ufm.solvers import Trajectory as Trajectory  # noqa: E402
+from ufm.solvers import gradient_flow as gradient_flow  # noqa: E402
+from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E402
+from ufm.solvers import minimize as minimize  # noqa: E402
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "UFM",
+    "Params",
+    "Problem",
+    "Loss",
+    "CrossEntropy",
+    "LabelSmoothing",
+    "Focal",
+    "MSE",
+    "minimize",
+    "gradient_flow",
+    "hessian_extreme_eigs",
+    "Solution",
+    "Trajectory",
+    "SaveAt",
+    "RESULTS",
+    "SolveError",
+    "metrics",
+    "geometry",
+    "conventions",
+]

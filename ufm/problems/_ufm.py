@@ -1,0 +1,189 @@
+r"""The regularized unconstrained feature model (UFM)."""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm.losses import Loss
+from ufm.problems._base import Problem
+
+__all__ = ["UFM", "Params"]
+
+
+class Params(NamedTuple):
+    """Parameters of a UFM.
+
+    Attributes:
+        W: ``(D, d)`` classifier, row ``k`` is ``w_k`` (``D = K`` except for MSE encodings).
+        H: ``(d, N)`` features, columns grouped by class (class 0 first).
+        b: ``(D,)`` bias, or ``None`` for the bias-free model.
+    """
+
+    W: jax.Array  # shape=(D, d), float64
+    H: jax.Array  # shape=(d, N), float64
+    b: jax.Array | None  # shape=(D,), float64, or None
+
+
+def _normalize_counts(n, K):
+    """``n`` int (balanced) or a sequence of per-class counts -> (n as stored, counts tuple)."""
+    if isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, bool):
+        n = check_int("n", n, 1)
+        return n, (n,) * K
+    try:
+        counts = tuple(n)
+    except TypeError:
+        raise ValueError(f"n must be an int >= 1 or a sequence of K ints >= 1, got n={n!r}") from None
+    if len(counts) != K:
+        raise ValueError(f"n must have K={K} per-class counts, got {len(counts)}: n={n!r}")
+    counts = tuple(check_int("n", c, 1, hint=f" (in n={n!r})") for c in counts)
+    if len(set(counts)) == 1:
+        return counts[0], counts
+    return counts, counts
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class UFM(Problem):
+    r"""Regularized unconstrained feature model (canonical objective of Zhu et al. 2021).
+
+    .. math::
+        f(W, H, b) = \frac1N \sum_{i=1}^N \ell(W h_i + b, y_i)
+            + \frac{\lambda_W}2 \lVert W\rVert_F^2 + \frac{\lambda_H}2 \lVert H\rVert_F^2
+            + \frac{\lambda_b}2 \lVert b\rVert_2^2
+
+    Class ``k`` has ``n_k`` samples, ``N = sum_k n_k``; the columns of ``H`` are grouped by class
+    (``labels`` gives the class of each column).
+
+    Args:
+        K: number of classes, ``K >= 2``.
+        n: samples per class, an int (balanced) or a sequence of ``K`` ints (imbalanced).
+        d: feature dimension, ``d >= 1``. ``d < K - 1`` is a valid model (generalized collapse);
+            theorems that need ``d >= K - 1`` say so through their assumptions.
+        loss: a :class:`ufm.losses.Loss` (``CrossEntropy()``, ``LabelSmoothing(alpha)``,
+            ``Focal(gamma)``, ``MSE(encoding)``).
+        lam_W, lam_H: weight decay on ``W`` and ``H``, ``>= 0``.
+        lam_b: ``None`` for no bias, ``0.0`` for a free (unregularized) bias, ``> 0`` for a
+            regularized bias.
+        nonneg: constrain ``H >= 0`` (features after a ReLU; Nguyen et al. ICLR 2023).
+
+    .. warning:: Papers scale the penalties differently (``lam/2`` versus ``lam``, a mean versus a
+       sum over samples, Tirer & Bruna's ``1/(2K)`` and ``1/(2Kn)``); :mod:`ufm.conventions`
+       converts their numbers to this objective.
+
+    References:
+        Mixon, Parshall & Pi 2020 (arXiv 2011.11619), the UFM; Zhu et al., NeurIPS 2021
+        (arXiv 2105.02375), this regularized form.
+    """
+
+    K: int = field(metadata=dict(static=True))
+    n: int | tuple[int, ...] = field(metadata=dict(static=True))
+    d: int = field(metadata=dict(static=True))
+    loss: Loss
+    lam_W: jax.Array = 5e-3
+    lam_H: jax.Array = 5e-3
+    lam_b: jax.Array | None = None
+    nonneg: bool = field(default=False, metadata=dict(static=True))
+
+    def __post_init__(self):
+        if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
+            raise ValueError(f"K must be an integer >= 2 (number of classes), got K={self.K!r}")
+        object.__setattr__(self, "K", int(self.K))
+        n, _ = _normalize_counts(self.n, self.K)
+        object.__setattr__(self, "n", n)
+        object.__setattr__(self, "d", check_int("d", self.d, 1))
+        if not isinstance(self.loss, Loss):
+            raise ValueError(
+                f"loss must be one of ufm.CrossEntropy(), ufm.LabelSmoothing(alpha), "
+                f"ufm.Focal(gamma), ufm.MSE(encoding); got loss={self.loss!r}"
+            )
+        self.loss.check(self.K)
+        for name in ("lam_W", "lam_H", "lam_b"):
+            value = getattr(self, name)
+            if value is None and name != "lam_b":
+                raise ValueError(f"{name} must be a number >= 0, got None")
+            if value is not None:
+                check_nonneg(name, value)
+                object.__setattr__(self, name, as_float_array(value))
+        object.__setattr__(self, "nonneg", bool(self.nonneg))
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Per-class sample counts ``(n_1, ..., n_K)``."""
+        return _normalize_counts(self.n, self.K)[1]
+
+    @property
+    def N(self) -> int:
+        """Total number of samples."""
+        return sum(self.counts)
+
+    @property
+    def balanced(self) -> bool:
+        return isinstance(self.n, int)
+
+    @property
+    def D(self) -> int:
+        """Rows of ``W`` (logit dimension): ``K``, or ``encoding.shape[0]`` for MSE encodings."""
+        return self.loss.out_dim(self.K)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.lam_b is not None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class of each column of ``H``: ``n_1`` zeros, then ``n_2`` ones, and so on."""
+        return np.repeat(np.arange(self.K), self.counts)
+
+    # ---- the Problem contract ----------------------------------------------------------------
+    def init(self, key: jax.Array, scale: float | None = None) -> Params:
+        """Gaussian start with entry standard deviation ``scale`` (default ``1/sqrt(d)``); bias 0.
+
+        With ``nonneg=True`` the features start at ``|H|``.
+        """
+        scale = 1.0 / np.sqrt(self.d) if scale is None else scale
+        kW, kH = jax.random.split(key)
+        W = scale * jax.random.normal(kW, (self.D, self.d), dtype=jnp.float64)
+        H = scale * jax.random.normal(kH, (self.d, self.N), dtype=jnp.float64)
+        if self.nonneg:
+            H = jnp.abs(H)
+        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        return Params(W, H, b)
+
+    def logits(self, params: Params) -> jax.Array:
+        """``Z = W H + b 1^T``, shape ``(D, N)``."""
+        Z = params.W @ params.H
+        return Z if params.b is None else Z + params.b[:, None]
+
+    def data_term(self, params: Params) -> jax.Array:
+        """``(1/N) sum_i loss(W h_i + b, y_i)``."""
+        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
+
+    def penalty(self, params: Params) -> jax.Array:
+        """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
+        pen = 0.5 * self.lam_W * jnp.sum(params.W**2) + 0.5 * self.lam_H * jnp.sum(params.H**2)
+        if params.b is not None:
+            pen = pen + 0.5 * self.lam_b * jnp.sum(params.b**2)
+        return pen
+
+    def objective(self, params: Params) -> jax.Array:
+        """The canonical objective (class docstring)."""
+        return self.data_term(params) + self.penalty(params)
+
+    @property
+    def constrained(self) -> bool:
+        return self.nonneg
+
+    def lower_bound(self, params: Params) -> Params:
+        """``H >= 0`` when ``nonneg``; everything else unbounded."""
+        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
+        H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
+        b_lo = None if params.b is None else inf(params.b)
+        return Params(inf(params.W), H_lo, b_lo)

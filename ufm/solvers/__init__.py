@@ -1,0 +1,13 @@
+"""Solvers that take any Problem: gradient flow (dynamics) and a certified minimizer."""
+
+from ufm.solvers._certify import hessian_extreme_eigs as hessian_extreme_eigs
+from ufm.solvers._flow import SaveAt as SaveAt
+from ufm.solvers._flow import Trajectory as Trajectory
+from ufm.solvers._flow import gradient_flow as gradient_flow
+from ufm.solvers._minimize import Solution as Solution
+from ufm.solvers._minimize import minimize as minimize
+from ufm.solvers._results import RESULTS as RESULTS
+from ufm.solvers._results import SolveError as SolveError
+
+__all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "SaveAt", "Trajectory", "Solution",
+           "RESULTS", "SolveError"]

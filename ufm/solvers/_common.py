@@ -1,0 +1,95 @@
+"""Pieces shared by the solvers: the projected gradient field, the KKT residual, metric lookup."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import jax
+import jax.numpy as jnp
+
+from ufm import _tree as tr
+
+
+def flow_rhs(prob, params):
+    """``(f, v)`` with ``v = -grad f`` projected onto the tangent cone of the feasible box.
+
+    A component sitting at its lower bound whose velocity points outward (``v < 0``) is held
+    still; elsewhere ``v = -grad f``.
+    """
+    value, g = jax.value_and_grad(prob.objective)(params)
+    v = tr.tree_scale(-1.0, g)
+    if prob.constrained:
+        lo = prob.lower_bound(params)
+        v = jax.tree_util.tree_map(lambda vi, xi, li: jnp.where((xi <= li) & (vi < 0), 0.0, vi), v, params, lo)
+    return value, v
+
+
+def kkt_residual(prob, params, grad) -> jax.Array:
+    r"""First-order stationarity measure ``|| theta - P(theta - grad f) ||_2``.
+
+    Equal to ``||grad f||`` without constraints; for the box ``theta >= lo`` it vanishes exactly
+    at KKT points (``grad f = 0`` on free components, ``grad f >= 0`` at the bound).
+    """
+    if not prob.constrained:
+        return tr.tree_norm(grad)
+    return tr.tree_norm(tr.tree_sub(params, prob.project(tr.tree_sub(params, grad))))
+
+
+def grad_norm(prob, params) -> jax.Array:
+    """KKT residual at ``params`` (the certificate of :func:`ufm.minimize`)."""
+    return kkt_residual(prob, params, jax.grad(prob.objective)(params))
+
+
+def cast_tree(tree, dtype):
+    """Cast every floating leaf of a pytree (a Problem or its parameters) to ``dtype``."""
+    def cast(x):
+        x = jnp.asarray(x)
+        return x.astype(dtype) if jnp.issubdtype(x.dtype, jnp.floating) else x
+
+    return jax.tree_util.tree_map(cast, tree)
+
+
+def _nc1(prob, p):
+    from ufm import metrics
+
+    return metrics.nc1(p.H, prob.labels, K=prob.K)
+
+
+def _nc2_W(prob, p):
+    from ufm import metrics
+
+    return metrics.nc2_W(p.W)
+
+
+def _nc2_H(prob, p):
+    from ufm import metrics
+
+    return metrics.nc2_H(p.H, prob.labels, K=prob.K)
+
+
+def _nc3(prob, p):
+    from ufm import metrics
+
+    return metrics.nc3(p.W, p.H, prob.labels, K=prob.K)
+
+
+BUILTIN_METRICS = {"nc1": _nc1, "nc2_W": _nc2_W, "nc2_H": _nc2_H, "nc3": _nc3, "grad_norm": grad_norm}
+
+
+def resolve_metrics(metrics) -> tuple:
+    """Names or a ``name -> fn(prob, params)`` mapping -> a hashable tuple of (name, fn)."""
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    if isinstance(metrics, Mapping):
+        items = list(metrics.items())
+    else:
+        items = []
+        for name in metrics:
+            if name not in BUILTIN_METRICS:
+                raise ValueError(f"metrics: unknown metric {name!r}; built-ins are {sorted(BUILTIN_METRICS)} "
+                                 "(or pass a mapping name -> fn(prob, params))")
+            items.append((name, BUILTIN_METRICS[name]))
+    for name, fn in items:
+        if not callable(fn):
+            raise ValueError(f"metrics: {name!r} must map to a callable fn(prob, params), got {fn!r}")
+    return tuple(items)

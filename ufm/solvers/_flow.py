@@ -1,0 +1,334 @@
+r"""Gradient flow of a Problem, integrated inside one compiled loop."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ufm import _tree as tr
+from ufm._validate import check_finite_positive, check_range
+from ufm.solvers._common import cast_tree, flow_rhs, kkt_residual, resolve_metrics
+from ufm.solvers._results import RESULTS, SolveError
+
+__all__ = ["SaveAt", "Trajectory", "gradient_flow"]
+
+_DIVERGENCE_FACTOR = 1e12
+
+
+@dataclass(frozen=True)
+class SaveAt:
+    """Which times of a flow to record (the objective and metrics are recorded at each).
+
+    Args:
+        ts: increasing times in ``[t0, t1]``.
+        t0: also record the start.
+        t1: also record the end.
+        params: keep the parameters at every recorded time (``traj.params``, stacked along a
+            leading axis); otherwise only ``traj.final`` holds parameters.
+
+    ``SaveAt()`` records nothing and raises; ``gradient_flow(saveat=None)`` records 101 evenly
+    spaced times from ``t0`` to ``t1``.
+    """
+
+    ts: Sequence[float] | None = None
+    t0: bool = False
+    t1: bool = False
+    params: bool = True
+
+    def __post_init__(self):
+        if self.ts is None and not self.t0 and not self.t1:
+            raise ValueError("SaveAt: nothing would be saved; pass ts=..., t0=True or t1=True")
+
+    def times(self, t0: float, t1: float) -> np.ndarray:
+        """The sorted recording times, validated against ``[t0, t1]``."""
+        parts = []
+        if self.t0:
+            parts.append([t0])
+        if self.ts is not None:
+            ts = np.asarray(self.ts, dtype=float).reshape(-1)
+            if ts.size == 0:
+                raise ValueError("SaveAt: ts is empty; nothing would be saved")
+            if np.any(~np.isfinite(ts)) or np.any(np.diff(ts) < 0):
+                raise ValueError(f"SaveAt: ts must be finite and non-decreasing, got {ts}")
+            if ts[0] < t0 or ts[-1] > t1:
+                raise ValueError(f"SaveAt: ts must lie in [t0, t1] = [{t0}, {t1}], got [{ts[0]}, {ts[-1]}]")
+            parts.append(ts)
+        if self.t1:
+            parts.append([t1])
+        return np.sort(np.concatenate([np.asarray(p, dtype=float) for p in parts]))
+
+
+class Trajectory(NamedTuple):
+    """A recorded gradient flow.
+
+    Attributes:
+        times: ``(S,)`` recording times (with fixed ``dt``, the grid times ``t0 + m dt``).
+        values: ``(S,)`` objective at those times.
+        params: parameters at those times, stacked along a leading axis of length ``S``; ``None``
+            when ``SaveAt(params=False)``.
+        metrics: name -> ``(S, ...)`` array of each requested metric.
+        final: parameters at the end of the flow.
+        result: a :class:`ufm.RESULTS` member.
+        stats: ``num_steps``, ``num_rejected`` (adaptive only), ``max_steps``, ``dt``.
+    """
+
+    times: np.ndarray
+    values: np.ndarray
+    params: Any
+    metrics: dict
+    final: Any
+    result: RESULTS
+    stats: dict
+
+
+class _FlowState(NamedTuple):
+    t: jax.Array  # shape=(), float64: current time
+    params: Any  # pytree of the problem's parameters
+    velocity: Any  # pytree like params: heavy-ball buffer (fixed step) or FSAL slope (adaptive)
+    value: jax.Array  # shape=(), objective at params
+    h: jax.Array  # shape=(), float64: step size to try next (adaptive)
+    num_steps: jax.Array  # shape=(), int32: accepted steps
+    num_rejected: jax.Array  # shape=(), int32: rejected steps (adaptive)
+    result: jax.Array  # shape=(), int32: a RESULTS code
+
+
+def _record(prob, state, metric_fns, save_params):
+    rec = {"t": state.t, "value": prob.objective(state.params)}
+    rec["metrics"] = {name: fn(prob, state.params) for name, fn in metric_fns}
+    if save_params:
+        rec["params"] = state.params
+    return rec
+
+
+def _check(state, value, f0):
+    """Update the result code after a step: NaN/inf, or growth beyond all bounds."""
+    bad = ~jnp.isfinite(value)
+    big = jnp.abs(value) > _DIVERGENCE_FACTOR * (1.0 + jnp.abs(f0))
+    code = jnp.where(bad, RESULTS.nonfinite, jnp.where(big, RESULTS.diverged, state.result))
+    return code.astype(jnp.int32)
+
+
+def _fixed_step(prob, state, dt, momentum, f0):
+    """One explicit (projected) Euler step, or heavy ball: v <- mu v + g, x <- P(x - dt v)."""
+    value, g = jax.value_and_grad(prob.objective)(state.params)
+    v = tr.tree_axpy(momentum, state.velocity, g)
+    x = prob.project(tr.tree_axpy(-dt, v, state.params))
+    result = _check(state, value, f0)
+    ok = result == RESULTS.successful
+    return state._replace(
+        t=state.t + dt,
+        params=tr.tree_where(ok, x, state.params),
+        velocity=v,
+        value=value,
+        num_steps=state.num_steps + ok.astype(jnp.int32),
+        result=result,
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("metric_fns", "save_params"))
+def _fixed_loop(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_params):
+    f0 = prob.objective(params0)
+    state = _FlowState(
+        t=jnp.asarray(t0, jnp.float64), params=params0, velocity=tr.tree_zeros_like(params0),
+        value=f0, h=jnp.asarray(dt, jnp.float64), num_steps=jnp.int32(0),
+        num_rejected=jnp.int32(0), result=jnp.int32(RESULTS.successful),
+    )
+
+    def advance(state, m):
+        def cond(s):
+            return (s.num_steps < m) & (s.result == RESULTS.successful)
+
+        state = jax.lax.while_loop(cond, lambda s: _fixed_step(prob, s, dt, momentum, f0), state)
+        state = state._replace(t=t0 + state.num_steps * dt)
+        return state, _record(prob, state, metric_fns, save_params)
+
+    return jax.lax.scan(advance, state, save_steps)
+
+
+# Bogacki-Shampine 3(2): c = (0, 1/2, 3/4, 1); b = (2/9, 1/3, 4/9, 0); b - b* below.
+_BS3_ERR = (-5.0 / 72.0, 1.0 / 12.0, 1.0 / 9.0, -1.0 / 8.0)
+
+
+def _rk_step(prob, state, h, rtol, atol):
+    """One Bogacki-Shampine 3(2) attempt on dx/dt = rhs(x), with projection after each stage."""
+    x, k1 = state.params, state.velocity
+    k2 = flow_rhs(prob, prob.project(tr.tree_axpy(0.5 * h, k1, x)))[1]
+    k3 = flow_rhs(prob, prob.project(tr.tree_axpy(0.75 * h, k2, x)))[1]
+    incr = jax.tree_util.tree_map(lambda a, b, c: h * (2 * a + 3 * b + 4 * c) / 9.0, k1, k2, k3)
+    x_new = prob.project(tr.tree_axpy(1.0, incr, x))
+    value_new, k4 = flow_rhs(prob, x_new)
+    e1, e2, e3, e4 = _BS3_ERR
+    err = jax.tree_util.tree_map(lambda a, b, c, d: h * (e1 * a + e2 * b + e3 * c + e4 * d), k1, k2, k3, k4)
+    scale = jax.tree_util.tree_map(lambda u, w: atol + rtol * jnp.maximum(jnp.abs(u), jnp.abs(w)), x, x_new)
+    ratio = jax.tree_util.tree_map(lambda e, s: e / s, err, scale)
+    err_rms = tr.tree_norm(ratio) / jnp.sqrt(float(tr.tree_size(x)))
+    return x_new, value_new, k4, err_rms
+
+
+def _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0):
+    def cond(s):
+        return (s.t < t_save) & (s.result == RESULTS.successful) & (s.num_steps + s.num_rejected < max_steps)
+
+    def body(s):
+        clipped = s.h >= t_save - s.t
+        h = jnp.where(clipped, t_save - s.t, s.h)
+        x_new, value_new, k_new, err = _rk_step(prob, s, h, rtol, atol)
+        finite = jnp.isfinite(value_new) & jnp.isfinite(err)
+        accept = finite & (err <= 1.0)
+        factor = jnp.where(finite, jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** (-1.0 / 3.0), 0.2, 5.0), 0.2)
+        h_next = jnp.where(accept & clipped, jnp.maximum(s.h, h * factor), h * factor)
+        big = jnp.abs(value_new) > _DIVERGENCE_FACTOR * (1.0 + jnp.abs(f0))
+        result = jnp.where(accept & big, RESULTS.diverged, s.result)
+        result = jnp.where(h_next < h_min, RESULTS.step_size_too_small, result).astype(jnp.int32)
+        return s._replace(
+            t=jnp.where(accept, jnp.where(clipped, t_save, s.t + h), s.t),
+            params=tr.tree_where(accept, x_new, s.params),
+            velocity=tr.tree_where(accept, k_new, s.velocity),
+            value=jnp.where(accept, value_new, s.value),
+            h=h_next,
+            num_steps=s.num_steps + accept.astype(jnp.int32),
+            num_rejected=s.num_rejected + (~accept).astype(jnp.int32),
+            result=result,
+        )
+
+    return jax.lax.while_loop(cond, body, state)
+
+
+@functools.partial(jax.jit, static_argnames=("metric_fns", "save_params", "max_steps"))
+def _adaptive_loop(prob, params0, t0, t1, ts, rtol, atol, max_steps, metric_fns, save_params):
+    f0, k0 = flow_rhs(prob, params0)
+    g0 = tr.tree_norm(k0)
+    x0n = tr.tree_norm(params0)
+    h0 = jnp.minimum(t1 - t0, 0.01 * (1.0 + x0n) / jnp.maximum(g0, 1e-12))
+    h0 = jnp.where(t1 > t0, h0, 1.0)
+    h_min = 1e-14 * jnp.maximum(t1 - t0, 1.0)
+    state = _FlowState(
+        t=jnp.asarray(t0, jnp.float64), params=params0, velocity=k0, value=f0, h=h0,
+        num_steps=jnp.int32(0), num_rejected=jnp.int32(0),
+        result=jnp.where(jnp.isfinite(f0), RESULTS.successful, RESULTS.nonfinite).astype(jnp.int32),
+    )
+
+    def advance(state, t_save):
+        state = _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0)
+        return state, _record(prob, state, metric_fns, save_params)
+
+    return jax.lax.scan(advance, state, ts)
+
+
+def gradient_flow(
+    prob,
+    *,
+    t1: float,
+    t0: float = 0.0,
+    dt: float | None = None,
+    momentum: float = 0.0,
+    saveat: SaveAt | None = None,
+    metrics: Sequence[str] | Mapping[str, Callable] = (),
+    seed: int = 0,
+    params0=None,
+    init_scale: float | None = None,
+    rtol: float = 1e-6,
+    atol: float = 1e-9,
+    max_steps: int | None = None,
+    dtype=None,
+    throw: bool = True,
+) -> Trajectory:
+    r"""Integrate the gradient flow of a Problem and record it at chosen times.
+
+    .. math:: \frac{d\theta}{dt} = -\nabla f(\theta)
+
+    projected onto the feasible set (``H >= 0`` for ``nonneg`` problems: components at the bound
+    whose velocity points outward are held at zero, and every stage is clipped onto the box).
+
+    Two integrators, both inside one ``jax.jit`` (``lax.scan`` over recording times, a
+    ``lax.while_loop`` of steps between them), recording without leaving the compiled loop:
+
+    - ``dt`` given: fixed explicit (projected) Euler steps, ``theta <- P(theta - dt grad f)``, which
+      is full-batch gradient descent with learning rate ``dt``; ``ceil((t1 - t0)/dt)`` steps, and
+      a time ``ts_i`` is recorded at the first grid time ``t0 + m dt >= ts_i``. With
+      ``momentum = mu > 0`` the step is heavy ball in PyTorch's SGD form,
+      ``v <- mu v + grad f``, ``theta <- P(theta - dt v)`` (the loop papers use); its "time" is
+      ``steps * dt`` and it is not a discretization of the gradient flow.
+    - ``dt=None``: adaptive, error-controlled Bogacki-Shampine 3(2) steps (FSAL), accepted when
+      the RMS of ``err / (atol + rtol |theta|)`` is ``<= 1``, landing exactly on each ``ts_i``.
+
+    Main arguments:
+        prob: a Problem (for example :class:`ufm.UFM`).
+        t1: final time (``> t0``).
+        dt: fixed step, or ``None`` for adaptive steps.
+        saveat: a :class:`SaveAt`; default 101 evenly spaced times from ``t0`` to ``t1``.
+        metrics: names of built-in metrics (``"nc1"``, ``"nc2_W"``, ``"nc2_H"``, ``"nc3"``,
+            ``"grad_norm"``) or a mapping ``name -> fn(prob, params) -> array`` (traceable).
+
+    Other arguments:
+        t0: start time. seed / init_scale: the random start ``prob.init(PRNGKey(seed),
+        init_scale)`` when ``params0`` is not given. momentum: heavy-ball coefficient in
+        ``[0, 1)`` (fixed ``dt`` only). rtol, atol: adaptive error tolerances. max_steps: cap on
+        adaptive attempts (default 100,000). dtype: cast the problem and the start to this
+        floating dtype (default float64). throw: raise :class:`ufm.SolveError` on failure;
+        ``False`` returns the trajectory with ``result`` set.
+
+    Returns:
+        A :class:`Trajectory`.
+
+    Raises:
+        ValueError: bad arguments (before compiling).
+        SolveError: non-finite values, divergence, a vanishing adaptive step, or ``max_steps``.
+
+    References:
+        The dynamics of Mixon, Parshall & Pi 2020 (arXiv 2011.11619) and Han, Papyan & Donoho,
+        ICLR 2022 (central path); the Bogacki-Shampine pair (Appl. Math. Lett. 1989).
+    """
+    t0 = float(t0)
+    t1 = check_finite_positive("t1 - t0", float(t1) - t0) + t0
+    if dt is not None:
+        dt = check_finite_positive("dt", dt)
+    check_range("momentum", momentum, 0.0, 1.0)
+    if momentum > 0 and dt is None:
+        raise ValueError("momentum > 0 needs a fixed step: pass dt (the learning rate)")
+    rtol = check_finite_positive("rtol", rtol)
+    atol = check_finite_positive("atol", atol)
+    saveat = SaveAt(ts=np.linspace(t0, t1, 101)) if saveat is None else saveat
+    if not isinstance(saveat, SaveAt):
+        raise ValueError(f"saveat must be a ufm.SaveAt, got {saveat!r}")
+    ts = saveat.times(t0, t1)
+    metric_fns = resolve_metrics(metrics)
+    dtype = jnp.float64 if dtype is None else jnp.dtype(dtype)
+    params0 = prob.init(jax.random.PRNGKey(seed), init_scale) if params0 is None else params0
+    prob, params0 = cast_tree(prob, dtype), cast_tree(prob.project(params0), dtype)
+
+    if dt is not None:
+        save_steps = np.ceil((ts - t0) / dt - 1e-9).astype(np.int32)
+        state, rec = _fixed_loop(prob, params0, t0, dt, momentum, jnp.asarray(save_steps), metric_fns, saveat.params)
+        max_steps_used = int(save_steps[-1])
+    else:
+        max_steps_used = 100_000 if max_steps is None else int(max_steps)
+        state, rec = _adaptive_loop(
+            prob, params0, t0, t1, jnp.asarray(ts), rtol, atol, max_steps_used, metric_fns, saveat.params
+        )
+    result = RESULTS(int(state.result))
+    values = np.asarray(rec["value"])
+    if result == RESULTS.successful and not np.all(np.isfinite(values)):
+        result = RESULTS.nonfinite
+    if result == RESULTS.successful and float(state.t) < ts[-1] - 1e-12 * max(1.0, abs(ts[-1])):
+        result = RESULTS.max_steps_reached
+    stats = dict(num_steps=int(state.num_steps), num_rejected=int(state.num_rejected),
+                 max_steps=max_steps_used, dt=dt)
+    if throw and result != RESULTS.successful:
+        how = f"dt={dt}" if dt is not None else f"adaptive steps (rtol={rtol}, atol={atol}, last h={float(state.h):.3g})"
+        fix = "use a smaller dt or dt=None" if dt is not None else "loosen rtol/atol or raise max_steps"
+        raise SolveError(
+            f"gradient_flow: {result.message} at t={float(state.t):.6g} after {stats['num_steps']} "
+            f"steps with {how}; {fix}"
+        )
+    return Trajectory(
+        times=np.asarray(rec["t"]), values=values, params=rec.get("params"),
+        metrics={k: np.asarray(v) for k, v in rec["metrics"].items()}, final=state.params,
+        result=result, stats=stats,
+    )
