@@ -164,13 +164,16 @@ def ce_origin_min_eig(prob) -> Prediction:
 # ---- MSE: singular-value thresholding ----------------------------------------------------------
 
 def _svt(M, tau):
+    """Singular-value soft threshold; values within round-off of ``tau`` become exactly 0."""
     U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    return (U * np.maximum(s - tau, 0.0)) @ Vt
+    shrunk = np.where(s - tau > 1e-12 * max(tau, 1.0), s - tau, 0.0)
+    return (U * shrunk) @ Vt
 
 
-def _psd_sqrt(G):
-    w, V = np.linalg.eigh(0.5 * (G + G.T))
-    return (V * np.sqrt(np.clip(w, 0.0, None))) @ V.T
+def _gram_sqrts(Zp):
+    """``((Z Z^T)^{1/2}, (Z^T Z)^{1/2})`` from the SVD of ``Z`` (no square root of round-off)."""
+    U, s, Vt = np.linalg.svd(Zp, full_matrices=False)
+    return (U * s) @ U.T, (Vt.T * s) @ Vt
 
 
 def mse(prob) -> Prediction:
@@ -228,8 +231,9 @@ def mse(prob) -> Prediction:
         Zp = Z * Dh
         tag = "derived"
     Z = Zp / Dh
-    W_gram = np.sqrt(lam_H / lam_W) * _psd_sqrt(Zp @ Zp.T)
-    Hbar_gram = np.sqrt(lam_W / lam_H) * _psd_sqrt(Zp.T @ Zp) / np.outer(Dh, Dh)
+    left, right = _gram_sqrts(Zp)
+    W_gram = np.sqrt(lam_H / lam_W) * left
+    Hbar_gram = np.sqrt(lam_W / lam_H) * right / np.outer(Dh, Dh)
     resid = Z - E if b is None else Z + b[:, None] - E
     value = np.sum((resid * Dh) ** 2) / (2 * N) + sq * np.sum(np.linalg.svd(Zp, compute_uv=False))
     q = {"value": value, "W_gram": W_gram, "Hbar_gram": Hbar_gram, "logit_means": Z,

@@ -1,0 +1,28 @@
+"""Shared helpers for ufm's tests (tree comparisons, ETF targets, problem builders)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+
+def tree_allclose(a, b, rtol=1e-12, atol=0.0) -> bool:
+    la, lb = jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)
+    if jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b):
+        return False
+    return all(np.allclose(np.asarray(x), np.asarray(y), rtol=rtol, atol=atol) for x, y in zip(la, lb))
+
+
+def etf_gram(K: int) -> np.ndarray:
+    """Normalized simplex-ETF Gram ``P / sqrt(K-1)`` (unit Frobenius norm)."""
+    return (np.eye(K) - np.ones((K, K)) / K) / np.sqrt(K - 1)
+
+
+def normalized(G) -> np.ndarray:
+    G = np.asarray(G, dtype=float)
+    return G / np.linalg.norm(G)
+
+
+def class_means(H, labels, K):
+    H = np.asarray(H)
+    return np.stack([H[:, labels == k].mean(axis=1) for k in range(K)], axis=1)
