@@ -164,7 +164,7 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join([head, sep, *body])
 
 
-def main(argv=None, out=sys.stdout) -> int:
+def main(argv=None, out=None) -> int:
     """Command-line entry (``ufm verify`` and ``python -m proofs_check``)."""
     import argparse
     import json
@@ -174,6 +174,7 @@ def main(argv=None, out=sys.stdout) -> int:
     ap.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
+    out = sys.stdout if out is None else out
     t0 = time.perf_counter()
     progress = None if args.quiet else (lambda s: print(s, file=sys.stderr, flush=True))
     rows = run(progress=progress)

@@ -9,6 +9,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
+from ufm import cli as cli  # noqa: E402
 from ufm import conventions as conventions  # noqa: E402
 from ufm import geometry as geometry  # noqa: E402
 from ufm import metrics as metrics  # noqa: E402
