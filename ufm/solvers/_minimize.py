@@ -50,6 +50,11 @@ class Solution:
     def converged(self) -> bool:
         return self.result == RESULTS.successful
 
+    @property
+    def iterations(self) -> int:
+        """First-order plus Newton iterations of the returned run (``stats["num_steps"]``)."""
+        return self.stats["num_steps"]
+
 
 def _lbfgs(prob, x0, rtol, max_steps):
     """optax L-BFGS with zoom line search until KKT <= rtol * max(1, |f|)."""
