@@ -18,7 +18,7 @@ import numpy as np
 
 import ufm
 
-__all__ = ["Prediction", "ce_family", "mse", "ce_origin_min_eig", "predict", "assumptions"]
+__all__ = ["Prediction", "etf_invariants", "ce_family", "mse", "ce_origin_min_eig", "predict", "assumptions"]
 
 
 @dataclass(frozen=True)
@@ -94,26 +94,14 @@ def _focal_gap(K, gamma, kappa):
     return float(0.5 * (lo + hi))
 
 
-def ce_family(prob) -> Prediction:
-    r"""Simplex-ETF global minimizer of the CE, label-smoothing and focal UFM.
+def etf_invariants(prob, g: float) -> dict:
+    r"""Invariants of the simplex-ETF configuration with logit gap ``g`` (0: the zero solution).
 
-    With the ETF ansatz (rows ``w_k`` of equal norm ``a``, ``h_k = c w_k``) the objective reduces
-    to the logit gap ``g = c a^2 K/(K-1)``:
-
-    .. math:: \phi(g) = \ell\Big(p_y = \frac1{1 + (K-1)e^{-g}}\Big) + (K-1)\kappa g .
-
-    CE: ``g = log((1-(K-1)kappa)/kappa)`` if ``kappa < 1/K`` else 0 (zero solution).
-    LS(alpha): ``g = log((K-1)(1-q)/q)``, ``q = (K-1)(alpha/K + kappa)``, nonzero iff
-    ``kappa < (1-alpha)/K``. Focal(gamma): ``g`` minimizes ``phi`` numerically (it need not be
-    convex). Then ``||w_k||^2 = (K-1) g / (K c)``, ``W W^T = a^2 K/(K-1) P``,
-    ``Hbar^T Hbar = c^2 W W^T``, ``b = 0`` (``lam_b > 0``), ``f* = phi(g)``.
-
-    References:
-        Zhu et al., NeurIPS 2021 (arXiv 2105.02375) [paper: ETF; derived: explicit scale];
-        Zhou et al., NeurIPS 2022 (arXiv 2210.02192) [derived: LS and focal scale].
+    ``||w_k||^2 = a^2 = (K-1) g/(K c)``, ``W W^T = a^2 K/(K-1) P``, ``Hbar^T Hbar = c^2 W W^T``,
+    ``h_{k,i} = h_k`` (no within-class spread), ``b = 0`` (centred when ``lam_b = 0``), and the
+    objective ``loss(g) + lam_W K a^2`` with the loss of the problem evaluated on the ETF.
     """
     K, n, lam_W, lam_H, kappa, c = _scalars(prob)
-    g = _ce_logit_gap(prob)
     a2 = (K - 1) * g / (K * c)
     P = _P(K)
     logp = -np.logaddexp(0.0, np.log(K - 1) - g)  # log p_y on the ETF
@@ -133,6 +121,30 @@ def ce_family(prob) -> Prediction:
     }
     if prob.has_bias:
         q["bias_centred" if float(prob.lam_b) == 0.0 else "bias"] = np.zeros(K)
+    return q
+
+
+def ce_family(prob) -> Prediction:
+    r"""Simplex-ETF global minimizer of the CE, label-smoothing and focal UFM.
+
+    With the ETF ansatz (rows ``w_k`` of equal norm ``a``, ``h_k = c w_k``) the objective reduces
+    to the logit gap ``g = c a^2 K/(K-1)``:
+
+    .. math:: \phi(g) = \ell\Big(p_y = \frac1{1 + (K-1)e^{-g}}\Big) + (K-1)\kappa g .
+
+    CE: ``g = log((1-(K-1)kappa)/kappa)`` if ``kappa < 1/K`` else 0 (zero solution).
+    LS(alpha): ``g = log((K-1)(1-q)/q)``, ``q = (K-1)(alpha/K + kappa)``, nonzero iff
+    ``kappa < (1-alpha)/K``. Focal(gamma): ``g`` minimizes ``phi`` numerically (it need not be
+    convex). Then ``||w_k||^2 = (K-1) g / (K c)``, ``W W^T = a^2 K/(K-1) P``,
+    ``Hbar^T Hbar = c^2 W W^T``, ``b = 0`` (``lam_b > 0``), ``f* = phi(g)``.
+
+    References:
+        Zhu et al., NeurIPS 2021 (arXiv 2105.02375) [paper: ETF; derived: explicit scale];
+        Zhou et al., NeurIPS 2022 (arXiv 2210.02192) [derived: LS and focal scale].
+    """
+    g = _ce_logit_gap(prob)
+    q = etf_invariants(prob, g)
+    loss = prob.loss
     name = {ufm.CrossEntropy: "CE", ufm.LabelSmoothing: "LS", ufm.Focal: "focal"}[type(loss)]
     kind = "simplex ETF" if g > 0 else "zero solution"
     return Prediction(

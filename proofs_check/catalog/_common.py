@@ -1,0 +1,69 @@
+"""Symbols, matrices and instance helpers shared by the catalog modules."""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+import ufm
+
+# Positive symbols of the canonical objective (theory reference, section 1).
+K, n, N = sp.symbols("K n N", positive=True)
+lam_W, lam_H, lam_b = sp.symbols("lambda_W lambda_H lambda_b", positive=True)
+alpha, gamma = sp.symbols("alpha gamma", nonnegative=True)
+g = sp.symbols("g", real=True)  # logit gap (true class minus another class)
+kappa_expr = sp.sqrt(n * lam_W * lam_H)
+c_expr = sp.sqrt(lam_W / (n * lam_H))
+
+
+def P(k: int) -> np.ndarray:
+    """Centring matrix ``I - 11^T/K``."""
+    return np.eye(k) - np.ones((k, k)) / k
+
+
+def scalars(prob) -> dict:
+    """Numeric values of the catalog symbols for a balanced problem."""
+    out = {K: prob.K, n: prob.n, lam_W: float(prob.lam_W), lam_H: float(prob.lam_H)}
+    if prob.lam_b is not None:
+        out[lam_b] = float(prob.lam_b)
+    if isinstance(prob.loss, ufm.LabelSmoothing):
+        out[alpha] = float(prob.loss.alpha)
+    if isinstance(prob.loss, ufm.Focal):
+        out[gamma] = float(prob.loss.gamma)
+    return out
+
+
+def evaluate(expr, prob, **extra) -> float:
+    """Evaluate a SymPy expression at the problem's numbers (float64 via lambdify)."""
+    subs = {sym.name: v for sym, v in scalars(prob).items()}
+    subs.update(extra)  # by symbol name, e.g. n_k=2.0, N=16.0
+    free = sorted(expr.free_symbols, key=lambda s: s.name)
+    missing = [s.name for s in free if s.name not in subs]
+    if missing:
+        raise ValueError(f"evaluate: no value for symbol(s) {missing}")
+    fn = sp.lambdify(free, expr, modules="numpy")
+    return float(fn(*[subs[s.name] for s in free]))
+
+
+def kappa(prob) -> float:
+    return float(np.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H)))
+
+
+def lams_for(kappa_value: float, n_value: int, rho: float = 1.0) -> tuple[float, float]:
+    """``(lam_W, lam_H)`` with ``sqrt(n lam_W lam_H) = kappa`` and ``lam_W/lam_H = rho^2``."""
+    return kappa_value * rho / np.sqrt(n_value), kappa_value / (rho * np.sqrt(n_value))
+
+
+def balanced_ok(prob, *, need_d=None, losses=None) -> tuple[bool, str]:
+    """Common assumptions: balanced classes, lam_W, lam_H > 0, d large enough, loss type."""
+    if losses is not None and not isinstance(prob.loss, losses):
+        return False, f"loss must be one of {[t.__name__ for t in losses]}"
+    if not prob.balanced:
+        return False, "needs balanced classes"
+    if prob.nonneg:
+        return False, "signed features (nonneg=False)"
+    if float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
+        return False, "needs lam_W > 0 and lam_H > 0"
+    if need_d is not None and prob.d < need_d:
+        return False, f"needs d >= {need_d} (got d={prob.d})"
+    return True, ""

@@ -1,0 +1,325 @@
+r"""MSE UFM: bias, label encoding and class imbalance, through the class-level convex program.
+
+With collapse, ``Z = W Hbar`` and ``D_n = diag(n_k)``, the nuclear-norm lemma
+``min_{W Ht = Z'} lam_W/2 ||W||^2 + lam_H/2 ||Ht||^2 = sqrt(lam_W lam_H) ||Z'||_*``
+(``Ht = Hbar D_n^{1/2}``, ``Z' = Z D_n^{1/2}``) turns the MSE UFM into
+``min (1/2N)||(Z + b 1^T - E) D_n^{1/2}||^2 + sqrt(lam_W lam_H)||Z D_n^{1/2}||_* + lam_b/2||b||^2``,
+solved by singular-value soft-thresholding (SVT). The numeric evaluator is
+:func:`proofs_check.closed_forms.mse`; the scalar reductions below are proved in SymPy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+import ufm
+from proofs_check import closed_forms as cf
+from proofs_check.catalog._common import K, P, balanced_ok, evaluate, kappa, lam_b, lam_H, lam_W, lams_for, n
+from proofs_check.theorem import Citation, Proof, Theorem
+
+TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
+ZHOU_BIAS = Citation("Zhou et al.", 2022, "ICML", "2203.01238")
+MASSION = Citation("Massion, Makhlouf & Massart", 2026, "preprint", "2606.00344")
+DANG = Citation("Dang et al.", 2023, "ICML", "2301.00437")
+
+kap, x, y, beta, w, h, z, lp = sp.symbols("kappa x y beta w h z lambda'", positive=True)
+
+# ---- the nuclear-norm lemma, scalar case -----------------------------------------------------
+w_star = (lp / lam_W) ** sp.Rational(1, 4) * sp.sqrt(z)
+h_star = (lam_W / lp) ** sp.Rational(1, 4) * sp.sqrt(z)
+LEMMA = (
+    Proof("lemma (scalar): at w = (lam'/lam_W)^(1/4) sqrt(z), h = z/w the penalty "
+          "lam_W/2 w^2 + lam'/2 h^2 equals sqrt(lam_W lam') z and is stationary along w h = z",
+          lambda: ((lam_W / 2 * w_star**2 + lp / 2 * h_star**2) - sp.sqrt(lam_W * lp) * z,
+                   w_star * h_star - z,
+                   sp.diff(lam_W / 2 * w**2 + lp / 2 * (z / w) ** 2, w).subs(w, w_star))),
+)
+
+# ---- bias-free, one-hot, balanced (Tirer & Bruna) ------------------------------------------
+red_tb = (x - 1) ** 2 / 2 + K * kap * x  # per class direction: Z = x I
+x_tb = 1 - K * kap
+PROOFS_TB = LEMMA + (
+    Proof("reduced objective (1/2)(x-1)^2 + K kappa x is stationary at x* = 1 - K kappa",
+          lambda: sp.diff(red_tb, x).subs(x, x_tb)),
+    Proof("value: f* = c_T - c_T^2/2 with c_T = K kappa (Tirer & Bruna's form)",
+          lambda: red_tb.subs(x, x_tb) - (K * kap - (K * kap) ** 2 / 2)),
+    Proof("the zero solution's value 1/2 meets f* at c_T = 1 (continuous transition)",
+          lambda: (red_tb.subs(x, x_tb) - sp.Rational(1, 2)).subs(kap, 1 / K)),
+    Proof("scaling: Tirer & Bruna's lam_W^T/(2K), lam_H^T/(2Kn) equal ufm's lam_W/2, lam_H/2 with "
+          "lam_W^T = K lam_W, lam_H^T = K n lam_H",
+          lambda: ((K * lam_W) / (2 * K) - lam_W / 2, (K * n * lam_H) / (2 * K * n) - lam_H / 2)),
+)
+
+
+def _mse_predict(prob):
+    return cf.mse(prob).quantities
+
+
+def _assume(prob, *, bias, onehot=None, balanced=True):
+    if not isinstance(prob.loss, ufm.MSE):
+        return False, "loss must be MSE"
+    if bias == "none" and prob.has_bias:
+        return False, "bias-free model (lam_b=None)"
+    if bias == "free" and not (prob.has_bias and float(prob.lam_b) == 0.0):
+        return False, "free bias (lam_b=0)"
+    if bias == "reg" and not (prob.has_bias and float(prob.lam_b) > 0.0):
+        return False, "regularized bias (lam_b>0)"
+    if onehot is True and prob.loss.encoding is not None:
+        return False, "one-hot labels (encoding=None)"
+    if balanced and not prob.balanced:
+        return False, "balanced classes"
+    if prob.nonneg or float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
+        return False, "signed features and lam_W, lam_H > 0"
+    if prob.d < min(prob.D, prob.K):
+        return False, f"d >= min(D, K) (got d={prob.d}); otherwise the minimizer is not unique"
+    return True, ""
+
+
+def _away_from(value, threshold, what):
+    if abs(value / threshold - 1) < 0.05:
+        return False, f"{what} within 5% of its threshold (degenerate minimizer)"
+    return True, ""
+
+
+def _tb_assume(prob):
+    ok, why = _assume(prob, bias="none", onehot=True)
+    return _away_from(prob.K * kappa(prob), 1.0, "K kappa") if ok else (ok, why)
+
+
+def _tb_random(rng):
+    frac = float(rng.choice([rng.uniform(0.05, 0.9), rng.uniform(1.1, 1.8)]))
+    lw, lh = lams_for(frac / 4, 5, rho=float(np.exp(rng.uniform(-0.7, 0.7))))
+    return ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lw, lam_H=lh)
+
+
+MSE_BIAS_FREE = Theorem(
+    name="MSE UFM, no bias: orthogonal frame, zero beyond K kappa = 1",
+    citation=TIRER_BRUNA,
+    tag="paper",
+    statement=("Balanced, one-hot, no bias, d >= K: W Hbar = (1-K kappa)_+ I, Hbar^T Hbar = "
+               "(1-K kappa) c I, W W^T = (1-K kappa)/c I (orthogonal frame); f* = c_T - c_T^2/2 "
+               "(c_T = K kappa <= 1), else the minimizer is 0 (Tirer & Bruna's theorem in ufm's scaling)."),
+    assumptions=_tb_assume,
+    predict=_mse_predict,
+    instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lams_for(1.2 / 4, 5)[0],
+                               lam_H=lams_for(1.2 / 4, 5)[1])],
+    random_instance=_tb_random,
+    measure=cf.measure,
+    expressions={"x*": x_tb, "f*": red_tb.subs(x, x_tb)},
+    proofs=PROOFS_TB,
+)
+
+# ---- free bias: simplex ETF (Zhou et al. ICML 2022) -----------------------------------------
+red_free = (K - 1) / (2 * K) * (x - 1) ** 2 + kap * (K - 1) * x  # Z = x P, b = 1/K
+PROOFS_FREE = (
+    Proof("free bias: with Z = x P the optimal b = 1/K 1 leaves residual (x-1)P, and "
+          "(K-1)/(2K)(x-1)^2 + (K-1) kappa x is stationary at x* = 1 - K kappa",
+          lambda: sp.diff(red_free, x).subs(x, 1 - K * kap)),
+)
+
+
+def _free_assume(prob):
+    ok, why = _assume(prob, bias="free")
+    if not ok:
+        return ok, why
+    if prob.loss.encoding is None:
+        return _away_from(prob.K * kappa(prob), 1.0, "K kappa")
+    s = np.linalg.svd(np.asarray(prob.loss.encoding) @ P(prob.K), compute_uv=False)
+    s = s[s > 1e-12]
+    tau = prob.K * kappa(prob)
+    return (True, "") if np.all(np.abs(s / tau - 1) > 0.05) else (False, "a singular value of E P within 5% of K kappa")
+
+
+MSE_FREE_BIAS = Theorem(
+    name="MSE UFM, free bias: b = mean code, Z = SVT(E P) (simplex ETF for one-hot)",
+    citation=ZHOU_BIAS,
+    tag="derived",
+    statement=("Balanced, lam_b = 0, any encoding E (D x K), d >= K: b* = E 1/K, W Hbar = "
+               "SVT_{K kappa}(E P); for one-hot this is (1-K kappa)_+ P and the class means form a "
+               "simplex ETF."),
+    assumptions=_free_assume,
+    predict=_mse_predict,
+    instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=0.0),
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(0).standard_normal((5, 4))),
+                               lam_W=2e-2, lam_H=2e-2, lam_b=0.0)],
+    random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((5, 4))),
+                                        lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=0.0),
+    measure=cf.measure,
+    expressions={"x*": 1 - K * kap, "b*": 1 / K},
+    proofs=PROOFS_FREE,
+)
+
+# ---- regularized bias: ETF-to-orthogonal transition (Massion et al. 2026) --------------------
+red_reg = ((K - 1) * (x - 1) ** 2 + (y + K * beta - 1) ** 2) / (2 * K) + kap * ((K - 1) * x + y) \
+    + lam_b * K * beta**2 / 2
+x_reg = 1 - K * kap
+y_reg = 1 - K * kap * (1 + lam_b) / lam_b
+beta_reg = (1 - y) / (K * (1 + lam_b))
+boundary = K * kap / (1 - K * kap)
+PROOFS_REG = (
+    Proof("with Z = x P + y J/K and b = beta 1: ||Z + b1^T - I||^2 = (K-1)(x-1)^2 + (y+K beta-1)^2 "
+          "and ||Z||_* = (K-1)x + y (K = 4, exact matrices)",
+          lambda: (sp.expand(sum(e**2 for e in (x * sp.Matrix(P(4)).applyfunc(sp.nsimplify) + y * sp.ones(4, 4) / 4
+                                                  + beta * sp.ones(4, 4) - sp.eye(4)))
+                             - (3 * (x - 1) ** 2 + (y + 4 * beta - 1) ** 2)))),
+    Proof("grad of the reduced objective vanishes at x* = 1-K kappa, y* = 1-K kappa(1+lam_b)/lam_b, "
+          "beta* = (1-y*)/(K(1+lam_b))",
+          lambda: tuple(sp.diff(red_reg, v).subs(beta, beta_reg).subs({x: x_reg, y: y_reg}) for v in (x, y, beta))),
+    Proof("y* = 0 exactly at lam_b = K kappa/(1-K kappa) (the ETF / non-ETF boundary)",
+          lambda: y_reg.subs(lam_b, boundary)),
+    Proof("KKT at y = 0: d f/d y = kappa - lam_b/(K(1+lam_b)) >= 0 iff lam_b <= K kappa/(1-K kappa)",
+          lambda: (sp.diff(red_reg, y).subs(beta, beta_reg).subs(y, 0) - (kap - lam_b / (K * (1 + lam_b))),
+                   (kap - lam_b / (K * (1 + lam_b))).subs(lam_b, boundary))),
+    Proof("class-mean cosine (y-x)/((K-1)x+y) is -1/(K-1) at y = 0", lambda: ((y - x) / ((K - 1) * x + y)).subs(y, 0) + 1 / (K - 1)),
+)
+
+
+def _reg_predict(prob):
+    """x*, y*, beta* evaluated from the SymPy expressions (clipped at 0), then the invariants."""
+    K_, kv = prob.K, kappa(prob)
+    xs = max(evaluate(x_reg.subs(kap, kv), prob), 0.0)
+    ys = max(evaluate(y_reg.subs(kap, kv), prob), 0.0)
+    bs = evaluate(beta_reg.subs(y, ys), prob)
+    c = np.sqrt(float(prob.lam_W) / (prob.n * float(prob.lam_H)))
+    Z = xs * P(K_) + ys * np.ones((K_, K_)) / K_
+    q = {"value": evaluate(red_reg.subs({x: xs, y: ys, beta: bs, kap: kv}), prob), "logit_means": Z,
+         "W_gram": Z / c, "Hbar_gram": c * Z, "bias": np.full(K_, bs), "within_class_spread": 0.0,
+         "class_mean_cosine": (ys - xs) / ((K_ - 1) * xs + ys) if xs + ys > 0 else 0.0}
+    return q
+
+
+def _reg_measure(prob, params, names):
+    base = cf.measure(prob, params, [q for q in names if q != "class_mean_cosine"])
+    G = base.get("Hbar_gram")
+    if G is None:
+        G = cf.measure(prob, params, ["Hbar_gram"])["Hbar_gram"]
+    base["class_mean_cosine"] = float(G[0, 1] / np.sqrt(G[0, 0] * G[1, 1])) if G[0, 0] > 0 else 0.0
+    return base
+
+
+def _reg_assume(prob):
+    ok, why = _assume(prob, bias="reg", onehot=True)
+    if not ok:
+        return ok, why
+    kk = prob.K * kappa(prob)
+    if kk >= 0.95:
+        return False, "needs K kappa < 0.95 (nonzero solution, away from its threshold)"
+    return _away_from(float(prob.lam_b), kk / (1 - kk), "lam_b")
+
+
+def _reg_random(rng):
+    kv = float(rng.uniform(0.02, 0.2))
+    lw, lh = lams_for(kv, 5, rho=float(np.exp(rng.uniform(-0.5, 0.5))))
+    bnd = 4 * kv / (1 - 4 * kv)
+    lb = bnd * float(rng.choice([rng.uniform(0.2, 0.9), rng.uniform(1.1, 20.0)]))
+    return ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lw, lam_H=lh, lam_b=lb)
+
+
+MSE_REG_BIAS = Theorem(
+    name="MSE UFM, regularized bias: ETF up to lam_b = K kappa/(1-K kappa), then toward orthogonal",
+    citation=MASSION,
+    tag="derived",
+    statement=("Balanced, one-hot, lam_b > 0, d >= K: W Hbar = x P + y J/K with x = (1-K kappa)_+, "
+               "y = (1-K kappa(1+lam_b)/lam_b)_+, b = (1-y)/(K(1+lam_b)) 1; exact simplex ETF for "
+               "lam_b <= K kappa/(1-K kappa), beyond it cos(h_k, h_l) = (y-x)/((K-1)x+y) rises toward 0."),
+    assumptions=_reg_assume,
+    predict=_reg_predict,
+    instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=lb)
+                       for lb in (0.05, 0.5, 5.0)],
+    random_instance=_reg_random,
+    measure=_reg_measure,
+    expressions={"x*": x_reg, "y*": y_reg, "beta*": beta_reg, "boundary": boundary},
+    proofs=PROOFS_REG,
+)
+
+# ---- encodings, no bias ---------------------------------------------------------------------
+PROOFS_ENC = (
+    Proof("the +-1 code E = 2I - J with K = 4 has E^T E = 4 I, so SVT(E) = (1 - K kappa/2) E and "
+          "Hbar^T Hbar is proportional to (Z^T Z)^(1/2) = (2 - K kappa) I: orthogonal class means",
+          lambda: ((2 * sp.eye(4) - sp.ones(4, 4)).T * (2 * sp.eye(4) - sp.ones(4, 4)) - 4 * sp.eye(4)) == sp.zeros(4, 4)),
+)
+
+
+def _enc_assume(prob):
+    ok, why = _assume(prob, bias="none")
+    if not ok:
+        return ok, why
+    E = np.eye(prob.K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
+    s = np.linalg.svd(E * np.sqrt(np.asarray(prob.counts, float)), compute_uv=False)
+    tau = prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H))
+    return (True, "") if np.all(np.abs(s / tau - 1) > 0.05) else (False, "a singular value of E D^1/2 within 5% of the threshold")
+
+
+MSE_ENCODING = Theorem(
+    name="MSE UFM, no bias, any encoding and class counts: Z D^1/2 = SVT(E D^1/2)",
+    citation=MASSION,
+    tag="derived",
+    statement=("No bias, any encoding E (D x K) and counts n_k, d >= min(D, K): W Hbar D^{1/2} = "
+               "SVT_tau(E D^{1/2}) with tau = N sqrt(lam_W lam_H); W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}, "
+               "Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}(Z'^T Z')^{1/2} D^{-1/2}."),
+    assumptions=_enc_assume,
+    predict=_mse_predict,
+    instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(2 * np.eye(4) - 1), lam_W=5e-3, lam_H=5e-3),
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(1).standard_normal((6, 4))),
+                               lam_W=1e-2, lam_H=3e-2)],
+    random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((6, 4))),
+                                        lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2))),
+    measure=cf.measure,
+    expressions={},
+    proofs=PROOFS_ENC,
+)
+
+# ---- imbalanced, bias-free, one-hot (Dang et al. 2023) --------------------------------------
+nk, s_ = sp.symbols("n_k s", positive=True)
+red_dang = (s_ - sp.sqrt(nk)) ** 2 / (2 * sp.Symbol("N", positive=True)) + sp.sqrt(lam_W * lam_H) * s_
+a_dang = sp.sqrt(nk) - sp.Symbol("N", positive=True) * sp.sqrt(lam_W * lam_H)
+PROOFS_DANG = LEMMA + (
+    Proof("per class: (1/2N)(s - sqrt(n_k))^2 + sqrt(lam_W lam_H) s is stationary at "
+          "s* = a_k = sqrt(n_k) - N sqrt(lam_W lam_H) (so class k collapses to 0 iff a_k <= 0)",
+          lambda: sp.diff(red_dang, s_).subs(s_, a_dang)),
+)
+
+
+def _dang_predict(prob):
+    q = cf.mse(prob).quantities
+    N_ = prob.N
+    a = np.array([max(evaluate(a_dang, prob, n_k=float(m), N=float(N_)), 0.0) for m in prob.counts])
+    lw, lh = float(prob.lam_W), float(prob.lam_H)
+    q["w_norm2"] = np.sqrt(lh / lw) * a  # from the SymPy a_k (the SVT gives the same: checked by the solve)
+    q["h_norm2"] = np.sqrt(lw / lh) * a / np.asarray(prob.counts, float)
+    return q
+
+
+def _dang_assume(prob):
+    ok, why = _assume(prob, bias="none", onehot=True, balanced=False)
+    if not ok:
+        return ok, why
+    if prob.balanced:
+        return False, "imbalanced counts (a balanced problem is the Tirer & Bruna case)"
+    tau = prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H))
+    s = np.sqrt(np.asarray(prob.counts, float))
+    return (True, "") if np.all(np.abs(s / tau - 1) > 0.05) else (False, "some sqrt(n_k) within 5% of N sqrt(lam_W lam_H)")
+
+
+MSE_IMBALANCED = Theorem(
+    name="MSE UFM, imbalanced, no bias: per-class norms, minority classes collapse to 0",
+    citation=DANG,
+    tag="derived",
+    statement=("One-hot, no bias, counts n_k, d >= K: class means are orthogonal, ||w_k||^2 = "
+               "sqrt(lam_H/lam_W) a_k, ||h_k||^2 = sqrt(lam_W/lam_H) a_k/n_k with "
+               "a_k = (sqrt(n_k) - N sqrt(lam_W lam_H))_+; class k collapses to 0 iff "
+               "sqrt(n_k) <= N sqrt(lam_W lam_H)."),
+    assumptions=_dang_assume,
+    predict=_dang_predict,
+    instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2),
+                       ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=0.12, lam_H=0.09)],
+    random_instance=lambda rng: ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(),
+                                        lam_W=float(rng.uniform(5e-3, 0.15)), lam_H=float(rng.uniform(5e-3, 0.15))),
+    measure=cf.measure,
+    expressions={"a_k": a_dang},
+    proofs=PROOFS_DANG,
+)
+
+THEOREMS = [MSE_BIAS_FREE, MSE_FREE_BIAS, MSE_REG_BIAS, MSE_ENCODING, MSE_IMBALANCED]
