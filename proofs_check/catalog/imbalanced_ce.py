@@ -1,0 +1,471 @@
+r"""Imbalanced cross-entropy (and label smoothing, focal): checks through the class-level program.
+
+Two kinds of statement, both numeric in their predictions (no closed form exists for imbalanced
+CE), both tagged ``derived``:
+
+1. **The UFM minimizer is the class-level convex program's** (theory reference section 1,
+   lemmas 1-2): with ``Z' = W Hbar D^{1/2}``, ``D = diag(n_k)``,
+
+   .. math:: \min_{Z', b} \sum_k \frac{n_k}N \ell(z'_k/\sqrt{n_k} + b, k)
+       + \sqrt{\lambda_W\lambda_H}\lVert Z'\rVert_* + \frac{\lambda_b}2\lVert b\rVert^2 ,
+
+   solved by :func:`proofs_check.convex.solve_class_level`; its invariants (value, ``W W^T``,
+   ``Hbar^T Hbar``, ``W Hbar``, bias, zero within-class spread) are compared with
+   :func:`ufm.minimize`'s. For the focal loss the program is not convex (focal is not convex in
+   the logits), so there the check cross-validates a stationary point of the program against
+   ``ufm.minimize`` and, in ``tests/test_convex.py``, against the 1-D focal scale of
+   :func:`proofs_check.closed_forms.ce_family`.
+
+2. **Minority collapse threshold** (Fang et al. 2021; Hong & Ling 2023). Found here (numerically
+   and by the derivation below): two classes ``i, j`` with the same count ``n_B`` get identical
+   classifiers *and* identical feature means iff
+
+   .. math:: (1-\alpha)\sqrt{n_B} \le N\sqrt{\lambda_W\lambda_H}
+
+   (``alpha`` the label-smoothing parameter, ``0`` for CE; the same for one-hot MSE), for every
+   bias mode (none, ``lam_b = 0``, ``lam_b > 0``) and whatever the other classes are. The theory
+   reference (section 4) states ``sqrt(n_B) <= N sqrt(lam_W lam_H)``: correct for CE (and
+   one-hot MSE); for label smoothing the threshold is smaller by the factor ``1 - alpha``; for the
+   focal loss neither formula holds (the measured threshold in ``sqrt(lam_W lam_H)`` is 1.05 to
+   1.14 times ``sqrt(n_B)/N`` in the configurations tried, depending on counts and bias mode).
+   Evidence: bisection on ``tau = sqrt(lam_W lam_H)`` with the convex program, counts
+   ``(K_A, K_B, n_A, n_B)`` in ``(2,2,6,1), (3,2,5,2), (2,3,8,1), (1,2,9,3), (2,2,7,3)``, all three
+   bias modes: collapse starts at ``tau / ((1-alpha) sqrt(n_B)/N) = 1.0000000`` (8 digits) for CE,
+   LS (``alpha`` 0.05 and 0.2) and MSE; below it the gap ``max ||w_i - w_j|| / ||W||`` grows like
+   ``0.9 sqrt(1 - tau/tau*)`` (``0.26, 0.088, 0.028, 0.0089`` at ``1 - tau/tau* = 1e-1 .. 1e-4``).
+
+   Derivation. Let ``G = grad_{Z'}`` of the smooth part, ``G[r, c] = (sqrt(n_c)/N)
+   d loss(z_c, c)/d z_r``, and ``u = (e_i - e_j)/sqrt 2``. If rows ``i, j`` of the logit matrix
+   coincide (``w_i = w_j``, ``b_i = b_j``), every class sees ``p_i = p_j``, and for CE/LS
+   (``grad loss = p - (1-alpha) e_y - alpha/K 1``) this gives exactly
+   ``u^T G = -(1-alpha)(sqrt(n_B)/N) u^T`` (the first SymPy proof). A minimizer invariant under
+   swapping ``i, j`` exists (average over the swap); at it ``u^T Z' = 0`` and ``Z' u = 0``, so
+   ``u u^T`` lies in the part of the nuclear norm's subdifferential ``U V^T + M``
+   (``U^T M = 0``, ``M V = 0``, ``||M|| <= 1``) that is free, and optimality
+   ``-G = tau (U V^T + M)`` needs ``u^T M u = (1-alpha) sqrt(n_B)/(N tau) <= 1``. Conversely the
+   minimizer of the program restricted to ``u^T Z' = 0`` extends to a full certificate whenever
+   that number is ``<= 1`` (the swap-invariant ``M`` of the restricted problem has ``M u = 0``).
+
+References:
+    Fang, He, Long & Su, PNAS 2021 (arXiv 2101.12699), the layer-peeled model and minority
+    collapse; Hong & Ling 2023 (arXiv 2309.09725); Zhou et al., NeurIPS 2022 (arXiv 2210.02192),
+    focal and label smoothing; Srebro et al. 2005 and Recht, Fazel & Parrilo 2010 (the
+    nuclear-norm lemma); theory reference sections 1 and 4.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+import ufm
+from proofs_check import closed_forms as cf
+from proofs_check import convex
+from proofs_check.catalog._common import N, alpha, lam_H, lam_W
+from proofs_check.theorem import Citation, Proof, Theorem
+
+FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699")
+ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
+
+# ---- the nuclear-norm lemma (theory reference, section 1, lemma 2) ----------------------------
+
+w_s, h_s, z_s = sp.symbols("w h z", real=True)
+zp = sp.symbols("z", positive=True)
+s1, s2 = sp.symbols("s_1 s_2", positive=True)
+th, ph = sp.symbols("theta phi", real=True)
+
+
+def _rot(a):
+    return sp.Matrix([[sp.cos(a), -sp.sin(a)], [sp.sin(a), sp.cos(a)]])
+
+
+def _balanced_factors():
+    """``Z' = U S V^T`` (2 x 2, generic rotations) and ``W = c^{1/2} U S^{1/2}``,
+    ``Ht = c^{-1/2} S^{1/2} V^T`` with ``c = sqrt(lam_H/lam_W)``."""
+    U, V = _rot(th), _rot(ph)
+    S, S_half = sp.diag(s1, s2), sp.diag(sp.sqrt(s1), sp.sqrt(s2))
+    c = sp.sqrt(lam_H / lam_W)
+    return U * S * V.T, sp.sqrt(c) * U * S_half, S_half * V.T / sp.sqrt(c)
+
+
+def _balanced_scalar_residuals():
+    w = (lam_H / lam_W) ** sp.Rational(1, 4) * sp.sqrt(zp)
+    h = (lam_W / lam_H) ** sp.Rational(1, 4) * sp.sqrt(zp)
+    mu = sp.sqrt(lam_W * lam_H)
+    pen = lam_W / 2 * w**2 + lam_H / 2 * h**2
+    return w * h - zp, pen - mu * zp, lam_W * w - mu * h, lam_H * h - mu * w
+
+
+def _factor_penalty_residuals():
+    Zp, W, Ht = _balanced_factors()
+    pen = lam_W / 2 * (W.T * W).trace() + lam_H / 2 * (Ht * Ht.T).trace()
+    return (*tuple(W * Ht - Zp), pen - sp.sqrt(lam_W * lam_H) * (s1 + s2))
+
+
+def _factor_gram_residuals():
+    Zp, W, Ht = _balanced_factors()
+    G_W, G_H = W * W.T, Ht.T * Ht
+    return tuple(G_W * G_W - (lam_H / lam_W) * Zp * Zp.T) + tuple(
+        G_H * G_H - (lam_W / lam_H) * Zp.T * Zp
+    )
+
+
+PROOFS_LEMMA = (
+    Proof(
+        "lower bound: lam_W/2 w^2 + lam_H/2 h^2 - sqrt(lam_W lam_H) w h = (sqrt(lam_W) w - "
+        "sqrt(lam_H) h)^2/2 "
+        ">= 0, so the penalty of any factorization w h = z is >= sqrt(lam_W lam_H)|z|",
+        lambda: (
+            lam_W / 2 * w_s**2
+            + lam_H / 2 * h_s**2
+            - sp.sqrt(lam_W * lam_H) * w_s * h_s
+            - (sp.sqrt(lam_W) * w_s - sp.sqrt(lam_H) * h_s) ** 2 / 2
+        ),
+    ),
+    Proof(
+        "equality at w = (lam_H/lam_W)^(1/4) sqrt z, h = (lam_W/lam_H)^(1/4) sqrt z: w h = z, "
+        "the penalty is sqrt(lam_W lam_H) z, and the Lagrangian is stationary with multiplier "
+        "sqrt(lam_W lam_H)",
+        lambda: _balanced_scalar_residuals(),
+    ),
+    Proof(
+        "matrix case (2 x 2, generic rotations U, V): W = c^(1/2) U S^(1/2), Ht = c^(-1/2) "
+        "S^(1/2) V^T "
+        "(c = sqrt(lam_H/lam_W)) factor Z' = U S V^T with penalty sqrt(lam_W lam_H) ||Z'||_*",
+        _factor_penalty_residuals,
+    ),
+    Proof(
+        "Gram identities: (W W^T)^2 = (lam_H/lam_W) Z' Z'^T and (Ht^T Ht)^2 = (lam_W/lam_H) Z'^T "
+        "Z', i.e. "
+        "W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^(1/2), Ht^T Ht = sqrt(lam_W/lam_H)(Z'^T Z')^(1/2)",
+        _factor_gram_residuals,
+    ),
+)
+
+# ---- the minority-collapse certificate --------------------------------------------------------
+
+n_A_s, n_B_s, tau_s = sp.symbols("n_A n_B tau", positive=True)
+_KA, _KB = 1, 3  # class 0 is the majority group, classes 1..3 the minority group
+
+
+def _logit_gradient_block(loss_kind: str):
+    """``G[r, c] = (n_c/N)(1/sqrt(n_c)) d loss(z_c, c)/d z_r`` at logits with coinciding minority
+    rows.
+
+    Column ``c`` of the logit matrix (with the bias) is ``(a_c, m_c, m_c, m_c)``: generic symbols,
+    only the minority rows are equal (``w_i = w_j`` and ``b_i = b_j`` for ``i, j >= 1``).
+    """
+    K = _KA + _KB
+    zs = sp.symbols(f"z0:{K}", real=True)
+    a, m = sp.symbols(f"a0:{K}", real=True), sp.symbols(f"m0:{K}", real=True)
+    G = sp.zeros(K, K)
+    for c in range(K):
+        logZ = sp.log(sum(sp.exp(z) for z in zs))
+        logp = [z - logZ for z in zs]
+        if loss_kind == "ls":
+            loss = -(1 - alpha) * logp[c] - alpha / K * sum(logp)
+        else:  # one-hot MSE
+            loss = sum((zs[r] - (1 if r == c else 0)) ** 2 for r in range(K)) / 2
+        n_c = n_A_s if c < _KA else n_B_s
+        point = {zs[0]: a[c], **{zs[r]: m[c] for r in range(_KA, K)}}
+        for r in range(K):
+            G[r, c] = n_c / N / sp.sqrt(n_c) * sp.diff(loss, zs[r]).subs(point)
+    return G
+
+
+def _minority_rows_residuals(loss_kind: str, factor):
+    G = _logit_gradient_block(loss_kind)
+    K = _KA + _KB
+    out = []
+    for i in range(_KA, K):
+        for j in range(i + 1, K):
+            u = sp.zeros(1, K)
+            u[i], u[j] = 1, -1
+            out.extend(list(u * G + factor * sp.sqrt(n_B_s) / N * u))
+    return tuple(out)
+
+
+beta_expr = (1 - alpha) * sp.sqrt(n_B_s) / (N * tau_s)  # u^T M u at the collapsed point
+tau_star = (1 - alpha) * sp.sqrt(n_B_s) / N
+
+PROOFS_MINORITY = (
+    Proof(
+        "CE/LS (alpha = 0 is CE), K_A = 1, K_B = 3: if the minority rows of the logit matrix "
+        "coincide, "
+        "(e_i - e_j)^T G = -(1-alpha) sqrt(n_B)/N (e_i - e_j)^T for all minority i, j (G from "
+        "sympy.diff "
+        "of the loss), whatever the other logits",
+        lambda: _minority_rows_residuals("ls", 1 - alpha),
+    ),
+    Proof(
+        "one-hot MSE, same setting: (e_i - e_j)^T G = -sqrt(n_B)/N (e_i - e_j)^T",
+        lambda: _minority_rows_residuals("mse", 1),
+    ),
+    Proof(
+        "the free part of the dual certificate on u u^T is beta = (1-alpha) sqrt(n_B)/(N tau); "
+        "beta <= 1 iff tau >= tau* = (1-alpha) sqrt(n_B)/N, with equality at tau*",
+        lambda: beta_expr.subs(tau_s, tau_star) - 1,
+    ),
+)
+
+# ---- assumptions -------------------------------------------------------------------------------
+
+
+def _base_ok(prob, losses):
+    if not isinstance(prob.loss, losses):
+        return False, f"loss must be one of {[t.__name__ for t in losses]}"
+    if isinstance(prob.loss, ufm.MSE) and prob.loss.encoding is not None:
+        return False, "MSE: one-hot encoding only"
+    if prob.nonneg:
+        return False, "signed features (nonneg=False)"
+    if float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
+        return False, "needs lam_W > 0 and lam_H > 0"
+    if prob.d < min(prob.D, prob.K):
+        return (
+            False,
+            f"needs d >= min(D, K) = {min(prob.D, prob.K)} so that d >= rank Z' (got d={prob.d})",
+        )
+    return True, ""
+
+
+def _convex_ok(prob):
+    return _base_ok(prob, (ufm.CrossEntropy, ufm.LabelSmoothing))
+
+
+def _focal_ok(prob):
+    ok, why = _base_ok(prob, (ufm.Focal,))
+    if ok and not prob.balanced:
+        return False, "balanced classes (the focal class-level program is not convex)"
+    return ok, why
+
+
+def minority_classes(prob) -> list[int]:
+    """Classes with the smallest count (the minority group ``B``)."""
+    counts = np.asarray(prob.counts)
+    return [int(k) for k in np.flatnonzero(counts == counts.min())]
+
+
+def threshold_ratio(prob) -> float:
+    """``N sqrt(lam_W lam_H) / ((1-alpha) sqrt(n_B))``: minority collapse iff ``>= 1``."""
+    a = float(prob.loss.alpha) if isinstance(prob.loss, ufm.LabelSmoothing) else 0.0
+    n_B = min(prob.counts)
+    return prob.N * float(np.sqrt(prob.lam_W * prob.lam_H)) / ((1 - a) * np.sqrt(n_B))
+
+
+def _minority_ok(prob, side):
+    ok, why = _base_ok(prob, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE))
+    if not ok:
+        return ok, why
+    counts = prob.counts
+    if len(minority_classes(prob)) < 2 or len(set(counts)) != 2:
+        return (
+            False,
+            f"two groups of classes with at least two minority classes (got counts {counts})",
+        )
+    r = threshold_ratio(prob)
+    if side == "collapsed" and r < 1.1:
+        return False, f"needs N sqrt(lam_W lam_H) >= 1.1 (1-alpha) sqrt(n_B) (ratio {r:.4g})"
+    if side == "separated" and r > 1 / 1.1:
+        return False, f"needs N sqrt(lam_W lam_H) <= (1-alpha) sqrt(n_B)/1.1 (ratio {r:.4g})"
+    return True, ""
+
+
+# ---- predictions -------------------------------------------------------------------------------
+
+
+def _convex_predict(prob) -> dict:
+    sol = convex.solve_class_level(prob)
+    if not sol.converged:
+        raise RuntimeError(
+            f"solve_class_level did not converge (residual {sol.residual:.3g} after "
+            f"{sol.iterations} iterations)"
+        )
+    return sol.quantities(prob)
+
+
+def _pair_gap(M, B) -> float:
+    """``max_{i < j in B} ||M[i] - M[j]||`` over rows."""
+    return max(float(np.linalg.norm(M[i] - M[j])) for i in B for j in B if i < j)
+
+
+def _minority_predict(prob) -> dict:
+    if threshold_ratio(prob) >= 1.0:
+        return {"minority_classifier_gap": 0.0, "minority_feature_gap": 0.0}
+    sol = convex.solve_class_level(prob)
+    B = minority_classes(prob)
+    return {
+        "minority_classifier_gap": _pair_gap(sol.W, B),
+        "minority_feature_gap": _pair_gap(sol.Hbar.T, B),
+    }
+
+
+def measure(prob, params, names) -> dict:
+    """:func:`proofs_check.closed_forms.measure` plus ``minority_classifier_gap`` and
+    ``minority_feature_gap`` (``max ||w_i - w_j||`` and ``max ||h_i - h_j||`` over minority
+    pairs)."""
+    B = minority_classes(prob)
+    W, H = np.asarray(params.W), np.asarray(params.H)
+    labels = prob.labels
+    Hbar = np.stack([H[:, labels == k].mean(axis=1) for k in range(prob.K)], axis=1)
+    extra = {
+        "minority_classifier_gap": lambda: _pair_gap(W, B),
+        "minority_feature_gap": lambda: _pair_gap(Hbar.T, B),
+    }
+    out = cf.measure(prob, params, [q for q in names if q not in extra])
+    out.update({q: extra[q]() for q in names if q in extra})
+    return out
+
+
+# ---- instances (three shapes in all: CE with a bias, LS without, balanced focal) ---------------
+
+COUNTS = (6, 6, 1, 1)  # K_A = K_B = 2, n_A = 6, n_B = 1, N = 14
+D_FEAT = 5  # d = K + 1
+
+
+def _lams(ratio_to_threshold, n_B, N_, rho, a=0.0):
+    """``(lam_W, lam_H)`` with ``N sqrt(lam_W lam_H) = ratio (1-a) sqrt(n_B)``, ``lam_W/lam_H = "
+    "rho^2``."""
+    tau = ratio_to_threshold * (1 - a) * np.sqrt(n_B) / N_
+    return float(tau * rho), float(tau / rho)
+
+
+def _ce(lam_W_, lam_H_, lam_b_):
+    return ufm.UFM(
+        K=4, n=COUNTS, d=D_FEAT, loss=ufm.CrossEntropy(), lam_W=lam_W_, lam_H=lam_H_, lam_b=lam_b_
+    )
+
+
+def _ls(a, lam_W_, lam_H_):
+    return ufm.UFM(K=4, n=COUNTS, d=D_FEAT, loss=ufm.LabelSmoothing(a), lam_W=lam_W_, lam_H=lam_H_)
+
+
+def _convex_instances():
+    return [_ce(5e-3, 5e-3, 5e-3), _ce(0.2, 0.05, 5e-3), _ls(0.1, 5e-3, 5e-3)]
+
+
+def _random_convex(rng):
+    rho = float(np.exp(rng.uniform(-0.7, 0.7)))
+    lw, lh = _lams(rng.uniform(0.2, 2.0), 1, 14, rho)
+    if rng.integers(2):
+        return _ce(lw, lh, float(rng.uniform(1e-3, 1.0)))
+    return _ls(float(rng.uniform(0.0, 0.3)), lw, lh)
+
+
+def _focal(gamma_, lam_W_, lam_H_):
+    return ufm.UFM(
+        K=4, n=3, d=D_FEAT, loss=ufm.Focal(gamma_), lam_W=lam_W_, lam_H=lam_H_, lam_b=5e-3
+    )
+
+
+def _minority_instances(side):
+    r = 0.7 if side == "separated" else 1.4
+    return [_ce(*_lams(r, 1, 14, 2.0), 5e-3), _ls(0.1, *_lams(r, 1, 14, 0.7, a=0.1))]
+
+
+def _random_minority(rng, side):
+    r = rng.uniform(0.3, 0.9) if side == "separated" else rng.uniform(1.1, 2.0)
+    rho = float(np.exp(rng.uniform(-0.7, 0.7)))
+    if rng.integers(2):
+        return _ce(*_lams(r, 1, 14, rho), float(rng.uniform(1e-3, 1.0)))
+    a = float(rng.uniform(0.0, 0.3))
+    return _ls(a, *_lams(r, 1, 14, rho, a=a))
+
+
+CONVEX_IMBALANCED = Theorem(
+    name="Imbalanced CE/LS UFM minimizer = class-level convex program",
+    citation=FANG,
+    tag="derived",
+    statement=(
+        "For lam_W, lam_H > 0, d >= K and any class counts, the global minimum and the invariants "
+        "of every "
+        "global minimizer (W W^T, Hbar^T Hbar, W Hbar, b, zero within-class spread) of the CE or "
+        "label-smoothing UFM are those of the convex program min_{Z',b} sum_k n_k/N "
+        "loss(z'_k/sqrt(n_k) + b, k) "
+        "+ sqrt(lam_W lam_H)||Z'||_* + lam_b/2||b||^2, Z' = W Hbar D^(1/2) (theory reference "
+        "section 1; "
+        "the layer-peeled reduction of Fang et al. 2021)."
+    ),
+    assumptions=_convex_ok,
+    predict=_convex_predict,
+    instances=_convex_instances,
+    random_instance=_random_convex,
+    measure=cf.measure,
+    expressions={
+        "class-level program": sp.Symbol("sum_k n_k/N loss(z'_k/sqrt(n_k) + b, k)")
+        + sp.sqrt(lam_W * lam_H) * sp.Symbol("||Z'||_*")
+    },
+    proofs=PROOFS_LEMMA,
+)
+
+CONVEX_FOCAL = Theorem(
+    name="Balanced focal UFM minimizer = class-level program (focal scale cross-check)",
+    citation=ZHOU,
+    tag="derived",
+    statement=(
+        "For balanced classes, lam_W, lam_H > 0 and d >= K, the focal UFM's global minimizer has "
+        "the "
+        "invariants of the class-level program (not convex for focal: its stationary point found "
+        "by "
+        "proximal gradient from Z' = 0 is cross-checked against ufm.minimize here and against the "
+        "ETF "
+        "scale of closed_forms.ce_family in the tests)."
+    ),
+    assumptions=_focal_ok,
+    predict=_convex_predict,
+    instances=lambda: [_focal(2.0, 5e-3, 5e-3)],
+    random_instance=lambda rng: _focal(
+        float(rng.uniform(0.5, 3.0)),
+        *_lams(rng.uniform(0.2, 0.6), 3, 12, float(np.exp(rng.uniform(-0.7, 0.7)))),
+    ),
+    measure=cf.measure,
+    expressions={
+        "class-level program": sp.Symbol("sum_k (1/K) focal(z'_k/sqrt(n) + b, k)")
+        + sp.sqrt(lam_W * lam_H) * sp.Symbol("||Z'||_*")
+    },
+    proofs=PROOFS_LEMMA[:2],
+)
+
+_MINORITY_STATEMENT = (
+    "Two groups of classes (counts n_A > n_B, at least two minority classes), CE or label "
+    "smoothing (alpha) or one-hot "
+    "MSE, any bias mode, d >= K: the minority classifiers and feature means are identical (w_i = "
+    "w_j, h_i = h_j) iff "
+    "(1-alpha) sqrt(n_B) <= N sqrt(lam_W lam_H). The theory reference states sqrt(n_B) <= N "
+    "sqrt(lam_W lam_H): "
+    "confirmed for CE and MSE; label smoothing moves it by (1-alpha); not valid for focal. "
+)
+
+MINORITY_COLLAPSED = Theorem(
+    name="Minority collapse: identical minority classifiers beyond the threshold",
+    citation=FANG,
+    tag="derived",
+    statement=_MINORITY_STATEMENT
+    + "Checked here on the collapsed side (ratio >= 1.1): both gaps are 0.",
+    assumptions=lambda p: _minority_ok(p, "collapsed"),
+    predict=_minority_predict,
+    instances=lambda: _minority_instances("collapsed"),
+    random_instance=lambda rng: _random_minority(rng, "collapsed"),
+    measure=measure,
+    expressions={"threshold tau*": tau_star, "certificate beta": beta_expr},
+    proofs=PROOFS_MINORITY,
+)
+
+MINORITY_SEPARATED = Theorem(
+    name="Minority collapse: distinct minority classifiers below the threshold",
+    citation=FANG,
+    tag="derived",
+    statement=_MINORITY_STATEMENT
+    + (
+        "Checked here on the separated side (ratio <= 1/1.1): the gaps are those of the "
+        "class-level convex program, nonzero."
+    ),
+    assumptions=lambda p: _minority_ok(p, "separated"),
+    predict=_minority_predict,
+    instances=lambda: _minority_instances("separated"),
+    random_instance=lambda rng: _random_minority(rng, "separated"),
+    measure=measure,
+    expressions={"threshold tau*": tau_star, "certificate beta": beta_expr},
+    proofs=PROOFS_MINORITY[2:],
+)
+
+THEOREMS = [CONVEX_IMBALANCED, CONVEX_FOCAL, MINORITY_COLLAPSED, MINORITY_SEPARATED]
