@@ -28,6 +28,7 @@ import numpy as np
 import sympy as sp
 
 import ufm
+from proofs_check.closed_forms import rel_error
 
 __all__ = ["Citation", "Proof", "Theorem", "rel_error", "minimize_solver"]
 
@@ -80,14 +81,6 @@ class Proof:
         parts = [self._simplify(e) for e in (out if isinstance(out, tuple) else (out,))]
         ok = all(p == 0 for p in parts)
         return ok, "0" if ok else ", ".join(map(str, parts))
-
-
-def rel_error(measured, predicted) -> float:
-    """``||m - p|| / ||p||`` (Frobenius for matrices), or the absolute ``||m - p||`` when ``p = 0``."""
-    m, p = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
-    scale = np.linalg.norm(p)
-    err = np.linalg.norm(m - p)
-    return float(err / scale) if scale > 0 else float(err)
 
 
 def minimize_solver(prob, *, restarts: int = 2):

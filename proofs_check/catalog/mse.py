@@ -82,6 +82,15 @@ def _away_from(value, threshold, what):
     return True, ""
 
 
+def _singular_values_away(M, tau, what):
+    """Every nonzero singular value of ``M`` at least 5% away from the SVT threshold ``tau``."""
+    s = np.linalg.svd(M, compute_uv=False)
+    s = s[s > 1e-12]
+    if np.all(np.abs(s / tau - 1) > 0.05):
+        return True, ""
+    return False, f"a singular value of {what} within 5% of the threshold {tau:.4g} (degenerate minimizer)"
+
+
 def _tb_assume(prob):
     ok, why = _assume(prob, bias="none", onehot=True)
     return _away_from(prob.K * kappa(prob), 1.0, "K kappa") if ok else (ok, why)
@@ -126,10 +135,7 @@ def _free_assume(prob):
         return ok, why
     if prob.loss.encoding is None:
         return _away_from(prob.K * kappa(prob), 1.0, "K kappa")
-    s = np.linalg.svd(np.asarray(prob.loss.encoding) @ P(prob.K), compute_uv=False)
-    s = s[s > 1e-12]
-    tau = prob.K * kappa(prob)
-    return (True, "") if np.all(np.abs(s / tau - 1) > 0.05) else (False, "a singular value of E P within 5% of K kappa")
+    return _singular_values_away(np.asarray(prob.loss.encoding) @ P(prob.K), prob.K * kappa(prob), "E P")
 
 
 MSE_FREE_BIAS = Theorem(
@@ -247,9 +253,8 @@ def _enc_assume(prob):
     if not ok:
         return ok, why
     E = np.eye(prob.K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
-    s = np.linalg.svd(E * np.sqrt(np.asarray(prob.counts, float)), compute_uv=False)
     tau = prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H))
-    return (True, "") if np.all(np.abs(s / tau - 1) > 0.05) else (False, "a singular value of E D^1/2 within 5% of the threshold")
+    return _singular_values_away(E * np.sqrt(np.asarray(prob.counts, float)), tau, "E D^1/2")
 
 
 MSE_ENCODING = Theorem(
