@@ -83,3 +83,15 @@ def test_cli_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     assert np.isclose(value["predicted"], cf.ce_family(PROB).quantities["value"])
     assert out_md.read_text().startswith("| theorem |")
     assert "runtime" in capsys.readouterr().out
+
+
+def test_random_instances_are_drawn_inside_assumptions_and_checked():
+    def draw(rng):  # sometimes outside the assumptions (kappa > 1/K): those are redrawn
+        lam = float(rng.uniform(1e-3, 0.5))
+        return ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=lam, lam_H=lam, lam_b=5e-3)
+
+    theorem = _with(SMALL[0], random_instance=draw)
+    rows = verify.run([theorem], random=3, seed=1, prove=False)
+    instances = {r["instance"] for r in rows}
+    assert len(instances) == 4  # the representative one and three random ones
+    assert all(r["passed"] for r in rows)
