@@ -1,0 +1,266 @@
+"""Heavy-ball gradient descent on the cross-entropy UFM: PyTorch eager vs NumPy vs ufm (compiled).
+
+Model (bias-free, ``shared/theory`` section 1), ``W: (K, d)``, ``H: (d, N)``, ``N = K n``,
+labels ``np.repeat(arange(K), n)``:
+
+    f(W, H) = (1/N) sum_i CE(W h_i, y_i) + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2
+
+Loop (torch.optim.SGD momentum semantics), from one fixed random start:
+
+    buf <- mu buf + grad f(p);   p <- p - lr buf        (lr = 0.1, mu = 0.9)
+
+K = 10, n = 50, d = 64, lam_W = lam_H = 5e-4, 20,000 full-batch steps, in float32 and float64.
+
+Compared, in one process:
+
+1. PyTorch eager: autograd for the gradient, ``torch.optim.SGD(lr, momentum)`` for the update,
+   ``torch.set_num_threads`` = cores available (skipped with a message if torch is missing:
+   ``pip install -e .[bench]``);
+2. NumPy: hand-written gradient (log-sum-exp softmax), in-place update;
+3. ufm: ``ufm.gradient_flow(prob, t1=steps*lr, dt=lr, momentum=mu, ...)``, one compiled loop.
+
+Timing: best of ``--repeats`` runs; for ufm a warm-up call on the same shapes and dtype is made
+first and excluded (its time is printed as the compile time), and every timed call ends with
+``jax.block_until_ready``. The three final objective values must agree (relative 1e-4 in float32,
+1e-9 in float64) or the script exits with status 1.
+
+Run: ``python benchmarks/bench_flow.py`` (``--quick`` for a smoke run, ``--steps N``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import NamedTuple
+
+import numpy as np
+from _common import (
+    OtherLoad,
+    best_time,
+    cpu_count,
+    grad_np,
+    labels,
+    load_line,
+    machine_line,
+    objective_np,
+    print_table,
+    random_start,
+)
+
+K, n, d = 10, 50, 64
+LAM_W = LAM_H = 5e-4
+LR, MU = 0.1, 0.9
+RTOL = {"float32": 1e-4, "float64": 1e-9}
+TARGET = {"torch": {"float32": 25.0, "float64": 8.0}}  # ufm speed-up wanted over torch eager
+
+
+# ---- 1. PyTorch eager ---------------------------------------------------------------------------
+def torch_or_none(threads: int):
+    """The torch module set to ``threads`` threads, or None (with a message) when it is missing."""
+    try:
+        import torch
+    except ImportError:
+        print("torch not installed: skipping the PyTorch row (pip install -e .[bench])")
+        return None
+    torch.set_num_threads(threads)
+    return torch
+
+
+def torch_loop(torch, W0, H0, y, steps: int, dtype: str):
+    """``steps`` SGD-momentum steps with autograd; returns the final ``(W, H)`` as NumPy."""
+    import torch.nn.functional as F
+
+    W = torch.tensor(W0, dtype=getattr(torch, dtype), requires_grad=True)
+    H = torch.tensor(H0, dtype=getattr(torch, dtype), requires_grad=True)
+    yt = torch.as_tensor(y)
+    opt = torch.optim.SGD([W, H], lr=LR, momentum=MU)
+    for _ in range(steps):
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy((W @ H).T, yt)
+        loss = loss + LAM_W / 2 * W.square().sum() + LAM_H / 2 * H.square().sum()
+        loss.backward()
+        opt.step()
+    return W.detach().numpy(), H.detach().numpy()
+
+
+# ---- 2. NumPy, hand-written gradient ------------------------------------------------------------
+def numpy_loop(W0, H0, y, steps: int, dtype: str):
+    """``steps`` heavy-ball steps with :func:`_common.grad_np`; returns the final ``(W, H)``."""
+    W, H = W0.astype(dtype), H0.astype(dtype)
+    bW, bH = np.zeros_like(W), np.zeros_like(H)
+    lr, mu = W.dtype.type(LR), W.dtype.type(MU)
+    lam_W, lam_H = W.dtype.type(LAM_W), W.dtype.type(LAM_H)
+    for _ in range(steps):
+        gW, gH = grad_np(W, H, y, lam_W, lam_H)
+        bW *= mu
+        bW += gW
+        bH *= mu
+        bH += gH
+        W -= lr * bW
+        H -= lr * bH
+    return W, H
+
+
+# ---- 3. ufm -------------------------------------------------------------------------------------
+def ufm_runner(W0, H0, steps: int, dtype: str):
+    """A zero-argument function running ufm's compiled loop, blocking until it is done."""
+    import jax
+    import jax.numpy as jnp
+
+    import ufm
+
+    prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=LAM_W, lam_H=LAM_H, lam_b=None)
+    jdtype = getattr(jnp, dtype)
+    params0 = ufm.Params(jnp.asarray(W0, jdtype), jnp.asarray(H0, jdtype), None)
+    saveat = ufm.SaveAt(t1=True, params=False)
+
+    def run():
+        traj = ufm.gradient_flow(
+            prob, t1=steps * LR, dt=LR, momentum=MU, params0=params0, saveat=saveat, dtype=jdtype
+        )
+        return jax.block_until_ready(traj)
+
+    return run
+
+
+def final_value_ufm(traj) -> float:
+    return float(np.asarray(traj.values).reshape(-1)[-1])
+
+
+# ---- driver -------------------------------------------------------------------------------------
+class Row(NamedTuple):
+    seconds: float  # best of the repeats
+    value: float  # final objective, in the run's dtype
+    others: float  # share of the cores other processes used meanwhile (0 on a quiet machine)
+
+
+def timed(run, repeats: int, value_of) -> Row:
+    """Best-of-``repeats`` timing of ``run()``, the final objective ``value_of(result)``."""
+    load = OtherLoad().start()
+    sec, out = best_time(run, repeats)
+    return Row(sec, value_of(out), load.stop())
+
+
+def bench_dtype(dtype: str, steps: int, repeats: int, torch) -> dict[str, Row]:
+    """``{implementation: Row}`` for one dtype, all from the same start."""
+    W0, H0 = random_start(K, n, d, seed=0)
+    y = labels(K, n)
+
+    def value_np(WH):
+        W, H = WH
+        return objective_np(W, H, y, W.dtype.type(LAM_W), W.dtype.type(LAM_H))
+
+    out = {}
+    if torch is not None:
+        out["torch eager"] = timed(
+            lambda: torch_loop(torch, W0, H0, y, steps, dtype), repeats, value_np
+        )
+    out["numpy"] = timed(lambda: numpy_loop(W0, H0, y, steps, dtype), repeats, value_np)
+    run = ufm_runner(W0, H0, steps, dtype)
+    t0 = time.perf_counter()
+    run()  # warm-up: compiles for these shapes and this dtype
+    first = time.perf_counter() - t0
+    out["ufm"] = timed(run, repeats, final_value_ufm)
+    print(
+        f"[{dtype}] ufm first call (compile + run) {first:.2f} s, "
+        f"compile ~ {first - out['ufm'].seconds:.2f} s"
+    )
+    return out
+
+
+def check_agreement(dtype: str, res: dict[str, Row]) -> bool:
+    """Print the final objectives; True when all agree with ufm's to ``RTOL[dtype]``."""
+    ref = res["ufm"].value
+    ok = True
+    for name, row in res.items():
+        rel = abs(row.value - ref) / abs(ref)
+        good = rel <= RTOL[dtype]
+        ok &= good
+        verdict = "ok" if good else f"DISAGREES (tol {RTOL[dtype]:.0e})"
+        print(f"  {dtype} {name:>12}: f = {row.value:.15g}  rel. diff to ufm {rel:.1e}  {verdict}")
+    return ok
+
+
+def table_rows(dtype: str, steps: int, res: dict[str, Row]) -> list[list[str]]:
+    t_ufm = res["ufm"].seconds
+    rows = []
+    for name, row in res.items():
+        ratio = row.seconds / t_ufm
+        target = TARGET.get(name.split()[0], {}).get(dtype)
+        rows.append(
+            [
+                name,
+                dtype,
+                f"{row.seconds:.3f}",
+                f"{steps / row.seconds:,.0f}",
+                f"{1e6 * row.seconds / steps:.0f}",
+                "" if name == "ufm" else f"{ratio:.1f}x",
+                f">= {target:.0f}x" if target else "",
+                "" if not target else "met" if ratio >= target else "NOT met",
+                f"{row.others:.0%}",
+            ]
+        )
+    return rows
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--steps", type=int, default=20_000)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--quick", action="store_true", help="smoke run: 500 steps, 1 repeat")
+    p.add_argument(
+        "--torch-threads",
+        type=int,
+        default=cpu_count(),
+        help="torch.set_num_threads (default: the cores available)",
+    )
+    args = p.parse_args(argv)
+    steps, repeats = (500, 1) if args.quick else (args.steps, args.repeats)
+
+    print(
+        f"CE-UFM heavy ball: K={K} n={n} d={d} lam_W=lam_H={LAM_W} lr={LR} mu={MU}, "
+        f"{steps} steps, best of {repeats}"
+    )
+    print(machine_line())
+    print(f"start: {load_line()}")
+    torch = torch_or_none(args.torch_threads)
+    if torch is not None:
+        print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    import jax
+
+    print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
+
+    rows, ok = [], True
+    for dtype in ("float32", "float64"):
+        res = bench_dtype(dtype, steps, repeats, torch)
+        ok &= check_agreement(dtype, res)
+        rows += table_rows(dtype, steps, res)
+    print()
+    print_table(
+        [
+            "implementation",
+            "dtype",
+            "best s",
+            "steps/s",
+            "us/step",
+            "ufm speed-up",
+            "target",
+            "",
+            "others' cpu",
+        ],
+        rows,
+    )
+    print(
+        "'others' cpu': share of the cores used by other processes while that row was timed; "
+        "well above 0% means the row is distorted."
+    )
+    print(f"end: {load_line()}")
+    if not ok:
+        print("FAIL: the implementations disagree on the final objective", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
