@@ -11,6 +11,7 @@ jax.config.update("jax_enable_x64", True)
 
 from ufm import cli as cli  # noqa: E402
 from ufm import conventions as conventions  # noqa: E402
+from ufm import dilation as dilation  # noqa: E402
 from ufm import geometry as geometry  # noqa: E402
 from ufm import metrics as metrics  # noqa: E402
 from ufm.losses import MSE as MSE  # noqa: E402
@@ -19,6 +20,14 @@ from ufm.losses import Focal as Focal  # noqa: E402
 from ufm.losses import LabelSmoothing as LabelSmoothing  # noqa: E402
 from ufm.losses import Loss as Loss  # noqa: E402
 from ufm.problems import UFM as UFM  # noqa: E402
+from ufm.problems import DeepParams as DeepParams  # noqa: E402
+from ufm.problems import DeepUFM as DeepUFM  # noqa: E402
+from ufm.problems import layer_metrics as layer_metrics  # noqa: E402
+from ufm.problems import polish_relu as polish_relu  # noqa: E402
+from ufm.problems import MDParams as MDParams  # noqa: E402
+from ufm.problems import MDSolution as MDSolution  # noqa: E402
+from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E402
+from ufm.problems import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
@@ -52,4 +61,13 @@ __all__ = [
     "metrics",
     "geometry",
     "conventions",
+    "dilation",
+    "DeepUFM",
+    "DeepParams",
+    "layer_metrics",
+    "polish_relu",
+    "MemorizationDilation",
+    "MDParams",
+    "MDSolution",
+    "minimize_md",
 ]

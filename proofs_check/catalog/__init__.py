@@ -7,13 +7,15 @@
 | ``mse`` | MSE: no bias (Tirer & Bruna), free bias, regularized bias, encodings, imbalance (Dang et al.) |
 | ``nguyen2023`` | nonnegative features: orthogonal frame |
 | ``imbalanced_ce`` | imbalanced CE against the class-level convex program; minority collapse |
+| ``deep`` | deep UFM: h_m reduction, jump, origin local min, DNC (linear, K = 2, Tirer-Bruna L = 2), low-rank counterexample (Súkeník et al. 2024) |
+| ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
 """
 
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce")
+MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md")
 
 
 def all_theorems() -> list:

@@ -15,7 +15,7 @@ import sympy as sp
 
 import ufm
 from proofs_check import closed_forms as cf
-from proofs_check.catalog._common import K, P, balanced_ok, evaluate, kappa, lam_b, lam_H, lam_W, lams_for, n
+from proofs_check.catalog._common import K, P, evaluate, kappa, lam_b, lam_H, lam_W, lams_for, n
 from proofs_check.theorem import Citation, Proof, Theorem
 
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")

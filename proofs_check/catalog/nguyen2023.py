@@ -25,7 +25,7 @@ import sympy as sp
 
 import ufm
 from proofs_check import closed_forms as cf
-from proofs_check.catalog._common import K, P, alpha, evaluate, kappa, lam_H, lam_W, n
+from proofs_check.catalog._common import K, P, alpha, evaluate, lam_H, lam_W, n
 from proofs_check.theorem import GTOL, Citation, Proof, Theorem
 
 NGUYEN = Citation("Nguyen et al.", 2023, "ICLR", "2206.05530")

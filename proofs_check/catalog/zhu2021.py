@@ -17,7 +17,7 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
-    K, P, balanced_ok, c_expr, evaluate, g, kappa, kappa_expr, lam_H, lam_W, lams_for, n,
+    K, balanced_ok, c_expr, evaluate, g, kappa, kappa_expr, lam_H, lam_W, lams_for, n,
 )
 from proofs_check.theorem import Citation, Proof, Theorem
 

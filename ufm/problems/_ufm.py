@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm._validate import as_float_array, check_int, check_nonneg
 from ufm.losses import Loss
 from ufm.problems._base import Problem
 

@@ -13,7 +13,7 @@ import numpy as np
 
 from ufm import _tree as tr
 from ufm._validate import check_finite_positive, check_range
-from ufm.solvers._common import cast_tree, flow_rhs, kkt_residual, resolve_metrics
+from ufm.solvers._common import cast_tree, flow_rhs, resolve_metrics
 from ufm.solvers._results import RESULTS, SolveError
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]

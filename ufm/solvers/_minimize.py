@@ -193,7 +193,7 @@ def _newton(prob, x0, rtol, max_iters, cg_max):
             return xt, ft, gt, kt, ok
 
         def ls_cond(s):
-            t, it, ok = s[0], s[1], s[-1]
+            it, ok = s[1], s[-1]
             return (~ok) & (it < 40)
 
         def ls_body(s):

@@ -1,0 +1,431 @@
+r"""Memorization-dilation (Nguyen, Levie, Lienen, Kutyniok & Huellermeier, ICLR 2023, arXiv 2206.05530,
+section 4; theory reference section 6). All statements here are derived for ufm's formulation
+(:class:`ufm.MemorizationDilation`), not the paper's (whose M-D objective could not be read).
+
+**LS finite margin.** The positive-feature margin ``delta*(beta) = log((K-1)(1/beta - 1))`` of
+``nguyen2023`` (``beta = cc/kp + alpha(K-1)/K``, ``cc = K sqrt(n lam_W lam_H)``) increases as
+``cc -> 0`` to ``delta_inf = log(1 + K(1-alpha)/alpha)`` for LS, and to infinity for CE. The limit
+is attained exactly by the ``lam_W = lam_H = 0`` problem: there every sample's logit gap to every
+other class equals ``delta_inf`` (its softmax equals the smoothed target). That is the statement
+checked numerically (the finite-lam margin is already checked by ``nguyen2023``).
+
+**Binary fixed frame.** K = 2, ``W`` and the clean means frozen at the positive optimum of the clean
+problem (``w_k = a kp (e_k - 1/2 1)``, ``h_k = rho e_k``, ``kp = sqrt 2``, ``a rho = delta0/kp``,
+``lam_W a^2 = n lam_H rho^2``, ``delta0 = log(1/beta - 1)``, no bias), ``g = ||w_1 - w_0|| = 2a``.
+One noisy feature ``h >= 0`` of true class 0 labelled 1 minimizes its own loss plus the expressivity
+cost, ``F(h) = l(W h, 1) + lam_eff ||h - h_0||`` (MD-P: ``lam_eff = lam``; MD-R with ``M = eta n``
+noisy samples sharing the radius: ``lam_eff = lam/eta``); the feature ridge ``lam_H/2 ||h||^2`` of
+the noisy feature is left out of this sub-problem (with it the optimum leaves the line and has no
+closed form). ``F`` is convex, so its KKT point is the global minimizer. With
+``q = lam_eff/g + alpha/2`` (``alpha = 0`` for CE) and ``sigma(delta0) = 1 - beta``:
+
+- ``q >= sigma(delta0)``: no dilation, ``h = h_0``;
+- ``beta <= q < sigma(delta0)``: ``h = h_0 + D u``, ``u = (w_1 - w_0)/g``, noisy margin
+  ``m = log(1/q - 1)``, ``D = (m + delta0)/g <= sqrt(2) rho``;
+- ``q < beta = sigma(-delta0)`` (**correction** of the theory reference's ``min(., sqrt 2 rho)``):
+  the line leaves the orthant at ``D = sqrt 2 rho`` (where ``h = h_1``), and the minimizer continues
+  on the face ``h = t e_1``, ``t > rho``, the root of ``(sigma(-kp a t) - alpha/2) kp a =
+  lam_eff t/sqrt(rho^2 + t^2)``; ``D = sqrt(rho^2 + t^2) > sqrt 2 rho``.
+- **Dilation is not memorization**: the noisy sample is classified as its wrong label (``m > 0``) iff
+  ``q < 1/2``; for ``1/2 <= q < sigma(delta0)`` it is dilated but still classified as its true class.
+
+Hence (same frame) ``D`` decreases in ``alpha`` (``D_LS < D_CE``), the dilation threshold
+``lam* = g (sigma(delta0) - alpha/2)`` (times ``eta`` for MD-R) decreases in ``alpha``, and in MD-R
+``D`` increases with ``eta``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+from scipy.optimize import brentq
+from scipy.special import expit
+
+import ufm
+from proofs_check.catalog._common import K, alpha
+from proofs_check.catalog.nguyen2023 import NGUYEN, delta_star
+from proofs_check.catalog.nguyen2023 import bet as beta_sym
+from proofs_check.theorem import GTOL, Proof, Theorem
+from ufm._validate import as_float_array
+from ufm.problems._base import Problem
+from ufm.problems._md import minimize_md, smoothed_norm
+
+__all__ = ["THEOREMS", "FixedFrame", "fixed_frame_prediction"]
+
+# ---- symbols ---------------------------------------------------------------------------------
+D, m, q, a, rho, lam, eta, t, cc = sp.symbols("D m q a rho lambda eta t c", positive=True)
+d0 = sp.symbols("delta0", positive=True)
+sig = lambda x: 1 / (1 + sp.exp(-x))
+delta_inf = sp.log(1 + K * (1 - alpha) / alpha)
+q_expr = lam / (2 * a) + alpha / 2  # MD-P; MD-R replaces lam by lam/eta
+m_expr = sp.log(1 / q - 1)
+Q_R = lam / (eta * 2 * a) + alpha / 2  # MD-R
+D_expr = (m_expr + d0) / (2 * a)
+
+
+def _ls_binary(mm):
+    """Binary LS(alpha) loss of a sample whose labelled-class logit exceeds the other by mm."""
+    return -(1 - alpha / 2) * sp.log(sig(mm)) - alpha / 2 * sp.log(sig(-mm))
+
+
+def _ls_K(gap):
+    """LS(alpha) loss with K classes when the labelled logit exceeds every other one by gap."""
+    p_y = 1 / (1 + (K - 1) * sp.exp(-gap))
+    p_j = sp.exp(-gap) / (1 + (K - 1) * sp.exp(-gap))
+    return -(1 - alpha + alpha / K) * sp.log(p_y) - alpha * (K - 1) / K * sp.log(p_j)
+
+
+PROOFS_LS = (
+    Proof("lam = 0: d/dgap LS(gap) = 0 at gap = log(1 + K(1-alpha)/alpha)",
+          lambda: sp.diff(_ls_K(t), t).subs(t, delta_inf)),
+    Proof("lam = 0: the softmax equals the smoothed target there, p_y = 1 - alpha + alpha/K",
+          lambda: (1 / (1 + (K - 1) * sp.exp(-delta_inf))) - (1 - alpha + alpha / K)),
+    Proof("delta*(beta) -> delta_inf as cc -> 0 (beta = cc/kp + alpha(K-1)/K)",
+          lambda: delta_star.subs(beta_sym, alpha * (K - 1) / K) - delta_inf),
+    Proof("d delta*/d beta = -1/(beta(1-beta)) < 0: delta*(lam) < delta_inf for every lam > 0",
+          lambda: sp.diff(delta_star, beta_sym) + 1 / (beta_sym * (1 - beta_sym))),
+    Proof("CE (alpha -> 0): delta_inf = oo (the CE margin diverges as lam -> 0)",
+          lambda: sp.Eq(sp.limit(delta_inf.subs(K, 3), alpha, 0, "+"), sp.oo)),
+)
+
+PROOFS_FF = (
+    Proof("frame: margin of a clean sample w_0.h_0 - w_1.h_0 = kp a rho = delta0 and g = ||w_0 - w_1|| = 2a "
+          "(kp = sqrt 2)", lambda: (sp.sqrt(2) * a * rho * (sp.Rational(1, 2) + sp.Rational(1, 2)) - sp.sqrt(2) * a * rho,
+                                     sp.sqrt((sp.sqrt(2) * a) ** 2 * 2) - 2 * a)),
+    Proof("stationarity on the line h_0 + D u: d/dD [LS(-delta0 + gD) + lam D] = 0 at D = (log(1/q-1) + delta0)/g",
+          lambda: sp.simplify((sp.diff(_ls_binary(-d0 + 2 * a * D), D) + lam).subs(D, D_expr).subs(q, q_expr))),
+    Proof("threshold: the one-sided slope at D = 0+ is lam - g(sigma(delta0) - alpha/2) = g (q - sigma(delta0)), "
+          "so D > 0 iff q < sigma(delta0) (convex F: the slope is increasing)",
+          lambda: (sp.diff(_ls_binary(-d0 + 2 * a * D), D).subs(D, 0) + lam)
+          - 2 * a * (q_expr - sig(d0))),
+    Proof("the formula gives D = 0 exactly at q = sigma(delta0) (continuity at the threshold)",
+          lambda: D_expr.subs(q, sig(d0))),
+    Proof("the line leaves H >= 0 at D = sqrt2 rho, i.e. exactly when q = sigma(-delta0) (delta0 = sqrt2 a rho)",
+          lambda: D_expr.subs(q, sig(-d0)).subs(d0, sp.sqrt(2) * a * rho) - sp.sqrt(2) * rho),
+    Proof("memorization (noisy margin m > 0) iff q < 1/2: m = log(1/q - 1) vanishes at q = 1/2",
+          lambda: m_expr.subs(q, sp.Rational(1, 2))),
+    Proof("D_LS < D_CE in a common frame: dD/dalpha = -1/(4a q(1-q)) < 0",
+          lambda: sp.diff(D_expr.subs(q, q_expr), alpha) + 1 / (4 * a * q_expr * (1 - q_expr))),
+    Proof("dilation threshold lam* = g(sigma(delta0) - alpha/2) has d lam*/d alpha = -a < 0 (LS switches off first)",
+          lambda: sp.diff(2 * a * (sig(d0) - alpha / 2), alpha) + a),
+    Proof("MD-R (q = lam/(eta g) + alpha/2): dD/deta = lam/(4 a^2 eta^2 q(1-q)) > 0, dilation grows with noise",
+          lambda: sp.diff((sp.log(1 / Q_R - 1) + d0) / (2 * a), eta) - lam / (4 * a**2 * eta**2 * Q_R * (1 - Q_R))),
+    Proof("boundary face h = t e_1: d/dt [LS(kp a t) + lam sqrt(rho^2+t^2)] = 0 is "
+          "(sigma(-kp a t) - alpha/2) kp a = lam t/sqrt(rho^2+t^2)",
+          lambda: sp.simplify(sp.diff(_ls_binary(sp.sqrt(2) * a * t) + lam * sp.sqrt(rho**2 + t**2), t)
+                              + (sig(-sp.sqrt(2) * a * t) - alpha / 2) * sp.sqrt(2) * a - lam * t / sp.sqrt(rho**2 + t**2))),
+    Proof("boundary face: the multiplier of h[0] >= 0 is dF/dh[0] = lam (t - rho)/sqrt(rho^2+t^2) at the face "
+          "stationary point, >= 0 iff t >= rho; at t = rho (the point D = sqrt2 rho) the face slope is "
+          "g (q - sigma(-delta0))/sqrt2 < 0 when q < sigma(-delta0), so D = sqrt2 rho is not a minimizer",
+          lambda: (sp.simplify((-(sig(-sp.sqrt(2) * a * t) - alpha / 2) * sp.sqrt(2) * a * (-1)
+                               + lam * (0 - rho) / sp.sqrt(rho**2 + t**2)).subs(
+                                   sig(-sp.sqrt(2) * a * t) - alpha / 2, lam * t / (sp.sqrt(2) * a * sp.sqrt(rho**2 + t**2)))
+                               - lam * (t - rho) / sp.sqrt(rho**2 + t**2)),
+                   sp.simplify((-(sig(-sp.sqrt(2) * a * rho) - alpha / 2) * sp.sqrt(2) * a + lam * rho / sp.sqrt(2 * rho**2))
+                               - sp.sqrt(2) * a * (lam / (2 * a) + alpha / 2 - sig(-sp.sqrt(2) * a * rho))))),
+)
+
+
+# ---- the fixed-frame sub-problem -------------------------------------------------------------
+class FFParams(NamedTuple):
+    """Noisy features ``H: (d, M)`` (true class 0, label 1) and, for MD-R, the radius ``r: (1,)``."""
+
+    H: jax.Array  # shape=(d, M), float64
+    r: jax.Array | None  # shape=(1,), float64, or None
+
+
+def positive_frame(n_, lam_W_, lam_H_, alpha_):
+    """``(a, rho, delta0, beta)`` of the binary positive optimum (``nguyen2023``), jnp or float."""
+    kp = np.sqrt(2.0)
+    beta = 2.0 * jnp.sqrt(n_ * lam_W_ * lam_H_) / kp + alpha_ / 2
+    delta0 = jnp.log(1.0 / beta - 1.0)
+    a_ = jnp.sqrt(delta0 / kp * jnp.sqrt(n_ * lam_H_ / lam_W_))
+    rho_ = jnp.sqrt(delta0 / kp * jnp.sqrt(lam_W_ / (n_ * lam_H_)))
+    return a_, rho_, delta0, beta
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class FixedFrame(Problem):
+    r"""Binary fixed-frame M-D sub-problem (module docstring): ``W``, ``h_0`` frozen at the positive
+    optimum of the clean problem ``(n, lam_W, lam_H, loss)``; ``M`` noisy features of class 0 with
+    label 1 are the variables.
+
+    .. math:: \min_{H \ge 0}\ \frac1M\sum_{i} \ell(W h_i, 1) + E, \quad
+        E = \frac{\lambda}{M}\sum_i \varphi_\varepsilon(h_i - h_0)\ (\text{per\_sample}),\quad
+        E = \frac{\lambda}{\eta} r,\ \varphi_\varepsilon(h_i - h_0) \le r\ (\text{radius}).
+
+    (The full model's terms divided by ``M/N``; ``eta = M/n``.)
+    """
+
+    n: int = field(metadata={"static": True})
+    d: int = field(metadata={"static": True})
+    loss: ufm.Loss
+    lam_W: jax.Array
+    lam_H: jax.Array
+    lam: jax.Array
+    variant: str = field(default="per_sample", metadata={"static": True})
+    M: int = field(default=1, metadata={"static": True})
+    eps: jax.Array = 1e-6
+    al_y: jax.Array | None = None
+    al_rho: jax.Array = 100.0
+
+    K = 2
+    lam_b = None
+    balanced = True
+    nonneg = True
+    has_bias = False
+
+    def __post_init__(self):
+        for name in ("lam_W", "lam_H", "lam", "eps", "al_rho"):
+            object.__setattr__(self, name, as_float_array(getattr(self, name)))
+        if self.variant == "radius" and self.al_y is None:
+            object.__setattr__(self, "al_y", jnp.zeros((self.M,)))
+        object.__setattr__(self, "al_y", as_float_array(self.al_y))
+
+    @property
+    def eta(self) -> float:
+        return self.M / self.n
+
+    @property
+    def alpha(self):
+        return self.loss.alpha if isinstance(self.loss, ufm.LabelSmoothing) else 0.0
+
+    @property
+    def num_noisy(self) -> int:
+        return self.M
+
+    def frame(self):
+        """``W (2, d)``, ``h_0 (d,)`` and the scalars ``(a, rho, delta0, beta)``."""
+        a_, rho_, d0_, beta = positive_frame(self.n, self.lam_W, self.lam_H, self.alpha)
+        e = jnp.eye(self.d)[:2]
+        W = a_ * np.sqrt(2.0) * (e - 0.5 * jnp.sum(e, axis=0, keepdims=True))
+        return W, rho_ * e[0], (a_, rho_, d0_, beta)
+
+    def distances(self, params):
+        _, h0, _ = self.frame()
+        return smoothed_norm(params.H - h0[:, None], self.eps)
+
+    def constraints(self, params):
+        return self.distances(params) - params.r[0] if self.variant == "radius" else jnp.zeros((0,))
+
+    def model_objective(self, params):
+        W, _, _ = self.frame()
+        data = jnp.mean(self.loss(W @ params.H, jnp.ones((self.M,), dtype=int)))
+        if self.variant == "radius":
+            return data + self.lam / self.eta * params.r[0]
+        return data + self.lam * jnp.mean(self.distances(params))
+
+    def objective(self, params):
+        f = self.model_objective(params)
+        if self.variant != "radius":
+            return f
+        c, y, r_ = self.constraints(params), self.al_y, self.al_rho
+        return f + 0.5 * r_ * jnp.sum(jnp.maximum(0.0, c + y / r_) ** 2 - (y / r_) ** 2)
+
+    def init(self, key, scale=None):
+        _, h0, _ = self.frame()
+        H = jnp.abs(h0[:, None] + 0.3 * jax.random.normal(key, (self.d, self.M)))
+        return FFParams(H, jnp.ones((1,)) if self.variant == "radius" else None)
+
+    @property
+    def constrained(self) -> bool:
+        return True
+
+    def lower_bound(self, params):
+        return FFParams(jnp.zeros_like(params.H), None if params.r is None else jnp.zeros_like(params.r))
+
+
+def fixed_frame_prediction(prob: FixedFrame) -> dict:
+    """Closed-form (or 1-D root) prediction: ``regime``, ``q``, ``dilation``, ``noisy_margin``."""
+    a_, rho_, d0_, _beta = (float(v) for v in prob.frame()[2])
+    al, lam_eff = float(prob.alpha), float(prob.lam) / (prob.eta if prob.variant == "radius" else 1.0)
+    g_ = 2 * a_
+    q_ = lam_eff / g_ + al / 2
+    eps = float(prob.eps)
+    if q_ >= expit(d0_):  # exact norm: D = 0; the smoothed norm leaves D_eps = O(eps) on the same line
+        G = lambda DD: lam_eff * DD / np.hypot(DD, eps) - g_ * (expit(d0_ - g_ * DD) - al / 2)
+        D_eps = brentq(G, 0.0, 1.0, xtol=1e-300, rtol=1e-15, maxiter=500)
+        return {"regime": "none", "q": q_, "dilation": D_eps, "noisy_margin": -d0_ + g_ * D_eps}
+    if q_ >= expit(-d0_):
+        m_ = np.log(1 / q_ - 1)
+        return {"regime": "line", "q": q_, "dilation": (m_ + d0_) / g_, "noisy_margin": m_}
+    kp = np.sqrt(2.0)
+    F = lambda tt: (expit(-kp * a_ * tt) - al / 2) * kp * a_ - lam_eff * tt / np.hypot(rho_, tt)
+    hi = rho_
+    while F(hi) > 0:
+        hi *= 2
+    tt = brentq(F, rho_, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
+    return {"regime": "face", "q": q_, "dilation": float(np.hypot(rho_, tt)), "noisy_margin": kp * a_ * tt}
+
+
+def _ff_predict(prob):
+    p = fixed_frame_prediction(prob)
+    return {"dilation": p["dilation"], "noisy_margin": p["noisy_margin"]}
+
+
+def _ff_measure(prob, params, names):
+    W, h0, _ = prob.frame()
+    H = np.asarray(params.H)
+    Wn = np.asarray(W)
+    return {"dilation": float(np.mean(np.linalg.norm(H - np.asarray(h0)[:, None], axis=0))),
+            "noisy_margin": float(np.mean((Wn[1] - Wn[0]) @ H))}
+
+
+def _ff_solve(prob, gtol=GTOL):
+    sol = minimize_md(prob, gtol=gtol, ctol=1e-12, throw=False)
+    return sol.params, {"grad_norm": max(sol.kkt["stationarity"], sol.kkt["violation"],
+                                         sol.kkt["complementarity"]), "converged": sol.converged}
+
+
+def _ff_assume(regime):
+    def assume(prob):
+        if not isinstance(prob, FixedFrame):
+            return False, "a proofs_check.catalog.md.FixedFrame sub-problem"
+        if not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing)):
+            return False, "CE or LS"
+        if float(positive_frame(prob.n, float(prob.lam_W), float(prob.lam_H), float(prob.alpha))[3]) >= 0.5:
+            return False, "the clean positive optimum must be nonzero (beta < 1/2)"
+        got = fixed_frame_prediction(prob)["regime"]
+        return got in regime, f"needs regime {regime}, got {got!r} (q={fixed_frame_prediction(prob)['q']:.4g})"
+    return assume
+
+
+def _ff(loss, lam_, variant="per_sample", M=1, n_=4, lw=5e-3, lh=5e-3, d=3):
+    return FixedFrame(n=n_, d=d, loss=loss, lam_W=lw, lam_H=lh, lam=lam_, variant=variant, M=M)
+
+
+def _lam_for(prob_kwargs, q_target):
+    """The lam giving ``q = q_target`` (MD-P scaling) for a frame, to place instances in a regime."""
+    p = _ff(lam_=0.0, **prob_kwargs)
+    a_ = float(p.frame()[2][0])
+    lam_ = 2 * a_ * (q_target - float(p.alpha) / 2)
+    return lam_ * (p.eta if p.variant == "radius" else 1.0)
+
+
+def _q_interval(kw, regime):
+    """The q-interval of a regime for the frame of ``kw`` (q >= alpha/2 since lam >= 0)."""
+    beta = float(_ff(lam_=0.0, **kw).frame()[2][3])
+    lo, hi = {"line": (beta, 1 - beta), "face": (0.0, beta), "none": (1 - beta, 1.0)}[regime]
+    return max(lo, float(getattr(kw["loss"], "alpha", 0.0)) / 2), hi
+
+
+def _ff_instances(regime, where=0.5):
+    """CE and LS(0.1), MD-P and MD-R (M = 2), at relative position ``where`` of the regime's q-interval."""
+    out = []
+    for loss in (ufm.CrossEntropy(), ufm.LabelSmoothing(0.1)):
+        for variant, M in (("per_sample", 1), ("radius", 2)):
+            kw = {"loss": loss, "variant": variant, "M": M}
+            lo, hi = _q_interval(kw, regime)
+            out.append(_ff(lam_=_lam_for(kw, lo + where * (hi - lo)), **kw))
+    return out
+
+
+def _ff_random(regime):
+    def draw(rng):
+        loss = [ufm.CrossEntropy(), ufm.LabelSmoothing(float(rng.uniform(0.02, 0.3)))][rng.integers(2)]
+        variant, M = [("per_sample", 1), ("radius", int(rng.integers(1, 3)))][rng.integers(2)]
+        kw = {"loss": loss, "variant": variant, "M": M, "lw": float(rng.uniform(2e-3, 2e-2)), "lh": float(rng.uniform(2e-3, 2e-2))}
+        lo, hi = _q_interval(kw, regime)
+        if hi <= lo + 1e-3:
+            return draw(rng)
+        return _ff(lam_=_lam_for(kw, lo + rng.uniform(0.1, 0.9) * (hi - lo)), **kw)
+    return draw
+
+
+def _ls_instances():
+    return [ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(al), lam_W=0.0, lam_H=0.0, nonneg=True) for al in (0.1, 0.3)]
+
+
+def _ls_assume(prob):
+    if not isinstance(prob, ufm.UFM) or not isinstance(prob.loss, ufm.LabelSmoothing) or float(prob.loss.alpha) <= 0:
+        return False, "a ufm.UFM with LabelSmoothing(alpha > 0)"
+    if float(prob.lam_W) != 0 or float(prob.lam_H) != 0 or prob.has_bias:
+        return False, "the lam_W = lam_H = 0 limit problem, no bias"
+    return True, ""
+
+
+def _ls_predict(prob):
+    al, K_ = float(prob.loss.alpha), prob.K
+    gap = float(np.log1p(K_ * (1 - al) / al))
+    return {"min_gap": gap, "max_gap": gap}
+
+
+def _ls_measure(prob, params, names):
+    Z = np.asarray(params.W @ params.H)
+    y = prob.labels
+    gaps = Z[y, np.arange(Z.shape[1])][None, :] - Z
+    gaps[y, np.arange(Z.shape[1])] = np.nan
+    return {"min_gap": float(np.nanmin(gaps)), "max_gap": float(np.nanmax(gaps))}
+
+
+def _ls_solve(prob):
+    sol = ufm.minimize(prob, gtol=GTOL, throw=False)
+    return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
+
+
+LS_FINITE_MARGIN = Theorem(
+    name="M-D: label smoothing keeps a finite margin log(1 + K(1-alpha)/alpha) as lam -> 0",
+    citation=NGUYEN,
+    tag="derived",
+    statement=("Nonnegative features, LS(alpha > 0): the regularized margin delta*(beta) = log((K-1)(1/beta-1)) "
+               "increases to delta_inf = log(1 + K(1-alpha)/alpha) as lam_W lam_H -> 0 (CE: to infinity). At "
+               "lam_W = lam_H = 0 (the limit problem, checked) every logit gap z_y - z_j of a minimizer equals "
+               "delta_inf: the softmax equals the smoothed target."),
+    assumptions=_ls_assume,
+    predict=_ls_predict,
+    instances=_ls_instances,
+    random_instance=lambda rng: ufm.UFM(K=int(rng.integers(2, 4)), n=2, d=4, loss=ufm.LabelSmoothing(float(rng.uniform(0.02, 0.6))),
+                                        lam_W=0.0, lam_H=0.0, nonneg=True),
+    measure=_ls_measure,
+    solve=_ls_solve,
+    expressions={"delta_inf": delta_inf, "delta*(beta)": delta_star},
+    proofs=PROOFS_LS,
+)
+
+_FF_STATEMENT = ("Binary fixed frame (W, clean means at the positive optimum; one noisy feature of class 0 "
+                 "labelled 1 minimizing l(W h, 1) + lam_eff ||h - h_0||, h >= 0; lam_eff = lam (MD-P) or lam/eta "
+                 "(MD-R)), q = lam_eff/g + alpha/2, g = 2a: ")
+
+FF_LINE = Theorem(
+    name="M-D fixed frame: dilation D = (log(1/q-1) + delta0)/g for sigma(-delta0) <= q < sigma(delta0)",
+    citation=NGUYEN, tag="derived",
+    statement=_FF_STATEMENT + ("for sigma(-delta0) <= q < sigma(delta0) the noisy feature moves along "
+                               "(w_1 - w_0)/g to D = (m + delta0)/g <= sqrt2 rho, noisy margin m = log(1/q - 1) "
+                               "(classified as the wrong label iff q < 1/2)."),
+    assumptions=_ff_assume(("line",)), predict=_ff_predict, instances=lambda: _ff_instances("line", 0.3),
+    random_instance=_ff_random("line"), measure=_ff_measure, solve=_ff_solve,
+    expressions={"q": q_expr, "m": m_expr, "D": D_expr}, proofs=PROOFS_FF[:2] + PROOFS_FF[5:9],
+)
+
+FF_FACE = Theorem(
+    name="M-D fixed frame: beyond the orthant edge (q < sigma(-delta0)) D = sqrt(rho^2 + t^2) > sqrt2 rho",
+    citation=NGUYEN, tag="derived",
+    statement=_FF_STATEMENT + ("for q < sigma(-delta0) the minimizer is h = t e_1 with t > rho the root of "
+                               "(sigma(-kp a t) - alpha/2) kp a = lam_eff t/sqrt(rho^2+t^2); the theory reference's "
+                               "D = min((m + delta0)/g, sqrt2 rho) is not stationary there."),
+    assumptions=_ff_assume(("face",)), predict=_ff_predict, instances=lambda: _ff_instances("face"),
+    random_instance=_ff_random("face"), measure=_ff_measure, solve=_ff_solve,
+    proofs=(PROOFS_FF[4], *PROOFS_FF[9:]),
+)
+
+FF_NONE = Theorem(
+    name="M-D fixed frame: no dilation for q >= sigma(delta0)",
+    citation=NGUYEN, tag="derived",
+    statement=_FF_STATEMENT + ("for q >= sigma(delta0) the noisy feature stays at its clean mean (D = 0; the smoothed "
+                               "norm leaves D_eps = O(eps), predicted by the smoothed 1-D stationarity "
+                               "lam_eff D/sqrt(D^2+eps^2) = g(sigma(delta0 - gD) - alpha/2) and matched to 1e-5 "
+                               "(the noisy margin to 1e-8); the curvature 1/eps at D ~ eps limits the certificate to "
+                               "gtol = 1e-10)."),
+    assumptions=_ff_assume(("none",)), predict=_ff_predict, instances=lambda: _ff_instances("none"),
+    random_instance=_ff_random("none"), measure=_ff_measure, solve=lambda p: _ff_solve(p, gtol=1e-10),
+    tolerances={"dilation": 1e-5},
+    proofs=PROOFS_FF[2:4],
+)
+
+THEOREMS = [LS_FINITE_MARGIN, FF_LINE, FF_FACE, FF_NONE]

@@ -1,0 +1,389 @@
+r"""The deep unconstrained feature model: free features followed by L weight layers."""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm.losses import Loss
+from ufm.problems._base import Problem
+from ufm.problems._ufm import _normalize_counts
+
+__all__ = ["DeepParams", "DeepUFM", "layer_metrics", "polish_relu"]
+
+ACTIVATIONS = ("relu", "linear")
+
+
+class DeepParams(NamedTuple):
+    """Parameters of a :class:`DeepUFM`.
+
+    Attributes:
+        Ws: ``(W_1, ..., W_L)``; ``W_l`` has shape ``(d_{l+1}, d_l)`` with ``d_{L+1} = D``
+            (``D = K`` except for MSE encodings).
+        H: ``(d_1, N)`` free features ``H_1``, columns grouped by class (class 0 first).
+        b: ``(D,)`` bias of the last layer, or ``None``.
+    """
+
+    Ws: tuple  # L arrays, W_l shape=(d_{l+1}, d_l), float64
+    H: jax.Array  # shape=(d_1, N), float64
+    b: jax.Array | None  # shape=(D,), float64, or None
+
+
+def _check_widths(widths) -> tuple[int, ...]:
+    if isinstance(widths, (numbers.Integral, np.integer)) and not isinstance(widths, bool):
+        widths = (widths,)
+    try:
+        widths = tuple(widths)
+    except TypeError:
+        raise ValueError(f"widths must be a non-empty sequence of ints >= 1 (d_1, ..., d_L), "
+                         f"got widths={widths!r}") from None
+    if not widths:
+        raise ValueError("widths must be a non-empty sequence of ints >= 1 (d_1, ..., d_L), got widths=()")
+    return tuple(check_int("widths", w, 1, hint=f" (in widths={widths!r})") for w in widths)
+
+
+def _per_layer(name: str, value, L: int):
+    """A scalar or a length-L sequence -> a float64 ``(L,)`` array (concrete values only)."""
+    if value is None:
+        raise ValueError(f"{name} must be a number >= 0 or a sequence of L={L} numbers >= 0, got None")
+    if not is_concrete(value) and not isinstance(value, (list, tuple)):
+        return value  # a tracer or a placeholder while JAX rebuilds the pytree
+    arr = np.asarray(value, dtype=float) if not isinstance(value, jax.Array) else np.asarray(value)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != L):
+        raise ValueError(f"{name} must be a scalar or have L={L} entries (one per weight layer), "
+                         f"got shape {arr.shape}: {name}={value!r}")
+    check_nonneg(name, arr)
+    return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.float64), (L,))
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class DeepUFM(Problem):
+    r"""Deep unconstrained feature model (deep UFM): free features and ``L`` weight layers.
+
+    .. math::
+        f(H_1, W_1, \dots, W_L, b) = \frac1N \sum_{i=1}^N
+            \ell\big(W_L\, s(W_{L-1} \cdots s(W_1\, h_i)) + b,\ y_i\big)
+            + \sum_{l=1}^L \frac{\lambda_l}2 \lVert W_l\rVert_F^2
+            + \frac{\lambda_H}2 \lVert H_1\rVert_F^2 + \frac{\lambda_b}2 \lVert b\rVert_2^2
+
+    with ``s`` the activation (ReLU or the identity) between consecutive layers, none after
+    ``W_L``. Layer ``l`` has input width ``d_l`` (``widths[l-1]``) and output width ``d_{l+1}``,
+    ``d_{L+1} = K`` (or ``D`` for MSE encodings). ``L = 1`` is :class:`ufm.UFM` (same objective);
+    ``L = 2`` with ReLU is the extended UFM of Tirer & Bruna (2022).
+
+    Features of layer ``l``: ``X_1 = H_1`` (post-activation), pre-activation ``Z_l = W_l X_l``,
+    ``X_{l+1} = s(Z_l)``; the logits are ``Z_L + b``.
+
+    Args:
+        K: number of classes, ``K >= 2``.
+        n: samples per class, an int (balanced) or a sequence of ``K`` ints.
+        widths: ``(d_1, ..., d_L)``; ``H_1`` has ``d_1`` rows and there are ``L = len(widths)``
+            weight layers.
+        loss: any :class:`ufm.losses.Loss` (it takes logits of shape ``(D, N)``).
+        lam_W: weight decay of the layers, a number (all layers) or a sequence of ``L`` numbers
+            ``(lambda_1, ..., lambda_L)``, each ``>= 0``; stored as a float64 ``(L,)`` array.
+        lam_H: weight decay of ``H_1``, ``>= 0``.
+        lam_b: ``None`` (no bias), ``0.0`` (free bias) or ``> 0`` (regularized bias) on the last
+            layer.
+        activation: ``"relu"`` or ``"linear"`` (deep linear UFM).
+        relu_features: a ReLU on ``H_1`` itself. Implemented as the constraint ``H_1 >= 0``
+            (``lower_bound``), not as an activation: the two models have the same optimal value
+            and the same minimizers, because at a minimizer of ``f(relu(H_1))`` the penalty forces
+            every negative entry of ``H_1`` to ``0`` (it changes nothing else), so ``H_1 =
+            relu(H_1) >= 0``; the constrained form keeps the objective smooth in ``H_1`` and lets
+            :func:`ufm.minimize` certify a KKT point.
+        pattern: ``None``, or a fixed activation pattern ``(M_1, ..., M_{L-1})`` of 0/1 arrays
+            ``M_l: (d_{l+1}, N)``: then ``s(Z_l) = M_l * Z_l``, the smooth piece of the ReLU
+            model on which the pattern is ``M`` (made by :meth:`on_pattern`, used by
+            :func:`polish_relu` to certify ReLU minimizers that sit on kinks).
+
+    .. note:: With ``activation="relu"`` the objective is not differentiable where a
+       pre-activation entry is exactly ``0``; JAX uses ``relu'(0) = 0``. Deep-neural-collapse
+       points sit on such kinks (the off-diagonal zeros of an orthogonal frame), with the data
+       gradient vanishing there, so the certificate still applies (see the tests).
+
+    .. warning:: Papers scale the penalties differently; this is the canonical objective of
+       ``shared/theory/README.md`` (sections 1 and 7): ``lam/2`` and a mean over samples.
+
+    References:
+        Tirer & Bruna, ICML 2022 (arXiv 2202.08087), the extended (two-layer) UFM; Súkeník,
+        Mondelli & Lampert, NeurIPS 2023 (arXiv 2305.13165), the deep UFM and deep neural
+        collapse; Súkeník, Mondelli & Lampert 2024 (arXiv 2405.14468), its low-rank minimizers.
+    """
+
+    K: int = field(metadata=dict(static=True))
+    n: int | tuple[int, ...] = field(metadata=dict(static=True))
+    widths: tuple[int, ...] = field(metadata=dict(static=True))
+    loss: Loss
+    lam_W: jax.Array = 5e-3
+    lam_H: jax.Array = 5e-3
+    lam_b: jax.Array | None = None
+    activation: str = field(default="relu", metadata=dict(static=True))
+    relu_features: bool = field(default=False, metadata=dict(static=True))
+    pattern: tuple | None = None
+
+    def __post_init__(self):
+        if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
+            raise ValueError(f"K must be an integer >= 2 (number of classes), got K={self.K!r}")
+        object.__setattr__(self, "K", int(self.K))
+        object.__setattr__(self, "n", _normalize_counts(self.n, self.K)[0])
+        object.__setattr__(self, "widths", _check_widths(self.widths))
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be 'relu' or 'linear', got activation={self.activation!r}")
+        if not isinstance(self.loss, Loss):
+            raise ValueError(f"loss must be a ufm loss (ufm.MSE(), ufm.CrossEntropy(), ...), got loss={self.loss!r}")
+        self.loss.check(self.K)
+        object.__setattr__(self, "lam_W", _per_layer("lam_W", self.lam_W, len(self.widths)))
+        for name in ("lam_H", "lam_b"):
+            value = getattr(self, name)
+            if value is None and name == "lam_H":
+                raise ValueError("lam_H must be a number >= 0, got None")
+            if value is not None:
+                if (is_concrete(value) or isinstance(value, (list, tuple))) and np.ndim(value) != 0:
+                    raise ValueError(f"{name} must be a scalar, got shape {np.shape(value)}")
+                check_nonneg(name, value)
+                object.__setattr__(self, name, as_float_array(value))
+        object.__setattr__(self, "relu_features", bool(self.relu_features))
+        if self.pattern is not None and all(is_concrete(M) for M in self.pattern):
+            shapes = tuple((d, self.N) for d in self.widths[1:])
+            got = tuple(np.shape(M) for M in self.pattern)
+            if got != shapes:
+                raise ValueError(f"pattern must hold L-1={self.L - 1} arrays of shapes {shapes}, got {got}")
+            object.__setattr__(self, "pattern", tuple(jnp.asarray(M, dtype=jnp.float64) for M in self.pattern))
+
+    # ---- sizes -------------------------------------------------------------------------------
+    @property
+    def L(self) -> int:
+        """Number of weight layers."""
+        return len(self.widths)
+
+    @property
+    def D(self) -> int:
+        """Output (logit) dimension: ``K``, or ``encoding.shape[0]`` for MSE encodings."""
+        return self.loss.out_dim(self.K)
+
+    @property
+    def dims(self) -> tuple[int, ...]:
+        """``(d_1, ..., d_L, D)``: ``W_l`` maps ``dims[l-1] -> dims[l]``."""
+        return self.widths + (self.D,)
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Per-class sample counts."""
+        return _normalize_counts(self.n, self.K)[1]
+
+    @property
+    def N(self) -> int:
+        return sum(self.counts)
+
+    @property
+    def balanced(self) -> bool:
+        return isinstance(self.n, int)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.lam_b is not None
+
+    @property
+    def labels(self) -> np.ndarray:
+        """Class of each column of ``H_1``."""
+        return np.repeat(np.arange(self.K), self.counts)
+
+    @property
+    def lams(self) -> jax.Array:
+        """``(lambda_1, ..., lambda_L)`` as an ``(L,)`` array."""
+        return jnp.broadcast_to(self.lam_W, (self.L,))
+
+    # ---- the Problem contract ----------------------------------------------------------------
+    def init(self, key: jax.Array, scale: float | None = None) -> DeepParams:
+        """Gaussian start; bias 0.
+
+        ``scale=None``: ``W_l`` entries have standard deviation ``sqrt(2/d_l)`` (He) for ReLU and
+        ``sqrt(1/d_l)`` for linear layers, ``H_1`` entries 1, so every layer keeps the scale of
+        its input. A number: every entry has standard deviation ``scale``. With
+        ``relu_features`` the features start at ``|H_1|``.
+        """
+        keys = jax.random.split(key, self.L + 1)
+        dims = self.dims
+        gain = 2.0 if self.activation == "relu" else 1.0
+        stds = [np.sqrt(gain / dims[l]) if scale is None else scale for l in range(self.L)]
+        Ws = tuple(stds[l] * jax.random.normal(keys[l], (dims[l + 1], dims[l]), dtype=jnp.float64)
+                   for l in range(self.L))
+        H = (1.0 if scale is None else scale) * jax.random.normal(keys[-1], (dims[0], self.N), dtype=jnp.float64)
+        if self.relu_features:
+            H = jnp.abs(H)
+        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        return DeepParams(Ws, H, b)
+
+    def act(self, Z: jax.Array, l: int = 0) -> jax.Array:
+        """The activation ``s`` after layer ``l + 1`` (ReLU, the identity, or the fixed pattern)."""
+        if self.pattern is not None:
+            return self.pattern[l] * Z
+        return jax.nn.relu(Z) if self.activation == "relu" else Z
+
+    def on_pattern(self, params: DeepParams, rtol: float = 0.0) -> DeepUFM:
+        """The smooth piece through ``params``: the same problem with the activation pattern
+        ``M_l = 1[Z_l > rtol * max|Z_l|]`` of ``params`` frozen (smaller entries count as off)."""
+        if self.activation != "relu":
+            raise ValueError(f"on_pattern needs activation='relu', got activation={self.activation!r}")
+        pre, _ = self.layers(params)
+        masks = tuple((np.asarray(Z) > rtol * np.max(np.abs(np.asarray(Z)))).astype(float) for Z in pre[:-1])
+        return dataclasses.replace(self, pattern=masks)
+
+    def layers(self, params: DeepParams) -> tuple[list, list]:
+        """``(pre, post)``: ``post = [X_1 = H_1, X_2, ..., X_L]`` and ``pre = [Z_1, ..., Z_L]``
+        with ``Z_l = W_l X_l`` and ``X_{l+1} = s(Z_l)``; ``Z_L`` is the logit matrix without bias."""
+        post, pre = [params.H], []
+        for l, W in enumerate(params.Ws):
+            pre.append(W @ post[-1])
+            if l < self.L - 1:
+                post.append(self.act(pre[-1], l))
+        return pre, post
+
+    def logits(self, params: DeepParams) -> jax.Array:
+        """``W_L s(... s(W_1 H_1)) + b 1^T``, shape ``(D, N)``."""
+        X = params.H
+        for l, W in enumerate(params.Ws):
+            X = W @ X if l == self.L - 1 else self.act(W @ X, l)
+        return X if params.b is None else X + params.b[:, None]
+
+    def data_term(self, params: DeepParams) -> jax.Array:
+        """``(1/N) sum_i loss(logits_i, y_i)``."""
+        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
+
+    def penalty(self, params: DeepParams) -> jax.Array:
+        """``sum_l lam_l/2 ||W_l||^2 + lam_H/2 ||H_1||^2 + lam_b/2 ||b||^2``."""
+        lams = self.lams
+        pen = 0.5 * self.lam_H * jnp.sum(params.H**2)
+        for l, W in enumerate(params.Ws):
+            pen = pen + 0.5 * lams[l] * jnp.sum(W**2)
+        if params.b is not None:
+            pen = pen + 0.5 * self.lam_b * jnp.sum(params.b**2)
+        return pen
+
+    def objective(self, params: DeepParams) -> jax.Array:
+        """The canonical deep-UFM objective (class docstring)."""
+        return self.data_term(params) + self.penalty(params)
+
+    @property
+    def constrained(self) -> bool:
+        return self.relu_features
+
+    def lower_bound(self, params: DeepParams) -> DeepParams:
+        """``H_1 >= 0`` with ``relu_features``; everything else unbounded."""
+        inf = lambda x: jnp.full_like(x, -jnp.inf)
+        H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
+        return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
+
+    def zeros(self) -> DeepParams:
+        """The all-zero parameters (a critical point; a local minimum when ``L >= 2`` without bias)."""
+        dims = self.dims
+        Ws = tuple(jnp.zeros((dims[l + 1], dims[l])) for l in range(self.L))
+        b = jnp.zeros((self.D,)) if self.has_bias else None
+        return DeepParams(Ws, jnp.zeros((dims[0], self.N)), b)
+
+
+def polish_relu(prob: DeepUFM, params: DeepParams, *, rtol: float = 1e-3, gtol: float = 1e-12,
+                max_newton: int = 200, throw: bool = True):
+    r"""Certify a near-minimizer of a ReLU :class:`DeepUFM` on its activation piece.
+
+    Deep-neural-collapse points of ReLU models sit on kinks: the orthogonal frames of the hidden
+    class means have exact zeros, where ``relu`` is not differentiable. A gradient method then
+    approaches the kink with a gradient norm that does not vanish (about ``1e-6`` relative), so
+    :func:`ufm.minimize` cannot reach a ``1e-12`` certificate on ``prob`` itself. This function
+
+    1. freezes the activation pattern ``M_l = 1[Z_l > rtol max|Z_l|]`` of ``params``
+       (:meth:`DeepUFM.on_pattern`), a smooth (polynomial) piece of the objective;
+    2. runs :func:`ufm.minimize` on that piece from ``params`` (Newton polish, certificate
+       ``gtol``);
+    3. checks that the result lies on the same piece: every pre-activation entry with
+       ``M_l = 1`` is ``> 0`` and every other entry is ``<= 1e-8 max|Z_l|``, so that ReLU and the
+       frozen pattern give the same objective (``pattern_gap``, the difference, is reported).
+
+    Args:
+        prob: a DeepUFM (any activation; for ``"linear"`` step 1 is skipped).
+        params: a near-minimizer, e.g. ``ufm.minimize(prob, throw=False).params``.
+        rtol: pre-activations ``Z_l <= rtol max|Z_l|`` are treated as inactive; the default
+            ``1e-3`` is far above the ``~1e-6`` accuracy of the first-order stage.
+        gtol, max_newton: passed to :func:`ufm.minimize` for the piece.
+        throw: raise :class:`ufm.SolveError` when the piece's solve does not converge.
+
+    Returns:
+        The piece's :class:`ufm.Solution`, with ``value`` replaced by ``prob.objective`` at the
+        polished point and ``stats["pattern_consistent"]`` (bool) and
+        ``stats["pattern_gap"]`` (the largest ``|f_piece - f|``) added.
+
+    References:
+        Bertsekas, Nonlinear Programming (active-set identification then Newton on the
+        identified manifold); the kinks of deep neural collapse: Súkeník, Mondelli & Lampert,
+        NeurIPS 2023 (arXiv 2305.13165).
+    """
+    from ufm.solvers._minimize import minimize
+
+    piece = prob if (prob.activation == "linear" or prob.pattern is not None) else prob.on_pattern(params, rtol)
+    sol = minimize(piece, params0=params, gtol=gtol, max_newton=max_newton, throw=throw)
+    consistent = True
+    if piece.pattern is not None:
+        pre, _ = piece.layers(sol.params)
+        for M, Z in zip(piece.pattern, pre[:-1]):
+            M, Z = np.asarray(M), np.asarray(Z)
+            consistent &= bool(np.all(Z[M > 0] > 0) and np.all(Z[M == 0] <= 1e-8 * np.max(np.abs(Z))))
+    value = float(prob.objective(sol.params))
+    stats = dict(sol.stats, pattern_consistent=consistent, pattern_gap=abs(value - sol.value))
+    return dataclasses.replace(sol, value=value, stats=stats)
+
+
+def layer_metrics(prob: DeepUFM, params: DeepParams, *, rank_rtol: float = 1e-6) -> dict:
+    r"""Per-layer neural-collapse measurements of a deep UFM (host-side, NumPy values).
+
+    For the post-activation features ``X_1 = H_1, X_2, ..., X_L`` and the pre-activations
+    ``Z_1, ..., Z_L`` (``Z_L`` the logits without bias), with uncentred class means
+    ``Xbar_l = [x_{l,1}, ..., x_{l,K}]``:
+
+    - ``nc1``, ``nc1_pre``: :func:`ufm.metrics.nc1` of ``X_l`` and ``Z_l`` (``(L,)`` each),
+      ``(1/K) Tr(Sigma_W Sigma_B^+)``;
+    - ``gram``, ``gram_pre``: ``Xbar_l^T Xbar_l`` and ``Zbar_l^T Zbar_l``, ``(L, K, K)``;
+      an orthogonal frame is ``c I`` (:func:`ufm.metrics.orthogonal_frame_distance`, reported as
+      ``orth`` and ``orth_pre``);
+    - ``rank``, ``rank_pre``: the number of singular values of ``Xbar_l`` (``Zbar_l``) above
+      ``rank_rtol * sigma_max``;
+    - ``sigma_W``: the singular values of each ``W_l`` (a list of ``L`` arrays, descending).
+
+    With ``activation="linear"`` pre- and post-activation features coincide (``Z_l = X_{l+1}``).
+    Which of these are determined at a minimizer is stated in ``proofs_check.catalog.deep``.
+
+    References:
+        Papyan, Han & Donoho, PNAS 2020 (NC1); Súkeník, Mondelli & Lampert, NeurIPS 2023 (per-layer
+        DNC1-DNC3) and 2024 (class-mean rank per layer).
+    """
+    from ufm import metrics
+
+    pre, post = prob.layers(params)
+    labels, K = prob.labels, prob.K
+
+    def means(X):
+        X = np.asarray(X)
+        return np.stack([X[:, labels == k].mean(axis=1) for k in range(K)], axis=1)
+
+    def rank(M):
+        s = np.linalg.svd(M, compute_uv=False)
+        return int(np.sum(s > rank_rtol * s[0])) if s[0] > 0 else 0
+
+    out = {}
+    for tag, feats in (("", post), ("_pre", pre)):
+        bars = [means(X) for X in feats]
+        grams = np.stack([B.T @ B for B in bars])
+        out["nc1" + tag] = np.array([float(metrics.nc1(X, labels, K=K)) for X in feats])
+        out["gram" + tag] = grams
+        out["orth" + tag] = np.array([float(metrics.orthogonal_frame_distance(G)) for G in grams])
+        out["rank" + tag] = np.array([rank(B) for B in bars])
+    out["sigma_W"] = [np.linalg.svd(np.asarray(W), compute_uv=False) for W in params.Ws]
+    return out
