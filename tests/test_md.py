@@ -153,8 +153,8 @@ def test_new_lam_reuses_the_compiled_solver():
 
 
 # ---- qualitative claims on a small grid ------------------------------------------------------
-def _D(prob):
-    sol = minimize_md(prob, restarts=2, gtol=1e-9, ctol=1e-9)
+def _D(prob, ctol=1e-9):
+    sol = minimize_md(prob, restarts=2, gtol=1e-9, ctol=ctol)
     return float(np.mean(dl.displacement(sol.params.H, prob.true_labels, prob.labels, prob.K)))
 
 
@@ -177,7 +177,9 @@ def test_dilation_switches_off_earlier_for_ls(variant):
     lams = np.geomspace(0.05, 30.0, 12)
 
     def threshold(loss):
-        off = [lam for lam in lams if _D(_md(variant=variant, lam=lam, loss=loss)) <= 1e-4]
+        # at D ~ 0 the smoothed norm (eps = 1e-6) stiffens the constraints: the augmented Lagrangian
+        # reaches complementarity ~3e-9 there, ample for the question D <= 1e-4
+        off = [lam for lam in lams if _D(_md(variant=variant, lam=lam, loss=loss), ctol=1e-8) <= 1e-4]
         return min(off) if off else np.inf
 
     t_ce, t_ls = threshold(ufm.CrossEntropy()), threshold(ufm.LabelSmoothing(0.2))
