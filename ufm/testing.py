@@ -46,6 +46,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import ufm
+from ufm.problems._base import normalize_counts
 
 __all__ = [
     "LOSS_KINDS",
@@ -458,7 +459,7 @@ def _problems(draw, cfg: dict, closed_form: bool):
     nonneg = cfg["nonneg"] if cfg["nonneg"] is not None else draw(st.booleans())
     if cfg["sizes"] is not None:
         K, n, d = draw(st.sampled_from(cfg["sizes"]))
-        imbalanced = len(set(ufm.problems._ufm._normalize_counts(n, K)[1])) > 1
+        imbalanced = len(set(normalize_counts(n, K)[1])) > 1
     else:
         K, n, d = draw(st.integers(cfg["min_K"], cfg["max_K"])), None, None
         imbalanced = cfg["balanced"] is False
@@ -467,7 +468,7 @@ def _problems(draw, cfg: dict, closed_form: bool):
     if n is None:  # the loss first: regimes and closed forms with imbalance exist for MSE only
         balanced = cfg["balanced"] if isinstance(loss, ufm.MSE) or not constrained else True
         n = draw(class_counts(K=K, balanced=balanced))
-    counts = ufm.problems._ufm._normalize_counts(n, K)[1]
+    counts = normalize_counts(n, K)[1]
     imbalanced = len(set(counts)) > 1
     modes = _allowed_bias(loss, cfg["bias"], imbalanced=imbalanced, nonneg=nonneg, regime=regime,
                           closed_form=closed_form)
@@ -659,7 +660,7 @@ def features(*, K: int, n, d: int, collapsed: bool | str = False) -> st.SearchSt
     Example:
         ``@given(ufm.testing.features(K=3, n=2, d=4, collapsed="etf"))``
     """
-    counts = ufm.problems._ufm._normalize_counts(n, K)[1]
+    counts = normalize_counts(n, K)[1]
     labels = np.repeat(np.arange(K), counts)
     kind = {True: "etf", "etf": "etf", "orthogonal": "orthogonal", False: None}.get(collapsed, "?")
     if kind == "?":

@@ -15,8 +15,13 @@ Solvers use nothing else, so any model family that provides these works with
 
 from __future__ import annotations
 
+import numbers
+
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from ufm._validate import check_int
 
 
 class Problem:
@@ -42,3 +47,65 @@ class Problem:
         if not self.constrained:
             return params
         return jax.tree_util.tree_map(jnp.maximum, params, self.lower_bound(params))
+
+
+def normalize_counts(n, K):
+    """``n`` int (balanced) or a sequence of per-class counts -> (n as stored, counts tuple).
+
+    A sequence of equal counts is stored as the int (balanced).
+    """
+    if isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, bool):
+        n = check_int("n", n, 1)
+        return n, (n,) * K
+    try:
+        counts = tuple(n)
+    except TypeError:
+        raise ValueError(f"n must be an int >= 1 or a sequence of K ints >= 1, got n={n!r}") from None
+    if len(counts) != K:
+        raise ValueError(f"n must have K={K} per-class counts, got {len(counts)}: n={n!r}")
+    counts = tuple(check_int("n", c, 1, hint=f" (in n={n!r})") for c in counts)
+    if len(set(counts)) == 1:
+        return counts[0], counts
+    return counts, counts
+
+
+class ClassSizes:
+    """Sizes shared by the classification models: needs attributes ``K``, ``n`` (int or per-class
+    counts), ``loss`` and ``lam_b``."""
+
+    @property
+    def counts(self) -> tuple[int, ...]:
+        """Per-class sample counts ``(n_1, ..., n_K)``."""
+        return normalize_counts(self.n, self.K)[1]
+
+    @property
+    def N(self) -> int:
+        """Total number of samples."""
+        return sum(self.counts)
+
+    @property
+    def balanced(self) -> bool:
+        return isinstance(self.n, int)
+
+    @property
+    def D(self) -> int:
+        """Output (logit) dimension: ``K``, or ``encoding.shape[0]`` for MSE encodings."""
+        return self.loss.out_dim(self.K)
+
+    @property
+    def has_bias(self) -> bool:
+        return self.lam_b is not None
+
+
+def affine_logits(W, H, b):
+    """``Z = W H + b 1^T``, shape ``(D, N)`` (``b`` may be ``None``)."""
+    Z = W @ H
+    return Z if b is None else Z + b[:, None]
+
+
+def weight_decay(prob, params):
+    """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2`` for parameters with ``W, H, b``."""
+    pen = 0.5 * prob.lam_W * jnp.sum(params.W**2) + 0.5 * prob.lam_H * jnp.sum(params.H**2)
+    if params.b is not None:
+        pen = pen + 0.5 * prob.lam_b * jnp.sum(params.b**2)
+    return pen

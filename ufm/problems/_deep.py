@@ -13,8 +13,8 @@ import numpy as np
 
 from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
 from ufm.losses import Loss
-from ufm.problems._base import Problem
-from ufm.problems._ufm import _normalize_counts
+from ufm.problems._base import ClassSizes, Problem
+from ufm.problems._base import normalize_counts
 
 __all__ = ["DeepParams", "DeepUFM", "layer_metrics", "polish_relu"]
 
@@ -65,7 +65,7 @@ def _per_layer(name: str, value, L: int):
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class DeepUFM(Problem):
+class DeepUFM(ClassSizes, Problem):
     r"""Deep unconstrained feature model (deep UFM): free features and ``L`` weight layers.
 
     .. math::
@@ -134,7 +134,7 @@ class DeepUFM(Problem):
         if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
             raise ValueError(f"K must be an integer >= 2 (number of classes), got K={self.K!r}")
         object.__setattr__(self, "K", int(self.K))
-        object.__setattr__(self, "n", _normalize_counts(self.n, self.K)[0])
+        object.__setattr__(self, "n", normalize_counts(self.n, self.K)[0])
         object.__setattr__(self, "widths", _check_widths(self.widths))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be 'relu' or 'linear', got activation={self.activation!r}")
@@ -166,31 +166,9 @@ class DeepUFM(Problem):
         return len(self.widths)
 
     @property
-    def D(self) -> int:
-        """Output (logit) dimension: ``K``, or ``encoding.shape[0]`` for MSE encodings."""
-        return self.loss.out_dim(self.K)
-
-    @property
     def dims(self) -> tuple[int, ...]:
         """``(d_1, ..., d_L, D)``: ``W_l`` maps ``dims[l-1] -> dims[l]``."""
         return self.widths + (self.D,)
-
-    @property
-    def counts(self) -> tuple[int, ...]:
-        """Per-class sample counts."""
-        return _normalize_counts(self.n, self.K)[1]
-
-    @property
-    def N(self) -> int:
-        return sum(self.counts)
-
-    @property
-    def balanced(self) -> bool:
-        return isinstance(self.n, int)
-
-    @property
-    def has_bias(self) -> bool:
-        return self.lam_b is not None
 
     @property
     def labels(self) -> np.ndarray:

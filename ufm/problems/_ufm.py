@@ -12,7 +12,7 @@ import numpy as np
 
 from ufm._validate import as_float_array, check_int, check_nonneg
 from ufm.losses import Loss
-from ufm.problems._base import Problem
+from ufm.problems._base import ClassSizes, Problem, affine_logits, normalize_counts, weight_decay
 
 __all__ = ["UFM", "Params"]
 
@@ -31,26 +31,9 @@ class Params(NamedTuple):
     b: jax.Array | None  # shape=(D,), float64, or None
 
 
-def _normalize_counts(n, K):
-    """``n`` int (balanced) or a sequence of per-class counts -> (n as stored, counts tuple)."""
-    if isinstance(n, (numbers.Integral, np.integer)) and not isinstance(n, bool):
-        n = check_int("n", n, 1)
-        return n, (n,) * K
-    try:
-        counts = tuple(n)
-    except TypeError:
-        raise ValueError(f"n must be an int >= 1 or a sequence of K ints >= 1, got n={n!r}") from None
-    if len(counts) != K:
-        raise ValueError(f"n must have K={K} per-class counts, got {len(counts)}: n={n!r}")
-    counts = tuple(check_int("n", c, 1, hint=f" (in n={n!r})") for c in counts)
-    if len(set(counts)) == 1:
-        return counts[0], counts
-    return counts, counts
-
-
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class UFM(Problem):
+class UFM(ClassSizes, Problem):
     r"""Regularized unconstrained feature model (canonical objective of Zhu et al. 2021).
 
     .. math::
@@ -95,7 +78,7 @@ class UFM(Problem):
         if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
             raise ValueError(f"K must be an integer >= 2 (number of classes), got K={self.K!r}")
         object.__setattr__(self, "K", int(self.K))
-        n, _ = _normalize_counts(self.n, self.K)
+        n, _ = normalize_counts(self.n, self.K)
         object.__setattr__(self, "n", n)
         object.__setattr__(self, "d", check_int("d", self.d, 1))
         if not isinstance(self.loss, Loss):
@@ -113,30 +96,7 @@ class UFM(Problem):
                 object.__setattr__(self, name, as_float_array(value))
         object.__setattr__(self, "nonneg", bool(self.nonneg))
 
-    # ---- sizes -------------------------------------------------------------------------------
-    @property
-    def counts(self) -> tuple[int, ...]:
-        """Per-class sample counts ``(n_1, ..., n_K)``."""
-        return _normalize_counts(self.n, self.K)[1]
-
-    @property
-    def N(self) -> int:
-        """Total number of samples."""
-        return sum(self.counts)
-
-    @property
-    def balanced(self) -> bool:
-        return isinstance(self.n, int)
-
-    @property
-    def D(self) -> int:
-        """Rows of ``W`` (logit dimension): ``K``, or ``encoding.shape[0]`` for MSE encodings."""
-        return self.loss.out_dim(self.K)
-
-    @property
-    def has_bias(self) -> bool:
-        return self.lam_b is not None
-
+    # ---- sizes (counts, N, balanced, D, has_bias: ClassSizes) --------------------------------
     @property
     def labels(self) -> np.ndarray:
         """Class of each column of ``H``: ``n_1`` zeros, then ``n_2`` ones, and so on."""
@@ -159,8 +119,7 @@ class UFM(Problem):
 
     def logits(self, params: Params) -> jax.Array:
         """``Z = W H + b 1^T``, shape ``(D, N)``."""
-        Z = params.W @ params.H
-        return Z if params.b is None else Z + params.b[:, None]
+        return affine_logits(params.W, params.H, params.b)
 
     def data_term(self, params: Params) -> jax.Array:
         """``(1/N) sum_i loss(W h_i + b, y_i)``."""
@@ -168,10 +127,7 @@ class UFM(Problem):
 
     def penalty(self, params: Params) -> jax.Array:
         """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
-        pen = 0.5 * self.lam_W * jnp.sum(params.W**2) + 0.5 * self.lam_H * jnp.sum(params.H**2)
-        if params.b is not None:
-            pen = pen + 0.5 * self.lam_b * jnp.sum(params.b**2)
-        return pen
+        return weight_decay(self, params)
 
     def objective(self, params: Params) -> jax.Array:
         """The canonical objective (class docstring)."""
