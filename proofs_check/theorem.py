@@ -75,6 +75,7 @@ class Proof:
         return simplified
 
     def run(self) -> tuple[bool, str]:
+        """``(proved, simplified residual as text)``."""
         out = self.residual()
         if isinstance(out, (bool, sp.logic.boolalg.BooleanAtom)):
             return bool(out), str(out)

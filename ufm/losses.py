@@ -164,9 +164,11 @@ class MSE(Loss):
             object.__setattr__(self, "encoding", jnp.asarray(arr))
 
     def out_dim(self, K: int) -> int:
+        """``D``: ``K`` for one-hot targets, else the number of rows of the encoding."""
         return K if self.encoding is None else int(self.encoding.shape[0])
 
     def check(self, K: int) -> None:
+        """The encoding must have one column per class."""
         if self.encoding is not None and is_concrete(self.encoding) and self.encoding.shape[1] != K:
             raise ValueError(
                 f"encoding must have K={K} columns (one target per class), "

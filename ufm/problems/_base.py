@@ -28,9 +28,11 @@ class Problem:
     """Base class of the ufm model families (see the module docstring for the contract)."""
 
     def init(self, key: jax.Array, scale: float | None = None):  # pragma: no cover
+        """A random feasible starting point (a pytree of parameters), entries of size ``scale``."""
         raise NotImplementedError
 
     def objective(self, params) -> jax.Array:  # pragma: no cover
+        """The scalar the solvers minimize (a pure, differentiable function of ``params``)."""
         raise NotImplementedError
 
     def lower_bound(self, params):
