@@ -111,3 +111,20 @@ def weight_decay(prob, params):
     if params.b is not None:
         pen = pen + 0.5 * prob.lam_b * jnp.sum(params.b**2)
     return pen
+
+
+class AffineClassifier:
+    """The data and penalty terms of a one-layer model with parameters ``(W, H, b)``: needs
+    ``loss``, ``labels`` (the labels the loss sees) and ``lam_W``, ``lam_H``, ``lam_b``."""
+
+    def logits(self, params) -> jax.Array:
+        """``Z = W H + b 1^T``, shape ``(D, N)``."""
+        return affine_logits(params.W, params.H, params.b)
+
+    def data_term(self, params) -> jax.Array:
+        """``(1/N) sum_i loss(W h_i + b, y_i)`` with ``y = self.labels``."""
+        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
+
+    def penalty(self, params) -> jax.Array:
+        """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
+        return weight_decay(self, params)

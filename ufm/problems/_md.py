@@ -28,7 +28,7 @@ import numpy as np
 
 from ufm._validate import as_float_array, check_int, check_nonneg, check_range, is_concrete
 from ufm.losses import Loss
-from ufm.problems._base import ClassSizes, Problem, affine_logits, weight_decay
+from ufm.problems._base import AffineClassifier, ClassSizes, Problem
 
 __all__ = ["MDParams", "MDSolution", "MemorizationDilation", "minimize_md", "smoothed_norm"]
 
@@ -102,7 +102,7 @@ def _check_noise(K, n, eta, noise):
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class MemorizationDilation(ClassSizes, Problem):
+class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
     r"""The memorization-dilation model (ufm's two explicit variants; see the module warning).
 
     True classes ``k = 0..K-1`` with ``n`` samples each, ``N = K n``; columns of ``H`` grouped by true
@@ -265,18 +265,6 @@ class MemorizationDilation(ClassSizes, Problem):
         if self.variant != "radius":
             return jnp.zeros((0,))
         return self.distances(params) - params.r[self.true_labels[self.noisy_index]]
-
-    def logits(self, params: MDParams) -> jax.Array:
-        """``Z = W H + b 1^T``, shape ``(D, N)``."""
-        return affine_logits(params.W, params.H, params.b)
-
-    def data_term(self, params: MDParams) -> jax.Array:
-        """``(1/N) sum_i loss(W h_i + b, ytilde_i)`` with the noisy labels."""
-        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
-
-    def penalty(self, params: MDParams) -> jax.Array:
-        """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
-        return weight_decay(self, params)
 
     def expressivity(self, params: MDParams) -> jax.Array:
         """``E``: ``(lam/K) sum_k r_k`` (radius) or ``(lam/N) sum_noisy phi`` (per_sample)."""

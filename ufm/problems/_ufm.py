@@ -12,7 +12,7 @@ import numpy as np
 
 from ufm._validate import as_float_array, check_int, check_nonneg
 from ufm.losses import Loss
-from ufm.problems._base import ClassSizes, Problem, affine_logits, normalize_counts, weight_decay
+from ufm.problems._base import AffineClassifier, ClassSizes, Problem, normalize_counts
 
 __all__ = ["UFM", "Params"]
 
@@ -33,7 +33,7 @@ class Params(NamedTuple):
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class UFM(ClassSizes, Problem):
+class UFM(ClassSizes, AffineClassifier, Problem):
     r"""Regularized unconstrained feature model (canonical objective of Zhu et al. 2021).
 
     .. math::
@@ -116,18 +116,6 @@ class UFM(ClassSizes, Problem):
             H = jnp.abs(H)
         b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
         return Params(W, H, b)
-
-    def logits(self, params: Params) -> jax.Array:
-        """``Z = W H + b 1^T``, shape ``(D, N)``."""
-        return affine_logits(params.W, params.H, params.b)
-
-    def data_term(self, params: Params) -> jax.Array:
-        """``(1/N) sum_i loss(W h_i + b, y_i)``."""
-        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
-
-    def penalty(self, params: Params) -> jax.Array:
-        """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
-        return weight_decay(self, params)
 
     def objective(self, params: Params) -> jax.Array:
         """The canonical objective (class docstring)."""
