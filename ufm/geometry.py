@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import metrics
+from ufm._validate import check_finite_positive
 
 __all__ = [
     "Structure",
@@ -50,16 +51,6 @@ def _check_d(d, minimum: int, what: str) -> int:
     if d < minimum:
         raise ValueError(f"d={d} < {minimum}: {what}; pass d >= {minimum}")
     return int(d)
-
-
-def _check_scale(scale) -> float:
-    try:
-        s = float(scale)
-    except (TypeError, ValueError):
-        raise ValueError(f"scale must be a finite number > 0, got scale={scale!r}") from None
-    if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"scale must be a finite number > 0, got scale={scale}")
-    return s
 
 
 def _check_tol(name: str, value) -> float:
@@ -145,7 +136,7 @@ def simplex_etf(K: int, d: int | None = None, scale: float = 1.0, key_or_seed=No
     """
     K = _check_K(K)
     d = K if d is None else _check_d(d, K - 1, f"a simplex ETF of K={K} vectors needs d >= K-1")
-    scale = _check_scale(scale)
+    scale = check_finite_positive("scale", scale)
     P = np.eye(K) - np.ones((K, K)) / K
     U, _ = np.linalg.qr(P[:, : K - 1])  # (K, K-1), U U^T = P
     return _embed(scale * math.sqrt(K / (K - 1)) * U, d, key_or_seed)
@@ -182,7 +173,7 @@ def orthogonal_frame(
     """
     K = _check_K(K)
     d = K if d is None else _check_d(d, K, f"an orthogonal frame of K={K} vectors needs d >= K")
-    scale = _check_scale(scale)
+    scale = check_finite_positive("scale", scale)
     return _embed(scale * np.eye(K), d, key_or_seed)
 
 
