@@ -18,7 +18,7 @@ import numpy as np
 
 import ufm
 
-__all__ = ["Prediction", "etf_invariants", "ce_family", "mse", "ce_origin_min_eig", "predict", "assumptions"]
+__all__ = ["Prediction", "etf_invariants", "ce_family", "mse", "predict", "assumptions"]
 
 
 @dataclass(frozen=True)
@@ -153,24 +153,6 @@ def ce_family(prob) -> Prediction:
         tag="paper" if name == "CE" and g > 0 else "derived",
         quantities=q,
     )
-
-
-def ce_origin_min_eig(prob) -> Prediction:
-    r"""Smallest Hessian eigenvalue of the CE UFM at the origin (a strict saddle when negative).
-
-    .. math:: \lambda_{\min} = \frac{\lambda_W+\lambda_H}2
-        - \sqrt{\Big(\frac{\lambda_W-\lambda_H}2\Big)^2 + \frac1{K^2 n}}
-
-    with multiplicity ``(K-1) d``: at ``W = H = 0`` the logit gradient is
-    ``(J/K - Y)/N`` whose nonzero singular values are ``1/(K sqrt n)``.
-
-    References: Zhu et al., NeurIPS 2021 (arXiv 2105.02375) [derived].
-    """
-    K, n = prob.K, prob.n
-    lw, lh = float(prob.lam_W), float(prob.lam_H)
-    lam = (lw + lh) / 2 - np.sqrt(((lw - lh) / 2) ** 2 + 1.0 / (K**2 * n))
-    return Prediction("CE UFM origin is a strict saddle", "Zhu et al. 2021, arXiv 2105.02375", "derived",
-                      {"hessian_min_eig_at_origin": lam})
 
 
 # ---- MSE: singular-value thresholding ----------------------------------------------------------

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 import ufm
 import ufm.testing
 from proofs_check import closed_forms as cf
+from proofs_check.catalog import zhu2021
 from tests.helpers import class_means, etf_gram, normalized
 
 K, n, d = 3, 2, 4
@@ -158,7 +159,8 @@ def test_origin_min_eigenvalue_formula():
     prob = ufm.UFM(K=3, n=2, d=2, loss=ufm.CrossEntropy(), lam_W=2e-2, lam_H=5e-3)
     zero = ufm.Params(jnp.zeros((3, 2)), jnp.zeros((2, 6)), None)
     lam_min, _ = ufm.hessian_extreme_eigs(prob, zero, method="dense")
-    np.testing.assert_allclose(lam_min, cf.ce_origin_min_eig(prob).quantities["hessian_min_eig_at_origin"], rtol=1e-10)
+    predicted = zhu2021.CE_ORIGIN.predict(prob)["hessian_min_eig_at_origin"]  # the SymPy closed form
+    np.testing.assert_allclose(lam_min, predicted, rtol=1e-10)
 
 
 def test_nonnegative_features_orthogonal_frame_and_kkt():
