@@ -38,6 +38,8 @@ from ufm.solvers import Trajectory as Trajectory  # noqa: E402
 from ufm.solvers import gradient_flow as gradient_flow  # noqa: E402
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
+from ufm.solvers import global_certificate as global_certificate  # noqa: E402
+from ufm.solvers import GlobalCertificate as GlobalCertificate  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -51,6 +53,8 @@ __all__ = [
     "Focal",
     "MSE",
     "minimize",
+    "global_certificate",
+    "GlobalCertificate",
     "gradient_flow",
     "hessian_extreme_eigs",
     "Solution",

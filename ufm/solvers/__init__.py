@@ -10,4 +10,6 @@ from ufm.solvers._results import RESULTS as RESULTS
 from ufm.solvers._results import SolveError as SolveError
 
 __all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "SaveAt", "Trajectory", "Solution",
-           "RESULTS", "SolveError"]
+           "RESULTS", "SolveError", "global_certificate", "GlobalCertificate"]
+from ufm.solvers._global import GlobalCertificate as GlobalCertificate
+from ufm.solvers._global import global_certificate as global_certificate
