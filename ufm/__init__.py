@@ -34,6 +34,9 @@ from ufm.solvers import SolveError as SolveError  # noqa: E402
 from ufm.solvers import Trajectory as Trajectory  # noqa: E402
 from ufm.solvers import gradient_flow as gradient_flow  # noqa: E402
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E402
+from ufm.solvers import hessian_spectrum as hessian_spectrum  # noqa: E402
+from ufm.solvers import symmetry_basis as symmetry_basis  # noqa: E402
+from ufm.solvers import Certificate as Certificate  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
 
 __version__ = "0.1.0"
@@ -51,6 +54,9 @@ __all__ = [
     "minimize",
     "gradient_flow",
     "hessian_extreme_eigs",
+    "hessian_spectrum",
+    "symmetry_basis",
+    "Certificate",
     "Solution",
     "Trajectory",
     "SaveAt",
