@@ -1,14 +1,11 @@
 """ufm: a JAX laboratory for the mathematics of neural collapse.
 
-Importing ``ufm`` turns on ``jax_enable_x64``: verification against closed forms needs float64,
-and every problem stores its hyper-parameters as float64 arrays. This is the only global state ufm
-touches.
+Importing ``ufm`` changes no global JAX setting. The certified solver works in float64: call
+``ufm.enable_x64()`` once (or set ``JAX_ENABLE_X64=1``) before building problems; a float64 solve
+without it raises a ValueError that says so.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
+from ufm._precision import enable_x64 as enable_x64  # noqa: E402
 from ufm import cli as cli  # noqa: E402
 from ufm import conventions as conventions  # noqa: E402
 from ufm import dilation as dilation  # noqa: E402
@@ -37,6 +34,9 @@ from ufm.solvers import SolveError as SolveError  # noqa: E402
 from ufm.solvers import Trajectory as Trajectory  # noqa: E402
 from ufm.solvers import gradient_flow as gradient_flow  # noqa: E402
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E402
+from ufm.solvers import hessian_spectrum as hessian_spectrum  # noqa: E402
+from ufm.solvers import symmetry_basis as symmetry_basis  # noqa: E402
+from ufm.solvers import Certificate as Certificate  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
 from ufm.solvers import global_certificate as global_certificate  # noqa: E402
 from ufm.solvers import GlobalCertificate as GlobalCertificate  # noqa: E402
@@ -44,6 +44,7 @@ from ufm.solvers import GlobalCertificate as GlobalCertificate  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "enable_x64",
     "UFM",
     "Params",
     "Problem",
@@ -57,6 +58,9 @@ __all__ = [
     "GlobalCertificate",
     "gradient_flow",
     "hessian_extreme_eigs",
+    "hessian_spectrum",
+    "symmetry_basis",
+    "Certificate",
     "Solution",
     "Trajectory",
     "SaveAt",

@@ -60,7 +60,7 @@ def _per_layer(name: str, value, L: int):
         raise ValueError(f"{name} must be a scalar or have L={L} entries (one per weight layer), "
                          f"got shape {arr.shape}: {name}={value!r}")
     check_nonneg(name, arr)
-    return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.float64), (L,))
+    return jnp.broadcast_to(jnp.asarray(arr, dtype=float), (L,))
 
 
 @jax.tree_util.register_dataclass
@@ -157,7 +157,7 @@ class DeepUFM(ClassSizes, Problem):
             got = tuple(np.shape(M) for M in self.pattern)
             if got != shapes:
                 raise ValueError(f"pattern must hold L-1={self.L - 1} arrays of shapes {shapes}, got {got}")
-            object.__setattr__(self, "pattern", tuple(jnp.asarray(M, dtype=jnp.float64) for M in self.pattern))
+            object.__setattr__(self, "pattern", tuple(jnp.asarray(M, dtype=float) for M in self.pattern))
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -193,12 +193,12 @@ class DeepUFM(ClassSizes, Problem):
         dims = self.dims
         gain = 2.0 if self.activation == "relu" else 1.0
         stds = [np.sqrt(gain / dims[l]) if scale is None else scale for l in range(self.L)]
-        Ws = tuple(stds[l] * jax.random.normal(keys[l], (dims[l + 1], dims[l]), dtype=jnp.float64)
+        Ws = tuple(stds[l] * jax.random.normal(keys[l], (dims[l + 1], dims[l]), dtype=float)
                    for l in range(self.L))
-        H = (1.0 if scale is None else scale) * jax.random.normal(keys[-1], (dims[0], self.N), dtype=jnp.float64)
+        H = (1.0 if scale is None else scale) * jax.random.normal(keys[-1], (dims[0], self.N), dtype=float)
         if self.relu_features:
             H = jnp.abs(H)
-        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        b = jnp.zeros((self.D,), dtype=float) if self.has_bias else None
         return DeepParams(Ws, H, b)
 
     def act(self, Z: jax.Array, l: int = 0) -> jax.Array:
@@ -260,6 +260,49 @@ class DeepUFM(ClassSizes, Problem):
         inf = lambda x: jnp.full_like(x, -jnp.inf)
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
+
+    def classifier(self, params: DeepParams):
+        """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer
+        ``L - 1``; ``H_1`` when ``L = 1``), so that the one-layer metrics apply."""
+        _, post = self.layers(params)
+        return params.Ws[-1], post[-1]
+
+    def symmetry_tangents(self, params: DeepParams):
+        r"""Continuous symmetries of the deep objective (derived, not assumed):
+
+        - the input rotation ``H_1 -> Q H_1``, ``W_1 -> W_1 Q^T`` (``Q`` in ``O(d_1)``), for every
+          activation: it keeps ``W_1 H_1`` and both norms (``dH = A H_1``, ``dW_1 = -W_1 A``);
+        - for linear layers, between layers ``l`` and ``l + 1`` (``Q`` in ``O(d_{l+1})``):
+          ``W_l -> Q W_l``, ``W_{l+1} -> W_{l+1} Q^T`` keeps the product and the norms
+          (``dW_l = A W_l``, ``dW_{l+1} = -W_{l+1} A``). After a ReLU (or a fixed activation
+          pattern) only permutations and positive diagonal rescalings ``D`` commute with the
+          activation; permutations are discrete and ``W_l -> D W_l``, ``W_{l+1} -> W_{l+1}
+          D^{-1}`` changes ``lam_l ||D W_l||^2 + lam_{l+1} ||W_{l+1} D^{-1}||^2`` (weight decay
+          breaks it), so a ReLU hidden layer contributes no continuous symmetry;
+        - ``b -> b + s 1`` for a free bias with a shift-invariant loss.
+        """
+        from ufm.problems._base import (bias_shift_tangent, concat_tangents, rotation_tangents,
+                                        skew_basis, stack_tangents)
+
+        Ws = list(params.Ws)
+        parts = []
+        if params.H.shape[0] > 1:
+            dW1, dH = rotation_tangents(params, Ws[0], params.H)
+            parts.append(stack_tangents(params, H=dH, Ws=tuple(
+                dW1 if l == 0 else jnp.zeros((dW1.shape[0],) + W.shape) for l, W in enumerate(Ws))))
+        if self.activation == "linear" and self.pattern is None:
+            for l in range(self.L - 1):
+                p = Ws[l].shape[0]
+                if p < 2:
+                    continue
+                A = skew_basis(p)
+                m = A.shape[0]
+                dWs = tuple(
+                    jnp.einsum("mpq,qr->mpr", A, W) if j == l
+                    else -jnp.einsum("rp,mpq->mrq", W, A) if j == l + 1
+                    else jnp.zeros((m,) + W.shape) for j, W in enumerate(Ws))
+                parts.append(stack_tangents(params, Ws=dWs))
+        return concat_tangents(*parts, bias_shift_tangent(self, params))
 
     def zeros(self) -> DeepParams:
         """The all-zero parameters (a critical point; a local minimum when ``L >= 2`` without bias)."""

@@ -1,6 +1,9 @@
 """Solvers that take any Problem: gradient flow (dynamics) and a certified minimizer."""
 
 from ufm.solvers._certify import hessian_extreme_eigs as hessian_extreme_eigs
+from ufm.solvers._certify import hessian_spectrum as hessian_spectrum
+from ufm.solvers._certify import symmetry_basis as symmetry_basis
+from ufm.solvers._minimize import Certificate as Certificate
 from ufm.solvers._flow import SaveAt as SaveAt
 from ufm.solvers._flow import Trajectory as Trajectory
 from ufm.solvers._flow import gradient_flow as gradient_flow
@@ -9,7 +12,8 @@ from ufm.solvers._minimize import minimize as minimize
 from ufm.solvers._results import RESULTS as RESULTS
 from ufm.solvers._results import SolveError as SolveError
 
-__all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "SaveAt", "Trajectory", "Solution",
-           "RESULTS", "SolveError", "global_certificate", "GlobalCertificate"]
 from ufm.solvers._global import GlobalCertificate as GlobalCertificate
 from ufm.solvers._global import global_certificate as global_certificate
+
+__all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "Certificate", "SaveAt", "Trajectory", "Solution",
+           "RESULTS", "SolveError", "global_certificate", "GlobalCertificate"]
