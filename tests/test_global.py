@@ -152,3 +152,33 @@ def test_unsupported_families_raise_with_reason(make):
     prob = make()
     with pytest.raises(ValueError, match="global_certificate: .+"):
         ufm.global_certificate(prob, prob.init(jax.random.PRNGKey(0)))
+
+
+@pytest.mark.slow
+def test_minimize_certify_global_deep_linear_never_certifies_the_origin():
+    """Issue 10: started near the origin (a local minimum for m >= 3), certify='global' either
+    reaches the h_m value or returns not converged with the measured gap."""
+    prob = ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3, activation="linear")
+    plain = ufm.minimize(prob, init_scale=1e-3, throw=False)
+    f_star = deep_cat.dnc_prediction(prob)["value"]
+    assert plain.value > f_star + 0.1  # the trap exists: the plain solve stops at the origin
+    sol = ufm.minimize(prob, init_scale=1e-3, certify="global", throw=False)
+    gap = sol.certificate.global_gap
+    if sol.converged:
+        assert abs(sol.value - f_star) <= 1e-9 * max(1.0, f_star) and gap <= 1e-10 * max(1.0, sol.value)
+    else:
+        assert sol.result == ufm.RESULTS.not_global and gap > 1e-10
+
+
+def test_minimize_certify_global_shallow_and_failure_modes():
+    prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
+    sol = ufm.minimize(prob, certify="global")
+    assert sol.converged and sol.certificate.global_gap <= 1e-10 * max(1.0, sol.value)
+    assert sol.certificate.scope == "global"
+    narrow = dataclasses.replace(prob, d=1, loss=ufm.MSE(), lam_b=None)
+    with pytest.raises(ufm.SolveError, match="gap"):
+        ufm.minimize(narrow, certify="global")
+    with pytest.raises(ValueError, match="focal"):
+        ufm.minimize(dataclasses.replace(prob, loss=ufm.Focal(2.0)), certify="global")
+    with pytest.raises(ValueError, match="certify"):
+        ufm.minimize(prob, certify="local")

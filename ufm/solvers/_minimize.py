@@ -410,6 +410,7 @@ def minimize(
     max_escapes: int = 10,
     num_iters: int = 100,
     hessian: bool = False,
+    certify: str | None = None,
     throw: bool = True,
 ) -> Solution:
     r"""Find a certified local minimizer (a second-order point where affordable) of a Problem.
@@ -458,6 +459,10 @@ def minimize(
         num_iters: Lanczos steps of the curvature check above 2000 parameters.
         hessian: also report ``(lambda_min, lambda_max)`` of the Hessian on the free components
             with the symmetry directions included (:func:`ufm.hessian_extreme_eigs`); host only.
+        certify: ``"global"`` fills ``certificate.global_gap`` (:func:`ufm.global_certificate`)
+            and makes ``sol.converged`` require ``gap <= gtol * max(1, |f|)`` as well; on the host
+            it restarts (new seeds, then the default init scale) until that holds, else returns
+            ``RESULTS.not_global`` with the measured gap (:func:`ufm.solvers._global.minimize_global`).
         throw: raise :class:`ufm.SolveError` unless converged. ``False`` returns the Solution
             with its ``result``; called on traced values (inside ``jax.jit``/``jax.vmap``) the
             Solution holds arrays.
@@ -477,6 +482,13 @@ def minimize(
         the strict-saddle CE UFM landscape).
     """
     require_x64("ufm.minimize")
+    if certify is not None:
+        from ufm.solvers._global import minimize_global
+
+        return minimize_global(minimize, prob, certify, dict(
+            seed=seed, params0=params0, gtol=gtol, max_steps=max_steps, max_newton=max_newton,
+            restarts=restarts, init_scale=init_scale, order=order, eig_tol=eig_tol,
+            max_escapes=max_escapes, num_iters=num_iters, hessian=hessian), throw)
     gtol = check_finite_positive("gtol", gtol)
     eig_tol = check_finite_positive("eig_tol", eig_tol)
     max_steps = check_int("max_steps", max_steps, 1)

@@ -20,6 +20,7 @@ class RESULTS(enum.IntEnum):
     step_size_too_small = 4
     linesearch_failed = 5
     saddle = 6
+    not_global = 7
 
     @property
     def message(self) -> str:
@@ -44,6 +45,11 @@ _MESSAGES = {
     RESULTS.saddle: (
         "a first-order point with negative curvature outside the symmetry directions (a strict "
         "saddle), and the escapes along the negative-curvature direction did not leave it"
+    ),
+    RESULTS.not_global: (
+        "certify='global': the gap to the proven lower bound on the global minimum stayed above "
+        "gtol * max(1, |f|) after the restarts (a local, non-global point, or a bound that is not "
+        "tight for this instance: d < K, H >= 0 or a regularized bias in a deep model)"
     ),
 }
 
