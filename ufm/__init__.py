@@ -37,6 +37,7 @@ from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E4
 from ufm.solvers import hessian_spectrum as hessian_spectrum  # noqa: E402
 from ufm.solvers import symmetry_basis as symmetry_basis  # noqa: E402
 from ufm.solvers import Certificate as Certificate  # noqa: E402
+from ufm import landscape as landscape  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
 from ufm.solvers import global_certificate as global_certificate  # noqa: E402
 from ufm.solvers import GlobalCertificate as GlobalCertificate  # noqa: E402
@@ -55,6 +56,7 @@ __all__ = [
     "MSE",
     "minimize",
     "global_certificate",
+    "landscape",
     "GlobalCertificate",
     "gradient_flow",
     "hessian_extreme_eigs",
