@@ -308,13 +308,13 @@ def path(prob, a, b, *, num: int = 101, align: bool = True) -> dict:
 
     Minimizers are defined only up to the rotation symmetry, so by default ``b`` is first rotated
     onto ``a`` (orthogonal Procrustes on ``(W, H)``, which keeps ``f(b)``); ``align=False`` uses
-    ``b`` as given.
+    ``b`` as given, and so do constrained problems (a rotation would leave ``H >= 0``).
 
     Returns:
         ``{"t", "values", "barrier", "f_a", "f_b"}`` (NumPy).
     """
     num = check_int("num", num, 2)
-    if align:
+    if align and not prob.constrained:
         b = _align(prob, a, b)
     direction = jax.tree_util.tree_map(lambda x, y: y - x, a, b)
     ts = np.linspace(0.0, 1.0, num)

@@ -10,13 +10,14 @@
 | ``deep`` | deep UFM: h_m reduction, jump, origin local min, DNC (linear, K = 2, Tirer-Bruna L = 2), low-rank counterexample (Súkeník et al. 2024) |
 | ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
 | ``duality`` | global certificates: the class-level dual (tight at minimizers, valid for d < K and H >= 0), the deep linear scalar reduction |
+| ``landscape`` | measured landscapes: no spurious second-order points (CE, MSE, d > K), spurious minima with H >= 0 and in deep linear models |
 """
 
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "duality")
+MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "duality", "landscape")
 
 
 def all_theorems() -> list:
