@@ -194,8 +194,9 @@ def _end_point(prob, key, scale, order, gtol, method):
     return sol.value, sol.grad_norm, finite, gap
 
 
-@functools.partial(jax.jit, static_argnames=("scale", "order", "gtol", "method", "mode"))
-def _run_starts(prob, keys, scale, order, gtol, method, mode):
+@functools.partial(jax.jit, static_argnames=("default_scale", "order", "gtol", "method", "mode"))
+def _run_starts(prob, keys, scale, default_scale, order, gtol, method, mode):
+    scale = None if default_scale else scale  # a traced number: new scales do not recompile
     fn = lambda k: _end_point(prob, k, scale, order, gtol, method)  # noqa: E731
     return jax.vmap(fn)(keys) if mode == "vmap" else jax.lax.map(fn, keys)
 
@@ -241,7 +242,8 @@ def census(prob, *, starts: int = 32, init_scales=(None,), seed: int = 0, mode: 
     for i, scale in enumerate(init_scales):
         keys = jax.random.split(jax.random.PRNGKey(seed + 7919 * i), starts)
         s = None if scale is None else float(check_finite_positive("init_scales", scale))
-        value, kkt, w, gap = jax.block_until_ready(_run_starts(prob, keys, s, order, gtol, method, mode))
+        value, kkt, w, gap = jax.block_until_ready(
+            _run_starts(prob, keys, jnp.asarray(1.0 if s is None else s), s is None, order, gtol, method, mode))
         cols["scale"].append(np.full(starts, np.nan if s is None else s))
         for name, arr in (("value", value), ("kkt", kkt), ("w", w), ("gap", gap)):
             cols[name].append(np.asarray(arr))

@@ -300,6 +300,7 @@ def global_certificate(prob, params) -> GlobalCertificate:
     return GlobalCertificate(value=value, lower_bound=bound, gap=value - bound, method=method)
 
 
+_global_certificate_jit = jax.jit(global_certificate)
 _GLOBAL_ROUNDS = 3  # the requested solve, new seeds, new seeds at the default init scale
 _SEED_STRIDE = 1000
 
@@ -346,6 +347,7 @@ def minimize_global(minimize, prob, certify, kwargs: dict, throw: bool):
     if any(isinstance(x, jax.core.Tracer) for x in leaves):
         sol = minimize(prob, **kwargs, throw=False)
         return _with_gap(sol, global_certificate(prob, sol.params).gap, gtol)
+    certificate = _global_certificate_jit  # one compilation per problem shape, not one per op
     tried = []
     for r in range(_GLOBAL_ROUNDS):
         kw = dict(kwargs)
@@ -353,11 +355,11 @@ def minimize_global(minimize, prob, certify, kwargs: dict, throw: bool):
             kw.update(params0=None, restarts=max(2, kwargs["restarts"]), seed=kwargs["seed"] + r * _SEED_STRIDE,
                       init_scale=kwargs["init_scale"] if r == 1 else None)
         sol = minimize(prob, **kw, throw=False)
-        gap = float(global_certificate(prob, sol.params).gap)
+        gap = float(certificate(prob, sol.params).gap)
         if sol.converged and not _gap_ok(gap, sol.value, gtol) and gap <= 1e3 * gtol * max(1.0, abs(sol.value)):
             polished = minimize(prob, **dict(kw, params0=sol.params, restarts=1, gtol=gtol * 1e-2), throw=False)
             if polished.converged:
-                sol, gap = polished, float(global_certificate(prob, polished.params).gap)
+                sol, gap = polished, float(certificate(prob, polished.params).gap)
         tried.append((sol, gap))
         if sol.converged and bool(_gap_ok(gap, sol.value, gtol)):
             break
