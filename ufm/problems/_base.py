@@ -53,6 +53,11 @@ class Problem:
         """
         return None
 
+    def constraints(self, params) -> jax.Array:
+        """``(M,)`` inequality constraints ``c(params) <= 0`` beyond the box (none by default);
+        :func:`ufm.minimize` solves a problem with ``M > 0`` by an augmented Lagrangian."""
+        return jnp.zeros((0,))
+
     def classifier(self, params):
         """``(W, H)``: the last linear classifier and the features it reads (shape ``(D, p)``,
         ``(p, N)``), so that metrics apply to any family. Subclasses override."""

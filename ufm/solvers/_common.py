@@ -53,25 +53,26 @@ def cast_tree(tree, dtype):
 def _nc1(prob, p):
     from ufm import metrics
 
-    return metrics.nc1(p.H, prob.labels, K=prob.K)
+    return metrics.nc1(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc2_W(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_W(p.W)
+    return metrics.nc2_W(prob.classifier(p)[0])
 
 
 def _nc2_H(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_H(p.H, prob.labels, K=prob.K)
+    return metrics.nc2_H(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc3(prob, p):
     from ufm import metrics
 
-    return metrics.nc3(p.W, p.H, prob.labels, K=prob.K)
+    W, H = prob.classifier(p)
+    return metrics.nc3(W, H, prob.labels, K=prob.K)
 
 
 BUILTIN_METRICS = {"nc1": _nc1, "nc2_W": _nc2_W, "nc2_H": _nc2_H, "nc3": _nc3, "grad_norm": grad_norm}

@@ -17,6 +17,7 @@ from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
 from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
 from ufm.solvers._common import check_params
+from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError
 
@@ -109,6 +110,17 @@ class Solution:
         if isinstance(r, RESULTS) or isinstance(r, (int, np.integer)):
             return int(r) == RESULTS.successful
         return jnp.asarray(r) == RESULTS.successful
+
+    @property
+    def kkt(self) -> dict | None:
+        """For a constrained solve (the M-D radius model): ``stationarity``, ``violation``
+        (``max(0, max_i c_i)``), ``complementarity`` and ``dual`` (``min_i y_i``) from
+        ``residuals``; ``None`` otherwise."""
+        if self.residuals is None:
+            return None
+        r = self.residuals
+        return {"stationarity": r["stationarity"], "violation": max(0.0, r["primal"]),
+                "complementarity": r["complementarity"], "dual": r["dual"]}
 
     @property
     def iterations(self) -> int:
@@ -410,6 +422,8 @@ def minimize(
     max_escapes: int = 10,
     num_iters: int = 100,
     hessian: bool = False,
+    ctol: float = 1e-10,
+    max_outer: int = 60,
     throw: bool = True,
 ) -> Solution:
     r"""Find a certified local minimizer (a second-order point where affordable) of a Problem.
@@ -456,6 +470,11 @@ def minimize(
         eig_tol: second-order tolerance, ``lambda_min >= -eig_tol`` (default ``1e-8``).
         max_escapes: saddle escapes before giving up (``RESULTS.saddle``).
         num_iters: Lanczos steps of the curvature check above 2000 parameters.
+        ctol, max_outer: for problems with inequality constraints ``prob.constraints(params) <= 0``
+            (the M-D radius model): the augmented-Lagrangian method of
+            :func:`ufm.solvers.minimize_constrained` runs instead, to primal and complementarity
+            residuals ``<= ctol`` within ``max_outer`` multiplier updates; the Solution then
+            carries ``multipliers`` and ``residuals``.
         hessian: also report ``(lambda_min, lambda_max)`` of the Hessian on the free components
             with the symmetry directions included (:func:`ufm.hessian_extreme_eigs`); host only.
         throw: raise :class:`ufm.SolveError` unless converged. ``False`` returns the Solution
@@ -492,6 +511,13 @@ def minimize(
         starts = [prob.init(jax.random.PRNGKey(seed + r), init_scale) for r in range(restarts)]
     else:
         starts = [check_params(prob, params0)]
+    if num_constraints(prob, starts[0]) > 0:
+        ctol = check_finite_positive("ctol", ctol)
+        max_outer = check_int("max_outer", max_outer, 1)
+        return minimize_constrained(prob, seed=seed, params0=params0, gtol=gtol, ctol=ctol, restarts=restarts,
+                                    max_outer=max_outer, throw=throw, max_steps=max_steps, max_newton=max_newton,
+                                    init_scale=init_scale, order=order, eig_tol=eig_tol, max_escapes=max_escapes,
+                                    num_iters=num_iters, hessian=hessian)
     second = _second_order_method(prob, starts[0], order)
     iters = int(min(num_iters, tr.tree_size(starts[0])))
     key = jax.random.PRNGKey(0)
