@@ -261,6 +261,33 @@ class DeepUFM(ClassSizes, Problem):
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
 
+    def smooth_piece(self, params: DeepParams, rtol: float = 1e-3):
+        """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU
+        model without a fixed pattern; ``None`` otherwise (the objective is smooth)."""
+        if self.activation != "relu" or self.pattern is not None or self.L < 2:
+            return None
+        return self.on_pattern(params, rtol)
+
+    def piece_report(self, piece: DeepUFM, params: DeepParams, tol: float = 1e-8) -> dict:
+        r"""Is ``params`` on the activation piece ``piece`` (a problem with a fixed pattern ``M``)?
+
+        With ``Z_l`` the ReLU pre-activations at ``params`` and ``s = max |Z_l|``: ``consistent``
+        when every entry with ``M_l = 1`` is ``>= -tol s`` and every entry with ``M_l = 0`` is
+        ``<= tol s`` (then ``relu(Z_l) = M_l Z_l`` up to ``tol s``, and ``gap``, the difference
+        of the two objectives, is at round-off). ``kinks`` lists ``(layer, unit, sample)`` with
+        ``|Z_l| <= tol s``: units exactly at a kink of the ReLU, where the piece is one of the
+        adjacent pieces (1-based layer ``l`` of ``W_l``).
+        """
+        pre, _ = self.layers(params)
+        consistent, kinks = True, []
+        for l, (M, Z) in enumerate(zip(piece.pattern, pre[:-1])):
+            M, Z = np.asarray(M), np.asarray(Z)
+            scale = float(np.max(np.abs(Z))) if Z.size else 0.0
+            consistent &= bool(np.all(Z[M > 0] >= -tol * scale) and np.all(Z[M == 0] <= tol * scale))
+            kinks += [(l + 1, int(i), int(j)) for i, j in np.argwhere(np.abs(Z) <= tol * scale)]
+        gap = abs(float(self.objective(params)) - float(piece.objective(params)))
+        return {"consistent": consistent, "kinks": kinks, "gap": gap}
+
     def classifier(self, params: DeepParams):
         """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer
         ``L - 1``; ``H_1`` when ``L = 1``), so that the one-layer metrics apply."""

@@ -378,6 +378,44 @@ def _solve(prob, x0, key, gtol, eig_tol, max_steps, max_newton, cg_max, second, 
                                                        escapes=esc)
 
 
+def _polish_piece(prob, out, key, args, rounds: int = 4):
+    r"""Certify a piecewise-smooth (ReLU) model on its activation piece (host side).
+
+    Deep-neural-collapse points of ReLU models sit on kinks (exact zeros of the pre-activations),
+    where a gradient method stalls with a residual that does not vanish. Up to ``rounds`` times:
+    freeze the activation pattern of the current point (``prob.smooth_piece``, entries below
+    ``1e-3`` of the layer's largest pre-activation count as off), run the whole solve on that
+    smooth piece from the point, and check with ``prob.piece_report`` that the result lies on the
+    same piece (so that the ReLU objective equals the piece's). The polished point is kept when it
+    is consistent, certified on the piece, and not above the unpolished value; otherwise the next
+    round freezes the pattern of the new point. Returns ``(out, info)`` with ``info`` the piece
+    report (``consistent``, ``kinks``: ``(layer, unit, sample)`` exactly at a kink, ``gap``,
+    ``rounds``), or ``None`` for smooth problems.
+    """
+    x, fx, result, cert, cnt = out
+    piece = prob.smooth_piece(x)
+    if piece is None:
+        return out, None
+    ref = float(fx) if np.isfinite(float(fx)) else np.inf
+    tol = 1e-12 * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
+    info = {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}
+    y = x
+    for r in range(1, rounds + 1):
+        py, fy, ry, cy, ny = _solve(piece, y, key, *args)
+        rep = prob.piece_report(piece, py)
+        value = float(prob.objective(py))
+        total = jax.tree_util.tree_map(lambda a, b: a + b, cnt, ny)
+        if rep["consistent"] and int(ry) == RESULTS.successful and value <= ref + tol:
+            info = dict(rep, rounds=r)
+            return (py, jnp.asarray(value), ry, cy, total), info
+        info = dict(rep, rounds=r)
+        if not np.isfinite(value):
+            break
+        y = py
+        piece = prob.smooth_piece(y)
+    return out, info
+
+
 def _num_tangents(prob, x0) -> int:
     shape = jax.eval_shape(prob.symmetry_tangents, x0)
     leaves = jax.tree_util.tree_leaves(shape)
@@ -523,15 +561,15 @@ def minimize(
     key = jax.random.PRNGKey(0)
     args = (gtol, eig_tol, max_steps, max_newton, 500, second, iters, max_escapes)
     traced = _is_traced((prob, starts))
-    if traced or restarts == 1:
-        if restarts == 1:
-            out = _solve(prob, starts[0], key, *args)
-            stacked = jax.tree_util.tree_map(lambda u: u[None], out)
-        else:
-            x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
-            stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
-    else:  # host: the compiled solve in a loop (XLA:CPU runs batched small matmuls slowly)
+    pieces = [(None, None)] * restarts
+    if traced and restarts > 1:  # restarts as a vmap over starting points
+        x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+        stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
+    else:  # the compiled solve in a loop on the host (XLA:CPU runs batched small matmuls slowly)
         outs = [_solve(prob, x0, key, *args) for x0 in starts]
+        if not traced:
+            pieces = [_polish_piece(prob, out, key, args) for out in outs]
+            outs = [o for o, _ in pieces]
         stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     xs, fxs, results, certs, counts = stacked
     best = _select(fxs, results, certs.order_code) if restarts > 1 else 0
@@ -545,12 +583,15 @@ def minimize(
         return Solution(params=x, value=fx, grad_norm=cert.kkt, result=result, certificate=cert, stats=stats)
 
     best = int(best)
+    piece_info = pieces[best][1]
     result = RESULTS(int(result))
     cert = Certificate(kkt=float(cert.kkt), min_eig=float(cert.min_eig), order_code=int(cert.order_code),
                        global_gap=None)
     k1, k2 = int(cnt["first_order_steps"]), int(cnt["newton_steps"])
     stats = dict(num_steps=k1 + k2, first_order_steps=k1, newton_steps=k2, cg_steps=int(cnt["cg_steps"]),
                  escapes=int(cnt["escapes"]), max_steps=max_steps, seed=seed + best)
+    if piece_info is not None:
+        stats["piece"] = piece_info
     if restarts > 1:
         stats.update(restart_values=[float(v) for v in fxs], restart_results=[RESULTS(int(r)) for r in results])
     if throw and result != RESULTS.successful:
