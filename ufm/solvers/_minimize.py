@@ -541,7 +541,11 @@ def minimize(
     max_escapes = check_int("max_escapes", max_escapes, 0)
     num_iters = check_int("num_iters", num_iters, 1)
     restarts = check_int("restarts", restarts, 1)
-    if order not in ("auto", "first", "second"):
+    if not isinstance(seed, jax.core.Tracer):
+        seed = check_int("seed", seed, 0)
+    if init_scale is not None and not isinstance(init_scale, jax.core.Tracer):
+        init_scale = check_finite_positive("init_scale", init_scale)
+    if not isinstance(order, str) or order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     if params0 is not None and restarts != 1:
         raise ValueError(f"restarts must be 1 when params0 is given, got restarts={restarts}")
