@@ -19,12 +19,11 @@ from ufm.losses import Loss as Loss  # noqa: E402
 from ufm.problems import UFM as UFM  # noqa: E402
 from ufm.problems import DeepParams as DeepParams  # noqa: E402
 from ufm.problems import DeepUFM as DeepUFM  # noqa: E402
-from ufm.problems import layer_metrics as layer_metrics  # noqa: E402
-from ufm.problems import polish_relu as polish_relu  # noqa: E402
+from ufm.metrics import layer_metrics as layer_metrics  # noqa: E402
+from ufm.solvers import polish_relu as polish_relu  # noqa: E402
 from ufm.problems import MDParams as MDParams  # noqa: E402
-from ufm.problems import MDSolution as MDSolution  # noqa: E402
 from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E402
-from ufm.problems import minimize_md as minimize_md  # noqa: E402
+from ufm.solvers import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
@@ -78,6 +77,5 @@ __all__ = [
     "polish_relu",
     "MemorizationDilation",
     "MDParams",
-    "MDSolution",
     "minimize_md",
 ]

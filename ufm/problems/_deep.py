@@ -16,7 +16,7 @@ from ufm.losses import Loss
 from ufm.problems._base import ClassSizes, Problem
 from ufm.problems._base import normalize_counts
 
-__all__ = ["DeepParams", "DeepUFM", "layer_metrics", "polish_relu"]
+__all__ = ["DeepParams", "DeepUFM"]
 
 ACTIVATIONS = ("relu", "linear")
 
@@ -261,6 +261,33 @@ class DeepUFM(ClassSizes, Problem):
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
 
+    def smooth_piece(self, params: DeepParams, rtol: float = 1e-3):
+        """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU
+        model without a fixed pattern; ``None`` otherwise (the objective is smooth)."""
+        if self.activation != "relu" or self.pattern is not None or self.L < 2:
+            return None
+        return self.on_pattern(params, rtol)
+
+    def piece_report(self, piece: DeepUFM, params: DeepParams, tol: float = 1e-8) -> dict:
+        r"""Is ``params`` on the activation piece ``piece`` (a problem with a fixed pattern ``M``)?
+
+        With ``Z_l`` the ReLU pre-activations at ``params`` and ``s = max |Z_l|``: ``consistent``
+        when every entry with ``M_l = 1`` is ``>= -tol s`` and every entry with ``M_l = 0`` is
+        ``<= tol s`` (then ``relu(Z_l) = M_l Z_l`` up to ``tol s``, and ``gap``, the difference
+        of the two objectives, is at round-off). ``kinks`` lists ``(layer, unit, sample)`` with
+        ``|Z_l| <= tol s``: units exactly at a kink of the ReLU, where the piece is one of the
+        adjacent pieces (1-based layer ``l`` of ``W_l``).
+        """
+        pre, _ = self.layers(params)
+        consistent, kinks = True, []
+        for l, (M, Z) in enumerate(zip(piece.pattern, pre[:-1])):
+            M, Z = np.asarray(M), np.asarray(Z)
+            scale = float(np.max(np.abs(Z))) if Z.size else 0.0
+            consistent &= bool(np.all(Z[M > 0] >= -tol * scale) and np.all(Z[M == 0] <= tol * scale))
+            kinks += [(l + 1, int(i), int(j)) for i, j in np.argwhere(np.abs(Z) <= tol * scale)]
+        gap = abs(float(self.objective(params)) - float(piece.objective(params)))
+        return {"consistent": consistent, "kinks": kinks, "gap": gap}
+
     def classifier(self, params: DeepParams):
         """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer
         ``L - 1``; ``H_1`` when ``L = 1``), so that the one-layer metrics apply."""
@@ -310,101 +337,3 @@ class DeepUFM(ClassSizes, Problem):
         Ws = tuple(jnp.zeros((dims[l + 1], dims[l])) for l in range(self.L))
         b = jnp.zeros((self.D,)) if self.has_bias else None
         return DeepParams(Ws, jnp.zeros((dims[0], self.N)), b)
-
-
-def polish_relu(prob: DeepUFM, params: DeepParams, *, rtol: float = 1e-3, gtol: float = 1e-12,
-                max_newton: int = 200, throw: bool = True):
-    r"""Certify a near-minimizer of a ReLU :class:`DeepUFM` on its activation piece.
-
-    Deep-neural-collapse points of ReLU models sit on kinks: the orthogonal frames of the hidden
-    class means have exact zeros, where ``relu`` is not differentiable. A gradient method then
-    approaches the kink with a gradient norm that does not vanish (about ``1e-6`` relative), so
-    :func:`ufm.minimize` cannot reach a ``1e-12`` certificate on ``prob`` itself. This function
-
-    1. freezes the activation pattern ``M_l = 1[Z_l > rtol max|Z_l|]`` of ``params``
-       (:meth:`DeepUFM.on_pattern`), a smooth (polynomial) piece of the objective;
-    2. runs :func:`ufm.minimize` on that piece from ``params`` (Newton polish, certificate
-       ``gtol``);
-    3. checks that the result lies on the same piece: every pre-activation entry with
-       ``M_l = 1`` is ``> 0`` and every other entry is ``<= 1e-8 max|Z_l|``, so that ReLU and the
-       frozen pattern give the same objective (``pattern_gap``, the difference, is reported).
-
-    Args:
-        prob: a DeepUFM (any activation; for ``"linear"`` step 1 is skipped).
-        params: a near-minimizer, e.g. ``ufm.minimize(prob, throw=False).params``.
-        rtol: pre-activations ``Z_l <= rtol max|Z_l|`` are treated as inactive; the default
-            ``1e-3`` is far above the ``~1e-6`` accuracy of the first-order stage.
-        gtol, max_newton: passed to :func:`ufm.minimize` for the piece.
-        throw: raise :class:`ufm.SolveError` when the piece's solve does not converge.
-
-    Returns:
-        The piece's :class:`ufm.Solution`, with ``value`` replaced by ``prob.objective`` at the
-        polished point and ``stats["pattern_consistent"]`` (bool) and
-        ``stats["pattern_gap"]`` (the largest ``|f_piece - f|``) added.
-
-    References:
-        Bertsekas, Nonlinear Programming (active-set identification then Newton on the
-        identified manifold); the kinks of deep neural collapse: Súkeník, Mondelli & Lampert,
-        NeurIPS 2023 (arXiv 2305.13165).
-    """
-    from ufm.solvers._minimize import minimize
-
-    piece = prob if (prob.activation == "linear" or prob.pattern is not None) else prob.on_pattern(params, rtol)
-    sol = minimize(piece, params0=params, gtol=gtol, max_newton=max_newton, throw=throw)
-    consistent = True
-    if piece.pattern is not None:
-        pre, _ = piece.layers(sol.params)
-        for M, Z in zip(piece.pattern, pre[:-1]):
-            M, Z = np.asarray(M), np.asarray(Z)
-            consistent &= bool(np.all(Z[M > 0] > 0) and np.all(Z[M == 0] <= 1e-8 * np.max(np.abs(Z))))
-    value = float(prob.objective(sol.params))
-    stats = dict(sol.stats, pattern_consistent=consistent, pattern_gap=abs(value - sol.value))
-    return dataclasses.replace(sol, value=value, stats=stats)
-
-
-def layer_metrics(prob: DeepUFM, params: DeepParams, *, rank_rtol: float = 1e-6) -> dict:
-    r"""Per-layer neural-collapse measurements of a deep UFM (host-side, NumPy values).
-
-    For the post-activation features ``X_1 = H_1, X_2, ..., X_L`` and the pre-activations
-    ``Z_1, ..., Z_L`` (``Z_L`` the logits without bias), with uncentred class means
-    ``Xbar_l = [x_{l,1}, ..., x_{l,K}]``:
-
-    - ``nc1``, ``nc1_pre``: :func:`ufm.metrics.nc1` of ``X_l`` and ``Z_l`` (``(L,)`` each),
-      ``(1/K) Tr(Sigma_W Sigma_B^+)``;
-    - ``gram``, ``gram_pre``: ``Xbar_l^T Xbar_l`` and ``Zbar_l^T Zbar_l``, ``(L, K, K)``;
-      an orthogonal frame is ``c I`` (:func:`ufm.metrics.orthogonal_frame_distance`, reported as
-      ``orth`` and ``orth_pre``);
-    - ``rank``, ``rank_pre``: the number of singular values of ``Xbar_l`` (``Zbar_l``) above
-      ``rank_rtol * sigma_max``;
-    - ``sigma_W``: the singular values of each ``W_l`` (a list of ``L`` arrays, descending).
-
-    With ``activation="linear"`` pre- and post-activation features coincide (``Z_l = X_{l+1}``).
-    Which of these are determined at a minimizer is stated in ``proofs_check.catalog.deep``.
-
-    References:
-        Papyan, Han & Donoho, PNAS 2020 (NC1); Súkeník, Mondelli & Lampert, NeurIPS 2023 (per-layer
-        DNC1-DNC3) and 2024 (class-mean rank per layer).
-    """
-    from ufm import metrics
-
-    pre, post = prob.layers(params)
-    labels, K = prob.labels, prob.K
-
-    def means(X):
-        X = np.asarray(X)
-        return np.stack([X[:, labels == k].mean(axis=1) for k in range(K)], axis=1)
-
-    def rank(M):
-        s = np.linalg.svd(M, compute_uv=False)
-        return int(np.sum(s > rank_rtol * s[0])) if s[0] > 0 else 0
-
-    out = {}
-    for tag, feats in (("", post), ("_pre", pre)):
-        bars = [means(X) for X in feats]
-        grams = np.stack([B.T @ B for B in bars])
-        out["nc1" + tag] = np.array([float(metrics.nc1(X, labels, K=K)) for X in feats])
-        out["gram" + tag] = grams
-        out["orth" + tag] = np.array([float(metrics.orthogonal_frame_distance(G)) for G in grams])
-        out["rank" + tag] = np.array([rank(B) for B in bars])
-    out["sigma_W"] = [np.linalg.svd(np.asarray(W), compute_uv=False) for W in params.Ws]
-    return out

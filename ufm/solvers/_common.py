@@ -53,25 +53,26 @@ def cast_tree(tree, dtype):
 def _nc1(prob, p):
     from ufm import metrics
 
-    return metrics.nc1(p.H, prob.labels, K=prob.K)
+    return metrics.nc1(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc2_W(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_W(p.W)
+    return metrics.nc2_W(prob.classifier(p)[0])
 
 
 def _nc2_H(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_H(p.H, prob.labels, K=prob.K)
+    return metrics.nc2_H(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc3(prob, p):
     from ufm import metrics
 
-    return metrics.nc3(p.W, p.H, prob.labels, K=prob.K)
+    W, H = prob.classifier(p)
+    return metrics.nc3(W, H, prob.labels, K=prob.K)
 
 
 BUILTIN_METRICS = {"nc1": _nc1, "nc2_W": _nc2_W, "nc2_H": _nc2_H, "nc3": _nc3, "grad_norm": grad_norm}
@@ -106,6 +107,19 @@ def check_params(prob, params, name: str = "params0"):
         return params
     ref = jax.eval_shape(lambda k: prob.init(k), jax.random.PRNGKey(0))
     ref_leaves, treedef = jax.tree_util.tree_flatten(ref)
+    if (isinstance(params, (list, tuple)) and not hasattr(params, "_fields") and hasattr(ref, "_fields")
+            and len(params) == len(ref._fields)):  # a plain tuple/list in the field order
+        def conv(p, r):
+            if p is None or r is None:
+                return p
+            if isinstance(r, tuple):
+                return tuple(np.asarray(q, dtype=float) for q in p)
+            return np.asarray(p, dtype=float)
+
+        try:
+            params = type(ref)(*[conv(p, r) for p, r in zip(params, ref)])
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold numeric arrays in the order {ref._fields}") from None
     try:
         leaves = jax.tree_util.tree_leaves(params)
         leaves = [np.asarray(x, dtype=float) for x in leaves]

@@ -17,6 +17,7 @@ from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
 from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
 from ufm.solvers._common import check_params
+from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError
 
@@ -109,6 +110,17 @@ class Solution:
         if isinstance(r, RESULTS) or isinstance(r, (int, np.integer)):
             return int(r) == RESULTS.successful
         return jnp.asarray(r) == RESULTS.successful
+
+    @property
+    def kkt(self) -> dict | None:
+        """For a constrained solve (the M-D radius model): ``stationarity``, ``violation``
+        (``max(0, max_i c_i)``), ``complementarity`` and ``dual`` (``min_i y_i``) from
+        ``residuals``; ``None`` otherwise."""
+        if self.residuals is None:
+            return None
+        r = self.residuals
+        return {"stationarity": r["stationarity"], "violation": max(0.0, r["primal"]),
+                "complementarity": r["complementarity"], "dual": r["dual"]}
 
     @property
     def iterations(self) -> int:
@@ -366,6 +378,44 @@ def _solve(prob, x0, key, gtol, eig_tol, max_steps, max_newton, cg_max, second, 
                                                        escapes=esc)
 
 
+def _polish_piece(prob, out, key, args, rounds: int = 4):
+    r"""Certify a piecewise-smooth (ReLU) model on its activation piece (host side).
+
+    Deep-neural-collapse points of ReLU models sit on kinks (exact zeros of the pre-activations),
+    where a gradient method stalls with a residual that does not vanish. Up to ``rounds`` times:
+    freeze the activation pattern of the current point (``prob.smooth_piece``, entries below
+    ``1e-3`` of the layer's largest pre-activation count as off), run the whole solve on that
+    smooth piece from the point, and check with ``prob.piece_report`` that the result lies on the
+    same piece (so that the ReLU objective equals the piece's). The polished point is kept when it
+    is consistent, certified on the piece, and not above the unpolished value; otherwise the next
+    round freezes the pattern of the new point. Returns ``(out, info)`` with ``info`` the piece
+    report (``consistent``, ``kinks``: ``(layer, unit, sample)`` exactly at a kink, ``gap``,
+    ``rounds``), or ``None`` for smooth problems.
+    """
+    x, fx, result, cert, cnt = out
+    piece = prob.smooth_piece(x)
+    if piece is None:
+        return out, None
+    ref = float(fx) if np.isfinite(float(fx)) else np.inf
+    tol = 1e-12 * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
+    info = {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}
+    y = x
+    for r in range(1, rounds + 1):
+        py, fy, ry, cy, ny = _solve(piece, y, key, *args)
+        rep = prob.piece_report(piece, py)
+        value = float(prob.objective(py))
+        total = jax.tree_util.tree_map(lambda a, b: a + b, cnt, ny)
+        if rep["consistent"] and int(ry) == RESULTS.successful and value <= ref + tol:
+            info = dict(rep, rounds=r)
+            return (py, jnp.asarray(value), ry, cy, total), info
+        info = dict(rep, rounds=r)
+        if not np.isfinite(value):
+            break
+        y = py
+        piece = prob.smooth_piece(y)
+    return out, info
+
+
 def _num_tangents(prob, x0) -> int:
     shape = jax.eval_shape(prob.symmetry_tangents, x0)
     leaves = jax.tree_util.tree_leaves(shape)
@@ -410,6 +460,8 @@ def minimize(
     max_escapes: int = 10,
     num_iters: int = 100,
     hessian: bool = False,
+    ctol: float = 1e-10,
+    max_outer: int = 60,
     certify: str | None = None,
     throw: bool = True,
 ) -> Solution:
@@ -457,6 +509,11 @@ def minimize(
         eig_tol: second-order tolerance, ``lambda_min >= -eig_tol`` (default ``1e-8``).
         max_escapes: saddle escapes before giving up (``RESULTS.saddle``).
         num_iters: Lanczos steps of the curvature check above 2000 parameters.
+        ctol, max_outer: for problems with inequality constraints ``prob.constraints(params) <= 0``
+            (the M-D radius model): the augmented-Lagrangian method of
+            :func:`ufm.solvers.minimize_constrained` runs instead, to primal and complementarity
+            residuals ``<= ctol`` within ``max_outer`` multiplier updates; the Solution then
+            carries ``multipliers`` and ``residuals``.
         hessian: also report ``(lambda_min, lambda_max)`` of the Hessian on the free components
             with the symmetry directions included (:func:`ufm.hessian_extreme_eigs`); host only.
         certify: ``"global"`` fills ``certificate.global_gap`` (:func:`ufm.global_certificate`)
@@ -488,7 +545,8 @@ def minimize(
         return minimize_global(minimize, prob, certify, dict(
             seed=seed, params0=params0, gtol=gtol, max_steps=max_steps, max_newton=max_newton,
             restarts=restarts, init_scale=init_scale, order=order, eig_tol=eig_tol,
-            max_escapes=max_escapes, num_iters=num_iters, hessian=hessian), throw)
+            max_escapes=max_escapes, num_iters=num_iters, hessian=hessian, ctol=ctol, max_outer=max_outer),
+            throw)
     gtol = check_finite_positive("gtol", gtol)
     eig_tol = check_finite_positive("eig_tol", eig_tol)
     max_steps = check_int("max_steps", max_steps, 1)
@@ -496,7 +554,11 @@ def minimize(
     max_escapes = check_int("max_escapes", max_escapes, 0)
     num_iters = check_int("num_iters", num_iters, 1)
     restarts = check_int("restarts", restarts, 1)
-    if order not in ("auto", "first", "second"):
+    if not isinstance(seed, jax.core.Tracer):
+        seed = check_int("seed", seed, 0)
+    if init_scale is not None and not isinstance(init_scale, jax.core.Tracer):
+        init_scale = check_finite_positive("init_scale", init_scale)
+    if not isinstance(order, str) or order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     if params0 is not None and restarts != 1:
         raise ValueError(f"restarts must be 1 when params0 is given, got restarts={restarts}")
@@ -504,20 +566,27 @@ def minimize(
         starts = [prob.init(jax.random.PRNGKey(seed + r), init_scale) for r in range(restarts)]
     else:
         starts = [check_params(prob, params0)]
+    if num_constraints(prob, starts[0]) > 0:
+        ctol = check_finite_positive("ctol", ctol)
+        max_outer = check_int("max_outer", max_outer, 1)
+        return minimize_constrained(prob, seed=seed, params0=params0, gtol=gtol, ctol=ctol, restarts=restarts,
+                                    max_outer=max_outer, throw=throw, max_steps=max_steps, max_newton=max_newton,
+                                    init_scale=init_scale, order=order, eig_tol=eig_tol, max_escapes=max_escapes,
+                                    num_iters=num_iters, hessian=hessian)
     second = _second_order_method(prob, starts[0], order)
     iters = int(min(num_iters, tr.tree_size(starts[0])))
     key = jax.random.PRNGKey(0)
     args = (gtol, eig_tol, max_steps, max_newton, 500, second, iters, max_escapes)
     traced = _is_traced((prob, starts))
-    if traced or restarts == 1:
-        if restarts == 1:
-            out = _solve(prob, starts[0], key, *args)
-            stacked = jax.tree_util.tree_map(lambda u: u[None], out)
-        else:
-            x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
-            stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
-    else:  # host: the compiled solve in a loop (XLA:CPU runs batched small matmuls slowly)
+    pieces = [(None, None)] * restarts
+    if traced and restarts > 1:  # restarts as a vmap over starting points
+        x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+        stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
+    else:  # the compiled solve in a loop on the host (XLA:CPU runs batched small matmuls slowly)
         outs = [_solve(prob, x0, key, *args) for x0 in starts]
+        if not traced:
+            pieces = [_polish_piece(prob, out, key, args) for out in outs]
+            outs = [o for o, _ in pieces]
         stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     xs, fxs, results, certs, counts = stacked
     best = _select(fxs, results, certs.order_code) if restarts > 1 else 0
@@ -531,12 +600,15 @@ def minimize(
         return Solution(params=x, value=fx, grad_norm=cert.kkt, result=result, certificate=cert, stats=stats)
 
     best = int(best)
+    piece_info = pieces[best][1]
     result = RESULTS(int(result))
     cert = Certificate(kkt=float(cert.kkt), min_eig=float(cert.min_eig), order_code=int(cert.order_code),
                        global_gap=None)
     k1, k2 = int(cnt["first_order_steps"]), int(cnt["newton_steps"])
     stats = dict(num_steps=k1 + k2, first_order_steps=k1, newton_steps=k2, cg_steps=int(cnt["cg_steps"]),
                  escapes=int(cnt["escapes"]), max_steps=max_steps, seed=seed + best)
+    if piece_info is not None:
+        stats["piece"] = piece_info
     if restarts > 1:
         stats.update(restart_values=[float(v) for v in fxs], restart_results=[RESULTS(int(r)) for r in results])
     if throw and result != RESULTS.successful:
