@@ -47,7 +47,7 @@ def main(out="landscape_slices.png", K=3, n=2, d=4, lam=5e-3):
     fig.colorbar(c, ax=ax[1])
     ax[1].set(title="minimizer: softest two eigenvectors", xlabel="t (v1)", ylabel="s (v2)")
     ax[2].plot(pa["t"], pa["values"])
-    ax[2].set(title=f"H >= 0: path between end points, barrier {pa['barrier']:.2e}", xlabel="t", ylabel="f")
+    ax[2].set(title=f"H >= 0: straight path, barrier {pa['barrier']:.2e}", xlabel="t", ylabel="f")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     print(f"saved {out}")
