@@ -52,7 +52,7 @@ def certificate_vs_solve(repeats):
     t_full = time.perf_counter() - t0
     print(f"[1] minimize (first order, warm): {t_solve * 1e3:.1f} ms; global_certificate (jit, warm): "
           f"{t_cert * 1e3:.3f} ms; ratio solve/certificate = {t_solve / t_cert:.0f}; gap {float(c.gap):.1e}")
-    print(f"    minimize(certify='global') end to end (warm solve + eager certificate): {t_full * 1e3:.1f} ms, "
+    print(f"    minimize(certify='global') end to end (warm solve + certificate compiled on first use): {t_full * 1e3:.1f} ms, "
           f"gap {full.certificate.global_gap:.1e}, converged {full.converged}")
 
 
