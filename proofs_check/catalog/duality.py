@@ -23,6 +23,7 @@ for any widths (Schatten-quasi-norm Hölder + Mirsky); balanced one-hot, it is `
 from __future__ import annotations
 
 import dataclasses
+import functools
 
 import numpy as np
 import sympy as sp
@@ -30,7 +31,7 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog import deep as deep_cat
-from proofs_check.theorem import GTOL, Citation, Proof, Theorem
+from proofs_check.theorem import Citation, Proof, Theorem, minimize_solver
 
 __all__ = ["THEOREMS"]
 
@@ -237,11 +238,6 @@ def _deep_assume(prob):
     return True, ""
 
 
-def _deep_solve(prob):
-    sol = ufm.minimize(prob, gtol=GTOL, restarts=3, throw=False)
-    return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
-
-
 DEEP_BOUND = Theorem(
     name="Deep linear MSE UFM: the scalar reduction bounds the minimum for any widths",
     citation=SUKENIK,
@@ -254,7 +250,7 @@ DEEP_BOUND = Theorem(
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
-    solve=_deep_solve,
+    solve=functools.partial(minimize_solver, restarts=3),
     tolerances={"gap": 1e-9},
     expressions={"h_m": deep_cat.h_sym(3)},
     proofs=DEEP_PROOFS,
