@@ -112,12 +112,12 @@ class Solution:
         return jnp.asarray(r) == RESULTS.successful
 
     @property
-    def kkt(self) -> dict | None:
-        """For a constrained solve (the M-D radius model): ``stationarity``, ``violation``
-        (``max(0, max_i c_i)``), ``complementarity`` and ``dual`` (``min_i y_i``) from
-        ``residuals``; ``None`` otherwise."""
+    def kkt(self) -> dict:
+        """``stationarity``, ``violation`` (``max(0, max_i c_i)``), ``complementarity`` and
+        ``dual`` (``min_i y_i``) from ``residuals``; without inequality constraints the last three
+        are 0 and ``stationarity`` is ``grad_norm``."""
         if self.residuals is None:
-            return None
+            return {"stationarity": self.grad_norm, "violation": 0.0, "complementarity": 0.0, "dual": 0.0}
         r = self.residuals
         return {"stationarity": r["stationarity"], "violation": max(0.0, r["primal"]),
                 "complementarity": r["complementarity"], "dual": r["dual"]}
