@@ -173,3 +173,19 @@ def test_certificate_is_a_pytree_with_order_names():
                        order_code=jnp.asarray([2, 0]))
     assert list(c.order) == ["second", "none"]
     assert len(jax.tree_util.tree_leaves(c)) == 3
+
+
+# ---- deep ReLU: the K = 10 low-rank regime ----------------------------------------------------------
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_deep_relu_k10_returns_certified_points(seed):
+    from proofs_check.catalog import deep
+
+    prob = ufm.DeepUFM(K=10, n=1, widths=(30, 30, 30, 30), loss=ufm.MSE(), lam_W=0.004, lam_H=0.004,
+                       activation="relu")
+    sol = ufm.minimize(prob, seed=seed)  # must not raise
+    assert sol.converged and sol.certificate.order == "second"
+    piece = sol.stats["piece"]
+    assert piece["consistent"] and piece["gap"] <= 1e-10 * max(1.0, sol.value)
+    # the DNC value of the h_m reduction bounds what a certified point may cost here
+    assert sol.value <= deep.dnc_prediction(prob)["value"] * (1 + 1e-9)

@@ -59,6 +59,11 @@ class Problem:
         the objective is smooth (the default); see :meth:`ufm.DeepUFM.smooth_piece`."""
         return None
 
+    def smoothed(self, beta):
+        """A smooth surrogate of a piecewise-smooth objective with sharpness ``beta`` (``None`` for
+        a smooth problem, the default); see :meth:`ufm.DeepUFM.smoothed`."""
+        return None
+
     def piece_report(self, piece, params) -> dict:
         """Whether ``params`` lies on ``piece`` (``consistent``), the units exactly at a kink
         (``kinks``) and ``gap = |f_piece - f|``; only for problems with :meth:`smooth_piece`."""

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import ClassSizes, Problem
 from ufm.problems._base import normalize_counts
@@ -100,6 +100,10 @@ class DeepUFM(ClassSizes, Problem):
             every negative entry of ``H_1`` to ``0`` (it changes nothing else), so ``H_1 =
             relu(H_1) >= 0``; the constrained form keeps the objective smooth in ``H_1`` and lets
             :func:`ufm.minimize` certify a KKT point.
+        smoothing: ``None`` (the exact ReLU), or ``beta > 0``: the smooth surrogate
+            ``s(z) = softplus(beta z) / beta`` (``0 <= s(z) - relu(z) <= log(2)/beta``), used by
+            :func:`ufm.minimize` as a continuation towards the ReLU model (an array leaf: changing it
+            does not recompile).
         pattern: ``None``, or a fixed activation pattern ``(M_1, ..., M_{L-1})`` of 0/1 arrays
             ``M_l: (d_{l+1}, N)``: then ``s(Z_l) = M_l * Z_l``, the smooth piece of the ReLU
             model on which the pattern is ``M`` (made by :meth:`on_pattern`, used by
@@ -129,6 +133,7 @@ class DeepUFM(ClassSizes, Problem):
     activation: str = field(default="relu", metadata=dict(static=True))
     relu_features: bool = field(default=False, metadata=dict(static=True))
     pattern: tuple | None = None
+    smoothing: jax.Array | None = None
 
     def __post_init__(self):
         if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
@@ -152,6 +157,8 @@ class DeepUFM(ClassSizes, Problem):
                 check_nonneg(name, value)
                 object.__setattr__(self, name, as_float_array(value))
         object.__setattr__(self, "relu_features", bool(self.relu_features))
+        if self.smoothing is not None:
+            object.__setattr__(self, "smoothing", scalar_param("smoothing", self.smoothing, positive=True))
         if self.pattern is not None and all(is_concrete(M) for M in self.pattern):
             shapes = tuple((d, self.N) for d in self.widths[1:])
             got = tuple(np.shape(M) for M in self.pattern)
@@ -205,6 +212,9 @@ class DeepUFM(ClassSizes, Problem):
         """The activation ``s`` after layer ``l + 1`` (ReLU, the identity, or the fixed pattern)."""
         if self.pattern is not None:
             return self.pattern[l] * Z
+        if self.activation == "relu" and self.smoothing is not None:
+            beta = self.smoothing
+            return jax.nn.softplus(beta * Z) / beta
         return jax.nn.relu(Z) if self.activation == "relu" else Z
 
     def on_pattern(self, params: DeepParams, rtol: float = 0.0) -> DeepUFM:
@@ -264,9 +274,16 @@ class DeepUFM(ClassSizes, Problem):
     def smooth_piece(self, params: DeepParams, rtol: float = 1e-3):
         """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU
         model without a fixed pattern; ``None`` otherwise (the objective is smooth)."""
-        if self.activation != "relu" or self.pattern is not None or self.L < 2:
+        if self.activation != "relu" or self.pattern is not None or self.smoothing is not None or self.L < 2:
             return None
         return self.on_pattern(params, rtol)
+
+    def smoothed(self, beta):
+        """The same ReLU model with ``relu`` replaced by ``softplus(beta z)/beta`` (``None`` for a
+        linear model or a fixed pattern)."""
+        if self.activation != "relu" or self.pattern is not None or self.L < 2:
+            return None
+        return dataclasses.replace(self, smoothing=beta)
 
     def piece_report(self, piece: DeepUFM, params: DeepParams, tol: float = 1e-8) -> dict:
         r"""Is ``params`` on the activation piece ``piece`` (a problem with a fixed pattern ``M``)?
