@@ -361,6 +361,7 @@ def cdnv(H, labels, K: int | None = None) -> jax.Array:
     return _cdnv_from(V, Mbar)
 
 
+@jax.jit
 def _cdnv_from(V, Mbar) -> jax.Array:
     """CDNV from per-class variances ``V: (K,)`` and centred means ``Mbar: (d, K)``."""
     K = Mbar.shape[1]
@@ -716,6 +717,7 @@ def nc3_duality(W, H, labels, K: int | None = None, *, global_mean: str = "weigh
     return _duality_from(W, Mbar)
 
 
+@jax.jit
 def _duality_from(W, Mbar) -> jax.Array:
     """``|| W^T/||W||_F - Mbar/||Mbar||_F ||_F`` (see :func:`nc3_duality`)."""
     return jnp.linalg.norm(_unit(W.T) - _unit(Mbar))
