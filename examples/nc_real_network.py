@@ -46,8 +46,8 @@ from ufm.metrics import collapse_report  # noqa: E402
 
 FULL = dict(widths=(128, 128, 64), steps=6000, record=150, lr=0.05, wd=1e-3, n_train=90,
             noise_steps=6000, eta=0.2, alpha=0.2, md_n=5, md_lam=0.1)
-TINY = dict(widths=(16, 16, 12), steps=60, record=20, lr=0.05, wd=1e-3, n_train=20,
-            noise_steps=60, eta=0.2, alpha=0.2, md_n=3, md_lam=0.1)
+TINY = dict(widths=(16, 16, 12), steps=40, record=20, lr=0.05, wd=1e-3, n_train=20,
+            noise_steps=40, eta=0.2, alpha=0.2, md_n=3, md_lam=0.1)
 
 
 def enable_x64():
@@ -104,7 +104,7 @@ def forward(params, X):
 
 
 @functools.lru_cache(maxsize=None)
-def make_trainer(K, lr, wd, alpha):
+def make_trainer(K, lr, wd):
     r"""Full-batch SGD (momentum 0.9) on
 
     .. math:: \frac1N\sum_i \ell_\alpha(f(x_i), y_i) + \frac{wd}2 \sum_l (\|W_l\|_F^2 + \|b_l\|^2),
@@ -121,7 +121,7 @@ def make_trainer(K, lr, wd, alpha):
         return data + 0.5 * wd * sum(jnp.sum(W**2) + jnp.sum(b**2) for W, b in params)
 
     @functools.partial(jax.jit, static_argnames="n_steps")
-    def run(params, state, X, y, n_steps):
+    def run(params, state, X, y, alpha, n_steps):
         Y = optax.smooth_labels(jax.nn.one_hot(y, K, dtype=jnp.float32), alpha)
 
         def step(carry, _):
@@ -140,12 +140,12 @@ def train(X, y, K, cfg, *, steps, alpha=0.0, seed=0, record=None):
     """Train; call ``record(step, params)`` every ``cfg['record']`` steps (and at step 0)."""
     sizes = (X.shape[0], *cfg["widths"], K)
     params = init_mlp(jax.random.PRNGKey(seed), sizes)
-    opt, run = make_trainer(K, cfg["lr"], cfg["wd"], alpha)
+    opt, run = make_trainer(K, cfg["lr"], cfg["wd"])
     state = opt.init(params)
     Xj, yj = jnp.asarray(X), jnp.asarray(y)
     record(0, params)
     for t in range(cfg["record"], steps + 1, cfg["record"]):
-        params, state = run(params, state, Xj, yj, n_steps=cfg["record"])
+        params, state = run(params, state, Xj, yj, jnp.float32(alpha), n_steps=cfg["record"])
         record(t, params)
     return params
 
