@@ -837,7 +837,9 @@ def _host_features(name: str, H, d: int | None = None) -> np.ndarray:
     """``H: (d, N)`` as a finite float64 NumPy array (float32 accepted)."""
     H = np.asarray(H)
     if H.ndim != 2:
-        raise ValueError(f"{name} must have shape (d, N) (one sample per column), got shape {H.shape}")
+        raise ValueError(
+            f"{name} must have shape (d, N) (one sample per column), got shape {H.shape}"
+        )
     if not (np.issubdtype(H.dtype, np.floating) or np.issubdtype(H.dtype, np.integer)):
         raise ValueError(f"{name} must be a real array, got dtype {H.dtype}")
     if d is not None and H.shape[0] != d:
@@ -902,7 +904,8 @@ def _set_metrics(counts, means, class_ss, quad, W, b, global_mean, rtol) -> dict
     """
     K = counts.size
     if np.any(counts == 0):
-        raise ValueError(f"every class needs a sample; classes {np.flatnonzero(counts == 0).tolist()} are empty")
+        empty = np.flatnonzero(counts == 0).tolist()
+        raise ValueError(f"every class needs a sample; classes {empty} are empty")
     N = counts.sum()
     Mbar, A = _mbar_pinv(means, counts, global_mean, rtol)
     out = {
@@ -1034,7 +1037,8 @@ def collapse_report(
             train_means = means
             _, train_pinv = _mbar_pinv(means, counts, global_mean, rtol)
         else:
-            r["nc1_vs_train"] = float(np.sum((train_pinv @ (H - train_means.T[:, y])) ** 2) / y.size)
+            Z_ref = H - train_means.T[:, y]  # test deviations from the TRAIN class means
+            r["nc1_vs_train"] = float(np.sum((train_pinv @ Z_ref) ** 2) / y.size)
         ncc = _nearest_centre(H, train_means)
         r["ncc_acc"] = float(np.mean(ncc == y))
         if W is not None:
@@ -1107,7 +1111,9 @@ class StreamingNC:
         if centres is not None:
             centres = np.asarray(centres, dtype=np.float64)
             if centres.shape != (K, self.d):
-                raise ValueError(f"centres must have shape (K, d) = ({K}, {self.d}), got {centres.shape}")
+                raise ValueError(
+                    f"centres must have shape (K, d) = ({K}, {self.d}), got {centres.shape}"
+                )
         self.centres = centres
         self.counts = np.zeros(K)
         self.means = np.zeros((K, self.d))
@@ -1195,7 +1201,10 @@ class StreamingNC:
             if self.W is not None:
                 out["nc4"] = self.n_disagree / N
         if reference is not None:
-            if not isinstance(reference, StreamingNC) or (reference.K, reference.d) != (self.K, self.d):
+            if not isinstance(reference, StreamingNC) or (reference.K, reference.d) != (
+                self.K,
+                self.d,
+            ):
                 raise ValueError("reference must be a StreamingNC with the same K and d")
             if np.any(reference.counts == 0):
                 raise ValueError("reference: every class needs a sample")
