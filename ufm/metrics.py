@@ -40,8 +40,11 @@ import numpy as np
 from ufm._validate import is_concrete
 
 __all__ = [
+    "StreamingNC",
+    "TEST_NC1_CONVENTION",
     "all_metrics",
     "layer_metrics",
+    "collapse_report",
     "cdnv",
     "centred_means",
     "class_means",
@@ -356,6 +359,13 @@ def cdnv(H, labels, K: int | None = None) -> jax.Array:
     H, labels, K, Z, Mbar = _within_class(H, labels, K, "unweighted")
     counts = jax.ops.segment_sum(jnp.ones(H.shape[1]), labels, num_segments=K)
     V = jax.ops.segment_sum(jnp.sum(Z**2, axis=0), labels, num_segments=K) / counts  # (K,)
+    return _cdnv_from(V, Mbar)
+
+
+@jax.jit
+def _cdnv_from(V, Mbar) -> jax.Array:
+    """CDNV from per-class variances ``V: (K,)`` and centred means ``Mbar: (d, K)``."""
+    K = Mbar.shape[1]
     G = Mbar.T @ Mbar  # centred Gram: same distances, less cancellation
     sq = jnp.diag(G)
     dist2 = jnp.maximum(sq[:, None] + sq[None, :] - 2.0 * G, 0.0)
@@ -679,7 +689,7 @@ def nc3(W, H, labels, K: int | None = None, *, global_mean: str = "weighted") ->
     """
     Mbar = centred_means(H, labels, K, global_mean=global_mean)
     W = _check_W(W, *Mbar.shape[::-1])
-    return jnp.linalg.norm(_unit(W @ Mbar) - _simplex_target(Mbar.shape[1]))
+    return nc2_etf(W @ Mbar)
 
 
 @_jit_with_labels
@@ -705,6 +715,12 @@ def nc3_duality(W, H, labels, K: int | None = None, *, global_mean: str = "weigh
     """
     Mbar = centred_means(H, labels, K, global_mean=global_mean)
     W = _check_W(W, *Mbar.shape[::-1])
+    return _duality_from(W, Mbar)
+
+
+@jax.jit
+def _duality_from(W, Mbar) -> jax.Array:
+    """``|| W^T/||W||_F - Mbar/||Mbar||_F ||_F`` (see :func:`nc3_duality`)."""
     return jnp.linalg.norm(_unit(W.T) - _unit(Mbar))
 
 
@@ -846,3 +862,399 @@ def layer_metrics(prob, params, *, rank_rtol: float = 1e-6) -> dict:
         out["rank" + tag] = np.array([rank(B) for B in bars])
     out["sigma_W"] = [np.linalg.svd(np.asarray(W), compute_uv=False) for W in params.Ws]
     return out
+# ---------------------------------------------------------------- real feature sets, streaming
+#
+# Everything below accumulates in NumPy float64 on the host, so it is exact to float64 whether or
+# not JAX's x64 mode is on (float32 features are accepted and promoted); the K x K Gram metrics
+# above are then evaluated on the float64 statistics inside a local ``jax.enable_x64(True)``
+# context, which changes no global setting.
+
+TEST_NC1_CONVENTION = (
+    "nc1_vs_train: (1/K) Tr(Sigma_W^test Sigma_B^{train,+}) with Sigma_W^test = (1/N_test) "
+    "sum_i (h_i - mu^train_{y_i})(h_i - mu^train_{y_i})^T: test features centred at the TRAIN "
+    "class means, between-class covariance of the TRAIN means (Hui, Belkin & Nakkiran, "
+    "arXiv 2202.08384, 'test collapse'); pseudo-inverse cut at rtol * sigma_max(Mbar_train)"
+)
+"""The convention of the test-set NC1 in :func:`collapse_report` and :meth:`StreamingNC.result`."""
+
+
+def _host_features(name: str, H, d: int | None = None) -> np.ndarray:
+    """``H: (d, N)`` as a finite float64 NumPy array (float32 accepted)."""
+    H = np.asarray(H)
+    if H.ndim != 2:
+        raise ValueError(
+            f"{name} must have shape (d, N) (one sample per column), got shape {H.shape}"
+        )
+    if not (np.issubdtype(H.dtype, np.floating) or np.issubdtype(H.dtype, np.integer)):
+        raise ValueError(f"{name} must be a real array, got dtype {H.dtype}")
+    if d is not None and H.shape[0] != d:
+        raise ValueError(f"{name} must have d={d} rows, got shape {H.shape}")
+    H = H.astype(np.float64, copy=False)
+    if not np.all(np.isfinite(H)):
+        raise ValueError(f"{name} must be finite (no NaN or inf)")
+    return H
+
+
+def _host_labels(name: str, labels, N: int, K: int) -> np.ndarray:
+    y = np.asarray(labels)
+    if y.ndim != 1 or y.shape[0] != N:
+        raise ValueError(f"{name} must have shape (N,) with N = {N}, got shape {y.shape}")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(f"{name} must be integers in 0..K-1, got dtype {y.dtype}")
+    if y.size and (y.min() < 0 or y.max() >= K):
+        raise ValueError(f"{name} must lie in 0..K-1 = 0..{K - 1}, got {y.min()}..{y.max()}")
+    return y.astype(np.int64)
+
+
+def _host_classifier(W, b, K: int, d: int):
+    if W is None:
+        if b is not None:
+            raise ValueError("b was given without W; pass W (K, d) as well")
+        return None, None
+    W = np.asarray(W, dtype=np.float64)
+    if W.shape != (K, d):
+        raise ValueError(f"W must have shape (K, d) = ({K}, {d}), got {W.shape}")
+    if b is not None:
+        b = np.asarray(b, dtype=np.float64)
+        if b.shape != (K,):
+            raise ValueError(f"b must have shape (K,) = ({K},) or be None, got {b.shape}")
+    return W, b
+
+
+def _nearest_centre(H: np.ndarray, centres: np.ndarray) -> np.ndarray:
+    """``argmin_k ||h_i - c_k||`` for ``H: (d, N)``, ``centres: (K, d)`` (ties: lowest index)."""
+    return np.argmin(np.sum(centres**2, axis=1)[:, None] - 2.0 * centres @ H, axis=0)
+
+
+def _predict(W, b, H: np.ndarray) -> np.ndarray:
+    logits = W @ H
+    return np.argmax(logits if b is None else logits + b[:, None], axis=0)
+
+
+def _mbar_pinv(means: np.ndarray, counts: np.ndarray, global_mean: str, rtol: float):
+    """``(Mbar (d, K), Mbar^+ (K, d))`` from class means ``(K, d)`` and counts ``(K,)``."""
+    if global_mean == "weighted":
+        h_G = counts @ means / counts.sum()
+    else:
+        h_G = means.mean(axis=0)
+    Mbar = (means - h_G).T
+    return Mbar, np.linalg.pinv(Mbar, rcond=rtol)
+
+
+def _set_metrics(counts, means, class_ss, quad, W, b, global_mean, rtol) -> dict[str, float]:
+    """Every label-based metric of one feature set from its sufficient statistics.
+
+    ``quad(A)`` returns ``sum_i ||A z_i||^2`` for the within-class deviations ``z_i`` (through the
+    deviations themselves in memory, through the d x d scatter when streaming).
+    """
+    K = counts.size
+    if np.any(counts == 0):
+        empty = np.flatnonzero(counts == 0).tolist()
+        raise ValueError(f"every class needs a sample; classes {empty} are empty")
+    N = counts.sum()
+    Mbar, A = _mbar_pinv(means, counts, global_mean, rtol)
+    out = {
+        "n": float(N),
+        "nc1": quad(A) / N,
+        "nc1_trace_ratio": (class_ss.sum() / N) / (np.sum(Mbar**2) / K),
+        "pinv_rank": float(np.linalg.matrix_rank(Mbar, tol=rtol * np.linalg.norm(Mbar, 2))),
+    }
+    Mu = means - means.mean(axis=0)  # CDNV is independent of the centre; unweighted as in cdnv()
+    with jax.enable_x64(True):
+        G_H = jnp.asarray(Mbar.T @ Mbar)
+        res = {
+            "cdnv": _cdnv_from(jnp.asarray(class_ss / counts), jnp.asarray(Mu.T)),
+            "nc2_H": nc2_etf(G_H),
+            "equinorm_H": equinorm(jnp.asarray(Mbar)),
+            "equiangularity_H": equiangularity(G_H),
+            "max_angle_deviation_H": max_angle_deviation(G_H),
+            "nc2_orth_H": orthogonal_frame_distance(jnp.asarray(means @ means.T)),
+        }
+        if W is not None:
+            G_W = jnp.asarray(W @ W.T)
+            res |= {
+                "nc2_W": nc2_etf(G_W),
+                "equinorm_W": equinorm_W(jnp.asarray(W)),
+                "equiangularity_W": equiangularity(G_W),
+                "max_angle_deviation_W": max_angle_deviation(G_W),
+                "nc2_orth_W": orthogonal_frame_distance(G_W),
+                "nc3": nc2_etf(jnp.asarray(W @ Mbar)),
+                "nc3_duality": _duality_from(jnp.asarray(W), jnp.asarray(Mbar)),
+            }
+        out |= {k: float(v) for k, v in res.items()}
+    return {k: float(v) for k, v in out.items()}
+
+
+def collapse_report(
+    H_train,
+    y_train,
+    H_test=None,
+    y_test=None,
+    W=None,
+    b=None,
+    *,
+    K: int | None = None,
+    global_mean: str = "weighted",
+    rtol: float = PINV_RTOL,
+) -> dict[str, dict[str, float]]:
+    r"""Every NC metric of a network's train and test features, in float64, in one call.
+
+    For each set ``s`` (train, test) with its own class means :math:`\mu^s_k`, centred means
+    :math:`\bar M^s` and deviations :math:`z_i = h_i - \mu^s_{y_i}`, the keys of :func:`all_metrics`
+    that need only features (``nc1`` in the dual form :math:`\frac1N\|\bar M^{s+} Z\|_F^2`,
+    ``nc1_trace_ratio``, ``cdnv``, ``nc2_H``, ``equinorm_H``, ``equiangularity_H``,
+    ``max_angle_deviation_H``, ``nc2_orth_H``), with ``W`` also ``nc2_W``, ``equinorm_W``,
+    ``equiangularity_W``, ``max_angle_deviation_W``, ``nc2_orth_W``, ``nc3``, ``nc3_duality``,
+    and, per sample,
+
+    .. math::
+
+        \mathrm{ncc\_acc} = \frac1N \sum_i \mathbf 1[\arg\min_k \|h_i - \mu^{\rm train}_k\| = y_i],
+        \qquad \mathrm{acc} = \frac1N \sum_i \mathbf 1[\arg\max_k (W h_i + b)_k = y_i],
+
+    ``nc4`` (disagreement of the two rules; the nearest-centre rule of the *train* means on both
+    sets). The test set gets in addition the train-referenced NC1 (:data:`TEST_NC1_CONVENTION`):
+
+    .. math::
+
+        \mathrm{nc1\_vs\_train} = \frac1K \operatorname{Tr}\big(\Sigma_W^{\rm test|train}
+        \Sigma_B^{{\rm train}+}\big) = \frac1{N_{\rm test}} \big\|\bar M^{{\rm train}+}
+        (H_{\rm test} - \mu^{\rm train}_{y})\big\|_F^2 .
+
+    On the train set ``nc1`` and ``nc4`` equal :func:`nc1` and :func:`nc4`. No d x d matrix is
+    formed (the pseudo-inverse is of the d x K matrix ``Mbar``, cut at ``rtol * sigma_max``; the
+    resulting rank is reported as ``pinv_rank``). Features may be float32; all accumulation is
+    NumPy float64 regardless of JAX's x64 setting, and no global setting is changed.
+
+    Args:
+        H_train: (d, N_train) train features. y_train: (N_train,) labels in ``0..K-1``.
+        H_test: (d, N_test) test features or None. y_test: (N_test,) labels or None.
+        W: (K, d) last-layer classifier or None. b: (K,) bias or None.
+        K: number of classes; default ``max(y_train) + 1``.
+        global_mean: ``"weighted"`` (default) or ``"unweighted"`` centring.
+        rtol: pseudo-inverse cut, default :data:`PINV_RTOL`.
+
+    Returns:
+        ``{"train": {...}, "test": {...}}`` of Python floats (``"test"`` only with test data).
+
+    Raises:
+        ValueError: on mismatched shapes, labels outside ``0..K-1``, an empty train class, a
+            non-finite feature or an unknown ``global_mean``.
+
+    References:
+        Papyan, Han & Donoho, PNAS 2020 (NC1-NC4); Hui, Belkin & Nakkiran, "Limitations of neural
+        collapse for understanding generalization in deep learning", arXiv 2202.08384 (train vs
+        test collapse).
+    """
+    _check_global_mean(global_mean)
+    H_tr = _host_features("H_train", H_train)
+    d = H_tr.shape[0]
+    if K is None:
+        y0 = np.asarray(y_train)
+        if y0.size == 0:
+            raise ValueError("y_train must not be empty")
+        K = int(np.max(y0)) + 1
+    K = _num_classes(None, K)
+    sets = {"train": (H_tr, _host_labels("y_train", y_train, H_tr.shape[1], K))}
+    if (H_test is None) != (y_test is None):
+        raise ValueError("H_test and y_test must be given together")
+    if H_test is not None:
+        H_te = _host_features("H_test", H_test, d)
+        sets["test"] = (H_te, _host_labels("y_test", y_test, H_te.shape[1], K))
+    W, b = _host_classifier(W, b, K, d)
+
+    report, train_means, train_pinv = {}, None, None
+    for name, (H, y) in sets.items():
+        counts = np.bincount(y, minlength=K).astype(np.float64)
+        if np.any(counts == 0):
+            raise ValueError(
+                f"every class must have a sample in the {name} set; "
+                f"classes {np.flatnonzero(counts == 0).tolist()} are empty"
+            )
+        onehot = np.zeros((y.size, K))
+        onehot[np.arange(y.size), y] = 1.0
+        means = (H @ onehot / counts).T  # (K, d)
+        Z = H - means.T[:, y]
+        class_ss = np.sum(Z**2, axis=0) @ onehot
+        r = _set_metrics(counts, means, class_ss, lambda A, Z=Z: float(np.sum((A @ Z) ** 2)),
+                         W, b, global_mean, rtol)
+        if name == "train":
+            train_means = means
+            _, train_pinv = _mbar_pinv(means, counts, global_mean, rtol)
+        else:
+            Z_ref = H - train_means.T[:, y]  # test deviations from the TRAIN class means
+            r["nc1_vs_train"] = float(np.sum((train_pinv @ Z_ref) ** 2) / y.size)
+        ncc = _nearest_centre(H, train_means)
+        r["ncc_acc"] = float(np.mean(ncc == y))
+        if W is not None:
+            pred = _predict(W, b, H)
+            r["acc"] = float(np.mean(pred == y))
+            r["nc4"] = float(np.mean(pred != ncc))
+        report[name] = r
+    return report
+
+
+class StreamingNC:
+    r"""Streaming, mergeable sufficient statistics of a labelled feature set; NC metrics at the end.
+
+    ``acc = StreamingNC(K=K, d=d)``; ``acc.update(H_batch, labels_batch)`` with ``H_batch: (d, B)``
+    any number of times, in any order and batch sizes; ``acc.merge(other)`` combines accumulators
+    filled on different shards (data-parallel); ``acc.result()`` returns the metrics of the whole
+    set, equal to the in-memory ones (:func:`nc1`, :func:`all_metrics`, :func:`collapse_report`)
+    up to float64 rounding.
+
+    Statistics (all NumPy float64): counts :math:`n_k`, class means :math:`\mu_k` (K x d), the
+    pooled within-class scatter :math:`S = \sum_i (h_i - \mu_{y_i})(h_i - \mu_{y_i})^T` (d x d)
+    and the per-class scatter traces :math:`s_k`. Batches and shards are combined by the pairwise
+    update of Chan, Golub & LeVeque (1979), per class:
+
+    .. math::
+
+        n = n_A + n_B, \quad \delta_k = \mu_{k,B} - \mu_{k,A}, \quad
+        \mu_k = \mu_{k,A} + \tfrac{n_{k,B}}{n_k}\delta_k, \quad
+        S = S_A + S_B + \sum_k \tfrac{n_{k,A} n_{k,B}}{n_k} \delta_k \delta_k^T,
+
+    each batch's own scatter taken about its own class means (no sum-of-squares cancellation).
+    Then :math:`\mathrm{NC1} = \frac1N \operatorname{Tr}(\bar M^+ S \bar M^{+T})`, the same
+    quantity as the dual form of :func:`nc1`.
+
+    Why a d x d matrix: NC1 projects the deviations onto the span of the centred means, which is
+    known only after the last sample, so a one-pass method must keep the second moments of the
+    deviations in every direction (``d^2`` numbers, independent of N). A second pass over the data
+    with the final means would need only ``K x K`` (the dual form of :func:`collapse_report`).
+    Everything else is K x d or K x K.
+
+    Per-sample rules (NC4, accuracies) need the decision rule while the samples stream past: give
+    ``W`` (and ``b``) for the classifier accuracy, and ``centres`` (K, d) (e.g. the train class
+    means, :attr:`means` of a train accumulator) for the nearest-centre accuracy and ``nc4``
+    (disagreement of the classifier with the nearest-centre rule of those centres). With the
+    set's own final means as ``centres`` (a second pass), ``nc4`` equals :func:`nc4`.
+
+    Args:
+        K: number of classes, ``>= 2``. d: feature dimension, ``>= 1``.
+        W: optional (K, d) classifier; b: optional (K,) bias. centres: optional (K, d) centres.
+        global_mean: ``"weighted"`` (default) or ``"unweighted"``.
+        rtol: pseudo-inverse cut: singular values of ``Mbar`` below ``rtol * sigma_max(Mbar)`` are
+            dropped (default :data:`PINV_RTOL`, as in :func:`nc1`).
+
+    References:
+        Chan, Golub & LeVeque, "Updating formulae and a pairwise algorithm for computing sample
+        variances", 1979; Papyan, Han & Donoho, PNAS 2020; Hui, Belkin & Nakkiran,
+        arXiv 2202.08384.
+    """
+
+    def __init__(self, K: int, d: int, *, W=None, b=None, centres=None,
+                 global_mean: str = "weighted", rtol: float = PINV_RTOL):
+        K = _num_classes(None, K)
+        if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d < 1:
+            raise ValueError(f"d must be an integer >= 1, got d={d!r}")
+        _check_global_mean(global_mean)
+        if not (np.isfinite(rtol) and 0 <= rtol < 1):
+            raise ValueError(f"rtol must lie in [0, 1), got rtol={rtol!r}")
+        self.K, self.d, self.global_mean, self.rtol = K, int(d), global_mean, float(rtol)
+        self.W, self.b = _host_classifier(W, b, K, self.d)
+        if centres is not None:
+            centres = np.asarray(centres, dtype=np.float64)
+            if centres.shape != (K, self.d):
+                raise ValueError(
+                    f"centres must have shape (K, d) = ({K}, {self.d}), got {centres.shape}"
+                )
+        self.centres = centres
+        self.counts = np.zeros(K)
+        self.means = np.zeros((K, self.d))
+        self.scatter = np.zeros((self.d, self.d))
+        self.class_ss = np.zeros(K)
+        self.n_correct = 0  # classifier agrees with label (needs W)
+        self.n_ncc_correct = 0  # nearest centre agrees with label (needs centres)
+        self.n_disagree = 0  # classifier vs nearest centre (needs W and centres)
+
+    def _combine(self, counts, means, scatter, class_ss):
+        n = self.counts + counts
+        safe = np.where(n > 0, n, 1.0)
+        delta = means - self.means
+        c = self.counts * counts / safe
+        self.means = self.means + delta * (counts / safe)[:, None]
+        self.scatter = self.scatter + scatter + (delta * c[:, None]).T @ delta
+        self.class_ss = self.class_ss + class_ss + c * np.sum(delta**2, axis=1)
+        self.counts = n
+
+    def update(self, H_batch, labels_batch) -> "StreamingNC":
+        """Add a batch ``H_batch: (d, B)`` with labels ``(B,)`` (float32 accepted); returns self."""
+        H = _host_features("H_batch", H_batch, self.d)
+        y = _host_labels("labels_batch", labels_batch, H.shape[1], self.K)
+        if y.size == 0:
+            return self
+        counts = np.bincount(y, minlength=self.K).astype(np.float64)
+        onehot = np.zeros((y.size, self.K))
+        onehot[np.arange(y.size), y] = 1.0
+        means = (H @ onehot).T / np.where(counts > 0, counts, 1.0)[:, None]
+        Z = H - means.T[:, y]
+        self._combine(counts, means, Z @ Z.T, np.sum(Z**2, axis=0) @ onehot)
+        pred = _predict(self.W, self.b, H) if self.W is not None else None
+        ncc = _nearest_centre(H, self.centres) if self.centres is not None else None
+        if pred is not None:
+            self.n_correct += int(np.sum(pred == y))
+        if ncc is not None:
+            self.n_ncc_correct += int(np.sum(ncc == y))
+        if pred is not None and ncc is not None:
+            self.n_disagree += int(np.sum(pred != ncc))
+        return self
+
+    def merge(self, other: "StreamingNC") -> "StreamingNC":
+        """Fold another accumulator (same K, d, W, b, centres) into this one; returns self."""
+        if not isinstance(other, StreamingNC):
+            raise ValueError(f"other must be a StreamingNC, got {type(other).__name__}")
+        if (other.K, other.d) != (self.K, self.d):
+            raise ValueError(f"cannot merge (K, d) = {(other.K, other.d)} into {(self.K, self.d)}")
+        for name in ("W", "b", "centres"):
+            a, c = getattr(self, name), getattr(other, name)
+            if (a is None) != (c is None) or (a is not None and not np.array_equal(a, c)):
+                raise ValueError(f"cannot merge accumulators with different {name}")
+        self._combine(other.counts, other.means, other.scatter, other.class_ss)
+        self.n_correct += other.n_correct
+        self.n_ncc_correct += other.n_ncc_correct
+        self.n_disagree += other.n_disagree
+        return self
+
+    def result(self, reference: "StreamingNC | None" = None) -> dict[str, float]:
+        r"""The metrics of everything seen so far.
+
+        Keys: ``n``, ``nc1``, ``nc1_trace_ratio``, ``pinv_rank``, ``cdnv``, ``nc2_H``,
+        ``equinorm_H``, ``equiangularity_H``, ``max_angle_deviation_H``, ``nc2_orth_H``; with
+        ``W``: ``nc2_W``, ``equinorm_W``, ``equiangularity_W``, ``max_angle_deviation_W``,
+        ``nc2_orth_W``, ``nc3``, ``nc3_duality``, ``acc``; with ``centres``: ``ncc_acc``; with both:
+        ``nc4``. With ``reference`` (the train set's accumulator) also ``nc1_vs_train``
+        (:data:`TEST_NC1_CONVENTION`), from the identity
+
+        .. math::
+
+            \sum_i (h_i - \mu^{\rm ref}_{y_i})(\cdot)^T = S + \sum_k n_k
+            (\mu_k - \mu^{\rm ref}_k)(\mu_k - \mu^{\rm ref}_k)^T .
+
+        Raises:
+            ValueError: if a class has no sample (here, or in ``reference``).
+        """
+        S = self.scatter
+        out = _set_metrics(self.counts, self.means, self.class_ss,
+                           lambda A: float(np.sum((A @ S) * A)), self.W, self.b,
+                           self.global_mean, self.rtol)
+        N = self.counts.sum()
+        if self.W is not None:
+            out["acc"] = self.n_correct / N
+        if self.centres is not None:
+            out["ncc_acc"] = self.n_ncc_correct / N
+            if self.W is not None:
+                out["nc4"] = self.n_disagree / N
+        if reference is not None:
+            if not isinstance(reference, StreamingNC) or (reference.K, reference.d) != (
+                self.K,
+                self.d,
+            ):
+                raise ValueError("reference must be a StreamingNC with the same K and d")
+            if np.any(reference.counts == 0):
+                raise ValueError("reference: every class needs a sample")
+            _, A = _mbar_pinv(reference.means, reference.counts, self.global_mean, self.rtol)
+            D = self.means - reference.means
+            AS = np.sum((A @ S) * A) + np.sum((A @ (D.T * self.counts)) * (A @ D.T))
+            out["nc1_vs_train"] = float(AS / N)
+        return out
