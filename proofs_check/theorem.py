@@ -101,13 +101,22 @@ class Proof:
         return simplified
 
     def run(self) -> tuple[bool, str]:
-        """``(proved, simplified residual as text)``."""
+        """``(proved, simplified residual as text)``; computed once per Proof (theorems share
+        proofs, e.g. the ETF penalty reduction)."""
+        return _run_proof(self)
+
+    def _run(self) -> tuple[bool, str]:
         out = self.residual()
         if isinstance(out, (bool, np.bool_, sp.logic.boolalg.BooleanAtom)):
             return bool(out), str(bool(out))
         parts = [self._simplify(e) for e in (out if isinstance(out, tuple) else (out,))]
         ok = all(p == 0 for p in parts)
         return ok, "0" if ok else ", ".join(map(str, parts))
+
+
+@functools.lru_cache(maxsize=None)
+def _run_proof(proof: Proof) -> tuple[bool, str]:
+    return proof._run()
 
 
 def problem_numbers(prob) -> dict:

@@ -128,16 +128,17 @@ def summarize(rows: list[dict], theorems=None) -> list[dict]:
 
 
 def format_summary(rows: list[dict], theorems=None, *, width: int = 100) -> str:
-    """One line per theorem that fits ``width`` columns: instances, symbolic proofs,
-    definitions, sample-point checks, numeric rows (closed form vs solve), worst relative error,
-    the number of statements assumed without proof, pass. The assumed statements follow."""
-    head = ("theorem", "inst", "proofs", "defs", "samples", "solves", "worst err", "assumed", "pass")
+    """One line per theorem that fits ``width`` columns: instances solved, numeric checks (closed
+    form vs solve, and bounds), symbolic proofs, definitions, sample-point checks, the worst
+    relative error of the numeric checks, the number of statements assumed without proof, pass.
+    The assumed statements follow."""
+    head = ("theorem", "solves", "checks", "proofs", "defs", "samples", "max err", "assumed", "pass")
     body = []
     for s in summarize(rows, theorems):
-        err = "-" if s["worst_rel_error"] is None else f"{s['worst_rel_error']:.1e}"
-        body.append([s["theorem"], str(s["instances"]), *(str(s[k]) for k, _ in KIND_COLUMNS[:3]),
-                     str(s["numeric"] + s["bound"]), err, str(len(s["assumed"])),
-                     "yes" if not s["failed"] else f"NO ({s['failed']})"])
+        err = "-" if s["worst_rel_error"] is None else f"{s['worst_rel_error']:.0e}"
+        body.append([s["theorem"], str(s["instances"]), str(s["numeric"] + s["bound"]),
+                     *(str(s[k]) for k, _ in KIND_COLUMNS[:3]), err, str(len(s["assumed"])),
+                     "yes" if not s["failed"] else f"NO {s['failed']}"])
     fixed = [max(len(x[i]) for x in [head, *body]) for i in range(1, len(head))]
     name_w = max(20, width - sum(fixed) - 2 * len(fixed))
     line = lambda cells: ("  ".join([_short(cells[0], name_w).ljust(name_w)]  # noqa: E731
@@ -219,9 +220,10 @@ def main(argv=None, out=None) -> int:
         with open(args.markdown, "w") as fh:
             fh.write(format_markdown(rows, theorems) + "\n")
     failed = sum(not r["passed"] for r in rows)
-    print(f"\n{len(theorems)} theorems, {len(rows) - failed}/{len(rows)} rows passed (tolerance 1e-8 "
-          f"unless the theorem lists another with its reason); runtime {elapsed:.1f}s on {jax.default_backend()} ({jax.device_count()} device(s))",
-          file=out)
+    tail = (f"{len(theorems)} theorems, {len(rows) - failed}/{len(rows)} rows passed (tolerance 1e-8 unless "
+            f"the theorem lists another with its reason); runtime {elapsed:.1f}s on {jax.default_backend()} "
+            f"({jax.device_count()} device(s))")
     if skipped:
-        print(f"{len(skipped)} slow theorem(s) not run (use --all): " + "; ".join(t.name for t in skipped), file=out)
+        tail += f". {len(skipped)} slow theorem(s) not run (use --all): " + "; ".join(t.name for t in skipped)
+    print("\n" + textwrap.fill(tail, 100), file=out)
     return 1 if failed else 0

@@ -53,7 +53,8 @@ def test_mutation_against_solves(theorem):
     with np.errstate(all="ignore"):
         for name, expr in theorem.expressions.items():
             caught = False
-            for new in (expr * _sp.Rational(6, 5) + _sp.Rational(1, 5), expr * _sp.Rational(4, 5) - _sp.Rational(1, 5)):
+            for new in (expr * _sp.Rational(6, 5) + _sp.Rational(1, 5), expr * _sp.Rational(4, 5) - _sp.Rational(1, 5),
+                        -expr, expr + 1):
                 mutated = _dc.replace(theorem, expressions={**theorem.expressions, name: new})
                 for prob, measured, info in solved:
                     try:

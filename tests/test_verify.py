@@ -46,8 +46,10 @@ WITH_EXPRESSIONS = [t for t in all_theorems() if t.expressions and not t.slow]
 
 
 def _mutations(expr):
-    """Two replacements of an expression that move any value (a threshold up and down)."""
-    return (expr * sp.Rational(6, 5) + sp.Rational(1, 5), expr * sp.Rational(4, 5) - sp.Rational(1, 5))
+    """Replacements of an expression that move any value: up, down, negated, plus one (a threshold
+    only selects a branch, and the instances sit at least 5% from it: the negated threshold flips
+    the branch of every instance above it, the raised one of many below it)."""
+    return (expr * sp.Rational(6, 5) + sp.Rational(1, 5), expr * sp.Rational(4, 5) - sp.Rational(1, 5), -expr, expr + 1)
 
 
 def _fails(theorem, prob, predicted, reference) -> bool:
@@ -122,7 +124,7 @@ def test_the_summary_fits_a_terminal_and_separates_kinds():
     text = verify.format_summary(rows, all_theorems()[:3])
     assert all(len(line) <= 100 for line in text.splitlines())
     head = text.splitlines()[0]
-    for col in ("proofs", "defs", "samples", "solves", "assumed"):
+    for col in ("solves", "checks", "proofs", "defs", "samples", "assumed"):
         assert col in head
     assert "assumed without proof" in text
 

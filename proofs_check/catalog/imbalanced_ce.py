@@ -367,10 +367,11 @@ def _convex_instances():
 
 def _random_convex(rng):
     rho = float(np.exp(rng.uniform(-0.7, 0.7)))
-    lw, lh = _lams(rng.uniform(0.2, 2.0), 1, 14, rho)
+    ratio = rng.uniform(0.2, 0.9) if rng.integers(2) else rng.uniform(1.1, 2.0)  # away from minority collapse
     if rng.integers(2):
-        return _ce(lw, lh, float(rng.uniform(1e-3, 1.0)))
-    return _ls(float(rng.uniform(0.0, 0.3)), lw, lh)
+        return _ce(*_lams(ratio, 1, 14, rho), float(rng.uniform(1e-3, 1.0)))
+    a = float(rng.uniform(0.0, 0.3))
+    return _ls(a, *_lams(ratio, 1, 14, rho, a=a))
 
 
 def _focal(gamma_, lam_W_, lam_H_):

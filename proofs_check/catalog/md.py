@@ -185,8 +185,12 @@ def _ff_assemble(prob, ev) -> dict:
             return nan
         rho_ = float(prob.rho)
         hi = rho_
-        while ev("face(t)", t=hi) > 0:
+        for _ in range(60):
+            if ev("face(t)", t=hi) <= 0:
+                break
             hi *= 2
+        else:
+            return nan  # no sign change: no face stationary point beyond rho
         tt = brentq(lambda v: ev("face(t)", t=v), rho_, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
         return {"dilation": ev("D_face", t=tt), "noisy_margin": ev("margin_face", t=tt)}
     if "none(D)" not in ev:

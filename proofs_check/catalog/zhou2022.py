@@ -14,6 +14,8 @@ On the simplex ETF with logit gap ``g`` (see :mod:`proofs_check.catalog.zhu2021`
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import sympy as sp
 
@@ -55,7 +57,8 @@ PROOFS_LS = (
 
 def _ls_assemble(prob, ev):
     gv = ev.get("g*") if ev("kappa") < ev("threshold") else 0.0
-    return etf_invariants(prob, a2=ev("||w_k||^2", g=gv), c=ev("c"), value=ev("f(g)", g=gv))
+    cv = ev("c") if gv != 0.0 else 1.0  # the zero solution does not depend on c
+    return etf_invariants(prob, a2=ev("||w_k||^2", g=gv, c=cv), c=cv, value=ev("f(g)", g=gv))
 
 
 def _ls_assume(prob):
@@ -119,6 +122,7 @@ def _focal_assemble(prob, ev):
     return etf_invariants(prob, a2=ev("||w_k||^2", g=gv), c=ev("c"), value=ev("f(g)", g=gv))
 
 
+@functools.lru_cache(maxsize=256)
 def focal_threshold(K_: int, gamma_: float) -> float:
     """The kappa beyond which the focal ETF's global minimizer is g = 0 (bisection on kappa: the
     minimizer's being nonzero is monotone in kappa, since phi(g) - phi(0) increases with kappa)."""

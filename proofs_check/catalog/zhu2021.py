@@ -62,7 +62,8 @@ PROOFS_THRESHOLD = (
 def _etf_assemble(prob, ev) -> dict:
     """g* when kappa < threshold, else the zero solution g = 0; then the ETF invariants."""
     gv = ev.get("g*") if ev("kappa") < ev("threshold") else 0.0
-    return etf_invariants(prob, a2=ev("||w_k||^2", g=gv), c=ev("c"), value=ev("f(g)", g=gv))
+    cv = ev("c") if gv != 0.0 else 1.0  # the zero solution does not depend on c
+    return etf_invariants(prob, a2=ev("||w_k||^2", g=gv, c=cv), c=cv, value=ev("f(g)", g=gv))
 
 
 # The expressions every CE theorem evaluates (kappa and c resolve by name inside the others).
@@ -125,7 +126,7 @@ CE_ZERO = Theorem(
                                lam_H=lams_for(1.2 / 4, 5)[1], lam_b=5e-3)],
     random_instance=lambda rng: _random_ce(rng, (1.1, 2.0)),
     measure=cf.measure,
-    expressions={k: v for k, v in CE_EXPRESSIONS.items() if k != "g*"},
+    expressions={k: v for k, v in CE_EXPRESSIONS.items() if k not in ("g*", "c")},
     proofs=PROOFS_ETF[2:4] + PROOFS_THRESHOLD,
     assumed=("the global minimizer lies on the simplex-ETF ansatz (Zhu et al. 2021, Theorem 3.1), on which "
              "phi is convex with phi'(0) >= 0 beyond the threshold",),
