@@ -156,6 +156,9 @@ def measure(prob, params, names) -> dict:
             out[name] = W @ Hbar
         elif name == "within_class_spread":
             out[name] = float(np.sqrt(np.sum((H - Hbar[:, labels]) ** 2) / H.shape[1]))
+        elif name == "class_mean_cosine":  # cosine between the first two class means
+            G = Hbar.T @ Hbar
+            out[name] = float(G[0, 1] / np.sqrt(G[0, 0] * G[1, 1])) if G[0, 0] > 0 else 0.0
         elif name == "bias":
             out[name] = np.asarray(params.b)
         elif name == "bias_centred":
