@@ -165,11 +165,11 @@ def test_check_instances(theorem):
 def test_wrong_prediction_fails():
     th = cat.CONVEX_IMBALANCED
 
-    def perturbed(prob):
-        q = th.predict(prob)
+    def perturbed(prob, ev):
+        q = th.assemble(prob, ev)
         return {**q, "W_gram": q["W_gram"] * (1 + 1e-6)}
 
-    rows = dataclasses.replace(th, predict=perturbed).check(th.instances()[0])
+    rows = dataclasses.replace(th, assemble=perturbed).check(th.instances()[0])
     status = {r["quantity"]: r["passed"] for r in rows}
     assert status["W_gram"] is False
     assert all(v for q, v in status.items() if q != "W_gram")

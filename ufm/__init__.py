@@ -26,6 +26,10 @@ from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E
 from ufm.solvers import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
+from ufm.problems import FixedFrame as FixedFrame  # noqa: E402
+from ufm.problems import FFParams as FFParams  # noqa: E402
+from ufm.problems import GraphCandidate as GraphCandidate  # noqa: E402
+from ufm.problems import graph_params as graph_params  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
 from ufm.solvers import SaveAt as SaveAt  # noqa: E402
 from ufm.solvers import Solution as Solution  # noqa: E402
@@ -78,4 +82,8 @@ __all__ = [
     "MemorizationDilation",
     "MDParams",
     "minimize_md",
+    "FixedFrame",
+    "FFParams",
+    "GraphCandidate",
+    "graph_params",
 ]

@@ -8,6 +8,11 @@ from ufm.problems._md import MDParams as MDParams
 from ufm.problems._md import MemorizationDilation as MemorizationDilation
 from ufm.problems._md import smoothed_norm as smoothed_norm
 from ufm.problems._ufm import UFM as UFM
+from ufm.problems._fixed_frame import FFParams as FFParams
+from ufm.problems._fixed_frame import FixedFrame as FixedFrame
+from ufm.problems._graph import GraphCandidate as GraphCandidate
+from ufm.problems._graph import graph_params as graph_params
 from ufm.problems._ufm import Params as Params
 
-__all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "MemorizationDilation", "MDParams", "smoothed_norm", "as_float_array"]
+__all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "MemorizationDilation", "MDParams",
+           "smoothed_norm", "as_float_array", "FixedFrame", "FFParams", "GraphCandidate", "graph_params"]
