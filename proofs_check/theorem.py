@@ -95,6 +95,8 @@ def minimize_solver(prob, *, restarts: int = 2):
 
 def describe(prob) -> str:
     """A compact, human-readable instance description (UFM and DeepUFM)."""
+    if hasattr(prob, "describe"):  # problem families that describe themselves (ufm.RegressionUFM, ...)
+        return prob.describe()
     if hasattr(prob, "widths"):
         lams = np.asarray(prob.lams)
         lam = f"{lams[0]:.4g}" if np.all(lams == lams[0]) else str(np.round(lams, 5).tolist())

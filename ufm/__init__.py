@@ -30,6 +30,9 @@ from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E
 from ufm.problems import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
+from ufm.problems import MultiLabelUFM as MultiLabelUFM  # noqa: E402
+from ufm.problems import RegressionUFM as RegressionUFM  # noqa: E402
+from ufm.problems import label_set_targets as label_set_targets  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
 from ufm.solvers import SaveAt as SaveAt  # noqa: E402
 from ufm.solvers import Solution as Solution  # noqa: E402
@@ -70,4 +73,7 @@ __all__ = [
     "MDParams",
     "MDSolution",
     "minimize_md",
+    "MultiLabelUFM",
+    "RegressionUFM",
+    "label_set_targets",
 ]
