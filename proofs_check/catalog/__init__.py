@@ -9,6 +9,8 @@
 | ``imbalanced_ce`` | imbalanced CE against the class-level convex program; minority collapse |
 | ``deep`` | deep UFM: h_m reduction, jump, origin local min, DNC (linear, K = 2, Tirer-Bruna L = 2), low-rank counterexample (Súkeník et al. 2024) |
 | ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
+| ``targets`` | per-sample targets: regression UFM (SVT of the targets), multi-label PAL-CE (tag-wise average), imbalanced MSE with free bias (SVT of Yhat) |
+| ``dynamics`` | gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} - W_l W_l^T), explicit Euler's exact discrete law and order |
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md")
+MODULES += ("targets", "dynamics")
 
 
 def all_theorems() -> list:
