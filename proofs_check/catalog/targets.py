@@ -20,6 +20,7 @@ Two reductions carry everything (both standard, stated here and not re-proved in
 
 from __future__ import annotations
 
+import functools
 from itertools import combinations
 from math import comb
 
@@ -61,21 +62,62 @@ PROOFS_SVT = (
                        sig, (lam_H / lam_W) ** sp.Rational(1, 4) * sp.sqrt(s)))),
 )
 
-_s_fn = sp.lambdify((sig, Nn, mu), S_STAR, modules="numpy")
-_v_fn = sp.lambdify((sig, Nn, mu), V_STAR, modules="numpy")
+SVT_EXPRESSIONS = {"mu": MU, "s*": S_STAR, "value*": V_STAR}
 
 
-def svt_prediction(M: np.ndarray, N: int, lam_w: float, lam_h: float) -> dict:
-    """Minimizer of ``(1/2N)||Z - M||^2 + sqrt(lam_W lam_H)||Z||_*`` and its factor Grams.
+@functools.lru_cache(maxsize=256)
+def _lambdified(expr, syms):
+    return sp.lambdify(syms, expr, modules="numpy")
 
-    Each singular value goes through the lambdified SymPy ``S_STAR`` and ``V_STAR``.
+
+class Ev:
+    """Evaluates named SymPy expressions at a problem's numbers (lambdified, float64).
+
+    ``ev(name, **values)``: free symbols take ``values`` (by name), else another expression of that
+    name (recursively), else ``numbers``. ``ev.diff(name, var, **values)`` differentiates first.
+    (The interface of the catalog's evaluator; the prediction reads the theorem's expressions only.)
     """
+
+    def __init__(self, expressions: dict, numbers: dict):
+        self.expressions, self.numbers = expressions, numbers
+
+    def __call__(self, name: str, _expr=None, **values):
+        expr = sp.sympify(self.expressions[name] if _expr is None else _expr)
+        syms = sorted(expr.free_symbols, key=lambda v: v.name)
+        args = []
+        for v in syms:
+            if v.name in values:
+                args.append(values[v.name])
+            elif v.name in self.expressions and v.name != name:
+                args.append(self(v.name, **values))
+            else:
+                args.append(self.numbers[v.name])
+        out = np.asarray(_lambdified(expr, tuple(syms))(*args), dtype=float)
+        return float(out) if out.ndim == 0 else out
+
+    def diff(self, name: str, var: str, **values):
+        expr = sp.sympify(self.expressions[name])
+        sym = [v for v in expr.free_symbols if v.name == var][0]
+        return self(name, _expr=sp.diff(expr, sym), **values)
+
+
+def numbers(prob) -> dict:
+    """The problem's numbers by symbol name (K, N, lambda_W, lambda_H)."""
+    out = {"N": float(prob.N), "lambda_W": float(prob.lam_W), "lambda_H": float(prob.lam_H)}
+    if hasattr(prob, "K"):
+        out["K"] = float(prob.K)
+    return out
+
+
+def svt_prediction(ev, M: np.ndarray) -> dict:
+    """Minimizer of ``(1/2N)||Z - M||^2 + mu||Z||_*``: each singular value of ``M`` through the
+    expressions ``s*`` and ``value*`` (``ev`` evaluates them), then the factor Grams
+    ``(Z Z^T)^{1/2}``, ``(Z^T Z)^{1/2}``."""
     U, sv, Vt = np.linalg.svd(M, full_matrices=False)
-    m = float(np.sqrt(lam_w * lam_h))
-    st = np.asarray(_s_fn(sv, float(N), m), dtype=float)
-    vals = np.asarray(_v_fn(sv, float(N), m), dtype=float)
+    st = np.broadcast_to(ev("s*", sigma=sv), sv.shape)
+    vals = np.broadcast_to(ev("value*", sigma=sv), sv.shape)
     return {"Z": (U * st) @ Vt, "value": float(np.sum(vals)),
-            "ZZt_sqrt": (U * st) @ U.T, "ZtZ_sqrt": (Vt.T * st) @ Vt, "s": st, "sigma": sv}
+            "ZZt_sqrt": (U * st) @ U.T, "ZtZ_sqrt": (Vt.T * st) @ Vt}
 
 
 def _away_from_threshold(sv, tau, what):
@@ -106,15 +148,15 @@ def _reg_assume(prob):
                                 "the (centred) targets")
 
 
-def _reg_predict(prob):
+def _reg_assemble(prob, ev):
     Y = np.asarray(prob.Y)
     lw, lh = float(prob.lam_W), float(prob.lam_H)
     M = _centre(Y) if prob.has_bias else Y
-    p = svt_prediction(M, prob.N, lw, lh)
+    p = svt_prediction(ev, M)
     q = {"value": p["value"], "logits": p["Z"] + (Y.mean(axis=1, keepdims=True) if prob.has_bias else 0.0),
          "W_gram": np.sqrt(lh / lw) * p["ZZt_sqrt"], "H_gram": np.sqrt(lw / lh) * p["ZtZ_sqrt"]}
     if prob.has_bias:
-        q["bias"] = Y.mean(axis=1) - 0.0  # b* = mean target: W H 1 = 0 at the optimum (centred Z)
+        q["bias"] = Y.mean(axis=1)  # b* = mean target: W H 1 = 0 at the optimum (Z = SVT of centred Y)
     return q
 
 
@@ -160,14 +202,14 @@ REGRESSION = Theorem(
                "(Z^T Z)^{1/2}, so the features span at most D directions (NRC1/NRC2). Derived in ufm's "
                "scaling; only the paper's abstract was read."),
     assumptions=_reg_assume,
-    predict=_reg_predict,
+    predict=lambda prob: _reg_assemble(prob, Ev(SVT_EXPRESSIONS, numbers(prob))),
     instances=lambda: [
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(3), 3, 6), d=7, lam_W=1e-2, lam_H=2e-2, lam_b=0.0),
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 2, 5), d=6, lam_W=0.1, lam_H=0.05),
     ],
     random_instance=_reg_random,
     measure=_reg_measure,
-    expressions={"s*(sigma)": S_STAR, "value(sigma)": V_STAR, "mu": MU},
+    expressions=SVT_EXPRESSIONS,
     proofs=PROOFS_SVT + PROOFS_REG_BIAS,
 )
 
@@ -217,10 +259,7 @@ PROOFS_MLAB = (
                            + (sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([0, 0, 1, 0])))),
 )
 
-_ell = sp.lambdify((s, m_, K), ELL, modules="numpy")
-_ell1 = sp.lambdify((s, m_, K), ELL_1, modules="numpy")
-_ell2 = sp.lambdify((s, m_, K), ELL_2, modules="numpy")
-_mu_fn = sp.lambdify((lam_W, lam_H), MU, modules="numpy")
+MLAB_EXPRESSIONS = {"mu": MU, "ell": ELL}
 
 
 def _mlab_structure(prob):
@@ -247,53 +286,67 @@ def _mlab_reduced(prob, struct):
     ms = sorted(struct)
     w = np.array([struct[m] * comb(K_, m) / N_ for m in ms], dtype=float)
     c = np.array([struct[m] * comb(K_ - 2, m - 1) for m in ms], dtype=float)
-    return ms, w, c, float(_mu_fn(float(prob.lam_W), float(prob.lam_H)))
+    return ms, w, c
 
 
-def _mlab_solve_reduced(K_, ms, w, c, mu_v):
-    """Global minimizer of the convex reduced objective (damped Newton on the lambdified ell_m).
+def _dual_ratio(ev, K_, ms, w, c):
+    """||(w_m ell_m'(0))_m||_{c^-1} / (mu (K-1)): the origin is the minimizer iff <= 1."""
+    g0 = w * np.broadcast_to(ev.diff("ell", "s", s=0.0, m=np.asarray(ms, float)), w.shape)
+    return float(np.sqrt(np.sum(g0**2 / c)) / (ev("mu") * (K_ - 1)))
+
+
+def _mlab_solve_reduced(ev, K_, ms, w, c):
+    """Global minimizer of the convex reduced objective (damped Newton; F and its gradient are the
+    expression ``ell`` and its SymPy derivative, the Hessian a central difference of that gradient).
 
     Zero when the dual-norm condition holds; otherwise F is smooth and strictly convex on the
     region s != 0 the iterates stay in.
     """
     ma = np.asarray(ms, dtype=float)
-    g0 = w * np.asarray(_ell1(0.0, ma, K_))
-    if np.sqrt(np.sum(g0**2 / c)) <= mu_v * (K_ - 1):
+    mu_v = ev("mu")
+    if _dual_ratio(ev, K_, ms, w, c) <= 1:
         return np.zeros(len(ms))
 
     def F(x):
-        return float(np.sum(w * _ell(x, ma, K_)) + mu_v * (K_ - 1) * np.sqrt(np.sum(c * x**2)))
+        return float(np.sum(w * ev("ell", s=x, m=ma)) + mu_v * (K_ - 1) * np.sqrt(np.sum(c * x**2)))
+
+    def grad_F(x):
+        r = np.sqrt(np.sum(c * x**2))
+        return w * np.broadcast_to(ev.diff("ell", "s", s=x, m=ma), x.shape) + mu_v * (K_ - 1) * c * x / r
 
     x = np.ones(len(ms))
     for _ in range(200):
-        r = np.sqrt(np.sum(c * x**2))
-        grad = w * _ell1(x, ma, K_) + mu_v * (K_ - 1) * c * x / r
-        hess = np.diag(w * _ell2(x, ma, K_)) + mu_v * (K_ - 1) * (np.diag(c) / r - np.outer(c * x, c * x) / r**3)
-        step = np.linalg.solve(hess, grad)
-        t, f0 = 1.0, F(x)
-        while F(x - t * step) > f0 - 0.25 * t * grad @ step and t > 1e-12:
+        grad = grad_F(x)
+        eps = 1e-6 * np.maximum(1.0, np.abs(x))
+        hess = np.stack([(grad_F(x + e) - grad_F(x - e)) / (2 * e[i]) for i, e in enumerate(np.diag(eps))], axis=1)
+        step = np.linalg.solve(0.5 * (hess + hess.T), grad)
+        t, f0, g0 = 1.0, F(x), np.linalg.norm(grad)
+        # Armijo on F, or (near the minimum, where F is flat to rounding) a smaller gradient
+        while (F(x - t * step) > f0 - 0.25 * t * grad @ step
+               and np.linalg.norm(grad_F(x - t * step)) >= g0) and t > 1e-12:
             t *= 0.5
         x = x - t * step
-        if np.linalg.norm(grad) < 1e-15 * max(1.0, abs(f0)) or np.linalg.norm(t * step) < 1e-15 * np.linalg.norm(x):
+        if g0 < 1e-15 * max(1.0, abs(f0)) or np.linalg.norm(t * step) <= 1e-16 * np.linalg.norm(x):
             break
     return x
 
 
-def _mlab_predict(prob):
+def _mlab_assemble(prob, ev):
     struct, sets = _mlab_structure(prob)
     K_ = prob.K
-    ms, w, c, mu_v = _mlab_reduced(prob, struct)
-    sm = dict(zip(ms, _mlab_solve_reduced(K_, ms, w, c, mu_v)))
+    ms, w, c = _mlab_reduced(prob, struct)
+    mu_v = ev("mu")
+    sm = dict(zip(ms, _mlab_solve_reduced(ev, K_, ms, w, c)))
     sigma = float(np.sqrt(sum(ci * sm[m] ** 2 for m, ci in zip(ms, c))))
     P_ = np.eye(K_) - np.ones((K_, K_)) / K_
     Z = np.stack([sm[len(S)] * (P_ @ np.isin(np.arange(K_), S).astype(float)) for S in sets], axis=1)
     lw, lh = float(prob.lam_W), float(prob.lam_H)
-    value = float(np.sum(w * _ell(np.array([sm[m] for m in ms]), np.asarray(ms, float), K_))
+    value = float(np.sum(w * ev("ell", s=np.array([sm[m] for m in ms]), m=np.asarray(ms, float)))
                   + mu_v * (K_ - 1) * sigma)
     q = {"value": value, "group_logits": Z, "within_group_spread": 0.0,
          "W_gram": np.sqrt(lh / lw) * sigma * P_,
          "group_mean_gram": (np.sqrt(lw / lh) / sigma) * Z.T @ Z if sigma > 0 else np.zeros((len(sets),) * 2)}
-    if 1 in sm and sm[1] > 0:
+    if 1 in sm and sm[1] > 0 and len(ms) > 1:
         q["tagwise_scale"] = np.array([m * sm[m] / sm[1] for m in ms if m > 1])
     if prob.has_bias:
         q["bias"] = np.zeros(K_)
@@ -349,10 +402,8 @@ def _mlab_assume(prob):
         return False, "label sets balanced within each multiplicity (every m-subset, the same count)"
     if max(struct) >= prob.K:
         return False, "multiplicities m <= K-1 (the full label set has no centred logit)"
-    ms, w, c, mu_v = _mlab_reduced(prob, struct)
-    g0 = w * np.asarray(_ell1(0.0, np.asarray(ms, float), prob.K))
-    ratio = np.sqrt(np.sum(g0**2 / c)) / (mu_v * (prob.K - 1))
-    if abs(ratio - 1) < 0.05:
+    ms, w, c = _mlab_reduced(prob, struct)
+    if abs(_dual_ratio(Ev(MLAB_EXPRESSIONS, numbers(prob)), prob.K, ms, w, c) - 1) < 0.05:
         return False, "within 5% of the zero-solution threshold (degenerate minimizer)"
     return True, ""
 
@@ -381,14 +432,14 @@ MULTILABEL = Theorem(
                "Derived in ufm's scaling (only the abstract of Li et al. was read); the reduction is "
                "symmetrization + centring (P is a contraction of the nuclear norm) + the nuclear-norm lemma."),
     assumptions=_mlab_assume,
-    predict=_mlab_predict,
+    predict=lambda prob: _mlab_assemble(prob, Ev(MLAB_EXPRESSIONS, numbers(prob))),
     instances=lambda: [
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(4, {1: 2, 2: 1}), d=5, lam_W=5e-3, lam_H=5e-3),
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(3, {1: 1, 2: 2}), d=4, lam_W=2e-2, lam_H=1e-2, lam_b=1e-2),
     ],
     random_instance=_mlab_random,
     measure=_mlab_measure,
-    expressions={"ell_m(s)": ELL, "ell_m'(s)": ELL_1, "ell_m''(s)": ELL_2, "mu": MU},
+    expressions=MLAB_EXPRESSIONS,
     proofs=PROOFS_MLAB,
 )
 
@@ -413,10 +464,10 @@ def _yhat(prob):
     return (np.eye(prob.K) - np.outer(nvec, np.ones(prob.K)) / prob.N) @ np.diag(np.sqrt(nvec))
 
 
-def _imb_predict(prob):
+def _imb_assemble(prob, ev):
     nvec = np.asarray(prob.counts, dtype=float)
     lw, lh = float(prob.lam_W), float(prob.lam_H)
-    p = svt_prediction(_yhat(prob), prob.N, lw, lh)
+    p = svt_prediction(ev, _yhat(prob))
     Z = p["Z"] / np.sqrt(nvec)  # Z = W Hbar from Z' = Z D^{1/2}
     b = (nvec - Z @ nvec) / prob.N
     Dm = np.diag(1 / np.sqrt(nvec))
@@ -452,14 +503,14 @@ IMBALANCED_FREE_BIAS = Theorem(
                "directions whose singular value of Yhat is <= tau collapse to 0. This is the L = 1 case "
                "only; the paper's L-layer statement was not derived here."),
     assumptions=_imb_assume,
-    predict=_imb_predict,
+    predict=lambda prob: _imb_assemble(prob, Ev(SVT_EXPRESSIONS, numbers(prob))),
     instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=4, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
                        ufm.UFM(K=4, n=(1, 2, 4, 8), d=5, loss=ufm.MSE(), lam_W=3e-2, lam_H=4e-2, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=3, n=tuple(int(v) for v in rng.integers(1, 10, size=3)), d=4,
                                         loss=ufm.MSE(), lam_W=float(rng.uniform(5e-3, 0.1)),
                                         lam_H=float(rng.uniform(5e-3, 0.1)), lam_b=0.0),
     measure=cf.measure,
-    expressions={"s*(sigma)": S_STAR, "value(sigma)": V_STAR, "mu": MU},
+    expressions=SVT_EXPRESSIONS,
     proofs=PROOFS_SVT + PROOFS_IMB,
 )
 

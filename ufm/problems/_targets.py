@@ -189,7 +189,7 @@ class MultiLabelUFM(_TargetModel):
 
     def __post_init__(self):
         Y = None
-        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple)):
+        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple, str)):
             Y = _as_target_matrix("Y", self.Y)
             if Y.shape[0] < 2:
                 raise ValueError(f"Y must have K >= 2 rows (classes), got shape {Y.shape}")
@@ -242,7 +242,7 @@ class RegressionUFM(_TargetModel):
 
     def __post_init__(self):
         Y = None
-        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple)):
+        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple, str)):
             Y = _as_target_matrix("Y", self.Y)
         _validate_common(self, Y)
 
