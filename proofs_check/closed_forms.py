@@ -1,7 +1,8 @@
-r"""Closed-form minimizers of the regularized UFM, evaluated numerically in float64 (NumPy).
+r"""Closed-form minimizers of the regularized UFM, evaluated numerically in float64.
 
-Every function takes a :class:`ufm.UFM` and returns a :class:`Prediction`: the invariants the
-theory predicts (objective value, Gram matrices, norms, bias), never raw ``W`` or ``H``, which are
+The numbers come from the catalog's SymPy expressions (``Theorem.predict``, lambdified): this
+module only dispatches a problem to its theorem. Every function takes a :class:`ufm.UFM` and
+returns a :class:`Prediction`: the invariants the theory predicts (objective value, Gram matrices, norms, bias), never raw ``W`` or ``H``, which are
 only defined up to a rotation. The formulas are those of ``shared/theory/README.md``; each
 function states its source, tag and assumptions, and :func:`assumptions` tells whether a problem
 is inside them (with the reason when it is not).
@@ -18,7 +19,7 @@ import numpy as np
 
 import ufm
 
-__all__ = ["Prediction", "etf_invariants", "ce_family", "mse", "predict", "assumptions"]
+__all__ = ["Prediction", "ce_family", "mse", "predict", "assumptions", "measure", "rel_error"]
 
 
 @dataclass(frozen=True)
@@ -35,93 +36,23 @@ class Prediction:
     quantities: dict = field(default_factory=dict)
 
 
-def _scalars(prob):
-    K, n = prob.K, prob.n
-    lam_W, lam_H = float(prob.lam_W), float(prob.lam_H)
-    kappa = np.sqrt(n * lam_W * lam_H)
-    c = np.sqrt(lam_W / (n * lam_H))
-    return K, n, lam_W, lam_H, kappa, c
+def _theorem_for(prob):
+    """The catalog theorem whose expressions give the closed form for ``prob``."""
+    from proofs_check.catalog import mse as mse_cat
+    from proofs_check.catalog import zhou2022, zhu2021
 
-
-def _P(K):
-    return np.eye(K) - np.ones((K, K)) / K
-
-
-# ---- cross-entropy family: ETF with a 1-D scale ---------------------------------------------
-
-def _ce_logit_gap(prob):
-    """Optimal logit gap ``g`` (true minus other logit) of the ETF, 0 for the zero solution."""
-    K, n, lam_W, lam_H, kappa, c = _scalars(prob)
     loss = prob.loss
-    if isinstance(loss, (ufm.CrossEntropy, ufm.LabelSmoothing)):
-        alpha = float(loss.alpha) if isinstance(loss, ufm.LabelSmoothing) else 0.0
-        r = alpha / K + kappa  # e^{-g} / (1 + (K-1) e^{-g}) at the optimum
-        return float(np.log((1 - (K - 1) * r) / r)) if r < 1.0 / K else 0.0
-    return _focal_gap(K, float(loss.gamma), kappa)
+    if isinstance(loss, ufm.MSE):
+        if not prob.has_bias:
+            return mse_cat.MSE_ENCODING  # the general bias-free SVT (any counts, any encoding)
+        return mse_cat.MSE_FREE_BIAS if float(prob.lam_b) == 0.0 else mse_cat.MSE_REG_BIAS
+    return {ufm.CrossEntropy: zhu2021.CE_ETF, ufm.LabelSmoothing: zhou2022.LS_ETF,
+            ufm.Focal: zhou2022.FOCAL_ETF}[type(loss)]
 
 
-def _focal_phi(g, K, gamma, kappa):
-    """Focal loss of the ETF with gap ``g`` plus the penalty, ``(K-1) kappa g``."""
-    logp = -np.logaddexp(0.0, np.log(K - 1) - g)
-    return -(-np.expm1(logp)) ** gamma * logp + (K - 1) * kappa * g
-
-
-def _focal_dphi(g, K, gamma, kappa):
-    """``d phi / d g`` in closed form: with ``p = p_y``, ``dp/dg = p (1 - p)``."""
-    logp = -np.logaddexp(0.0, np.log(K - 1) - g)
-    p, q = np.exp(logp), -np.expm1(logp)  # q = 1 - p
-    dl_dp = gamma * q ** (gamma - 1) * logp - q**gamma / p if gamma > 0 else -1.0 / p
-    return dl_dp * p * q + (K - 1) * kappa
-
-
-def _focal_gap(K, gamma, kappa):
-    """Global minimizer of the (possibly nonconvex) 1-D focal objective over ``g >= 0``.
-
-    A dense grid locates the global basin; bisection on the closed-form derivative then refines
-    the stationary point to round-off.
-    """
-    grid = np.concatenate([[0.0], np.geomspace(1e-6, 80.0, 20001)])
-    i = int(np.argmin(_focal_phi(grid, K, gamma, kappa)))
-    if i == 0:
-        return 0.0
-    lo, hi = grid[i - 1], grid[min(i + 1, grid.size - 1)]
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        if _focal_dphi(mid, K, gamma, kappa) > 0:
-            hi = mid
-        else:
-            lo = mid
-    return float(0.5 * (lo + hi))
-
-
-def etf_invariants(prob, g: float) -> dict:
-    r"""Invariants of the simplex-ETF configuration with logit gap ``g`` (0: the zero solution).
-
-    ``||w_k||^2 = a^2 = (K-1) g/(K c)``, ``W W^T = a^2 K/(K-1) P``, ``Hbar^T Hbar = c^2 W W^T``,
-    ``h_{k,i} = h_k`` (no within-class spread), ``b = 0`` (centred when ``lam_b = 0``), and the
-    objective ``loss(g) + lam_W K a^2`` with the loss of the problem evaluated on the ETF.
-    """
-    K, n, lam_W, lam_H, kappa, c = _scalars(prob)
-    a2 = (K - 1) * g / (K * c)
-    P = _P(K)
-    logp = -np.logaddexp(0.0, np.log(K - 1) - g)  # log p_y on the ETF
-    loss = prob.loss
-    if isinstance(loss, ufm.Focal):
-        data = -(-np.expm1(logp)) ** float(loss.gamma) * logp
-    else:
-        alpha = float(loss.alpha) if isinstance(loss, ufm.LabelSmoothing) else 0.0
-        data = -logp + alpha * (K - 1) * g / K
-    q = {
-        "value": data + lam_W * K * a2,
-        "W_gram": a2 * K / (K - 1) * P,
-        "Hbar_gram": c**2 * a2 * K / (K - 1) * P,
-        "w_norm2": np.full(K, a2),
-        "h_norm2": np.full(K, c**2 * a2),
-        "within_class_spread": 0.0,
-    }
-    if prob.has_bias:
-        q["bias_centred" if float(prob.lam_b) == 0.0 else "bias"] = np.zeros(K)
-    return q
+def _prediction(prob) -> Prediction:
+    th = _theorem_for(prob)
+    return Prediction(theorem=th.name, source=th.source, tag=th.tag, quantities=th.predict(prob))
 
 
 def ce_family(prob) -> Prediction:
@@ -132,42 +63,18 @@ def ce_family(prob) -> Prediction:
 
     .. math:: \phi(g) = \ell\Big(p_y = \frac1{1 + (K-1)e^{-g}}\Big) + (K-1)\kappa g .
 
-    CE: ``g = log((1-(K-1)kappa)/kappa)`` if ``kappa < 1/K`` else 0 (zero solution).
-    LS(alpha): ``g = log((K-1)(1-q)/q)``, ``q = (K-1)(alpha/K + kappa)``, nonzero iff
-    ``kappa < (1-alpha)/K``. Focal(gamma): ``g`` minimizes ``phi`` numerically (it need not be
-    convex). Then ``||w_k||^2 = (K-1) g / (K c)``, ``W W^T = a^2 K/(K-1) P``,
-    ``Hbar^T Hbar = c^2 W W^T``, ``b = 0`` (``lam_b > 0``), ``f* = phi(g)``.
+    The numbers are those of the catalog's SymPy expressions (one source of truth):
+    :data:`proofs_check.catalog.zhu2021.CE_ETF` (CE: ``g = log((1-(K-1)kappa)/kappa)`` if
+    ``kappa < 1/K``, else the zero solution), :data:`proofs_check.catalog.zhou2022.LS_ETF` and
+    ``FOCAL_ETF`` (``g`` the global minimizer of ``phi``).
 
     References:
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375) [paper: ETF; derived: explicit scale];
         Zhou et al., NeurIPS 2022 (arXiv 2210.02192) [derived: LS and focal scale].
     """
-    g = _ce_logit_gap(prob)
-    q = etf_invariants(prob, g)
-    loss = prob.loss
-    name = {ufm.CrossEntropy: "CE", ufm.LabelSmoothing: "LS", ufm.Focal: "focal"}[type(loss)]
-    kind = "simplex ETF" if g > 0 else "zero solution"
-    return Prediction(
-        theorem=f"{name} UFM global minimizer: {kind}",
-        source="Zhu et al. 2021, arXiv 2105.02375" if name == "CE" else "Zhou et al. 2022, arXiv 2210.02192",
-        tag="paper" if name == "CE" and g > 0 else "derived",
-        quantities=q,
-    )
-
-
-# ---- MSE: singular-value thresholding ----------------------------------------------------------
-
-def _svt(M, tau):
-    """Singular-value soft threshold; values within round-off of ``tau`` become exactly 0."""
-    U, s, Vt = np.linalg.svd(M, full_matrices=False)
-    shrunk = np.where(s - tau > 1e-12 * max(tau, 1.0), s - tau, 0.0)
-    return (U * shrunk) @ Vt
-
-
-def _gram_sqrts(Zp):
-    """``((Z Z^T)^{1/2}, (Z^T Z)^{1/2})`` from the SVD of ``Z`` (no square root of round-off)."""
-    U, s, Vt = np.linalg.svd(Zp, full_matrices=False)
-    return (U * s) @ U.T, (Vt.T * s) @ Vt
+    if isinstance(prob.loss, ufm.MSE):
+        raise ValueError("ce_family: loss must be CrossEntropy, LabelSmoothing or Focal, got MSE")
+    return _prediction(prob)
 
 
 def mse(prob) -> Prediction:
@@ -175,20 +82,11 @@ def mse(prob) -> Prediction:
 
     With ``Z = W Hbar`` (``D x K``) and counts ``D_n = diag(n_k)``, the lemma
     ``min_{W Ht = Z'} lam_W/2||W||^2 + lam_H/2||Ht||^2 = sqrt(lam_W lam_H)||Z'||_*`` gives:
-
-    - no bias (any counts, any encoding ``E``): ``Z' = Z D_n^{1/2} = SVT_tau(E D_n^{1/2})`` with
-      ``tau = N sqrt(lam_W lam_H)``; balanced one-hot: ``Z = (1 - K kappa)_+ I`` (orthogonal
-      frame, Tirer & Bruna 2022); imbalanced one-hot: ``||w_k||^2 = sqrt(lam_H/lam_W) a_k``,
-      ``a_k = (sqrt(n_k) - N sqrt(lam_W lam_H))_+`` (Dang et al. 2023).
-    - free bias (``lam_b = 0``, balanced): ``Z = SVT_{K kappa}(E P)``, ``b = E 1/K``; one-hot:
-      simplex ETF ``Z = (1-K kappa)_+ P``.
-    - regularized bias (``lam_b > 0``, balanced, one-hot): ``Z = x P + y J/K`` with
-      ``x = (1-K kappa)_+``, ``y = (1 - K kappa (1+lam_b)/lam_b)_+``,
-      ``b = (1-y)/(K(1+lam_b)) 1``.
-
-    Then ``W W^T = sqrt(lam_H/lam_W) (Z' Z'^T)^{1/2}``,
-    ``Hbar^T Hbar = sqrt(lam_W/lam_H) D_n^{-1/2} (Z'^T Z')^{1/2} D_n^{-1/2}``, and the value is
-    ``(1/2N)||(Z + b 1^T - E) D_n^{1/2}||^2 + sqrt(lam_W lam_H)||Z'||_* + lam_b/2||b||^2``.
+    no bias: ``Z' = SVT_tau(E D_n^{1/2})``, ``tau = N sqrt(lam_W lam_H)``; free bias
+    (balanced): ``Z = SVT_{K kappa}(E P)``, ``b = E 1/K``; regularized bias (balanced, one-hot):
+    ``Z = x P + y J/K``, ``x = (1-K kappa)_+``, ``y = (1 - K kappa (1+lam_b)/lam_b)_+``,
+    ``b = (1-y)/(K(1+lam_b)) 1``. The numbers are the catalog's expressions
+    (:mod:`proofs_check.catalog.mse`).
 
     References:
         Tirer & Bruna, ICML 2022 (arXiv 2202.08087) [paper]; Zhou et al., ICML 2022
@@ -196,46 +94,9 @@ def mse(prob) -> Prediction:
         [derived, imbalance]; Massion, Makhlouf & Massart 2026 (arXiv 2606.00344) [derived,
         regularized bias and encodings].
     """
-    K, N = prob.K, prob.N
-    counts = np.asarray(prob.counts, dtype=float)
-    lam_W, lam_H = float(prob.lam_W), float(prob.lam_H)
-    E = np.eye(K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
-    sq = np.sqrt(lam_W * lam_H)
-    Dh = np.sqrt(counts)
-    b = None
-    if not prob.has_bias:
-        Zp = _svt(E * Dh, N * sq)
-        theorem, source, tag = "MSE bias-free: singular-value threshold of E D^1/2", "Tirer & Bruna 2022, arXiv 2202.08087", "paper"
-        if not prob.balanced:
-            source, tag = "Dang et al. 2023, arXiv 2301.00437", "derived"
-    else:
-        lam_b = float(prob.lam_b)
-        P = _P(K)
-        if lam_b == 0.0:
-            Z = _svt(E @ P, N * sq / np.sqrt(prob.n))
-            b = E.mean(axis=1)
-            theorem, source = "MSE free bias: b = mean code, Z = SVT(E P)", "Zhou et al. 2022, arXiv 2203.01238"
-        else:
-            kk = N * sq / np.sqrt(prob.n)  # = K kappa
-            x = max(1.0 - kk, 0.0)
-            y = max(1.0 - kk * (1.0 + lam_b) / lam_b, 0.0)
-            Z = x * P + y * np.ones((K, K)) / K
-            b = np.full(K, (1.0 - y) / (K * (1.0 + lam_b)))
-            theorem, source = "MSE regularized bias: ETF-to-orthogonal transition", "Massion et al. 2026, arXiv 2606.00344"
-        Zp = Z * Dh
-        tag = "derived"
-    Z = Zp / Dh
-    left, right = _gram_sqrts(Zp)
-    W_gram = np.sqrt(lam_H / lam_W) * left
-    Hbar_gram = np.sqrt(lam_W / lam_H) * right / np.outer(Dh, Dh)
-    resid = Z - E if b is None else Z + b[:, None] - E
-    value = np.sum((resid * Dh) ** 2) / (2 * N) + sq * np.sum(np.linalg.svd(Zp, compute_uv=False))
-    q = {"value": value, "W_gram": W_gram, "Hbar_gram": Hbar_gram, "logit_means": Z,
-         "w_norm2": np.diag(W_gram).copy(), "h_norm2": np.diag(Hbar_gram).copy(), "within_class_spread": 0.0}
-    if b is not None:
-        q["value"] = value + float(prob.lam_b) * np.sum(b**2) / 2
-        q["bias"] = b
-    return Prediction(theorem, source, tag, q)
+    if not isinstance(prob.loss, ufm.MSE):
+        raise ValueError(f"mse: loss must be MSE, got {type(prob.loss).__name__}")
+    return _prediction(prob)
 
 
 # ---- dispatch ------------------------------------------------------------------------------
@@ -269,7 +130,7 @@ def predict(prob) -> Prediction:
     ok, why = assumptions(prob)
     if not ok:
         raise ValueError(f"no closed form for this problem: {why}")
-    return mse(prob) if isinstance(prob.loss, ufm.MSE) else ce_family(prob)
+    return _prediction(prob)
 
 
 # ---- the same invariants measured on a solution --------------------------------------------

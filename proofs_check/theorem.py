@@ -5,21 +5,30 @@ A :class:`Theorem` ties together
 - a citation and a tag (``"paper"``: the published statement, notation adapted; ``"derived"``:
   derived for ufm's canonical objective and confirmed numerically; see
   ``shared/theory/README.md``),
-- its assumptions, a predicate on a :class:`ufm.UFM` that returns ``(ok, reason)``,
-- SymPy expressions of the predicted scalars (``expressions``), which the numeric evaluator
-  ``predict`` evaluates (through ``sympy.lambdify``) and assembles into invariants (values, norms,
-  Gram matrices, bias, eigenvalues),
-- symbolic proofs (:class:`Proof`): each returns a SymPy expression that must simplify to zero
-  (for example the derivative of the reduced objective at the claimed point), or a boolean,
+- its assumptions, a predicate on a problem that returns ``(ok, reason)``,
+- SymPy expressions of the predicted scalars (``expressions``): **the single source of the
+  numbers**. :meth:`Theorem.predict` lambdifies them (an :class:`Evaluator`) and hands them to
+  ``assemble``, which only builds invariants (values, norms, Gram matrices, bias, eigenvalues)
+  from the evaluated scalars. Replacing an expression (``dataclasses.replace(th,
+  expressions=...)``) changes the prediction. Entries with no closed form say so in
+  ``no_closed_form``, naming the independent solver their prediction comes from.
+- proofs (:class:`Proof`) of three kinds, reported apart: ``"proof"`` (a symbolic argument: a
+  SymPy expression that simplifies to exactly 0, or an exact boolean, for symbolic parameters),
+  ``"definition"`` (a change of variables or a restated definition: shown, never counted as a
+  proof) and ``"sample"`` (an exact check at finitely many sample points, e.g. ``K = 2..5``),
+- ``assumed``: what the statement relies on without a proof here (a published theorem, a lemma
+  argued in prose),
 - a check that solves the problem numerically (by default :func:`ufm.minimize`, float64,
   certificate ``1e-12``) and compares every predicted invariant with the measured one.
 
 Rows of the report (``ufm verify``) are dicts with the keys of ``ARCHITECTURE.md``: theorem,
-source, instance, quantity, predicted, measured, rel_error, passed (plus ``tag``).
+source, instance, quantity, predicted, measured, rel_error, passed, plus ``tag`` and ``kind``
+(``proof``, ``definition``, ``sample``, ``numeric``, ``bound``, ``certificate``).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,10 +39,14 @@ import sympy as sp
 import ufm
 from proofs_check.closed_forms import rel_error
 
-__all__ = ["Citation", "Proof", "Theorem", "rel_error", "minimize_solver"]
+__all__ = ["Citation", "Evaluator", "Proof", "Theorem", "rel_error", "minimize_solver", "problem_numbers",
+           "DEFAULT_TOL", "PROOF_KINDS"]
 
 DEFAULT_TOL = 1e-8
 GTOL = 1e-12
+PROOF_KINDS = ("proof", "definition", "sample")
+_KIND_LABEL = {"proof": "symbolic (SymPy)", "definition": "definition (not a proof)",
+               "sample": "sample-point check (exact)"}
 
 
 @dataclass(frozen=True)
@@ -57,31 +70,128 @@ class Citation:
 
 @dataclass(frozen=True)
 class Proof:
-    """A symbolic claim checked by SymPy.
+    """A claim checked by SymPy.
 
     ``residual()`` returns a SymPy expression that must simplify to exactly ``0``, a tuple of
     such expressions (each must vanish), or a Python / SymPy boolean that must be ``True``.
-    ``claim`` says in words what is shown.
+    ``claim`` says in words what is shown; ``kind`` is ``"proof"`` (symbolic, for all values of
+    the symbols), ``"definition"`` (restates a definition or a change of variables: reported, not
+    counted as a proof) or ``"sample"`` (exact arithmetic at finitely many sample points).
+    Floats are never rationalized (no ``nsimplify``): a residual that is not exactly zero fails.
     """
 
     claim: str
     residual: Callable[[], Any]
+    kind: str = "proof"
+
+    def __post_init__(self):
+        if self.kind not in PROOF_KINDS:
+            raise ValueError(f"Proof.kind must be one of {PROOF_KINDS}, got kind={self.kind!r}")
 
     @staticmethod
     def _simplify(expr):
+        expr = sp.sympify(expr)
+        if any(isinstance(a, sp.Float) for a in expr.atoms(sp.Number)):
+            raise ValueError(f"a proof residual contains a float ({expr}); use exact numbers")
         simplified = sp.simplify(expr)
         if simplified != 0:  # a second, stronger attempt on expressions with logs and roots
             simplified = sp.simplify(sp.expand_log(sp.radsimp(sp.together(simplified)), force=True))
+        if simplified != 0:
+            simplified = sp.simplify(sp.powsimp(sp.powdenest(simplified, force=True), force=True))
         return simplified
 
     def run(self) -> tuple[bool, str]:
         """``(proved, simplified residual as text)``."""
         out = self.residual()
-        if isinstance(out, (bool, sp.logic.boolalg.BooleanAtom)):
-            return bool(out), str(out)
+        if isinstance(out, (bool, np.bool_, sp.logic.boolalg.BooleanAtom)):
+            return bool(out), str(bool(out))
         parts = [self._simplify(e) for e in (out if isinstance(out, tuple) else (out,))]
         ok = all(p == 0 for p in parts)
         return ok, "0" if ok else ", ".join(map(str, parts))
+
+
+def problem_numbers(prob) -> dict:
+    """Numbers of a problem by symbol name: ``K``, ``N``, ``n`` (balanced), ``lambda_W``,
+    ``lambda_H``, ``lambda_b`` (with a bias), ``alpha`` (label smoothing), ``gamma`` (focal)."""
+    out = {}
+    for name, attr in (("K", "K"), ("N", "N"), ("lambda_W", "lam_W"), ("lambda_H", "lam_H")):
+        v = getattr(prob, attr, None)
+        if v is not None and np.ndim(v) == 0:
+            out[name] = float(v)
+    if getattr(prob, "balanced", False) and np.ndim(getattr(prob, "n", None)) == 0:
+        out["n"] = float(prob.n)
+    if getattr(prob, "lam_b", None) is not None:
+        out["lambda_b"] = float(prob.lam_b)
+    loss = getattr(prob, "loss", None)
+    if isinstance(loss, ufm.LabelSmoothing):
+        out["alpha"] = float(loss.alpha)
+    if isinstance(loss, ufm.Focal):
+        out["gamma"] = float(loss.gamma)
+    return out
+
+
+@functools.lru_cache(maxsize=4096)
+def _lambdified(expr, names: tuple):
+    syms = sorted(expr.free_symbols, key=lambda s: s.name)
+    return sp.lambdify(syms, expr, modules="numpy"), tuple(s.name for s in syms)
+
+
+@functools.lru_cache(maxsize=1024)
+def _derivative(expr, var: str):
+    sym = [s for s in expr.free_symbols if s.name == var]
+    if not sym:
+        raise ValueError(f"expression {expr} has no symbol {var!r}")
+    return sp.diff(expr, sym[0])
+
+
+class Evaluator:
+    """Evaluates a theorem's SymPy expressions at a problem's numbers (float64, lambdified).
+
+    ``ev(name, **values)`` evaluates ``expressions[name]``; each free symbol takes its value from
+    ``values`` (by symbol name), else from another expression of the same name (evaluated
+    recursively: ``kappa`` in ``g*`` is the expression ``kappa``), else from the problem's
+    numbers (:func:`problem_numbers`). Array values broadcast. ``used`` records every expression
+    evaluated, so that a test can require that each one feeds the prediction.
+    """
+
+    def __init__(self, expressions: dict, numbers: dict):
+        self.expressions = expressions
+        self.numbers = numbers
+        self.used: set = set()
+
+    def __contains__(self, name):
+        return name in self.expressions
+
+    def get(self, name: str, default=float("nan"), **values):
+        """``self(name, **values)`` when the theorem has that expression, else ``default`` (a branch
+        the theorem makes no prediction for, reached only when another expression was replaced)."""
+        return self(name, **values) if name in self.expressions else default
+
+    def diff(self, name: str, var: str, **values):
+        """The derivative of expression ``name`` in its symbol ``var``, evaluated like ``__call__``
+        (so replacing the expression replaces its derivative too)."""
+        self.used.add(name)
+        deriv = _derivative(sp.sympify(self.expressions[name]), var)
+        return Evaluator({**self.expressions, name: deriv}, self.numbers)(name, **values)
+
+    def __call__(self, name: str, **values):
+        if name not in self.expressions:
+            raise KeyError(f"no expression {name!r} (have {sorted(self.expressions)})")
+        self.used.add(name)
+        expr = sp.sympify(self.expressions[name])
+        fn, names = _lambdified(expr, tuple(sorted(s.name for s in expr.free_symbols)))
+        args = []
+        for s in names:
+            if s in values:
+                args.append(values[s])
+            elif s in self.expressions and s != name:
+                args.append(self(s, **values))
+            elif s in self.numbers:
+                args.append(self.numbers[s])
+            else:
+                raise ValueError(f"expression {name!r}: no value for symbol {s!r}")
+        out = np.asarray(fn(*args), dtype=float)
+        return float(out) if out.ndim == 0 else out
 
 
 def minimize_solver(prob, *, restarts: int = 2):
@@ -94,8 +204,8 @@ def minimize_solver(prob, *, restarts: int = 2):
 
 
 def describe(prob) -> str:
-    """A compact, human-readable instance description (UFM and DeepUFM)."""
-    if hasattr(prob, "describe"):  # problem families that describe themselves (ufm.RegressionUFM, ...)
+    """A compact, human-readable instance description (UFM, DeepUFM and other problems)."""
+    if hasattr(prob, "describe"):
         return prob.describe()
     if hasattr(prob, "widths"):
         lams = np.asarray(prob.lams)
@@ -111,6 +221,10 @@ def describe(prob) -> str:
         lname += f"({float(loss.gamma):.4g})"
     elif isinstance(loss, ufm.MSE) and loss.encoding is not None:
         lname += f"(E {loss.encoding.shape[0]}x{loss.encoding.shape[1]})"
+    if not isinstance(prob, ufm.UFM):
+        fields = ", ".join(f"{k}={float(getattr(prob, k)):.4g}" for k in ("lam_W", "lam_H", "lam")
+                           if hasattr(prob, k))
+        return f"{type(prob).__name__}(K={prob.K} {lname} {fields})"
     bias = "none" if prob.lam_b is None else f"{float(prob.lam_b):.4g}"
     n = prob.n if prob.balanced else list(prob.counts)
     extra = ", H>=0" if prob.nonneg else ""
@@ -132,18 +246,25 @@ class Theorem:
         tag: ``"paper"`` or ``"derived"``.
         statement: the statement in one or two sentences, in ufm's canonical scaling.
         assumptions: ``prob -> (ok, reason)``; ``reason`` says which assumption fails.
-        predict: ``prob -> {quantity: float | ndarray}``, the numeric evaluator of the closed forms.
+        assemble: ``(prob, ev) -> {quantity: float | ndarray}``: builds the predicted invariants
+            from the evaluated expressions (``ev`` an :class:`Evaluator`; ``ev("g*")``). It holds
+            no formula of its own beyond assembling matrices from the scalars.
         instances: ``() -> [prob, ...]``, representative instances (the default ``ufm verify`` run).
-        random_instance: ``numpy.random.Generator -> prob`` inside the assumptions (``--random``).
-        expressions: ``{name: sympy expression}``, the symbolic closed forms ``predict`` evaluates
-            (shown in reports and docs).
-        proofs: symbolic :class:`Proof` s.
-        solve: ``prob -> (params, info)`` with ``info["grad_norm"]`` and ``info["converged"]``.
         measure: ``(prob, params, names) -> {name: value}``, the same invariants on a solution.
-        tolerances: per-quantity relative tolerances (default ``1e-8``).
-        upper_bounds: quantities that pass when ``measured <= predicted`` (a solver value below a
-            candidate's, never an equality); when every quantity is such a bound the certificate
-            row is reported but not required (a bound holds at any explicit point).
+        random_instance: ``numpy.random.Generator -> prob`` inside the assumptions (``--random``).
+        expressions: ``{name: sympy expression}``, the closed forms ``predict`` evaluates.
+        proofs: :class:`Proof` s (of kinds proof, definition, sample).
+        solve: ``prob -> (params, info)`` with ``info["grad_norm"]`` and ``info["converged"]``.
+        tolerances: ``{quantity: (tolerance, reason)}`` for every quantity not compared at the
+            default ``1e-8`` relative (a bare float is accepted but the tests require a reason).
+        upper_bounds: quantities that pass when ``measured <= predicted`` (a value at an explicit
+            point below a candidate's, never an equality). A theorem whose quantities are all
+            bounds emits no certificate row (a bound holds at any explicit point, so a
+            certificate row could not fail for a reason that matters).
+        assumed: what the statement relies on without a proof here (shown in the report).
+        no_closed_form: for entries whose prediction is not a closed form: the independent
+            solver it comes from (e.g. the class-level convex program); empty otherwise.
+        variables: ``prob -> {symbol name: number}`` (default :func:`problem_numbers`).
         slow: left out of the default ``ufm verify`` run (``--all`` includes it).
     """
 
@@ -152,7 +273,7 @@ class Theorem:
     tag: str
     statement: str
     assumptions: Callable
-    predict: Callable
+    assemble: Callable
     instances: Callable
     measure: Callable
     random_instance: Callable | None = None
@@ -161,6 +282,9 @@ class Theorem:
     solve: Callable = minimize_solver
     tolerances: dict = field(default_factory=dict)
     upper_bounds: tuple = ()
+    assumed: tuple = ()
+    no_closed_form: str = ""
+    variables: Callable = problem_numbers
     slow: bool = False
 
     def __post_init__(self):
@@ -171,10 +295,53 @@ class Theorem:
     def source(self) -> str:
         return self.citation.short
 
-    def _row(self, instance, quantity, predicted, measured, err, passed):
-        return {"theorem": self.name, "source": self.source, "tag": self.tag, "instance": instance,
-                "quantity": quantity, "predicted": predicted, "measured": measured,
+    def evaluator(self, prob) -> Evaluator:
+        """An :class:`Evaluator` of this theorem's expressions at ``prob``'s numbers."""
+        return Evaluator(self.expressions, self.variables(prob))
+
+    def predict(self, prob) -> dict:
+        """The predicted invariants: the expressions, lambdified, assembled by ``assemble``."""
+        return self.assemble(prob, self.evaluator(prob))
+
+    def expressions_used(self, prob) -> set:
+        """Names of the expressions that :meth:`predict` evaluates on ``prob``."""
+        ev = self.evaluator(prob)
+        self.assemble(prob, ev)
+        return set(ev.used)
+
+    def tolerance(self, quantity) -> tuple[float, str]:
+        """``(relative tolerance, reason)`` of a quantity (``(1e-8, "")`` by default)."""
+        t = self.tolerances.get(quantity, DEFAULT_TOL)
+        return (float(t), "") if np.ndim(t) == 0 and not isinstance(t, tuple) else (float(t[0]), str(t[1]))
+
+    def _row(self, instance, quantity, predicted, measured, err, passed, kind):
+        return {"theorem": self.name, "source": self.source, "tag": self.tag, "kind": kind,
+                "instance": instance, "quantity": quantity, "predicted": predicted, "measured": measured,
                 "rel_error": err, "passed": bool(passed)}
+
+    def solve_and_measure(self, prob, names) -> tuple[dict, dict]:
+        """Solve ``prob`` and measure the invariants ``names``: ``(measured, info)``."""
+        params, info = self.solve(prob)
+        return self.measure(prob, params, list(names)), info
+
+    def compare(self, prob, predicted: dict, measured: dict, info: dict) -> list[dict]:
+        """Rows comparing ``predicted`` with ``measured`` (one per quantity) plus the certificate."""
+        inst = describe(prob)
+        rows = []
+        for q, p in predicted.items():
+            if q in self.upper_bounds:
+                err = (float(measured[q]) - float(p)) / abs(float(p))
+                passed = float(measured[q]) <= float(p) * (1 + 1e-12)
+                kind = "bound"
+            else:
+                err = rel_error(measured[q], p)
+                passed = err <= self.tolerance(q)[0]
+                kind = "numeric"
+            rows.append(self._row(inst, q, _tolist(p), _tolist(measured[q]), err, passed, kind))
+        if not set(predicted) <= set(self.upper_bounds):
+            g = float(info["grad_norm"])
+            rows.append(self._row(inst, "certificate grad_norm", 0.0, g, g, bool(info["converged"]), "certificate"))
+        return rows
 
     def check(self, prob) -> list[dict]:
         """Solve ``prob`` and compare every predicted invariant; one row per quantity.
@@ -185,27 +352,12 @@ class Theorem:
         if not ok:
             raise ValueError(f"{self.name}: instance outside the assumptions: {why}")
         predicted = self.predict(prob)
-        params, info = self.solve(prob)
-        measured = self.measure(prob, params, list(predicted))
-        inst = describe(prob)
-        rows = []
-        for q, p in predicted.items():
-            if q in self.upper_bounds:
-                err = (float(measured[q]) - float(p)) / abs(float(p))
-                passed = float(measured[q]) <= float(p) * (1 + 1e-12)
-            else:
-                err = rel_error(measured[q], p)
-                passed = err <= self.tolerances.get(q, DEFAULT_TOL)
-            rows.append(self._row(inst, q, _tolist(p), _tolist(measured[q]), err, passed))
-        g = float(info["grad_norm"])
-        bounds_only = set(predicted) <= set(self.upper_bounds)
-        label = "certificate grad_norm (reported only: bounds)" if bounds_only else "certificate grad_norm"
-        rows.append(self._row(inst, label, 0.0, g, g, info["converged"] or bounds_only))
-        return rows
+        measured, info = self.solve_and_measure(prob, predicted)
+        return self.compare(prob, predicted, measured, info)
 
     def prove(self) -> list[dict]:
         """Run the symbolic proofs; one row per proof (``predicted`` 0, ``measured`` the simplified
-        residual as a float when it is a number, else ``None``)."""
+        residual as a float when it is a number, else ``None``; ``kind`` the proof's kind)."""
         rows = []
         for proof in self.proofs:
             ok, text = proof.run()
@@ -213,5 +365,6 @@ class Theorem:
                 measured = float(sp.sympify(text)) if text not in ("True", "False") else float(not ok)
             except (TypeError, ValueError, sp.SympifyError):
                 measured = None
-            rows.append(self._row("symbolic (SymPy)", proof.claim, 0.0, measured, 0.0 if ok else None, ok))
+            rows.append(self._row(_KIND_LABEL[proof.kind], proof.claim, 0.0, measured, 0.0 if ok else None, ok,
+                                  proof.kind))
         return rows

@@ -116,7 +116,7 @@ def test_theory_reference_min_formula_is_not_the_minimizer_beyond_the_edge():
     """Regression (issue 5): D = min((m + delta0)/g, sqrt2 rho) of theory section 6 is wrong for
     q < sigma(-delta0); the minimizer leaves the line and D > sqrt2 rho."""
     prob = _frame_instance("face", "per_sample", False, 5e-3, 5e-3, 0.0, 0.5)
-    _, rho, _, _ = (float(v) for v in prob.frame()[2])
+    rho = float(prob.rho)
     params, info = cat._ff_solve(prob)
     measured = cat._ff_measure(prob, params, ["dilation"])["dilation"]
     assert info["converged"] and measured > np.sqrt(2) * rho * (1 + 1e-3)

@@ -30,3 +30,36 @@ def test_generalized_collapse_d_below_K_minus_1(d):
     assert sol.converged and sol.hessian_eigs[0] >= -1e-8
     assert float(ufm.metrics.nc1(sol.params.H, prob.labels)) <= 1e-12
     assert np.linalg.matrix_rank(np.asarray(sol.params.W), tol=1e-6) == d
+
+
+# ---- the mutation test against real solves (every theorem with expressions, --all included) ----
+import dataclasses as _dc  # noqa: E402
+
+import sympy as _sp  # noqa: E402
+
+from proofs_check.catalog import all_theorems as _all_theorems  # noqa: E402
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("theorem", [t for t in _all_theorems() if t.expressions], ids=lambda t: t.name[:40])
+def test_mutation_against_solves(theorem):
+    """Replacing any expression of a theorem makes some numeric row of a real solve fail."""
+    solved = []
+    for prob in theorem.instances():
+        predicted = theorem.predict(prob)
+        measured, info = theorem.solve_and_measure(prob, predicted)
+        assert all(r["passed"] for r in theorem.compare(prob, predicted, measured, info))
+        solved.append((prob, measured, info))
+    with np.errstate(all="ignore"):
+        for name, expr in theorem.expressions.items():
+            caught = False
+            for new in (expr * _sp.Rational(6, 5) + _sp.Rational(1, 5), expr * _sp.Rational(4, 5) - _sp.Rational(1, 5)):
+                mutated = _dc.replace(theorem, expressions={**theorem.expressions, name: new})
+                for prob, measured, info in solved:
+                    try:
+                        rows = mutated.compare(prob, mutated.predict(prob), measured, info)
+                    except (ValueError, KeyError, ZeroDivisionError, RuntimeError):
+                        caught = True
+                        continue
+                    caught |= any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound"))
+            assert caught, name

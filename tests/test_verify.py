@@ -1,5 +1,6 @@
 """ufm verify: records as ARCHITECTURE.md specifies, a wrong constant fails, the CLI works."""
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,25 +20,111 @@ SMALL = [zhu2021.CE_ETF.__class__(**{**zhu2021.CE_ETF.__dict__, "instances": lam
 
 def test_records_have_the_contract_keys_and_pass():
     rows = verify.run(SMALL)
-    assert rows and all(KEYS <= set(r) for r in rows)
+    assert rows and all(KEYS | {"kind"} <= set(r) for r in rows)
     assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
     json.dumps(rows)
     assert "W_gram" in verify.format_table(rows)
+    assert {r["kind"] for r in rows} >= {"proof", "numeric", "certificate"}
 
 
 def _with(theorem, **changes):
-    return Theorem(**{**theorem.__dict__, **changes})
+    return dataclasses.replace(theorem, **changes)
 
 
 def test_a_wrong_constant_makes_the_numeric_check_fail():
-    """Break the closed form on purpose (the ETF norm off by 1e-6): verify must report it."""
-    def broken(prob):
-        q = dict(cf.ce_family(prob).quantities)
-        q["w_norm2"] = q["w_norm2"] * (1 + 1e-6)
-        return q
+    """Break the closed form on purpose (the ETF norm off by 1e-6 in its SymPy expression): the
+    prediction follows the expression, and verify reports every quantity built from it."""
+    exprs = dict(SMALL[0].expressions)
+    exprs["||w_k||^2"] = exprs["||w_k||^2"] * (1 + sp.Rational(1, 10**6))
+    rows = verify.run([_with(SMALL[0], expressions=exprs)], prove=False)
+    failed = {r["quantity"] for r in rows if not r["passed"]}
+    assert failed == {"w_norm2", "h_norm2", "W_gram", "Hbar_gram"}
 
-    rows = verify.run([_with(SMALL[0], predict=broken)], prove=False)
-    assert [r["quantity"] for r in rows if not r["passed"]] == ["w_norm2"]
+
+# ---- one source of truth: every expression feeds the prediction, and a wrong one is caught ------
+WITH_EXPRESSIONS = [t for t in all_theorems() if t.expressions and not t.slow]
+
+
+def _mutations(expr):
+    """Two replacements of an expression that move any value (a threshold up and down)."""
+    return (expr * sp.Rational(6, 5) + sp.Rational(1, 5), expr * sp.Rational(4, 5) - sp.Rational(1, 5))
+
+
+def _fails(theorem, prob, predicted, reference) -> bool:
+    """Whether the rows comparing ``predicted`` with ``reference`` (standing in for a solve that
+    matches the unmutated theorem, as the verify run shows it does) fail; raising counts as failing."""
+    try:
+        rows = theorem.compare(prob, predicted, reference, {"grad_norm": 0.0, "converged": True})
+    except (ValueError, KeyError, ZeroDivisionError, RuntimeError):
+        return True
+    return any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound"))
+
+
+@pytest.mark.parametrize("theorem", WITH_EXPRESSIONS, ids=lambda t: t.name[:40])
+def test_each_expression_feeds_the_prediction(theorem):
+    used = set()
+    for prob in theorem.instances():
+        used |= theorem.expressions_used(prob)
+    assert used == set(theorem.expressions), set(theorem.expressions) - used
+
+
+@pytest.mark.parametrize("theorem", WITH_EXPRESSIONS, ids=lambda t: t.name[:40])
+def test_replacing_an_expression_makes_the_numeric_rows_fail(theorem):
+    """Mutation test: for every expression, a replacement (``dataclasses.replace``) changes the
+    prediction on some representative instance and the rows comparing it with the unmutated
+    prediction (which the solve matches to 1e-8) fail there. The test with real solves is
+    ``test_slow.py::test_mutation_against_solves``."""
+    instances = theorem.instances()
+    reference = [theorem.predict(p) for p in instances]
+    with np.errstate(all="ignore"):
+        for name, expr in theorem.expressions.items():
+            caught = False
+            for new in _mutations(expr):
+                mutated = dataclasses.replace(theorem, expressions={**theorem.expressions, name: new})
+                for prob, ref in zip(instances, reference):
+                    try:
+                        pred = mutated.predict(prob)
+                    except (ValueError, KeyError, ZeroDivisionError, RuntimeError):
+                        caught = True
+                        continue
+                    caught |= _fails(theorem, prob, pred, ref)
+            assert caught, f"replacing expression {name!r} changes no checked quantity"
+
+
+def test_every_theorem_has_expressions_or_names_its_independent_solver():
+    for th in all_theorems():
+        assert th.expressions or th.no_closed_form, th.name
+
+
+def test_every_tolerance_other_than_the_default_has_a_reason():
+    for th in all_theorems():
+        for q in th.tolerances:
+            tol, reason = th.tolerance(q)
+            assert tol != 1e-8 and len(reason) > 20, (th.name, q)
+
+
+def test_a_proof_residual_with_a_float_is_refused():
+    """Floats are never rationalized: 0.1 + 0.2 - 0.3 is not a proof of anything."""
+    with pytest.raises(ValueError, match="float"):
+        Proof("float arithmetic", lambda: sp.Float(0.1) + sp.Float(0.2) - sp.Float(0.3)).run()
+
+
+def test_the_certificate_row_fails_when_the_solve_did_not_converge():
+    th = SMALL[0]
+    pred = th.predict(PROB)
+    rows = th.compare(PROB, pred, pred, {"grad_norm": 1.0, "converged": False})
+    cert = [r for r in rows if r["kind"] == "certificate"]
+    assert len(cert) == 1 and not cert[0]["passed"]
+
+
+def test_the_summary_fits_a_terminal_and_separates_kinds():
+    rows = [dict(r, theorem=t.name) for t in all_theorems()[:3] for r in t.prove()]
+    text = verify.format_summary(rows, all_theorems()[:3])
+    assert all(len(line) <= 100 for line in text.splitlines())
+    head = text.splitlines()[0]
+    for col in ("proofs", "defs", "samples", "solves", "assumed"):
+        assert col in head
+    assert "assumed without proof" in text
 
 
 def test_a_wrong_constant_makes_the_symbolic_proof_fail():
@@ -82,7 +169,8 @@ def test_cli_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     value = [r for r in rows if r["quantity"] == "value"][0]
     assert np.isclose(value["predicted"], cf.ce_family(PROB).quantities["value"])
     assert out_md.read_text().startswith("| theorem |")
-    assert "runtime" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "runtime" in out and all(len(line) <= 100 for line in out.splitlines())
 
 
 def test_random_instances_are_drawn_inside_assumptions_and_checked():

@@ -30,6 +30,10 @@ from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E
 from ufm.problems import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
+from ufm.problems import FixedFrame as FixedFrame  # noqa: E402
+from ufm.problems import FFParams as FFParams  # noqa: E402
+from ufm.problems import GraphCandidate as GraphCandidate  # noqa: E402
+from ufm.problems import graph_params as graph_params  # noqa: E402
 from ufm.problems import MultiLabelUFM as MultiLabelUFM  # noqa: E402
 from ufm.problems import RegressionUFM as RegressionUFM  # noqa: E402
 from ufm.problems import label_set_targets as label_set_targets  # noqa: E402
@@ -73,6 +77,10 @@ __all__ = [
     "MDParams",
     "MDSolution",
     "minimize_md",
+    "FixedFrame",
+    "FFParams",
+    "GraphCandidate",
+    "graph_params",
     "MultiLabelUFM",
     "RegressionUFM",
     "label_set_targets",

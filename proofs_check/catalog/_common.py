@@ -67,3 +67,40 @@ def balanced_ok(prob, *, need_d=None, losses=None) -> tuple[bool, str]:
     if need_d is not None and prob.d < need_d:
         return False, f"needs d >= {need_d} (got d={prob.d})"
     return True, ""
+
+
+def etf_invariants(prob, a2: float, c: float, value: float) -> dict:
+    r"""Invariants of the simplex-ETF configuration (``a2 = 0``: the zero solution).
+
+    Rows ``w_k`` of squared norm ``a2`` forming a simplex ETF, ``h_{k,i} = c w_k``:
+    ``W W^T = a2 K/(K-1) P``, ``Hbar^T Hbar = c^2 W W^T``, no within-class spread, ``b = 0``
+    (centred when ``lam_b = 0``); ``value`` is passed through (it comes from the theorem's
+    expression of the reduced objective).
+    """
+    k = prob.K
+    q = {
+        "value": float(value),
+        "W_gram": a2 * k / (k - 1) * P(k),
+        "Hbar_gram": c**2 * a2 * k / (k - 1) * P(k),
+        "w_norm2": np.full(k, a2),
+        "h_norm2": np.full(k, c**2 * a2),
+        "within_class_spread": 0.0,
+    }
+    if prob.has_bias:
+        q["bias_centred" if float(prob.lam_b) == 0.0 else "bias"] = np.zeros(k)
+    return q
+
+
+def grad_norm_at(prob, params) -> float:
+    """``||grad f(params)||`` (Euclidean over every leaf) of an unconstrained problem."""
+    import jax
+
+    leaves = jax.tree_util.tree_leaves(jax.grad(prob.objective)(params))
+    return float(np.sqrt(sum(float(np.sum(np.asarray(x) ** 2)) for x in leaves)))
+
+
+def away_from(value: float, threshold: float, what: str, band: float = 0.05) -> tuple[bool, str]:
+    """``(False, reason)`` when ``value`` is within ``band`` (relative) of ``threshold``."""
+    if abs(value / threshold - 1) < band:
+        return False, f"{what} = {value:.4g} within {band:.0%} of its threshold {threshold:.4g} (degenerate minimizer)"
+    return True, ""

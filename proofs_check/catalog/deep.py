@@ -32,21 +32,16 @@ nuclear norm ``K a``), hence not ``Hbar``'s Gram nor ``sigma(W_1)``. These are n
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
-from dataclasses import dataclass
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog._common import K
-from proofs_check.theorem import GTOL, Citation, Proof, Theorem
-from ufm.problems._base import Problem
-from ufm.problems._deep import DeepParams, DeepUFM, polish_relu
-from ufm.solvers._common import grad_norm
+from proofs_check.catalog._common import K, grad_norm_at
+from proofs_check.theorem import GTOL, Citation, Evaluator, Proof, Theorem
+from ufm import DeepParams, DeepUFM, polish_relu
 
 __all__ = [
     "THEOREMS",
@@ -59,6 +54,7 @@ __all__ = [
     "measure",
     "scalar_optimum",
     "srg_candidate",
+    "DNC_EXPRESSIONS",
 ]
 
 SUKENIK_2023 = Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165")
@@ -66,50 +62,79 @@ SUKENIK_2024 = Citation("Súkeník, Mondelli & Lampert", 2024, "preprint", "2405
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
 
 x, gam, Lam = sp.symbols("x gamma Lambda", positive=True)
+ms, mu = sp.symbols("m mu", positive=True)
 
 
 def h_sym(m):
-    """``h_m(x) = (x-1)^2/2 + (m/2) gamma x^(2/m)`` as a SymPy expression."""
-    return (x - 1) ** 2 / 2 + sp.Rational(m, 2) * gam * x ** sp.Rational(2, m)
+    """``h_m(x) = (x-1)^2/2 + (m/2) gamma x^(2/m)`` as a SymPy expression (``m`` a number or symbol)."""
+    m = sp.sympify(m)
+    return (x - 1) ** 2 / 2 + m / 2 * gam * x ** (2 / m)
 
 
-# ---- numeric evaluators ------------------------------------------------------------------------
+# The expressions of every DNC theorem: m = L + 1 and Lambda = n lam_H prod_l lam_l are numbers of
+# the problem; gamma resolves by name inside h(x).
+DNC_EXPRESSIONS = {
+    "gamma": K * Lam ** (1 / ms),
+    "h(x)": h_sym(ms),
+    "gamma_c": ((ms - 2) ** (ms - 2) / (ms - 1) ** (2 * (ms - 1))) ** (1 / ms),
+    "sigma(mu)": Lam ** (1 / (2 * ms)) * x ** (1 / ms) / sp.sqrt(mu),
+}
+
+
+def deep_numbers(prob) -> dict:
+    """``K``, ``n``, ``m = L + 1`` and ``Lambda = n lam_H prod_l lam_l`` of a DeepUFM."""
+    lams = np.asarray(prob.lams, float)
+    return {"K": float(prob.K), "n": float(prob.n), "m": float(prob.L + 1),
+            "Lambda": float(prob.n * float(prob.lam_H) * np.prod(lams))}
+
+
+def _ev(m: int, g: float) -> Evaluator:
+    return Evaluator({k: v for k, v in DNC_EXPRESSIONS.items() if k != "gamma"}, {"m": float(m), "gamma": g})
+
+
+# ---- numeric evaluators (the expressions above, lambdified) -------------------------------------
 def gamma(prob: DeepUFM) -> float:
-    """``gamma = K n^{1/m} (lam_H prod_l lam_l)^{1/m}``, ``m = L + 1``."""
-    m = prob.L + 1
-    return float(prob.K * (prob.n * float(prob.lam_H) * np.prod(np.asarray(prob.lams))) ** (1.0 / m))
+    """``gamma = K Lambda^{1/m}``, ``m = L + 1`` (the expression ``gamma``)."""
+    return Evaluator(DNC_EXPRESSIONS, deep_numbers(prob))("gamma")
 
 
 def h(xv, m: int, g: float):
-    """``h_m(x)`` (NumPy)."""
-    return 0.5 * (xv - 1.0) ** 2 + 0.5 * m * g * np.asarray(xv, float) ** (2.0 / m)
+    """``h_m(x)`` (the expression ``h(x)``)."""
+    return _ev(m, g)("h(x)", x=np.asarray(xv, float))
 
 
 def jump_gamma(m: int) -> float:
-    """Critical ``gamma`` of the jump, ``gamma^m = (m-2)^(m-2) / (m-1)^(2(m-1))`` (``m >= 3``)."""
-    return float(((m - 2) ** (m - 2) / (m - 1) ** (2 * (m - 1))) ** (1.0 / m))
+    """Critical ``gamma`` of the jump, ``gamma^m = (m-2)^(m-2) / (m-1)^(2(m-1))`` (``1`` at ``m = 2``)."""
+    return _ev(m, 0.0)("gamma_c")
+
+
+def _roots(ev, **extra) -> float:
+    """The largest zero of ``h'`` in (0, 1) (bisection on the SymPy derivative), 0 if ``h' > 0``."""
+    grid = np.geomspace(1e-12, 1.0, 4001)
+    neg = np.flatnonzero(np.asarray(ev.diff("h(x)", "x", x=grid, **extra)) < 0)
+    if neg.size == 0:
+        return 0.0
+    lo, hi = grid[neg[-1]], grid[min(neg[-1] + 1, grid.size - 1)]
+    for _ in range(200):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if ev.diff("h(x)", "x", x=mid, **extra) < 0 else (lo, mid)
+    return 0.5 * (lo + hi)
+
+
+def _x_star(ev) -> tuple[float, float]:
+    """``(x*, x_loc)``: the global minimizer of ``h_m`` (0 when ``gamma >= gamma_c``) and the
+    largest critical point."""
+    r = _roots(ev)
+    return (r if ev("gamma") < ev("gamma_c") else 0.0), r
 
 
 def scalar_optimum(m: int, g: float) -> tuple[float, float]:
     """``(x*, x_loc)``: the global minimizer of ``h_m`` on ``x >= 0`` and its largest critical point
-    (``0`` when there is none). ``m = 2``: ``x* = (1 - gamma)_+``. ``m >= 3``: the larger root of
-    ``x - 1 + gamma x^(2/m - 1) = 0`` (bisection then Newton), kept when ``h_m`` is below
-    ``h_m(0) = 1/2`` there."""
-    if m == 2:
-        return max(1.0 - g, 0.0), max(1.0 - g, 0.0)
-    p = 2.0 / m - 1.0
-    hp = lambda t: t - 1.0 + g * t**p
-    xc = (-g * p) ** (1.0 / (1.0 - p))  # minimum of the convex h_m'
-    if xc >= 1.0 or hp(xc) > 0:
-        return 0.0, 0.0
-    lo, hi = xc, 1.0
-    for _ in range(200):
-        mid = 0.5 * (lo + hi)
-        lo, hi = (mid, hi) if hp(mid) < 0 else (lo, mid)
-    r = 0.5 * (lo + hi)
-    for _ in range(3):
-        r -= hp(r) / (1.0 + g * p * r ** (p - 1.0))
-    return (r if h(r, m, g) < 0.5 else 0.0), r
+    (``0`` when there is none): ``x_loc`` the larger root of ``h_m'``, kept when
+    ``gamma < gamma_c`` (``m = 2``: ``gamma_c = 1``, ``x* = (1 - gamma)_+``)."""
+    ev = _ev(m, g)
+    ev.expressions = {**ev.expressions, "gamma": sp.Float(g)}
+    return _x_star(ev)
 
 
 def _check_dnc_instance(prob):
@@ -131,17 +156,19 @@ def _check_dnc_instance(prob):
     return True, ""
 
 
+def _dnc_from(prob, ev) -> dict:
+    lams = np.asarray(prob.lams, float)
+    xs, _ = _x_star(ev)
+    s_H = ev("sigma(mu)", x=xs, mu=prob.n * float(prob.lam_H))
+    s_W = np.asarray([ev("sigma(mu)", x=xs, mu=lv) for lv in lams])
+    c = s_H**2 * np.concatenate([[1.0], np.cumprod(s_W[:-1] ** 2)])
+    return dict(value=ev("h(x)", x=xs), x=xs, sigma_H=s_H, sigma_W=s_W, gram_scale=c)
+
+
 def dnc_prediction(prob: DeepUFM) -> dict:
     """Closed forms at the DNC point (module docstring): ``value``, ``x*``, ``sigma_H``,
     ``sigma_W`` (``(L,)``), ``gram_scale`` (``c_1..c_L``, post-activation class-mean Grams)."""
-    m, lams = prob.L + 1, np.asarray(prob.lams, float)
-    g = gamma(prob)
-    xs, _ = scalar_optimum(m, g)
-    Lam_v = prob.n * float(prob.lam_H) * np.prod(lams)
-    q = Lam_v ** (1.0 / (2 * m)) * xs ** (1.0 / m)
-    s_H, s_W = q / np.sqrt(prob.n * float(prob.lam_H)), q / np.sqrt(lams)
-    c = s_H**2 * np.concatenate([[1.0], np.cumprod(s_W[:-1] ** 2)])
-    return dict(value=float(h(xs, m, g)), x=xs, sigma_H=s_H, sigma_W=s_W, gram_scale=c)
+    return _dnc_from(prob, Evaluator(DNC_EXPRESSIONS, deep_numbers(prob)))
 
 
 def _embed(A, rows, cols):
@@ -195,8 +222,8 @@ def _determined(prob) -> list:
             + [f"gram[{l}]" for l in range(first, prob.L + 1)])
 
 
-def _dnc_predict(prob):
-    p = dnc_prediction(prob)
+def _dnc_assemble(prob, ev):
+    p = _dnc_from(prob, ev)
     q = {"value": p["value"]}
     for name in _determined(prob)[1:]:
         l = int(name.split("[")[1][:-1])
@@ -214,8 +241,9 @@ def solve_deep(prob, *, restarts: int = 8, init_scale=1.0):
     vals = np.asarray(sol.stats.get("restart_values", [sol.value]))
     if prob.activation == "relu":
         pol = polish_relu(prob, sol.params, throw=False)
-        if pol.converged and pol.value <= sol.value + 1e-12 * max(1.0, abs(sol.value)):
-            sol = pol
+        if (pol.converged and pol.stats["pattern_consistent"]
+                and pol.value <= sol.value + 1e-12 * max(1.0, abs(sol.value))):
+            sol = pol  # kept only on the same activation piece: its certificate is then the model's
     failed = int(np.sum(vals > sol.value * (1 + 1e-6) + 1e-12))
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged, "failed_starts": failed,
                         "value": sol.value}
@@ -241,7 +269,8 @@ def _factor_proofs():
               lambda: tuple(sp.simplify((S[i] * sp.diff(phi, S[i])).subs(dict(zip(S, s)))) - x * hp
                             for i in range(3))),
         Proof("K f = sum_j h_m(x_j): K[(x-1)^2/(2K) + (m/2) Lambda^(1/m) x^(2/m)] = h_m(x) with "
-              "gamma = K Lambda^(1/m), Lambda = n lam_H prod lam (m = 3)",
+              "gamma = K Lambda^(1/m), Lambda = n lam_H prod lam (m = 3): the definition of gamma",
+              kind="definition", residual=
               lambda: sp.expand(K * ((x - 1) ** 2 / (2 * K) + sp.Rational(3, 2) * Lam ** sp.Rational(1, 3)
                                      * x ** sp.Rational(2, 3)) - h_sym(3).subs(gam, K * Lam ** sp.Rational(1, 3)))),
         Proof("m = 2: h_2'(1 - gamma) = 0 and h_2'' = 1 (x* = (1-gamma)_+, Tirer & Bruna's SVT)",
@@ -249,33 +278,50 @@ def _factor_proofs():
     )
 
 
+_p = sp.symbols("p", positive=True)  # m = p + 2 > 2
+_m_of_p = _p + 2
+
+
+def _jump_residuals():
+    hm = h_sym(_m_of_p)
+    gc = DNC_EXPRESSIONS["gamma_c"].subs(ms, _m_of_p)
+    xJ = (_m_of_p - 2) / (_m_of_p - 1)
+    return (hm.subs({gam: gc, x: xJ}) - sp.Rational(1, 2), sp.diff(hm, x).subs({gam: gc, x: xJ}))
+
+
+def _origin_residual():
+    """(h_m(x) - h_m(0))/x^(2/m) - (m/2) gamma = x^(1-2/m)(x/2 - 1), with 1 - 2/m = p/(p+2) > 0."""
+    hm = h_sym(_m_of_p)
+    expo = 1 - 2 / _m_of_p
+    ok = sp.simplify((hm - sp.Rational(1, 2)) / x ** (2 / _m_of_p) - _m_of_p / 2 * gam
+                     - x**expo * (x / 2 - 1)) == 0
+    return bool(ok and sp.simplify(expo - _p / (_p + 2)) == 0 and (_p / (_p + 2)).is_positive)
+
+
 def _jump_proofs():
-    out = []
-    for m in range(3, 7):
-        gc = (sp.Integer(m - 2) ** (m - 2) / sp.Integer(m - 1) ** (2 * (m - 1))) ** sp.Rational(1, m)
-        xJ = sp.Rational(m - 2, m - 1)
-        hm = h_sym(m)
-        out.append(Proof(f"jump m={m}: at gamma^m = (m-2)^(m-2)/(m-1)^(2(m-1)), h_m(x_J) = h_m(0) = 1/2 "
-                         f"and h_m'(x_J) = 0 with x_J = (m-2)/(m-1)",
-                         lambda hm=hm, gc=gc, xJ=xJ: (sp.nsimplify(hm.subs({gam: gc, x: xJ})) - sp.Rational(1, 2),
-                                                      sp.diff(hm, x).subs({gam: gc, x: xJ}))))
-    out.append(Proof("envelope: d h_m/d gamma = (m/2) x^(2/m) > 0, so below the jump h_m(x*) < 1/2 "
-                     "and above it the nonzero branch lies above 1/2 (m = 4)",
-                     lambda: sp.diff(h_sym(4), gam) - 2 * sp.sqrt(x)))
-    return tuple(out)
+    return (
+        Proof("jump, every m > 2 (m = p + 2, p > 0 symbolic): at gamma_c^m = (m-2)^(m-2)/(m-1)^(2(m-1)), "
+              "h_m(x_J) = h_m(0) = 1/2 and h_m'(x_J) = 0 with x_J = (m-2)/(m-1)", _jump_residuals),
+        Proof("m = 2: gamma_c = 1 (the expression at m = 2) and h_2'(1 - gamma) = 0, h_2'' = 1: "
+              "x* = (1 - gamma)_+",
+              lambda: (DNC_EXPRESSIONS["gamma_c"].subs(ms, 2) - 1, sp.diff(h_sym(2), x).subs(x, 1 - gam),
+                       sp.diff(h_sym(2), x, 2) - 1)),
+        Proof("d h_m/d gamma = (m/2) x^(2/m) >= 0 (every m): the optimal value h_m(x*(gamma)) is "
+              "nondecreasing in gamma (envelope theorem), so the branches cross h = 1/2 once",
+              lambda: sp.diff(h_sym(ms), gam) - ms / 2 * x ** (2 / ms)),
+    )
 
 
 def _origin_proofs():
-    out = []
-    for m in range(3, 7):
-        out.append(Proof(f"origin m={m}: h_m'(x) -> +oo as x -> 0+ (x^(2/m-1) blows up), and "
-                         f"(h_m(x) - h_m(0)) / x^(2/m) -> (m/2) gamma > 0: x = 0 is a strict local min",
-                         lambda m=m: sp.And(sp.Eq(sp.limit(sp.diff(h_sym(m), x), x, 0, "+"), sp.oo),
-                                            sp.Eq(sp.limit((h_sym(m) - sp.Rational(1, 2)) / x ** sp.Rational(2, m),
-                                                           x, 0, "+"), sp.Rational(m, 2) * gam))))
-    out.append(Proof("m = 2 is different: h_2'(0+) = gamma - 1 < 0 for gamma < 1 (the origin is a saddle)",
-                     lambda: sp.limit(sp.diff(h_sym(2), x), x, 0, "+") - (gam - 1)))
-    return tuple(out)
+    return (
+        Proof("origin, every m > 2 (m = p + 2 symbolic): h_m'(x) = x - 1 + gamma x^(-p/(p+2)) -> +oo as "
+              "x -> 0+", lambda: sp.Eq(sp.limit(sp.diff(h_sym(_m_of_p), x), x, 0, "+"), sp.oo)),
+        Proof("origin, every m > 2: (h_m(x) - h_m(0))/x^(2/m) = (m/2) gamma + x^(1-2/m)(x/2 - 1) with "
+              "1 - 2/m > 0, so h_m(x) > h_m(0) near 0+: x = 0 is a strict local minimum of h_m",
+              _origin_residual),
+        Proof("m = 2 is different: h_2'(0+) = gamma - 1 < 0 for gamma < 1 (the origin is a saddle)",
+              lambda: sp.limit(sp.diff(h_sym(2), x), x, 0, "+") - (gam - 1)),
+    )
 
 
 def _srg_proofs():
@@ -293,6 +339,13 @@ def _srg_proofs():
     return (Proof("SRG construction (r=5, K=10): class {a,b} -> e_a + e_b (rank 5, Gram 2I + A of the "
                   "triangular graph T(5), eigenvalues 6, 1 (x4), -2 (x5)); rows e_c + e_d - 1/2 then "
                   "ReLU give exactly I_10: rank 5 expands to rank 10 without a bias", residual),)
+
+
+REDUCTION = ("the reduction of the deep UFM to K copies of h_m: the minimum of the penalty over all "
+             "factorizations of the logits Zbar is (m/2) Lambda^(1/m) sum_j sigma_j(Zbar)^(2/m) (Súkeník et al. "
+             "2023; its m = 2 case is the nuclear-norm lemma, proved in the imbalanced-CE entry for 2 x 2), and "
+             "von Neumann's trace inequality aligning Zbar with I; the proofs here show the balanced DNC point "
+             "attains it and is critical")
 
 
 # ---- instances ---------------------------------------------------------------------------------
@@ -323,15 +376,17 @@ DEEP_LINEAR = Theorem(
                "x*^(1/m)/sqrt(lam_l) (K equal values), class means of layer l an orthogonal frame "
                "c_l I."),
     assumptions=_lin_assume,
-    predict=_dnc_predict,
+    assemble=_dnc_assemble,
     instances=lambda: [_linear(3, 2), _linear(3, 3, lam=[2e-3, 8e-3, 4e-3]),
                        DeepUFM(K=3, n=2, widths=(5, 4), loss=ufm.MSE(), lam_W=[5e-3, 2e-3], lam_H=1e-2,
                                activation="linear")],
     random_instance=_lin_random,
     measure=measure,
-    expressions={"h_3": h_sym(3), "sigma(W_l) sqrt(lam_l), m = 3": Lam ** sp.Rational(1, 6) * x ** sp.Rational(1, 3)},
-    proofs=_factor_proofs(),
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
+    proofs=_factor_proofs() + _jump_proofs()[:2],
     solve=solve_deep,
+    assumed=(REDUCTION,),
 )
 
 
@@ -366,16 +421,18 @@ JUMP = Theorem(
                "(m-1)^(2(m-1)), where h_m(x_J) = h_m(0) = 1/2 with x_J = (m-2)/(m-1); below gamma_c the "
                "solver's value is h_m(x*) < 1/2, above it the zero solution (value 1/2) is global."),
     assumptions=_jump_assume,
-    predict=_dnc_predict,
+    assemble=_dnc_assemble,
     instances=_jump_instances,
     measure=measure,
-    expressions={"gamma_c^m": sp.Symbol("(m-2)^(m-2)/(m-1)^(2(m-1))"), "x_J": sp.Symbol("(m-2)/(m-1)")},
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
     proofs=_jump_proofs(),
     solve=_jump_solve,
+    assumed=(REDUCTION,),
 )
 
 
-def _origin_predict(prob):
+def _origin_assemble(prob, ev):
     lams = [float(prob.lam_H)] + list(np.asarray(prob.lams, float))
     return {"hessian lambda_min at 0": min(lams), "hessian lambda_max at 0": max(lams)}
 
@@ -383,6 +440,14 @@ def _origin_predict(prob):
 def _origin_measure(prob, params, names):
     lo, hi = ufm.hessian_extreme_eigs(prob, prob.zeros())
     return {"hessian lambda_min at 0": lo, "hessian lambda_max at 0": hi}
+
+
+def _origin_solve(prob):
+    """No optimization: the point is the origin itself; its gradient norm is the certificate (it must
+    vanish: the data term's gradient is a product of factors that are all zero there)."""
+    zero = prob.zeros()
+    g = grad_norm_at(prob, zero)
+    return zero, {"grad_norm": g, "converged": g <= 1e-14}
 
 
 ORIGIN = Theorem(
@@ -394,12 +459,17 @@ ORIGIN = Theorem(
                "lam_1, ..., lam_L) > 0, a strict local minimum (gradient methods started small stall)."),
     assumptions=lambda p: ((True, "") if isinstance(p, DeepUFM) and p.L >= 2 and not p.has_bias
                            else (False, "needs a DeepUFM with L >= 2 and no bias")),
-    predict=_origin_predict,
+    assemble=_origin_assemble,
     instances=lambda: [_linear(3, 2), DeepUFM(K=3, n=2, widths=(4, 4, 4), loss=ufm.CrossEntropy(),
                                               lam_W=[1e-3, 2e-3, 3e-3], lam_H=5e-3)],
     measure=_origin_measure,
     proofs=_origin_proofs(),
-    solve=lambda prob: (prob.zeros(), {"grad_norm": float(grad_norm(prob, prob.zeros())), "converged": True}),
+    solve=_origin_solve,
+    no_closed_form=("no SymPy expression: the prediction is read off the problem, the Hessian at 0 being "
+                    "diag(lam_H I, lam_1 I, ..., lam_L I) (extreme eigenvalues min and max of the lams); the "
+                    "solver side is ufm.hessian_extreme_eigs"),
+    assumed=("the data term has zero gradient and zero Hessian at 0 when every logit is a product of >= 3 "
+             "factors (argued in the statement; the solve checks the gradient)",),
 )
 
 
@@ -424,11 +494,16 @@ DNC_BINARY = Theorem(
                "post-ReLU class means of layers >= 2 form an orthogonal frame c_l I and W_l (l >= 2) has "
                "K equal singular values. Pre-activations of layer 1 are not unique (not compared)."),
     assumptions=lambda p: _relu_assume(p, K2=True),
-    predict=_dnc_predict,
+    assemble=_dnc_assemble,
     instances=lambda: [DeepUFM(K=2, n=2, widths=(4, 4, 4), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)],
     measure=measure,
     solve=solve_deep,
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
     proofs=_factor_proofs(),
+    assumed=("that the DNC points are the global minimizers of the binary ReLU model (Súkeník et al. 2023, "
+             "Theorem for K = 2); the proofs are the linear model's (a DNC point is nonnegative, so the "
+             "ReLUs act as the identity on it)", REDUCTION),
 )
 
 TWO_LAYER = Theorem(
@@ -439,12 +514,17 @@ TWO_LAYER = Theorem(
                "f* = h_3(x*), post-ReLU class means c_2 I, W_2 with K equal singular values "
                "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique."),
     assumptions=lambda p: _relu_assume(p, L2=True),
-    predict=_dnc_predict,
+    assemble=_dnc_assemble,
     instances=lambda: [DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
                        DeepUFM(K=4, n=2, widths=(6, 6), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3)],
     measure=measure,
     solve=solve_deep,
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
     proofs=_factor_proofs(),
+    assumed=("that DNC points are the global minimizers of the two-layer ReLU model (derived from Tirer & "
+             "Bruna's extended UFM; confirmed numerically by the solves, not proved); the proofs are the "
+             "linear model's", REDUCTION),
 )
 
 
@@ -456,57 +536,8 @@ def _srg_blocks(r: int):
     return X0, Bp
 
 
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class _SRGProblem(Problem):
-    """The free scalars of the SRG candidate as a Problem (so ufm.minimize optimizes them)."""
-
-    deep: DeepUFM
-    r: int = dataclasses.field(metadata=dict(static=True))
-    e: int = dataclasses.field(metadata=dict(static=True))
-
-    def build(self, th) -> DeepParams:
-        return srg_params(self.deep, self.r, self.e, th)
-
-    def objective(self, th):
-        return self.deep.objective(self.build(th))
-
-    def init(self, key, scale=None):
-        return jnp.zeros(2 * self.deep.L + 3).at[: self.deep.L + 1].set(1.0)
-
-
-def srg_params(prob: DeepUFM, r: int, e: int, th) -> DeepParams:
-    """The strongly-regular-graph candidate (Súkeník et al. 2024), ``K = C(r, 2)``.
-
-    Class ``{a, b}`` (an edge of the complete graph on ``r`` vertices) is represented by
-    ``e_a + e_b + s 1`` in ``R^r`` (rank ``r``, Gram ``2I + A(T(r))`` plus a multiple of ``J``) up to
-    layer ``e``; ``W_l = a_l (I_r + c_l J_r / r)`` keep it there (nonnegative, so the ReLUs act as
-    the identity); ``W_e = a_e [e_c + e_d - t 1]_{cd}`` (``K x r``) and the ReLU expand it to
-    rank ``K`` (``t = 1/2`` gives exactly ``I_K``); later layers ``a_l (I_K + c_l J_K / K)``.
-    ``th = (a_0, ..., a_L, c_1, ..., c_L, s, t)``, ``2L + 3`` free scalars.
-    """
-    L, d, K_ = prob.L, prob.dims, prob.K
-    X0, Bp = _srg_blocks(r)
-    a, c, s, t = th[: L + 1], th[L + 1: 2 * L + 1], th[2 * L + 1], th[2 * L + 2]
-
-    def pad(A, rows, cols):
-        return jnp.zeros((rows, cols)).at[: A.shape[0], : A.shape[1]].set(A)
-
-    Hbar = pad(a[0] * (X0 + s), d[0], K_)
-    Ws = []
-    for l in range(1, L + 1):
-        if l < e:
-            A = a[l] * (jnp.eye(r) + c[l - 1] * jnp.ones((r, r)) / r)
-        elif l == e:
-            A = a[l] * (Bp - (0.5 + t))
-        else:
-            A = a[l] * (jnp.eye(K_) + c[l - 1] * jnp.ones((K_, K_)) / K_)
-        Ws.append(pad(A, d[l], d[l - 1]))
-    return DeepParams(tuple(Ws), Hbar[:, prob.labels], None)
-
-
 def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6, seed: int = 0):
-    """Optimize the free scalars of :func:`srg_params` (``ufm.minimize`` from ``starts`` random
+    """Optimize the free scalars of :func:`ufm.graph_params` (``ufm.minimize`` from ``starts`` random
     scalar vectors) with the expansion at layer ``e`` (default ``L - 1``, the best: for K = 10,
     lam = 0.004 the values with ``e < L - 1`` were above the DNC value); returns
     ``(value, params, e)`` of the best. The value is ``prob.objective`` at explicit parameters, so
@@ -516,7 +547,7 @@ def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 
     rng = np.random.default_rng(seed)
     best = (np.inf, None, None)
     for ee in [prob.L - 1 if e is None else e]:
-        sp_ = _SRGProblem(prob, r, ee)
+        sp_ = ufm.GraphCandidate(prob, r, ee)
         for i in range(starts):  # the first start: a = 1, c = s = t = 0: H = X0, identities, relu(B X0) = I
             th0 = np.asarray(sp_.init(None)) if i == 0 else np.concatenate(
                 [np.exp(rng.normal(0, 0.3, prob.L + 1)), rng.normal(0, 0.3, prob.L),
@@ -531,9 +562,9 @@ def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 
     return best
 
 
-def _lowrank_predict(prob):
-    return {"SRG candidate value (<= DNC value)": dnc_prediction(prob)["value"],
-            "solver value (<= DNC value)": dnc_prediction(prob)["value"]}
+def _lowrank_assemble(prob, ev):
+    v = _dnc_from(prob, ev)["value"]
+    return {"SRG candidate value (<= DNC value)": v, "solver value (<= DNC value)": v}
 
 
 def _lowrank_measure(prob, params, names):
@@ -549,7 +580,9 @@ LOW_RANK = Theorem(
                "(rank 5 class means in the hidden layers, ReLU expansion to rank 10) and the solver both "
                "reach a value below the DNC value h_5(x*) ~ 0.0992."),
     assumptions=lambda p: _relu_assume(p) if p.K == 10 else (False, "needs K = 10"),
-    predict=_lowrank_predict,
+    assemble=_lowrank_assemble,
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
     instances=lambda: [DeepUFM(K=10, n=1, widths=(30,) * 4, loss=ufm.MSE(), lam_W=0.004, lam_H=0.004)],
     measure=_lowrank_measure,
     proofs=_srg_proofs(),

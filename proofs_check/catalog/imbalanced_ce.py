@@ -205,6 +205,7 @@ PROOFS_MINORITY = (
         "the free part of the dual certificate on u u^T is beta = (1-alpha) sqrt(n_B)/(N tau); "
         "beta <= 1 iff tau >= tau* = (1-alpha) sqrt(n_B)/N, with equality at tau*",
         lambda: beta_expr.subs(tau_s, tau_star) - 1,
+        kind="definition",
     ),
 )
 
@@ -273,7 +274,7 @@ def _minority_ok(prob, side):
 # ---- predictions -------------------------------------------------------------------------------
 
 
-def _convex_predict(prob) -> dict:
+def _convex_assemble(prob, ev) -> dict:
     sol = convex.solve_class_level(prob)
     if not sol.converged:
         raise RuntimeError(
@@ -288,15 +289,29 @@ def _pair_gap(M, B) -> float:
     return max(float(np.linalg.norm(M[i] - M[j])) for i in B for j in B if i < j)
 
 
-def _minority_predict(prob) -> dict:
-    if threshold_ratio(prob) >= 1.0:
-        return {"minority_classifier_gap": 0.0, "minority_feature_gap": 0.0}
-    sol = convex.solve_class_level(prob)
-    B = minority_classes(prob)
-    return {
-        "minority_classifier_gap": _pair_gap(sol.W, B),
-        "minority_feature_gap": _pair_gap(sol.Hbar.T, B),
-    }
+def _minority_variables(prob) -> dict:
+    a = float(prob.loss.alpha) if isinstance(prob.loss, ufm.LabelSmoothing) else 0.0
+    return {"alpha": a, "n_B": float(min(prob.counts)), "N": float(prob.N),
+            "lambda_W": float(prob.lam_W), "lambda_H": float(prob.lam_H)}
+
+
+def _minority_assemble(side):
+    """Collapsed side: both gaps 0 when ``sqrt(lam_W lam_H) >= tau*`` (the expression). Separated
+    side: the gaps of the class-level convex program when ``sqrt(lam_W lam_H) < tau*``. On the
+    other side of tau* a theorem predicts nothing (NaN: reached only if tau* were replaced)."""
+
+    def assemble(prob, ev) -> dict:
+        collapsed = np.sqrt(float(prob.lam_W) * float(prob.lam_H)) >= ev("threshold tau*")
+        names = ("minority_classifier_gap", "minority_feature_gap")
+        if collapsed != (side == "collapsed"):
+            return dict.fromkeys(names, float("nan"))
+        if collapsed:
+            return dict.fromkeys(names, 0.0)
+        sol = convex.solve_class_level(prob)
+        B = minority_classes(prob)
+        return dict(zip(names, (_pair_gap(sol.W, B), _pair_gap(sol.Hbar.T, B))))
+
+    return assemble
 
 
 def measure(prob, params, names) -> dict:
@@ -386,15 +401,17 @@ CONVEX_IMBALANCED = Theorem(
         "the layer-peeled reduction of Fang et al. 2021)."
     ),
     assumptions=_convex_ok,
-    predict=_convex_predict,
+    assemble=_convex_assemble,
     instances=_convex_instances,
     random_instance=_random_convex,
     measure=cf.measure,
-    expressions={
-        "class-level program": sp.Symbol("sum_k n_k/N loss(z'_k/sqrt(n_k) + b, k)")
-        + sp.sqrt(lam_W * lam_H) * sp.Symbol("||Z'||_*")
-    },
     proofs=PROOFS_LEMMA,
+    no_closed_form=("no closed form exists for imbalanced CE: the prediction is the class-level convex "
+                    "program solved by proofs_check.convex.solve_class_level (accelerated proximal gradient "
+                    "on Z', independent of ufm.minimize)"),
+    assumed=("the reduction of the UFM to the class-level program (collapse of every minimizer: theory "
+             "reference section 1, lemma 1; the nuclear-norm lemma is proved here only for 2 x 2 "
+             "factorizations)",),
 )
 
 CONVEX_FOCAL = Theorem(
@@ -411,18 +428,18 @@ CONVEX_FOCAL = Theorem(
         "scale of closed_forms.ce_family in the tests)."
     ),
     assumptions=_focal_ok,
-    predict=_convex_predict,
+    assemble=_convex_assemble,
     instances=lambda: [_focal(2.0, 5e-3, 5e-3)],
     random_instance=lambda rng: _focal(
         float(rng.uniform(0.5, 3.0)),
         *_lams(rng.uniform(0.2, 0.6), 3, 12, float(np.exp(rng.uniform(-0.7, 0.7)))),
     ),
     measure=cf.measure,
-    expressions={
-        "class-level program": sp.Symbol("sum_k (1/K) focal(z'_k/sqrt(n) + b, k)")
-        + sp.sqrt(lam_W * lam_H) * sp.Symbol("||Z'||_*")
-    },
     proofs=PROOFS_LEMMA[:2],
+    no_closed_form=("the prediction is a stationary point of the (nonconvex for focal) class-level program "
+                    "found by proofs_check.convex.solve_class_level from Z' = 0"),
+    assumed=("the reduction to the class-level program; that its stationary point found from Z' = 0 is the "
+             "global minimizer (the focal program is not convex)",),
 )
 
 _MINORITY_STATEMENT = (
@@ -442,12 +459,16 @@ MINORITY_COLLAPSED = Theorem(
     statement=_MINORITY_STATEMENT
     + "Checked here on the collapsed side (ratio >= 1.1): both gaps are 0.",
     assumptions=lambda p: _minority_ok(p, "collapsed"),
-    predict=_minority_predict,
+    assemble=_minority_assemble("collapsed"),
     instances=lambda: _minority_instances("collapsed"),
     random_instance=lambda rng: _random_minority(rng, "collapsed"),
     measure=measure,
-    expressions={"threshold tau*": tau_star, "certificate beta": beta_expr},
+    expressions={"threshold tau*": tau_star},
+    variables=_minority_variables,
     proofs=PROOFS_MINORITY,
+    assumed=("sufficiency: beyond tau* the restricted program's minimizer extends to a full dual "
+             "certificate (argued in the module docstring, not proved in SymPy); the proofs show the "
+             "necessary direction: coinciding minority rows force (1-alpha) sqrt(n_B) <= N tau",),
 )
 
 MINORITY_SEPARATED = Theorem(
@@ -460,12 +481,18 @@ MINORITY_SEPARATED = Theorem(
         "class-level convex program, nonzero."
     ),
     assumptions=lambda p: _minority_ok(p, "separated"),
-    predict=_minority_predict,
+    assemble=_minority_assemble("separated"),
     instances=lambda: _minority_instances("separated"),
     random_instance=lambda rng: _random_minority(rng, "separated"),
     measure=measure,
-    expressions={"threshold tau*": tau_star, "certificate beta": beta_expr},
-    proofs=PROOFS_MINORITY[2:],
+    expressions={"threshold tau*": tau_star},
+    variables=_minority_variables,
+    proofs=PROOFS_MINORITY,
+    no_closed_form=("below tau* the gaps are those of the class-level convex program "
+                    "(proofs_check.convex.solve_class_level); the proofs show why they cannot vanish: "
+                    "coinciding minority rows need (1-alpha) sqrt(n_B) <= N tau"),
+    assumed=("the minority gaps of the UFM minimizer equal those of the class-level program (the reduction "
+             "of theory reference section 1)",),
 )
 
 THEOREMS = [CONVEX_IMBALANCED, CONVEX_FOCAL, MINORITY_COLLAPSED, MINORITY_SEPARATED]

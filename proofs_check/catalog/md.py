@@ -36,26 +36,17 @@ Hence (same frame) ``D`` decreases in ``alpha`` (``D_LS < D_CE``), the dilation 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import NamedTuple
-
-import jax
-import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 from scipy.optimize import brentq
-from scipy.special import expit
 
 import ufm
 from proofs_check.catalog._common import K, alpha
-from proofs_check.catalog.nguyen2023 import NGUYEN, delta_star
+from proofs_check.catalog.nguyen2023 import NGUYEN, POSITIVE_FRAME, delta_star
 from proofs_check.catalog.nguyen2023 import bet as beta_sym
-from proofs_check.theorem import GTOL, Proof, Theorem
-from ufm._validate import as_float_array
-from ufm.problems._base import Problem
-from ufm.problems._md import minimize_md, smoothed_norm
+from proofs_check.theorem import GTOL, Evaluator, Proof, Theorem, problem_numbers
 
-__all__ = ["THEOREMS", "FixedFrame", "fixed_frame_prediction"]
+__all__ = ["THEOREMS", "fixed_frame", "fixed_frame_prediction"]
 
 # ---- symbols ---------------------------------------------------------------------------------
 D, m, q, a, rho, lam, eta, t, cc = sp.symbols("D m q a rho lambda eta t c", positive=True)
@@ -66,6 +57,22 @@ q_expr = lam / (2 * a) + alpha / 2  # MD-P; MD-R replaces lam by lam/eta
 m_expr = sp.log(1 / q - 1)
 Q_R = lam / (eta * 2 * a) + alpha / 2  # MD-R
 D_expr = (m_expr + d0) / (2 * a)
+lam_eff, eps_s = sp.symbols("lambda_eff epsilon", positive=True)
+kp2 = sp.sqrt(2)
+# The expressions of the fixed-frame theorems (q, m, delta0 resolve by name inside the others).
+FF_EXPRESSIONS = {
+    "q": lam_eff / (2 * a) + alpha / 2,
+    "delta0": kp2 * a * rho,
+    "q_none": sig(d0),  # no dilation iff q >= sigma(delta0)
+    "q_face": sig(-d0),  # the line leaves the orthant iff q < sigma(-delta0)
+    "m": m_expr,
+    "D": (m + d0) / (2 * a),
+    "face(t)": (sig(-kp2 * a * t) - alpha / 2) * kp2 * a - lam_eff * t / sp.sqrt(rho**2 + t**2),
+    "D_face": sp.sqrt(rho**2 + t**2),
+    "margin_face": kp2 * a * t,
+    "none(D)": lam_eff * D / sp.sqrt(D**2 + eps_s**2) - 2 * a * (sig(d0 - 2 * a * D) - alpha / 2),
+    "margin(D)": 2 * a * D - d0,
+}
 
 
 def _ls_binary(mm):
@@ -93,10 +100,17 @@ PROOFS_LS = (
           lambda: sp.Eq(sp.limit(delta_inf.subs(K, 3), alpha, 0, "+"), sp.oo)),
 )
 
+def _W():
+    """The frozen classifier as an exact 2 x 2 matrix (rows w_0, w_1)."""
+    e = sp.eye(2)
+    return sp.Matrix([[a * kp2 * (e[k, j] - sp.Rational(1, 2)) for j in range(2)] for k in range(2)])
+
+
 PROOFS_FF = (
-    Proof("frame: margin of a clean sample w_0.h_0 - w_1.h_0 = kp a rho = delta0 and g = ||w_0 - w_1|| = 2a "
-          "(kp = sqrt 2)", lambda: (sp.sqrt(2) * a * rho * (sp.Rational(1, 2) + sp.Rational(1, 2)) - sp.sqrt(2) * a * rho,
-                                     sp.sqrt((sp.sqrt(2) * a) ** 2 * 2) - 2 * a)),
+    Proof("frame (explicit vectors w_k = a sqrt2 (e_k - 1/2 1), h_0 = rho e_0): the clean margin "
+          "(w_0 - w_1).h_0 is delta0 = sqrt2 a rho and g = ||w_1 - w_0|| = 2a",
+          lambda: ((_W()[0, :] - _W()[1, :]).dot(rho * sp.eye(2)[0, :]) - FF_EXPRESSIONS["delta0"],
+                   sp.sqrt((_W()[1, :] - _W()[0, :]).dot(_W()[1, :] - _W()[0, :])) - 2 * a)),
     Proof("stationarity on the line h_0 + D u: d/dD [LS(-delta0 + gD) + lam D] = 0 at D = (log(1/q-1) + delta0)/g",
           lambda: sp.simplify((sp.diff(_ls_binary(-d0 + 2 * a * D), D) + lam).subs(D, D_expr).subs(q, q_expr))),
     Proof("threshold: the one-sided slope at D = 0+ is lam - g(sigma(delta0) - alpha/2) = g (q - sigma(delta0)), "
@@ -131,146 +145,66 @@ PROOFS_FF = (
 )
 
 
-# ---- the fixed-frame sub-problem -------------------------------------------------------------
-class FFParams(NamedTuple):
-    """Noisy features ``H: (d, M)`` (true class 0, label 1) and, for MD-R, the radius ``r: (1,)``."""
-
-    H: jax.Array  # shape=(d, M), float64
-    r: jax.Array | None  # shape=(1,), float64, or None
-
-
-def positive_frame(n_, lam_W_, lam_H_, alpha_):
-    """``(a, rho, delta0, beta)`` of the binary positive optimum (``nguyen2023``), jnp or float."""
-    kp = np.sqrt(2.0)
-    beta = 2.0 * jnp.sqrt(n_ * lam_W_ * lam_H_) / kp + alpha_ / 2
-    delta0 = jnp.log(1.0 / beta - 1.0)
-    a_ = jnp.sqrt(delta0 / kp * jnp.sqrt(n_ * lam_H_ / lam_W_))
-    rho_ = jnp.sqrt(delta0 / kp * jnp.sqrt(lam_W_ / (n_ * lam_H_)))
-    return a_, rho_, delta0, beta
+# ---- the fixed-frame sub-problem (ufm.FixedFrame) ---------------------------------------------
+def fixed_frame(loss, lam_, variant="per_sample", M=1, n_=4, lw=5e-3, lh=5e-3, d=3) -> ufm.FixedFrame:
+    """A :class:`ufm.FixedFrame` whose frame is the binary positive optimum of the clean problem
+    ``(n, lam_W, lam_H, loss)``, from the expressions of ``nguyen2023.POSITIVE_FRAME`` (K = 2):
+    ``a^2 = ||w_k||^2`` and ``rho^2 = ||h_k||^2`` at the margin ``delta*``."""
+    clean = ufm.UFM(K=2, n=n_, d=2, loss=loss, lam_W=lw, lam_H=lh, nonneg=True)
+    ev = POSITIVE_FRAME.evaluator(clean)
+    if ev("beta") >= ev("threshold"):
+        raise ValueError(f"the clean positive optimum is zero (beta = {ev('beta'):.4g} >= 1/2)")
+    dl = ev("delta*")
+    return ufm.FixedFrame(n=n_, d=d, loss=loss, a=float(np.sqrt(ev("||w_k||^2", delta=dl))),
+                          rho=float(np.sqrt(ev("||h_k||^2", delta=dl))), lam=lam_, variant=variant, M=M)
 
 
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class FixedFrame(Problem):
-    r"""Binary fixed-frame M-D sub-problem (module docstring): ``W``, ``h_0`` frozen at the positive
-    optimum of the clean problem ``(n, lam_W, lam_H, loss)``; ``M`` noisy features of class 0 with
-    label 1 are the variables.
-
-    .. math:: \min_{H \ge 0}\ \frac1M\sum_{i} \ell(W h_i, 1) + E, \quad
-        E = \frac{\lambda}{M}\sum_i \varphi_\varepsilon(h_i - h_0)\ (\text{per\_sample}),\quad
-        E = \frac{\lambda}{\eta} r,\ \varphi_\varepsilon(h_i - h_0) \le r\ (\text{radius}).
-
-    (The full model's terms divided by ``M/N``; ``eta = M/n``.)
-    """
-
-    n: int = field(metadata={"static": True})
-    d: int = field(metadata={"static": True})
-    loss: ufm.Loss
-    lam_W: jax.Array
-    lam_H: jax.Array
-    lam: jax.Array
-    variant: str = field(default="per_sample", metadata={"static": True})
-    M: int = field(default=1, metadata={"static": True})
-    eps: jax.Array = 1e-6
-    al_y: jax.Array | None = None
-    al_rho: jax.Array = 100.0
-
-    K = 2
-    lam_b = None
-    balanced = True
-    nonneg = True
-    has_bias = False
-
-    def __post_init__(self):
-        for name in ("lam_W", "lam_H", "lam", "eps", "al_rho"):
-            object.__setattr__(self, name, as_float_array(getattr(self, name)))
-        if self.variant == "radius" and self.al_y is None:
-            object.__setattr__(self, "al_y", jnp.zeros((self.M,)))
-        object.__setattr__(self, "al_y", as_float_array(self.al_y))
-
-    @property
-    def eta(self) -> float:
-        return self.M / self.n
-
-    @property
-    def alpha(self):
-        return self.loss.alpha if isinstance(self.loss, ufm.LabelSmoothing) else 0.0
-
-    @property
-    def num_noisy(self) -> int:
-        return self.M
-
-    def frame(self):
-        """``W (2, d)``, ``h_0 (d,)`` and the scalars ``(a, rho, delta0, beta)``."""
-        a_, rho_, d0_, beta = positive_frame(self.n, self.lam_W, self.lam_H, self.alpha)
-        e = jnp.eye(self.d)[:2]
-        W = a_ * np.sqrt(2.0) * (e - 0.5 * jnp.sum(e, axis=0, keepdims=True))
-        return W, rho_ * e[0], (a_, rho_, d0_, beta)
-
-    def distances(self, params):
-        _, h0, _ = self.frame()
-        return smoothed_norm(params.H - h0[:, None], self.eps)
-
-    def constraints(self, params):
-        return self.distances(params) - params.r[0] if self.variant == "radius" else jnp.zeros((0,))
-
-    def model_objective(self, params):
-        W, _, _ = self.frame()
-        data = jnp.mean(self.loss(W @ params.H, jnp.ones((self.M,), dtype=int)))
-        if self.variant == "radius":
-            return data + self.lam / self.eta * params.r[0]
-        return data + self.lam * jnp.mean(self.distances(params))
-
-    def objective(self, params):
-        f = self.model_objective(params)
-        if self.variant != "radius":
-            return f
-        c, y, r_ = self.constraints(params), self.al_y, self.al_rho
-        return f + 0.5 * r_ * jnp.sum(jnp.maximum(0.0, c + y / r_) ** 2 - (y / r_) ** 2)
-
-    def init(self, key, scale=None):
-        _, h0, _ = self.frame()
-        H = jnp.abs(h0[:, None] + 0.3 * jax.random.normal(key, (self.d, self.M)))
-        return FFParams(H, jnp.ones((1,)) if self.variant == "radius" else None)
-
-    @property
-    def constrained(self) -> bool:
-        return True
-
-    def lower_bound(self, params):
-        return FFParams(jnp.zeros_like(params.H), None if params.r is None else jnp.zeros_like(params.r))
+def ff_numbers(prob) -> dict:
+    """``a``, ``rho``, ``alpha``, ``lambda_eff`` (``lam``, or ``lam/eta`` for MD-R), ``epsilon``."""
+    lam_e = float(prob.lam) / (prob.eta if prob.variant == "radius" else 1.0)
+    return {"a": float(prob.a), "rho": float(prob.rho), "alpha": float(prob.alpha), "lambda_eff": lam_e,
+            "epsilon": float(prob.eps)}
 
 
-def fixed_frame_prediction(prob: FixedFrame) -> dict:
-    """Closed-form (or 1-D root) prediction: ``regime``, ``q``, ``dilation``, ``noisy_margin``."""
-    a_, rho_, d0_, _beta = (float(v) for v in prob.frame()[2])
-    al, lam_eff = float(prob.alpha), float(prob.lam) / (prob.eta if prob.variant == "radius" else 1.0)
-    g_ = 2 * a_
-    q_ = lam_eff / g_ + al / 2
-    eps = float(prob.eps)
-    if q_ >= expit(d0_):  # exact norm: D = 0; the smoothed norm leaves D_eps = O(eps) on the same line
-        G = lambda DD: lam_eff * DD / np.hypot(DD, eps) - g_ * (expit(d0_ - g_ * DD) - al / 2)
-        D_eps = brentq(G, 0.0, 1.0, xtol=1e-300, rtol=1e-15, maxiter=500)
-        return {"regime": "none", "q": q_, "dilation": D_eps, "noisy_margin": -d0_ + g_ * D_eps}
-    if q_ >= expit(-d0_):
-        m_ = np.log(1 / q_ - 1)
-        return {"regime": "line", "q": q_, "dilation": (m_ + d0_) / g_, "noisy_margin": m_}
-    kp = np.sqrt(2.0)
-    F = lambda tt: (expit(-kp * a_ * tt) - al / 2) * kp * a_ - lam_eff * tt / np.hypot(rho_, tt)
-    hi = rho_
-    while F(hi) > 0:
-        hi *= 2
-    tt = brentq(F, rho_, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
-    return {"regime": "face", "q": q_, "dilation": float(np.hypot(rho_, tt)), "noisy_margin": kp * a_ * tt}
+def _regime(ev) -> str:
+    q_ = ev("q")
+    return "none" if q_ >= ev("q_none") else ("line" if q_ >= ev.get("q_face", -np.inf) else "face")
 
 
-def _ff_predict(prob):
-    p = fixed_frame_prediction(prob)
-    return {"dilation": p["dilation"], "noisy_margin": p["noisy_margin"]}
+def _ff_assemble(prob, ev) -> dict:
+    """The regime from q, sigma(delta0), sigma(-delta0); then its closed form or 1-D root. A regime
+    whose expressions the theorem lacks predicts NaN (reached only when an expression is replaced)."""
+    regime = _regime(ev)
+    nan = {"dilation": float("nan"), "noisy_margin": float("nan")}
+    if regime == "line":
+        if "D" not in ev:
+            return nan
+        return {"dilation": ev("D"), "noisy_margin": ev("m")}
+    if regime == "face":
+        if "face(t)" not in ev:
+            return nan
+        rho_ = float(prob.rho)
+        hi = rho_
+        while ev("face(t)", t=hi) > 0:
+            hi *= 2
+        tt = brentq(lambda v: ev("face(t)", t=v), rho_, hi, xtol=1e-15, rtol=1e-15, maxiter=500)
+        return {"dilation": ev("D_face", t=tt), "noisy_margin": ev("margin_face", t=tt)}
+    if "none(D)" not in ev:
+        return nan
+    # exact norm: D = 0; the smoothed norm leaves D_eps = O(eps) on the same line
+    D_eps = brentq(lambda v: ev("none(D)", D=v), 0.0, 1.0, xtol=1e-300, rtol=1e-15, maxiter=500)
+    return {"dilation": D_eps, "noisy_margin": ev("margin(D)", D=D_eps)}
+
+
+def fixed_frame_prediction(prob) -> dict:
+    """``regime``, ``q``, ``dilation``, ``noisy_margin`` of a :class:`ufm.FixedFrame` (the
+    expressions of this module)."""
+    ev = Evaluator(FF_EXPRESSIONS, ff_numbers(prob))
+    return {"regime": _regime(ev), "q": ev("q"), **_ff_assemble(prob, ev)}
 
 
 def _ff_measure(prob, params, names):
-    W, h0, _ = prob.frame()
+    W, h0 = prob.frame()
     H = np.asarray(params.H)
     Wn = np.asarray(W)
     return {"dilation": float(np.mean(np.linalg.norm(H - np.asarray(h0)[:, None], axis=0))),
@@ -285,32 +219,28 @@ def _ff_solve(prob, gtol=GTOL):
 
 def _ff_assume(regime):
     def assume(prob):
-        if not isinstance(prob, FixedFrame):
-            return False, "a proofs_check.catalog.md.FixedFrame sub-problem"
-        if not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing)):
-            return False, "CE or LS"
-        if float(positive_frame(prob.n, float(prob.lam_W), float(prob.lam_H), float(prob.alpha))[3]) >= 0.5:
-            return False, "the clean positive optimum must be nonzero (beta < 1/2)"
+        if not isinstance(prob, ufm.FixedFrame):
+            return False, "a ufm.FixedFrame sub-problem"
         got = fixed_frame_prediction(prob)["regime"]
         return got in regime, f"needs regime {regime}, got {got!r} (q={fixed_frame_prediction(prob)['q']:.4g})"
     return assume
 
 
-def _ff(loss, lam_, variant="per_sample", M=1, n_=4, lw=5e-3, lh=5e-3, d=3):
-    return FixedFrame(n=n_, d=d, loss=loss, lam_W=lw, lam_H=lh, lam=lam_, variant=variant, M=M)
+_ff = fixed_frame
 
 
 def _lam_for(prob_kwargs, q_target):
     """The lam giving ``q = q_target`` (MD-P scaling) for a frame, to place instances in a regime."""
     p = _ff(lam_=0.0, **prob_kwargs)
-    a_ = float(p.frame()[2][0])
+    a_ = float(p.a)
     lam_ = 2 * a_ * (q_target - float(p.alpha) / 2)
     return lam_ * (p.eta if p.variant == "radius" else 1.0)
 
 
 def _q_interval(kw, regime):
     """The q-interval of a regime for the frame of ``kw`` (q >= alpha/2 since lam >= 0)."""
-    beta = float(_ff(lam_=0.0, **kw).frame()[2][3])
+    p = _ff(lam_=0.0, **kw)
+    beta = float(Evaluator(FF_EXPRESSIONS, ff_numbers(p))("q_face"))  # sigma(-delta0) = beta
     lo, hi = {"line": (beta, 1 - beta), "face": (0.0, beta), "none": (1 - beta, 1.0)}[regime]
     return max(lo, float(getattr(kw["loss"], "alpha", 0.0)) / 2), hi
 
@@ -350,9 +280,8 @@ def _ls_assume(prob):
     return True, ""
 
 
-def _ls_predict(prob):
-    al, K_ = float(prob.loss.alpha), prob.K
-    gap = float(np.log1p(K_ * (1 - al) / al))
+def _ls_assemble(prob, ev):
+    gap = ev("delta_inf")
     return {"min_gap": gap, "max_gap": gap}
 
 
@@ -378,15 +307,18 @@ LS_FINITE_MARGIN = Theorem(
                "lam_W = lam_H = 0 (the limit problem, checked) every logit gap z_y - z_j of a minimizer equals "
                "delta_inf: the softmax equals the smoothed target."),
     assumptions=_ls_assume,
-    predict=_ls_predict,
+    assemble=_ls_assemble,
     instances=_ls_instances,
     random_instance=lambda rng: ufm.UFM(K=int(rng.integers(2, 4)), n=2, d=4, loss=ufm.LabelSmoothing(float(rng.uniform(0.02, 0.6))),
                                         lam_W=0.0, lam_H=0.0, nonneg=True),
     measure=_ls_measure,
     solve=_ls_solve,
-    expressions={"delta_inf": delta_inf, "delta*(beta)": delta_star},
+    expressions={"delta_inf": delta_inf},
     proofs=PROOFS_LS,
 )
+
+_FF_ASSUMED = ("F is convex on the orthant, so its KKT point is the global minimizer (the loss is convex "
+               "in the logits, the logits linear in h, the norm convex)")
 
 _FF_STATEMENT = ("Binary fixed frame (W, clean means at the positive optimum; one noisy feature of class 0 "
                  "labelled 1 minimizing l(W h, 1) + lam_eff ||h - h_0||, h >= 0; lam_eff = lam (MD-P) or lam/eta "
@@ -398,9 +330,10 @@ FF_LINE = Theorem(
     statement=_FF_STATEMENT + ("for sigma(-delta0) <= q < sigma(delta0) the noisy feature moves along "
                                "(w_1 - w_0)/g to D = (m + delta0)/g <= sqrt2 rho, noisy margin m = log(1/q - 1) "
                                "(classified as the wrong label iff q < 1/2)."),
-    assumptions=_ff_assume(("line",)), predict=_ff_predict, instances=lambda: _ff_instances("line", 0.3),
-    random_instance=_ff_random("line"), measure=_ff_measure, solve=_ff_solve,
-    expressions={"q": q_expr, "m": m_expr, "D": D_expr}, proofs=PROOFS_FF[:2] + PROOFS_FF[5:9],
+    assumptions=_ff_assume(("line",)), assemble=_ff_assemble, instances=lambda: _ff_instances("line", 0.3),
+    random_instance=_ff_random("line"), measure=_ff_measure, solve=_ff_solve, variables=ff_numbers,
+    expressions={k: FF_EXPRESSIONS[k] for k in ('q', 'delta0', 'q_none', 'q_face', 'm', 'D')},
+    proofs=PROOFS_FF[:2] + PROOFS_FF[5:9], assumed=(_FF_ASSUMED,),
 )
 
 FF_FACE = Theorem(
@@ -409,8 +342,10 @@ FF_FACE = Theorem(
     statement=_FF_STATEMENT + ("for q < sigma(-delta0) the minimizer is h = t e_1 with t > rho the root of "
                                "(sigma(-kp a t) - alpha/2) kp a = lam_eff t/sqrt(rho^2+t^2); the theory reference's "
                                "D = min((m + delta0)/g, sqrt2 rho) is not stationary there."),
-    assumptions=_ff_assume(("face",)), predict=_ff_predict, instances=lambda: _ff_instances("face"),
-    random_instance=_ff_random("face"), measure=_ff_measure, solve=_ff_solve,
+    assumptions=_ff_assume(("face",)), assemble=_ff_assemble, instances=lambda: _ff_instances("face"),
+    random_instance=_ff_random("face"), measure=_ff_measure, solve=_ff_solve, variables=ff_numbers,
+    expressions={k: FF_EXPRESSIONS[k] for k in ('q', 'delta0', 'q_none', 'q_face', 'face(t)', 'D_face', 'margin_face')},
+    assumed=(_FF_ASSUMED,),
     proofs=(PROOFS_FF[4], *PROOFS_FF[9:]),
 )
 
@@ -422,9 +357,13 @@ FF_NONE = Theorem(
                                "lam_eff D/sqrt(D^2+eps^2) = g(sigma(delta0 - gD) - alpha/2) and matched to 1e-5 "
                                "(the noisy margin to 1e-8); the curvature 1/eps at D ~ eps limits the certificate to "
                                "gtol = 1e-10)."),
-    assumptions=_ff_assume(("none",)), predict=_ff_predict, instances=lambda: _ff_instances("none"),
+    assumptions=_ff_assume(("none",)), assemble=_ff_assemble, instances=lambda: _ff_instances("none"),
     random_instance=_ff_random("none"), measure=_ff_measure, solve=lambda p: _ff_solve(p, gtol=1e-10),
-    tolerances={"dilation": 1e-5},
+    variables=ff_numbers,
+    expressions={k: FF_EXPRESSIONS[k] for k in ('q', 'delta0', 'q_none', 'none(D)', 'margin(D)')},
+    tolerances={"dilation": (1e-5, "D_eps = O(eps) = 1e-6 sits where the smoothed norm's curvature is 1/eps, so "
+                                   "the certificate stops at gtol = 1e-10 and D_eps is known to ~1e-5 relative")},
+    assumed=(_FF_ASSUMED,),
     proofs=PROOFS_FF[2:4],
 )
 

@@ -4,8 +4,9 @@ With collapse, ``Z = W Hbar`` and ``D_n = diag(n_k)``, the nuclear-norm lemma
 ``min_{W Ht = Z'} lam_W/2 ||W||^2 + lam_H/2 ||Ht||^2 = sqrt(lam_W lam_H) ||Z'||_*``
 (``Ht = Hbar D_n^{1/2}``, ``Z' = Z D_n^{1/2}``) turns the MSE UFM into
 ``min (1/2N)||(Z + b 1^T - E) D_n^{1/2}||^2 + sqrt(lam_W lam_H)||Z D_n^{1/2}||_* + lam_b/2||b||^2``,
-solved by singular-value soft-thresholding (SVT). The numeric evaluator is
-:func:`proofs_check.closed_forms.mse`; the scalar reductions below are proved in SymPy.
+solved by singular-value soft-thresholding (SVT). Each theorem's expressions give the shrunk
+singular values (or the scalars ``x*``, ``y*``, ``beta*``); :func:`invariants` turns the predicted
+``Z' = W Hbar D^{1/2}`` and bias into Grams and the value (the class-level objective at them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import sympy as sp
 
 import ufm
 from proofs_check import closed_forms as cf
-from proofs_check.catalog._common import K, P, evaluate, kappa, lam_b, lam_H, lam_W, lams_for, n
+from proofs_check.catalog._common import (
+    K, N, P, away_from, c_expr, evaluate, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
+)
 from proofs_check.theorem import Citation, Proof, Theorem
 
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
@@ -24,6 +27,7 @@ MASSION = Citation("Massion, Makhlouf & Massart", 2026, "preprint", "2606.00344"
 DANG = Citation("Dang et al.", 2023, "ICML", "2301.00437")
 
 kap, x, y, beta, w, h, z, lp = sp.symbols("kappa x y beta w h z lambda'", positive=True)
+sv = sp.symbols("s", nonnegative=True)  # a singular value of the fitted code
 
 # ---- the nuclear-norm lemma, scalar case -----------------------------------------------------
 w_star = (lp / lam_W) ** sp.Rational(1, 4) * sp.sqrt(z)
@@ -48,12 +52,58 @@ PROOFS_TB = LEMMA + (
           lambda: (red_tb.subs(x, x_tb) - sp.Rational(1, 2)).subs(kap, 1 / K)),
     Proof("scaling: Tirer & Bruna's lam_W^T/(2K), lam_H^T/(2Kn) equal ufm's lam_W/2, lam_H/2 with "
           "lam_W^T = K lam_W, lam_H^T = K n lam_H",
-          lambda: ((K * lam_W) / (2 * K) - lam_W / 2, (K * n * lam_H) / (2 * K * n) - lam_H / 2)),
+          lambda: ((K * lam_W) / (2 * K) - lam_W / 2, (K * n * lam_H) / (2 * K * n) - lam_H / 2), kind="definition"),
 )
 
 
-def _mse_predict(prob):
-    return cf.mse(prob).quantities
+def _gram_sqrts(Zp):
+    """``((Z Z^T)^{1/2}, (Z^T Z)^{1/2})`` from the SVD of ``Z`` (no square root of round-off)."""
+    U, sv, Vt = np.linalg.svd(Zp, full_matrices=False)
+    return (U * sv) @ U.T, (Vt.T * sv) @ Vt
+
+
+def invariants(prob, Zp, b=None, value=None) -> dict:
+    r"""Invariants of the minimizer whose collapsed logits are ``Z' = W Hbar D^{1/2}`` (bias ``b``).
+
+    ``W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}``, ``Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}
+    (Z'^T Z')^{1/2} D^{-1/2}`` (the nuclear-norm lemma's balanced factors); ``value`` defaults to
+    the class-level objective ``(1/2N)||(Z + b1^T - E)D^{1/2}||^2 + sqrt(lam_W lam_H)||Z'||_*
+    + lam_b/2 ||b||^2`` at ``Z'``, ``b``.
+    """
+    counts = np.asarray(prob.counts, dtype=float)
+    lw, lh = float(prob.lam_W), float(prob.lam_H)
+    E = np.eye(prob.K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
+    Dh = np.sqrt(counts)
+    Z = Zp / Dh
+    left, right = _gram_sqrts(Zp)
+    W_gram = np.sqrt(lh / lw) * left
+    Hbar_gram = np.sqrt(lw / lh) * right / np.outer(Dh, Dh)
+    if value is None:
+        resid = Z - E if b is None else Z + b[:, None] - E
+        value = np.sum((resid * Dh) ** 2) / (2 * prob.N) + np.sqrt(lw * lh) * np.sum(np.linalg.svd(Zp, compute_uv=False))
+        if b is not None:
+            value += float(prob.lam_b) * np.sum(b**2) / 2
+    q = {"value": float(value), "W_gram": W_gram, "Hbar_gram": Hbar_gram, "logit_means": Z,
+         "w_norm2": np.diag(W_gram).copy(), "h_norm2": np.diag(Hbar_gram).copy(), "within_class_spread": 0.0}
+    if b is not None:
+        q["bias"] = b
+    return q
+
+
+def _svt(ev, M):
+    """``U diag(max(sigma*(s), 0)) V^T`` for ``M = U diag(s) V^T``: the shrinkage is the expression."""
+    U, sv, Vt = np.linalg.svd(M, full_matrices=False)
+    shrunk = np.maximum(np.asarray(ev("sigma*(s)", s=sv), dtype=float), 0.0)
+    return (U * shrunk) @ Vt
+
+
+def _encoding(prob):
+    return np.eye(prob.K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
+
+
+def _tb_assemble(prob, ev):
+    xs = max(ev("x*"), 0.0)
+    return invariants(prob, xs * np.sqrt(prob.n) * np.eye(prob.K), value=ev("f(x)", x=xs))
 
 
 def _assume(prob, *, bias, onehot=None, balanced=True):
@@ -110,14 +160,16 @@ MSE_BIAS_FREE = Theorem(
                "(1-K kappa) c I, W W^T = (1-K kappa)/c I (orthogonal frame); f* = c_T - c_T^2/2 "
                "(c_T = K kappa <= 1), else the minimizer is 0 (Tirer & Bruna's theorem in ufm's scaling)."),
     assumptions=_tb_assume,
-    predict=_mse_predict,
+    assemble=_tb_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lams_for(1.2 / 4, 5)[0],
                                lam_H=lams_for(1.2 / 4, 5)[1])],
     random_instance=_tb_random,
     measure=cf.measure,
-    expressions={"x*": x_tb, "f*": red_tb.subs(x, x_tb)},
+    expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb},
     proofs=PROOFS_TB,
+    assumed=("the minimizer has collapsed features (zero within-class spread), shown for the regularized "
+             "MSE UFM by Tirer & Bruna 2022 (and theory reference section 1)",),
 )
 
 # ---- free bias: simplex ETF (Zhou et al. ICML 2022) -----------------------------------------
@@ -127,6 +179,12 @@ PROOFS_FREE = (
           "(K-1)/(2K)(x-1)^2 + (K-1) kappa x is stationary at x* = 1 - K kappa",
           lambda: sp.diff(red_free, x).subs(x, 1 - K * kap)),
 )
+
+
+def _free_assemble(prob, ev):
+    E = _encoding(prob)
+    Z = _svt(ev, E @ P(prob.K))
+    return invariants(prob, Z * np.sqrt(prob.n), b=E.sum(axis=1) * ev("b*/sum(E)"))
 
 
 def _free_assume(prob):
@@ -146,15 +204,18 @@ MSE_FREE_BIAS = Theorem(
                "SVT_{K kappa}(E P); for one-hot this is (1-K kappa)_+ P and the class means form a "
                "simplex ETF."),
     assumptions=_free_assume,
-    predict=_mse_predict,
+    assemble=_free_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=0.0),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(0).standard_normal((5, 4))),
                                lam_W=2e-2, lam_H=2e-2, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((5, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=0.0),
     measure=cf.measure,
-    expressions={"x*": 1 - K * kap, "b*": 1 / K},
+    expressions={"kappa": kappa_expr, "sigma*(s)": sv - K * kap, "b*/sum(E)": 1 / K},
     proofs=PROOFS_FREE,
+    assumed=("collapsed features at the minimizer and the nuclear-norm lemma's reduction to the class-level "
+             "program (proved for one 2 x 2 case in the imbalanced-CE entry); the SVT solves that program "
+             "(a standard proximal result, not proved here)",),
 )
 
 # ---- regularized bias: ETF-to-orthogonal transition (Massion et al. 2026) --------------------
@@ -167,7 +228,7 @@ boundary = K * kap / (1 - K * kap)
 PROOFS_REG = (
     Proof("with Z = x P + y J/K and b = beta 1: ||Z + b1^T - I||^2 = (K-1)(x-1)^2 + (y+K beta-1)^2 "
           "and ||Z||_* = (K-1)x + y (K = 4, exact matrices)",
-          lambda: (sp.expand(sum(e**2 for e in (x * sp.Matrix(P(4)).applyfunc(sp.nsimplify) + y * sp.ones(4, 4) / 4
+          lambda: (sp.expand(sum(e**2 for e in (x * (sp.eye(4) - sp.ones(4, 4) / 4) + y * sp.ones(4, 4) / 4
                                                   + beta * sp.ones(4, 4) - sp.eye(4)))
                              - (3 * (x - 1) ** 2 + (y + 4 * beta - 1) ** 2)))),
     Proof("grad of the reduced objective vanishes at x* = 1-K kappa, y* = 1-K kappa(1+lam_b)/lam_b, "
@@ -182,17 +243,14 @@ PROOFS_REG = (
 )
 
 
-def _reg_predict(prob):
-    """x*, y*, beta* evaluated from the SymPy expressions (clipped at 0), then the invariants."""
-    K_, kv = prob.K, kappa(prob)
-    xs = max(evaluate(x_reg.subs(kap, kv), prob), 0.0)
-    ys = max(evaluate(y_reg.subs(kap, kv), prob), 0.0)
-    bs = evaluate(beta_reg.subs(y, ys), prob)
-    c = np.sqrt(float(prob.lam_W) / (prob.n * float(prob.lam_H)))
-    Z = xs * P(K_) + ys * np.ones((K_, K_)) / K_
-    q = {"value": evaluate(red_reg.subs({x: xs, y: ys, beta: bs, kap: kv}), prob), "logit_means": Z,
-         "W_gram": Z / c, "Hbar_gram": c * Z, "bias": np.full(K_, bs), "within_class_spread": 0.0,
-         "class_mean_cosine": (ys - xs) / ((K_ - 1) * xs + ys) if xs + ys > 0 else 0.0}
+def _reg_assemble(prob, ev):
+    """x*, y*, beta* from the expressions (clipped at 0), then the invariants."""
+    K_ = prob.K
+    xs, ys = max(ev("x*"), 0.0), max(ev("y*"), 0.0)
+    bs = ev("beta*", y=ys)
+    q = invariants(prob, (xs * P(K_) + ys * np.ones((K_, K_)) / K_) * np.sqrt(prob.n), b=np.full(K_, bs),
+                   value=ev("f(x, y, beta)", x=xs, y=ys, beta=bs))
+    q["class_mean_cosine"] = (ys - xs) / ((K_ - 1) * xs + ys) if xs + ys > 0 else 0.0
     return q
 
 
@@ -231,20 +289,23 @@ MSE_REG_BIAS = Theorem(
                "y = (1-K kappa(1+lam_b)/lam_b)_+, b = (1-y)/(K(1+lam_b)) 1; exact simplex ETF for "
                "lam_b <= K kappa/(1-K kappa), beyond it cos(h_k, h_l) = (y-x)/((K-1)x+y) rises toward 0."),
     assumptions=_reg_assume,
-    predict=_reg_predict,
+    assemble=_reg_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=lb)
                        for lb in (0.05, 0.5, 5.0)],
     random_instance=_reg_random,
     measure=_reg_measure,
-    expressions={"x*": x_reg, "y*": y_reg, "beta*": beta_reg, "boundary": boundary},
+    expressions={"kappa": kappa_expr, "x*": x_reg, "y*": y_reg, "beta*": beta_reg, "f(x, y, beta)": red_reg},
     proofs=PROOFS_REG,
+    assumed=("collapsed features and the class-level reduction (as for the free bias); that the optimal "
+             "Z has the form x P + y J/K (symmetry of the balanced one-hot problem, argued in prose)",),
 )
 
 # ---- encodings, no bias ---------------------------------------------------------------------
 PROOFS_ENC = (
     Proof("the +-1 code E = 2I - J with K = 4 has E^T E = 4 I, so SVT(E) = (1 - K kappa/2) E and "
           "Hbar^T Hbar is proportional to (Z^T Z)^(1/2) = (2 - K kappa) I: orthogonal class means",
-          lambda: ((2 * sp.eye(4) - sp.ones(4, 4)).T * (2 * sp.eye(4) - sp.ones(4, 4)) - 4 * sp.eye(4)) == sp.zeros(4, 4)),
+          lambda: ((2 * sp.eye(4) - sp.ones(4, 4)).T * (2 * sp.eye(4) - sp.ones(4, 4)) - 4 * sp.eye(4)) == sp.zeros(4, 4),
+          kind="sample"),
 )
 
 
@@ -265,21 +326,23 @@ MSE_ENCODING = Theorem(
                "SVT_tau(E D^{1/2}) with tau = N sqrt(lam_W lam_H); W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}, "
                "Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}(Z'^T Z')^{1/2} D^{-1/2}."),
     assumptions=_enc_assume,
-    predict=_mse_predict,
+    assemble=lambda prob, ev: invariants(prob, _svt(ev, _encoding(prob) * np.sqrt(np.asarray(prob.counts, float)))),
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(2 * np.eye(4) - 1), lam_W=5e-3, lam_H=5e-3),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(1).standard_normal((6, 4))),
                                lam_W=1e-2, lam_H=3e-2)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((6, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2))),
     measure=cf.measure,
-    expressions={},
+    expressions={"sigma*(s)": sv - N * sp.sqrt(lam_W * lam_H)},
     proofs=PROOFS_ENC,
+    assumed=("collapsed features and the class-level reduction (nuclear-norm lemma); the SVT solves "
+             "min (1/2N)||Z' - E D^1/2||^2 + tau/N ||Z'||_* (a standard proximal result, not proved here)",),
 )
 
 # ---- imbalanced, bias-free, one-hot (Dang et al. 2023) --------------------------------------
 nk, s_ = sp.symbols("n_k s", positive=True)
-red_dang = (s_ - sp.sqrt(nk)) ** 2 / (2 * sp.Symbol("N", positive=True)) + sp.sqrt(lam_W * lam_H) * s_
-a_dang = sp.sqrt(nk) - sp.Symbol("N", positive=True) * sp.sqrt(lam_W * lam_H)
+red_dang = (s_ - sp.sqrt(nk)) ** 2 / (2 * N) + sp.sqrt(lam_W * lam_H) * s_
+a_dang = sp.sqrt(nk) - N * sp.sqrt(lam_W * lam_H)
 PROOFS_DANG = LEMMA + (
     Proof("per class: (1/2N)(s - sqrt(n_k))^2 + sqrt(lam_W lam_H) s is stationary at "
           "s* = a_k = sqrt(n_k) - N sqrt(lam_W lam_H) (so class k collapses to 0 iff a_k <= 0)",
@@ -287,14 +350,9 @@ PROOFS_DANG = LEMMA + (
 )
 
 
-def _dang_predict(prob):
-    q = cf.mse(prob).quantities
-    N_ = prob.N
-    a = np.array([max(evaluate(a_dang, prob, n_k=float(m), N=float(N_)), 0.0) for m in prob.counts])
-    lw, lh = float(prob.lam_W), float(prob.lam_H)
-    q["w_norm2"] = np.sqrt(lh / lw) * a  # from the SymPy a_k (the SVT gives the same: checked by the solve)
-    q["h_norm2"] = np.sqrt(lw / lh) * a / np.asarray(prob.counts, float)
-    return q
+def _dang_assemble(prob, ev):
+    a = np.maximum(ev("a_k", n_k=np.asarray(prob.counts, float)), 0.0)
+    return invariants(prob, np.diag(a))
 
 
 def _dang_assume(prob):
@@ -317,7 +375,7 @@ MSE_IMBALANCED = Theorem(
                "a_k = (sqrt(n_k) - N sqrt(lam_W lam_H))_+; class k collapses to 0 iff "
                "sqrt(n_k) <= N sqrt(lam_W lam_H)."),
     assumptions=_dang_assume,
-    predict=_dang_predict,
+    assemble=_dang_assemble,
     instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2),
                        ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=0.12, lam_H=0.09)],
     random_instance=lambda rng: ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(),
@@ -325,6 +383,8 @@ MSE_IMBALANCED = Theorem(
     measure=cf.measure,
     expressions={"a_k": a_dang},
     proofs=PROOFS_DANG,
+    assumed=("collapsed features and the class-level reduction (Dang et al. 2023 for the imbalanced "
+             "bias-free model); the per-class problems decouple because E D^1/2 is diagonal",),
 )
 
 THEOREMS = [MSE_BIAS_FREE, MSE_FREE_BIAS, MSE_REG_BIAS, MSE_ENCODING, MSE_IMBALANCED]

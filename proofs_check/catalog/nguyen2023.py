@@ -25,8 +25,8 @@ import sympy as sp
 
 import ufm
 from proofs_check import closed_forms as cf
-from proofs_check.catalog._common import K, P, alpha, evaluate, lam_H, lam_W, n
-from proofs_check.theorem import GTOL, Citation, Proof, Theorem
+from proofs_check.catalog._common import K, P, alpha, away_from, lam_H, lam_W, n
+from proofs_check.theorem import GTOL, Citation, Proof, Theorem, problem_numbers
 
 NGUYEN = Citation("Nguyen et al.", 2023, "ICLR", "2206.05530")
 delta, bet, a, rho = sp.symbols("delta beta a rho", positive=True)
@@ -35,11 +35,29 @@ cc = K * sp.sqrt(n * lam_W * lam_H)
 beta_expr = cc / kp + alpha * (K - 1) / K
 phi = sp.log(1 + (K - 1) * sp.exp(-delta)) + bet * delta
 delta_star = sp.log((K - 1) * (1 / bet - 1))
+threshold = (K - 1) / K  # of beta: the zero solution is optimal iff beta >= (K-1)/K
+w_norm2 = delta / kp * sp.sqrt(n * lam_H / lam_W)  # ||w_k||^2 = a^2 at margin delta
+h_norm2 = delta / kp * sp.sqrt(lam_W / (n * lam_H))  # ||h_k||^2 = rho^2 at margin delta
+
+
+def _frame_residuals():
+    """Exact vectors for K = 2..6: w_k = a kp (e_k - 1/K 1), h_k = rho e_k."""
+    out = []
+    for k in range(2, 7):
+        kpk = sp.sqrt(sp.Rational(k, k - 1))
+        e = sp.eye(k)
+        one = sp.ones(k, 1)
+        w = [a * kpk * (e[:, i] - one / k) for i in range(k)]
+        h = [rho * e[:, i] for i in range(k)]
+        out.append(((e[:, 0] - one / k).T * (e[:, 0] - one / k))[0] - 1 / kpk**2)
+        out += [(w[i].T * h[i])[0] - (w[j].T * h[i])[0] - a * rho * kpk for i in range(k) for j in range(k) if i != j]
+        out += [(w[i].T * w[j])[0] - (a**2 * (-1 / sp.Integer(k - 1)) if i != j else a**2)
+                for i in range(k) for j in range(k)]
+    return tuple(out)
 
 PROOFS = (
-    Proof("||e_k - 1/K 1||^2 = (K-1)/K = 1/kp^2", lambda: ((1 - 1 / K) ** 2 + (K - 1) / K**2) - 1 / kp**2),
-    Proof("margin: w_k . h_k - w_j . h_k = a kp rho (1 - 1/K) - a kp rho (-1/K) = a rho kp",
-          lambda: (a * kp * rho * (1 - 1 / K) - a * kp * rho * (-1 / K)) - a * rho * kp),
+    Proof("frame (K = 2..6, exact vectors): ||e_k - 1/K 1||^2 = 1/kp^2, every margin w_k.h_k - w_j.h_k = a rho kp, "
+          "and w_k.w_j = a^2 (-1/(K-1)) for j != k (a simplex ETF of norm a)", _frame_residuals, kind="sample"),
     Proof("balanced penalty: at lam_W a^2 = n lam_H rho^2, lam_W/2 K a^2 + lam_H/2 n K rho^2 = "
           "K sqrt(n lam_W lam_H) a rho",
           lambda: (lam_W / 2 * K * a**2 + lam_H / 2 * n * K * rho**2).subs(rho, a * sp.sqrt(lam_W / (n * lam_H)))
@@ -52,18 +70,17 @@ PROOFS = (
 )
 
 
-def _predict(prob):
-    K_ = prob.K
+def _variables(prob):
     alpha_v = float(prob.loss.alpha) if isinstance(prob.loss, ufm.LabelSmoothing) else 0.0
-    b = evaluate(beta_expr, prob, alpha=alpha_v)
-    d = evaluate(delta_star.subs(bet, b), prob) if b < (K_ - 1) / K_ else 0.0
-    kpv = np.sqrt(K_ / (K_ - 1))
-    lw, lh, nv = float(prob.lam_W), float(prob.lam_H), prob.n
-    a2 = d / kpv * np.sqrt(lh * nv / lw)
-    r2 = d / kpv * np.sqrt(lw / (lh * nv))
-    data = np.log1p((K_ - 1) * np.exp(-d)) + alpha_v * (K_ - 1) * d / K_
-    q = {"value": data + (b - alpha_v * (K_ - 1) / K_) * d,
-         "W_gram": a2 * K_ / (K_ - 1) * P(K_), "Hbar_gram": r2 * np.eye(K_),
+    return {**problem_numbers(prob), "alpha": alpha_v}
+
+
+def _assemble(prob, ev):
+    b = ev("beta")
+    d = ev.get("delta*") if b < ev("threshold") else 0.0
+    K_ = prob.K
+    q = {"value": ev("f(delta)", delta=d),
+         "W_gram": ev("||w_k||^2", delta=d) * K_ / (K_ - 1) * P(K_), "Hbar_gram": ev("||h_k||^2", delta=d) * np.eye(K_),
          "within_class_spread": 0.0}
     if prob.has_bias and float(prob.lam_b) > 0:
         q["bias"] = np.zeros(K_)
@@ -86,7 +103,8 @@ def _assume(prob):
         return False, "no bias or a regularized one"
     if float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
         return False, "lam_W, lam_H > 0"
-    return True, ""
+    ev = POSITIVE_FRAME.evaluator(prob) if "POSITIVE_FRAME" in globals() else None
+    return away_from(ev("beta"), ev("threshold"), "beta") if ev is not None else (True, "")
 
 
 POSITIVE_FRAME = Theorem(
@@ -99,15 +117,20 @@ POSITIVE_FRAME = Theorem(
                "||w_k|| ||h_k|| = delta*/kp and lam_W ||W||^2 = lam_H ||H||^2. The geometry is the "
                "paper's; the explicit scale is derived here."),
     assumptions=_assume,
-    predict=_predict,
+    assemble=_assemble,
     instances=lambda: [ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2, nonneg=True),
                        ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(0.2), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2, nonneg=True)],
     random_instance=lambda rng: ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=float(rng.uniform(1e-3, 5e-2)),
                                         lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=1e-2, nonneg=True),
     measure=cf.measure,
     solve=_solve,
-    expressions={"kp": kp, "beta": beta_expr, "delta*": delta_star},
+    expressions={"beta": beta_expr, "threshold": threshold, "delta*": delta_star, "||w_k||^2": w_norm2,
+                 "||h_k||^2": h_norm2, "f(delta)": phi},
     proofs=PROOFS,
+    variables=_variables,
+    assumed=("the class means of every global minimizer form an orthogonal frame and W a simplex ETF "
+             "aligned with them (Nguyen et al. 2023, section 3); the proofs reduce the objective on that "
+             "ansatz",),
 )
 
 THEOREMS = [POSITIVE_FRAME]

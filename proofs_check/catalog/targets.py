@@ -20,7 +20,6 @@ Two reductions carry everything (both standard, stated here and not re-proved in
 
 from __future__ import annotations
 
-import functools
 from itertools import combinations
 from math import comb
 
@@ -30,7 +29,7 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import K, lam_H, lam_W
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, problem_numbers
 
 ANDRIOPOULOS = Citation("Andriopoulos, Dong, Guo, Zhao & Ross", 2024, "NeurIPS", "2409.04180")
 LI_MLAB = Citation("Li, Li, Wang & Qu", 2024, "ICML", "2310.15903")
@@ -63,50 +62,6 @@ PROOFS_SVT = (
 )
 
 SVT_EXPRESSIONS = {"mu": MU, "s*": S_STAR, "value*": V_STAR}
-
-
-@functools.lru_cache(maxsize=256)
-def _lambdified(expr, syms):
-    return sp.lambdify(syms, expr, modules="numpy")
-
-
-class Ev:
-    """Evaluates named SymPy expressions at a problem's numbers (lambdified, float64).
-
-    ``ev(name, **values)``: free symbols take ``values`` (by name), else another expression of that
-    name (recursively), else ``numbers``. ``ev.diff(name, var, **values)`` differentiates first.
-    (The interface of the catalog's evaluator; the prediction reads the theorem's expressions only.)
-    """
-
-    def __init__(self, expressions: dict, numbers: dict):
-        self.expressions, self.numbers = expressions, numbers
-
-    def __call__(self, name: str, _expr=None, **values):
-        expr = sp.sympify(self.expressions[name] if _expr is None else _expr)
-        syms = sorted(expr.free_symbols, key=lambda v: v.name)
-        args = []
-        for v in syms:
-            if v.name in values:
-                args.append(values[v.name])
-            elif v.name in self.expressions and v.name != name:
-                args.append(self(v.name, **values))
-            else:
-                args.append(self.numbers[v.name])
-        out = np.asarray(_lambdified(expr, tuple(syms))(*args), dtype=float)
-        return float(out) if out.ndim == 0 else out
-
-    def diff(self, name: str, var: str, **values):
-        expr = sp.sympify(self.expressions[name])
-        sym = [v for v in expr.free_symbols if v.name == var][0]
-        return self(name, _expr=sp.diff(expr, sym), **values)
-
-
-def numbers(prob) -> dict:
-    """The problem's numbers by symbol name (K, N, lambda_W, lambda_H)."""
-    out = {"N": float(prob.N), "lambda_W": float(prob.lam_W), "lambda_H": float(prob.lam_H)}
-    if hasattr(prob, "K"):
-        out["K"] = float(prob.K)
-    return out
 
 
 def svt_prediction(ev, M: np.ndarray) -> dict:
@@ -172,7 +127,8 @@ def _reg_measure(prob, params, names):
 PROOFS_REG_BIAS = (
     Proof("free bias: for fixed Z the optimal b is the mean residual, d/db (1/2N) sum_i (z_i + b - y_i)^2 "
           "= 0 at b = mean(y - z) (N = 3, symbolic entries)",
-          lambda: (lambda zs, ys, b: sp.diff(sum((zi + b - yi) ** 2 for zi, yi in zip(zs, ys)) / 6, b).subs(
+          kind="sample",
+          residual=lambda: (lambda zs, ys, b: sp.diff(sum((zi + b - yi) ** 2 for zi, yi in zip(zs, ys)) / 6, b).subs(
               b, sum(yi - zi for zi, yi in zip(zs, ys)) / 3))(sp.symbols("z1:4"), sp.symbols("y1:4"), sp.Symbol("b"))),
 )
 
@@ -202,7 +158,7 @@ REGRESSION = Theorem(
                "(Z^T Z)^{1/2}, so the features span at most D directions (NRC1/NRC2). Derived in ufm's "
                "scaling; only the paper's abstract was read."),
     assumptions=_reg_assume,
-    predict=lambda prob: _reg_assemble(prob, Ev(SVT_EXPRESSIONS, numbers(prob))),
+    assemble=_reg_assemble,
     instances=lambda: [
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(3), 3, 6), d=7, lam_W=1e-2, lam_H=2e-2, lam_b=0.0),
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 2, 5), d=6, lam_W=0.1, lam_H=0.05),
@@ -211,6 +167,9 @@ REGRESSION = Theorem(
     measure=_reg_measure,
     expressions=SVT_EXPRESSIONS,
     proofs=PROOFS_SVT + PROOFS_REG_BIAS,
+    assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
+             "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
+             "free bias: ||Z P_N||_* <= ||Z||_* (P_N = I - 11^T/N a projection), so the optimal Z has centred rows"),
 )
 
 
@@ -239,11 +198,12 @@ def _set_sum_residual(k: int, m: int):
 PROOFS_MLAB = (
     Proof("PAL-CE at z = s(1_S - (m/K)1) equals ell_m(s) = m log(m + (K-m)e^{-s})",
           lambda: sp.expand_log(sp.exp(pal_at_ansatz / m_) - sp.exp(ELL / m_), force=True)),
-    Proof("sum over the C(K,m) label sets of P 1_S 1_S^T P = C(K-2, m-1) P (entry counts: diagonal "
-          "C(K-1,m-1), off-diagonal C(K-2,m-2), and C(K-1,m-1) - C(K-2,m-2) = C(K-2,m-1); K = 5, m = 1..4 "
-          "with exact matrices)",
-          lambda: tuple(e for mm in range(1, 5) for e in _set_sum_residual(5, mm))
-          + (sp.combsimp(sp.binomial(K - 1, m_ - 1) - sp.binomial(K - 2, m_ - 2) - sp.binomial(K - 2, m_ - 1)),)),
+    Proof("entry counts of sum_{|S|=m} 1_S 1_S^T: diagonal C(K-1,m-1), off-diagonal C(K-2,m-2); after "
+          "centring, C(K-1,m-1) - C(K-2,m-2) = C(K-2,m-1), so the sum of P 1_S 1_S^T P is C(K-2,m-1) P",
+          lambda: sp.combsimp(sp.binomial(K - 1, m_ - 1) - sp.binomial(K - 2, m_ - 2) - sp.binomial(K - 2, m_ - 1))),
+    Proof("sum over the C(K,m) label sets of P 1_S 1_S^T P = C(K-2, m-1) P at K = 5, m = 1..4 (exact matrices)",
+          kind="sample",
+          residual=lambda: tuple(e for mm in range(1, 5) for e in _set_sum_residual(5, mm))),
     Proof("ell_m is convex: ell_m''(s) = m^2 (K-m) e^{-s} / (m + (K-m)e^{-s})^2 > 0 (for m < K)",
           lambda: ELL_2 - m_**2 * (K - m_) * sp.exp(-s) / (m_ + (K - m_) * sp.exp(-s)) ** 2),
     Proof("zero solution: ell_m'(0) = -m(K-m)/K, so 0 is optimal iff ||(w_m m(K-m)/K)_m||_{c^-1} <= mu (K-1) "
@@ -254,7 +214,8 @@ PROOFS_MLAB = (
           lambda: (ELL_1.subs(m_, 1) + (K - 1) * kap).subs(s, g_zhu)),
     Proof("tag-wise average: P 1_S = sum_{k in S} P e_k, so z_S = (s_m/s_1) sum_{k in S} z_{k} and "
           "h_S = (m s_m / s_1) * mean_{k in S} h_{k} (K = 4, S = {0, 2})",
-          lambda: tuple((sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([1, 0, 1, 0])
+          kind="sample",
+          residual=lambda: tuple((sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([1, 0, 1, 0])
                         - ((sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([1, 0, 0, 0])
                            + (sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([0, 0, 1, 0])))),
 )
@@ -403,7 +364,7 @@ def _mlab_assume(prob):
     if max(struct) >= prob.K:
         return False, "multiplicities m <= K-1 (the full label set has no centred logit)"
     ms, w, c = _mlab_reduced(prob, struct)
-    if abs(_dual_ratio(Ev(MLAB_EXPRESSIONS, numbers(prob)), prob.K, ms, w, c) - 1) < 0.05:
+    if abs(_dual_ratio(Evaluator(MLAB_EXPRESSIONS, problem_numbers(prob)), prob.K, ms, w, c) - 1) < 0.05:
         return False, "within 5% of the zero-solution threshold (degenerate minimizer)"
     return True, ""
 
@@ -432,7 +393,7 @@ MULTILABEL = Theorem(
                "Derived in ufm's scaling (only the abstract of Li et al. was read); the reduction is "
                "symmetrization + centring (P is a contraction of the nuclear norm) + the nuclear-norm lemma."),
     assumptions=_mlab_assume,
-    predict=lambda prob: _mlab_assemble(prob, Ev(MLAB_EXPRESSIONS, numbers(prob))),
+    assemble=_mlab_assemble,
     instances=lambda: [
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(4, {1: 2, 2: 1}), d=5, lam_W=5e-3, lam_H=5e-3),
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(3, {1: 1, 2: 2}), d=4, lam_W=2e-2, lam_H=1e-2, lam_b=1e-2),
@@ -441,6 +402,15 @@ MULTILABEL = Theorem(
     measure=_mlab_measure,
     expressions=MLAB_EXPRESSIONS,
     proofs=PROOFS_MLAB,
+    assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
+             "collapse onto label sets: averaging the features of samples with the same label set lowers "
+             "the (convex) loss and the penalty (Jensen)",
+             "symmetrization: the group-level convex program is invariant under class permutations, so "
+             "averaging a minimizer over them gives a symmetric one: z_S = s_m P 1_S + (a multiple of 1)",
+             "centring: P is a contraction of the nuclear norm and CE is invariant to adding c 1, so the "
+             "optimal group logits are centred (strictly: the nuclear norm grows with an orthogonal part)",
+             "uniqueness: CE is strictly convex on centred logits and the reduced objective is strictly "
+             "convex in s (ell_m'' > 0, shown), so the Grams are unique"),
 )
 
 
@@ -476,18 +446,32 @@ def _imb_assemble(prob, ev):
             "within_class_spread": 0.0}
 
 
+def _imb_residuals():
+    """K = 3, symbolic counts and class logits: the optimal bias and the residual it leaves."""
+    nv = sp.Matrix(sp.symbols("n1:4", positive=True))
+    Nn_ = sum(nv)
+    Z = sp.Matrix(3, 3, sp.symbols("z1:10"))
+    b = sp.Matrix(sp.symbols("b1:4"))
+    f = sum(nv[k] * sum((Z[i, k] + b[i] - (1 if i == k else 0)) ** 2 for i in range(3)) for k in range(3)) / (2 * Nn_)
+    b_star = (nv - Z * nv) / Nn_
+    stationary = [sp.diff(f, b[i]).subs(dict(zip(b, b_star))) for i in range(3)]
+    resid = (Z - sp.eye(3)) * (sp.eye(3) - nv * sp.ones(1, 3) / Nn_) - (Z + b_star * sp.ones(1, 3) - sp.eye(3))
+    sq = sp.diag(*[sp.sqrt(v) for v in nv])
+    r = sp.Matrix([sp.sqrt(v) for v in nv])
+    proj = (sp.eye(3) - nv * sp.ones(1, 3) / Nn_) * sq - sq * (sp.eye(3) - r * r.T / Nn_)
+    return tuple(stationary) + tuple(resid) + tuple(proj)
+
+
 PROOFS_IMB = (
     Proof("free bias, class level: b = (n - Z n)/N leaves residual (Z - I)(I - n 1^T/N), and "
           "(I - n 1^T/N) D^{1/2} = D^{1/2} Q with Q = I - sqrt(n) sqrt(n)^T/N the projector off sqrt(n) "
-          "(K = 3, symbolic n_k): so Z' = Z D^{1/2} = SVT_tau(Yhat), Yhat = (I - n1^T/N) D^{1/2}",
-          lambda: (lambda nv: (
-              (sp.eye(3) - nv * sp.ones(1, 3) / sum(nv)) * sp.diag(*[sp.sqrt(v) for v in nv])
-              - sp.diag(*[sp.sqrt(v) for v in nv]) * (sp.eye(3) - sp.Matrix([sp.sqrt(v) for v in nv])
-                                                       * sp.Matrix([[sp.sqrt(v) for v in nv]]) / sum(nv)))
-              .applyfunc(sp.simplify) == sp.zeros(3, 3))(sp.Matrix(sp.symbols("n1:4", positive=True)))),
+          "(K = 3, symbolic n_k and Z): so Z' = Z D^{1/2} = SVT_tau(Yhat), Yhat = (I - n1^T/N) D^{1/2}",
+          kind="sample",
+          residual=lambda: _imb_residuals()),
     Proof("Q is an orthogonal projector (Q^2 = Q, ||sqrt(n)||^2 = N), hence ||Z'Q||_* <= ||Z'||_* and the "
           "optimal Z' lies in the range of Q (K = 3, symbolic n_k)",
-          lambda: (lambda r: ((sp.eye(3) - r * r.T / sum(v**2 for v in r)) ** 2
+          kind="sample",
+          residual=lambda: (lambda r: ((sp.eye(3) - r * r.T / sum(v**2 for v in r)) ** 2
                               - (sp.eye(3) - r * r.T / sum(v**2 for v in r))).applyfunc(sp.simplify)
                    == sp.zeros(3, 3))(sp.Matrix([sp.sqrt(v) for v in sp.symbols("n1:4", positive=True)]))),
 )
@@ -503,7 +487,7 @@ IMBALANCED_FREE_BIAS = Theorem(
                "directions whose singular value of Yhat is <= tau collapse to 0. This is the L = 1 case "
                "only; the paper's L-layer statement was not derived here."),
     assumptions=_imb_assume,
-    predict=lambda prob: _imb_assemble(prob, Ev(SVT_EXPRESSIONS, numbers(prob))),
+    assemble=_imb_assemble,
     instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=4, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
                        ufm.UFM(K=4, n=(1, 2, 4, 8), d=5, loss=ufm.MSE(), lam_W=3e-2, lam_H=4e-2, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=3, n=tuple(int(v) for v in rng.integers(1, 10, size=3)), d=4,
@@ -512,6 +496,10 @@ IMBALANCED_FREE_BIAS = Theorem(
     measure=cf.measure,
     expressions=SVT_EXPRESSIONS,
     proofs=PROOFS_SVT + PROOFS_IMB,
+    assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
+             "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
+             "within-class collapse at every minimizer (Jensen; theory reference section 1, lemma 1)",
+             "||Z'Q||_* <= ||Z'||_* for the orthogonal projector Q (shown: Q^2 = Q at K = 3)"),
 )
 
 THEOREMS = [REGRESSION, MULTILABEL, IMBALANCED_FREE_BIAS]

@@ -17,15 +17,18 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
-    K, balanced_ok, c_expr, evaluate, g, kappa, kappa_expr, lam_H, lam_W, lams_for, n,
+    K, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, grad_norm_at, kappa, kappa_expr, lam_H,
+    lam_W, lams_for, n,
 )
 from proofs_check.theorem import Citation, Proof, Theorem
 
 ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
 kap = sp.symbols("kappa", positive=True)
+c_sym = sp.symbols("c", positive=True)
 
 phi = sp.log(1 + (K - 1) * sp.exp(-g)) + (K - 1) * kap * g
 g_star = sp.log((1 - (K - 1) * kap) / kap)
+a2_of_g = (K - 1) * g / (K * c_sym)  # ||w_k||^2 at gap g
 a2_star = (K - 1) * g_star / (K * c_expr)  # ||w_k||^2
 value_star = -sp.log(1 - (K - 1) * kap) + lam_W * K * a2_star
 
@@ -56,15 +59,21 @@ PROOFS_THRESHOLD = (
 )
 
 
-def _etf_predict(prob) -> dict:
-    """Evaluate g* (SymPy, lambdified) when kappa < 1/K, else the zero solution g = 0."""
-    g_value = evaluate(g_star.subs(kap, kappa_expr), prob) if kappa(prob) < 1 / prob.K else 0.0
-    return cf.etf_invariants(prob, g_value)
+def _etf_assemble(prob, ev) -> dict:
+    """g* when kappa < threshold, else the zero solution g = 0; then the ETF invariants."""
+    gv = ev.get("g*") if ev("kappa") < ev("threshold") else 0.0
+    return etf_invariants(prob, a2=ev("||w_k||^2", g=gv), c=ev("c"), value=ev("f(g)", g=gv))
+
+
+# The expressions every CE theorem evaluates (kappa and c resolve by name inside the others).
+CE_EXPRESSIONS = {"kappa": kappa_expr, "c": c_expr, "threshold": 1 / K, "g*": g_star,
+                  "||w_k||^2": a2_of_g, "f(g)": phi}
+THRESHOLD = 1 / K  # of kappa: the zero solution is optimal iff kappa >= 1/K
 
 
 def _assume_ce(prob):
     ok, why = balanced_ok(prob, need_d=prob.K - 1, losses=(ufm.CrossEntropy,))
-    return ok, why
+    return (ok, why) if not ok else away_from(kappa(prob), evaluate(THRESHOLD, prob), "kappa")
 
 
 def _instances_nonzero():
@@ -94,12 +103,14 @@ CE_ETF = Theorem(
                "paper's theorem, the explicit scale is derived here."),
     assumptions=lambda p: (_assume_ce(p) if not _assume_ce(p)[0] else
                            ((kappa(p) < 1 / p.K), f"needs kappa < 1/K (kappa={kappa(p):.4g})")),
-    predict=_etf_predict,
+    assemble=_etf_assemble,
     instances=_instances_nonzero,
     random_instance=lambda rng: _random_ce(rng, (0.05, 0.9)),
     measure=cf.measure,
-    expressions={"g*": g_star, "||w_k||^2": a2_star, "f*": value_star, "kappa": kappa_expr, "c": c_expr},
+    expressions=CE_EXPRESSIONS,
     proofs=PROOFS_ETF,
+    assumed=("every global minimizer is a simplex ETF with h_{k,i} = c w_k and b = 0 (Zhu et al. 2021, "
+             "Theorem 3.1); the proofs reduce the objective on that ansatz",),
 )
 
 CE_ZERO = Theorem(
@@ -109,13 +120,15 @@ CE_ZERO = Theorem(
     statement="For kappa >= 1/K the unique global minimizer is W = H = 0 (b = 0), with value log K.",
     assumptions=lambda p: (_assume_ce(p) if not _assume_ce(p)[0] else
                            ((kappa(p) > 1 / p.K), f"needs kappa > 1/K (kappa={kappa(p):.4g})")),
-    predict=_etf_predict,
+    assemble=_etf_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=lams_for(1.2 / 4, 5)[0],
                                lam_H=lams_for(1.2 / 4, 5)[1], lam_b=5e-3)],
     random_instance=lambda rng: _random_ce(rng, (1.1, 2.0)),
     measure=cf.measure,
-    expressions={"threshold": 1 / K},
-    proofs=PROOFS_THRESHOLD,
+    expressions={k: v for k, v in CE_EXPRESSIONS.items() if k != "g*"},
+    proofs=PROOFS_ETF[2:4] + PROOFS_THRESHOLD,
+    assumed=("the global minimizer lies on the simplex-ETF ansatz (Zhu et al. 2021, Theorem 3.1), on which "
+             "phi is convex with phi'(0) >= 0 beyond the threshold",),
 )
 
 
@@ -138,19 +151,19 @@ PROOFS_ORIGIN = (
                              [1 / (K * sp.sqrt(n)), lam_H - lam_min_expr]]).det()),
     Proof("(Y - J/K)(Y - J/K)^T = n P for K in 2..5, n in 1..3 (singular values sqrt(n), so the "
           "logit gradient (J/K - Y)/N has singular values 1/(K sqrt n))",
-          lambda: all(_logit_gradient_gram_is_nP(k, m) for k in range(2, 6) for m in range(1, 4))),
+          lambda: all(_logit_gradient_gram_is_nP(k, m) for k in range(2, 6) for m in range(1, 4)), kind="sample"),
 )
 
 
-def _origin_predict(prob):
-    return {"hessian_min_eig_at_origin": evaluate(lam_min_expr, prob)}
+def _origin_assemble(prob, ev):
+    return {"hessian_min_eig_at_origin": ev("lambda_min")}
 
 
 def _origin_solve(prob):
     """No optimization: the point is the origin itself (its gradient is the certificate)."""
     zero = ufm.Params(jnp.zeros((prob.D, prob.d)), jnp.zeros((prob.d, prob.N)),
                       None if not prob.has_bias else jnp.zeros(prob.D))
-    g_norm = float(ufm.solvers._common.grad_norm(prob, zero))
+    g_norm = grad_norm_at(prob, zero)
     return zero, {"grad_norm": g_norm, "converged": g_norm <= 1e-14}
 
 
@@ -166,8 +179,9 @@ CE_ORIGIN = Theorem(
     statement=("W = H = 0 is a critical point whose Hessian has smallest eigenvalue "
                "(lam_W+lam_H)/2 - sqrt(((lam_W-lam_H)/2)^2 + 1/(K^2 n)) (multiplicity (K-1)d), "
                "negative iff lam_W lam_H < 1/(K^2 n), i.e. kappa < 1/K."),
-    assumptions=lambda p: balanced_ok(p, losses=(ufm.CrossEntropy,)),
-    predict=_origin_predict,
+    assumptions=lambda p: (balanced_ok(p, losses=(ufm.CrossEntropy,)) if not balanced_ok(p, losses=(ufm.CrossEntropy,))[0]
+                           else away_from(kappa(p), evaluate(THRESHOLD, p), "kappa")),
+    assemble=_origin_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=2e-2, lam_H=1e-3)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(),

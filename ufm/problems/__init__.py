@@ -10,9 +10,13 @@ from ufm.problems._md import MDSolution as MDSolution
 from ufm.problems._md import MemorizationDilation as MemorizationDilation
 from ufm.problems._md import minimize_md as minimize_md
 from ufm.problems._ufm import UFM as UFM
+from ufm.problems._fixed_frame import FFParams as FFParams
+from ufm.problems._fixed_frame import FixedFrame as FixedFrame
+from ufm.problems._graph import GraphCandidate as GraphCandidate
+from ufm.problems._graph import graph_params as graph_params
 from ufm.problems._ufm import Params as Params
 from ufm.problems._targets import MultiLabelUFM as MultiLabelUFM
 from ufm.problems._targets import RegressionUFM as RegressionUFM
 from ufm.problems._targets import label_set_targets as label_set_targets
 
-__all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "layer_metrics", "polish_relu", "MemorizationDilation", "MDParams", "MDSolution", "minimize_md", "MultiLabelUFM", "RegressionUFM", "label_set_targets"]
+__all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "layer_metrics", "polish_relu", "MemorizationDilation", "MDParams", "MDSolution", "minimize_md", "FixedFrame", "FFParams", "GraphCandidate", "graph_params", "MultiLabelUFM", "RegressionUFM", "label_set_targets"]
