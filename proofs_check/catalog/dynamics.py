@@ -170,8 +170,9 @@ def _solve(prob):
     ok = ufm.RESULTS.successful
     fl = ufm.gradient_flow(prob, t1=T1, params0=p0, rtol=RTOL, atol=ATOL, saveat=ufm.SaveAt(t1=True, params=False),
                            throw=False)
-    eu = [ufm.gradient_flow(prob, t1=T1, params0=p0, dt=h_, saveat=ufm.SaveAt(t1=True, params=False), throw=False)
-          for h_ in (DT, DT / 2)]
+    # every fixed-step run records LAW_STEPS + 1 points with parameters: one compiled loop for all three
+    eu = [ufm.gradient_flow(prob, t1=T1, params0=p0, dt=h_, saveat=ufm.SaveAt(ts=np.linspace(0.0, T1, LAW_STEPS + 1)),
+                            throw=False) for h_ in (DT, DT / 2)]
     st = ufm.gradient_flow(prob, t1=LAW_STEPS * LAW_DT, params0=p0, dt=LAW_DT,
                            saveat=ufm.SaveAt(ts=LAW_DT * np.arange(LAW_STEPS + 1)), throw=False)
     failed = sum(r.result != ok for r in [fl, *eu, st])
@@ -221,8 +222,7 @@ DECAY_LAW = Theorem(
     variables=_variables,
     instances=lambda: [
         ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=0.2, lam_H=0.2, lam_b=0.01),
-        ufm.UFM(K=3, n=2, d=4, loss=ufm.MSE(), lam_W=0.0, lam_H=0.0),
-        ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=0.2, lam_H=0.2, activation="linear"),
+        ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=0.0, lam_H=0.0, activation="linear"),
     ],
     random_instance=lambda rng: ufm.UFM(K=int(rng.integers(2, 5)), n=int(rng.integers(1, 4)),
                                         d=int(rng.integers(2, 6)), loss=ufm.CrossEntropy(),
@@ -232,9 +232,9 @@ DECAY_LAW = Theorem(
     expressions=EXPRESSIONS,
     proofs=PROOFS,
     solve=_solve,
-    # Delta(t1) keeps the default 1e-8: the adaptive flow runs at rtol 1e-11 (measured error ~4e-12).
+    # Delta(t1) keeps the default 1e-8: the adaptive flow runs at rtol 1e-11 (measured error <= 4e-12).
     tolerances={"Euler error ratio err(h)/err(h/2)": (
-        1e-2, "the ratio is 2 + O(h) (the O(h^2) remainder of the first-order error); measured 2.0004-2.0018 at h = 2e-3")},
+        1e-2, "the ratio is 2 + O(h) (the O(h^2) remainder of the first-order error); measured 2.0004-2.0031 at h = 2e-3")},
     assumed=("the Euler error's second part h^2 sum_i (1-ah)^{2(k-1-i)} E^i is O(h): t/h terms of size h^2 with "
              "E bounded along the trajectory (the measured ratio 2 checks the order)",),
 )

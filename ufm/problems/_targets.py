@@ -59,8 +59,29 @@ def _group_labels(Y: np.ndarray) -> np.ndarray:
     return order[np.asarray(inverse).reshape(-1)]
 
 
+@dataclass(frozen=True)
 class _TargetModel(Problem):
-    """Shared parts: sizes, the parameters ``(W, H, b)``, penalties, grouping of targets."""
+    """Shared parts: the fields, their validation, sizes, the parameters ``(W, H, b)``, penalties,
+    grouping of targets. Subclasses add ``sample_losses`` and may check ``Y`` in ``_check_targets``."""
+
+    Y: jax.Array
+    d: int = field(metadata=dict(static=True))
+    lam_W: jax.Array = 5e-3
+    lam_H: jax.Array = 5e-3
+    lam_b: jax.Array | None = None
+
+    def __post_init__(self):
+        Y = None
+        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple, str)):
+            Y = _as_target_matrix("Y", self.Y)
+            self._check_targets(Y)
+        object.__setattr__(self, "d", check_int("d", self.d, 1))
+        _check_lams(self)
+        if Y is not None:
+            object.__setattr__(self, "Y", jnp.asarray(Y, dtype=jnp.float64))
+
+    def _check_targets(self, Y: np.ndarray) -> None:
+        """Family-specific checks of the concrete targets (raise ``ValueError``)."""
 
     @property
     def N(self) -> int:
@@ -113,13 +134,6 @@ class _TargetModel(Problem):
     def objective(self, params) -> jax.Array:
         """The mean data term plus the penalties (class docstring)."""
         return jnp.mean(self.sample_losses(self.logits(params))) + self.penalty(params)
-
-
-def _validate_common(prob, Y: np.ndarray | None) -> None:
-    object.__setattr__(prob, "d", check_int("d", prob.d, 1))
-    _check_lams(prob)
-    if Y is not None:
-        object.__setattr__(prob, "Y", jnp.asarray(Y, dtype=jnp.float64))
 
 
 def label_set_targets(K: int, counts) -> np.ndarray:
@@ -181,24 +195,15 @@ class MultiLabelUFM(_TargetModel):
         ICML 2024, arXiv 2310.15903.
     """
 
-    Y: jax.Array
-    d: int = field(metadata=dict(static=True))
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam_b: jax.Array | None = None
-
-    def __post_init__(self):
-        Y = None
-        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple, str)):
-            Y = _as_target_matrix("Y", self.Y)
-            if Y.shape[0] < 2:
-                raise ValueError(f"Y must have K >= 2 rows (classes), got shape {Y.shape}")
-            if not np.all((Y == 0) | (Y == 1)):
-                raise ValueError("Y must be multi-hot: every entry 0 or 1")
-            empty = np.flatnonzero(Y.sum(axis=0) == 0)
-            if empty.size:
-                raise ValueError(f"Y: every sample needs at least one label; columns {empty[:5].tolist()} are empty")
-        _validate_common(self, Y)
+    def _check_targets(self, Y: np.ndarray) -> None:
+        """Multi-hot, ``K >= 2`` rows, every column nonempty."""
+        if Y.shape[0] < 2:
+            raise ValueError(f"Y must have K >= 2 rows (classes), got shape {Y.shape}")
+        if not np.all((Y == 0) | (Y == 1)):
+            raise ValueError("Y must be multi-hot: every entry 0 or 1")
+        empty = np.flatnonzero(Y.sum(axis=0) == 0)
+        if empty.size:
+            raise ValueError(f"Y: every sample needs at least one label; columns {empty[:5].tolist()} are empty")
 
     @property
     def K(self) -> int:
@@ -233,18 +238,6 @@ class RegressionUFM(_TargetModel):
         Andriopoulos, Dong, Guo, Zhao & Ross, "The Prevalence of Neural Collapse in Neural
         Multivariate Regression", NeurIPS 2024, arXiv 2409.04180.
     """
-
-    Y: jax.Array
-    d: int = field(metadata=dict(static=True))
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam_b: jax.Array | None = None
-
-    def __post_init__(self):
-        Y = None
-        if is_concrete(self.Y) or isinstance(self.Y, (list, tuple, str)):
-            Y = _as_target_matrix("Y", self.Y)
-        _validate_common(self, Y)
 
     def sample_losses(self, Z) -> jax.Array:
         r"""``(1/2) ||z_i - y_i||^2``, shape ``(N,)``."""
