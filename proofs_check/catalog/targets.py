@@ -503,3 +503,119 @@ IMBALANCED_FREE_BIAS = Theorem(
 )
 
 THEOREMS = [REGRESSION, MULTILABEL, IMBALANCED_FREE_BIAS]
+
+
+# ---- imbalanced L-extended UFM with free bias, linear layers (arXiv 2411.17278), L >= 2 --------
+# Per singular value sigma of Yhat the m = L + 1 balanced factors give the scalar problem
+# (s - sigma)^2/(2N) + (m/2) Lambda' s^(2/m), Lambda' = (lam_H prod_l lam_l)^(1/m); with s = sigma x it
+# is (sigma^2/N) h_m(x) with gamma = N Lambda' sigma^(2/m - 2), the catalog's h_m (module deep).
+from proofs_check.catalog import deep as _deep  # noqa: E402
+
+sg, Lp = sp.symbols("sigma Lambda_p", positive=True)
+EXT_EXPRESSIONS = {
+    "h(x)": _deep.h_sym(_deep.ms),
+    "gamma": Nn * Lp * sg ** (2 / _deep.ms - 2),
+    "gamma_c": _deep.DNC_EXPRESSIONS["gamma_c"],
+}
+
+
+def _ext_numbers(prob) -> dict:
+    lams = np.asarray(prob.lams, float)
+    m = prob.L + 1
+    return {"N": float(prob.N), "m": float(m),
+            "Lambda_p": float((float(prob.lam_H) * np.prod(lams)) ** (1.0 / m))}
+
+
+def _ext_assemble(prob, ev):
+    nvec = np.asarray(prob.counts, dtype=float)
+    U, sv, Vt = np.linalg.svd(_yhat(prob), full_matrices=False)
+    m, Lam = ev.numbers["m"], ev.numbers["Lambda_p"]
+    s_opt, value = np.zeros_like(sv), 0.0
+    for i, sigma_i in enumerate(sv):
+        if sigma_i <= 1e-12 * sv[0]:
+            continue  # Yhat has rank K - 1 (Yhat sqrt(n) = 0)
+        sub = Evaluator(ev.expressions, {**ev.numbers, "sigma": float(sigma_i)})
+        x_opt, _ = _deep._x_star(sub)
+        ev.used |= sub.used
+        s_opt[i] = sigma_i * x_opt
+        value += sigma_i**2 / prob.N * float(sub("h(x)", x=x_opt))
+    Zp = (U * s_opt) @ Vt
+    Z = Zp / np.sqrt(nvec)
+    q = {"value": value, "logit_means": Z, "bias": (nvec - Z @ nvec) / prob.N}
+    lams = np.asarray(prob.lams, float)
+    root = np.sort(s_opt ** (1.0 / m))[::-1]
+    for l in range(prob.L):
+        q[f"sigma_W[{l + 1}]"] = np.sqrt(Lam / lams[l]) * root
+    Dm = np.diag(1 / np.sqrt(nvec))
+    q["Hbar_gram"] = (Lam / float(prob.lam_H)) * Dm @ ((Vt.T * s_opt ** (2.0 / m)) @ Vt) @ Dm
+    return q
+
+
+def _ext_measure(prob, params, names):
+    H = np.asarray(params.H)
+    lab = prob.labels
+    Hbar = np.stack([H[:, lab == k].mean(axis=1) for k in range(prob.K)], axis=1)
+    prod = Hbar
+    for W in params.Ws:
+        prod = np.asarray(W) @ prod
+    out = {"value": float(prob.objective(params)), "logit_means": prod, "bias": np.asarray(params.b),
+           "Hbar_gram": Hbar.T @ Hbar}
+    for l, W in enumerate(params.Ws):
+        out[f"sigma_W[{l + 1}]"] = np.linalg.svd(np.asarray(W), compute_uv=False)[: prob.K]
+    return {k: out[k] for k in names}
+
+
+def _ext_assume(prob):
+    if not isinstance(prob, ufm.DeepUFM) or prob.activation != "linear" or prob.relu_features:
+        return False, "needs a linear ufm.DeepUFM"
+    if not isinstance(prob.loss, ufm.MSE) or prob.loss.encoding is not None:
+        return False, "one-hot MSE"
+    if not (prob.has_bias and float(prob.lam_b) == 0.0):
+        return False, "free bias (lam_b=0)"
+    if prob.L < 2 or min(prob.widths) < prob.K:
+        return False, "L >= 2 layers and every width >= K"
+    if float(prob.lam_H) <= 0 or np.any(np.asarray(prob.lams) <= 0):
+        return False, "every lam > 0"
+    ev = Evaluator(EXT_EXPRESSIONS, _ext_numbers(prob))
+    for sigma_i in np.linalg.svd(_yhat(prob), compute_uv=False)[: prob.K - 1]:
+        if abs(ev("gamma", sigma=float(sigma_i)) / ev("gamma_c") - 1) < 0.05:
+            return False, "a direction within 5% of the jump threshold gamma_c (two global minimizers)"
+    return True, ""
+
+
+IMBALANCED_EXTENDED = Theorem(
+    name="Imbalanced deep linear MSE UFM, free bias: per-direction h_m reduction of SVD(Yhat)",
+    citation=IMB_EXT,
+    tag="derived",
+    statement=("One-hot MSE, counts n_k, free bias, L >= 2 linear layers of width >= K, every lam > 0: "
+               "with m = L + 1 and Yhat = (I - n1^T/N) diag(sqrt n) = sum_i sigma_i u_i v_i^T, the end-to-end "
+               "W_L...W_1 Hbar D^{1/2} = sum_i sigma_i x_i u_i v_i^T, x_i the global minimizer of h_m with "
+               "gamma_i = N Lambda' sigma_i^{2/m-2}, Lambda' = (lam_H prod lam_l)^{1/m} (directions with "
+               "gamma_i > gamma_c collapse to 0: 'some rows collapse to zero'); W_l has singular values "
+               "(Lambda'/lam_l)^{1/2}(sigma_i x_i)^{1/m}; b = (n - Z n)/N. Derived (abstract only)."),
+    assumptions=_ext_assume,
+    assemble=_ext_assemble,
+    variables=_ext_numbers,
+    instances=lambda: [ufm.DeepUFM(K=3, n=(2, 5, 9), widths=(3, 3), loss=ufm.MSE(), lam_W=0.055, lam_H=0.055,
+                                   lam_b=0.0, activation="linear")],
+    random_instance=lambda rng: ufm.DeepUFM(K=3, n=tuple(int(v) for v in rng.integers(1, 10, size=3)),
+                                            widths=(3, 3), loss=ufm.MSE(), lam_W=(lam := float(rng.uniform(0.01, 0.08))),
+                                            lam_H=lam, lam_b=0.0, activation="linear"),
+    measure=_ext_measure,
+    solve=_deep.solve_deep,
+    expressions=EXT_EXPRESSIONS,
+    proofs=(Proof("per direction: with s = sigma x, (s - sigma)^2/(2N) + (m/2) Lambda' s^(2/m) = (sigma^2/N) h_m(x) "
+                  "with gamma = N Lambda' sigma^(2/m - 2)",
+                  lambda: sp.expand((s - sig) ** 2 / (2 * Nn) + _deep.ms / 2 * Lp * s ** (2 / _deep.ms)).subs(
+                      s, sig * _deep.x) - sp.expand(sig**2 / Nn * _deep.h_sym(_deep.ms).subs(
+                          _deep.gam, Nn * Lp * sig ** (2 / _deep.ms - 2)))),
+            ) + PROOFS_IMB,
+    assumed=("balanced factorization: the minimum of sum_i lam_i/2||F_i||^2 over m factors with product Z' is "
+             "(m/2) Lambda' sum_j s_j(Z')^(2/m) (AM-GM per singular value; the deep module's reduction)",
+             "alignment: for a penalty increasing in each singular value, von Neumann's inequality aligns Z' with "
+             "Yhat, and sigma_j(Z'Q) <= sigma_j(Z') for the projector Q",
+             "within-class collapse at every minimizer (Jensen)"),
+    slow=True,
+)
+
+THEOREMS = THEOREMS + [IMBALANCED_EXTENDED]
