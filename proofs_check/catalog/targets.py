@@ -1,5 +1,5 @@
 r"""Per-sample targets: the regression UFM, the multi-label (pick-all-label) UFM, and the imbalanced
-MSE UFM with a free bias.
+MSE UFM with a free bias (one layer, and L >= 2 linear layers through the ``deep`` module's h_m).
 
 Only the abstracts of the three papers could be read here (arXiv 2409.04180, 2310.15903,
 2411.17278), so every statement below is **derived** for ufm's canonical objective (theory
@@ -28,6 +28,7 @@ import sympy as sp
 
 import ufm
 from proofs_check import closed_forms as cf
+from proofs_check.catalog import deep as _deep
 from proofs_check.catalog._common import K, lam_H, lam_W
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, problem_numbers
 
@@ -509,8 +510,6 @@ THEOREMS = [REGRESSION, MULTILABEL, IMBALANCED_FREE_BIAS]
 # Per singular value sigma of Yhat the m = L + 1 balanced factors give the scalar problem
 # (s - sigma)^2/(2N) + (m/2) Lambda' s^(2/m), Lambda' = (lam_H prod_l lam_l)^(1/m); with s = sigma x it
 # is (sigma^2/N) h_m(x) with gamma = N Lambda' sigma^(2/m - 2), the catalog's h_m (module deep).
-from proofs_check.catalog import deep as _deep  # noqa: E402
-
 sg, Lp = sp.symbols("sigma Lambda_p", positive=True)
 EXT_EXPRESSIONS = {
     "h(x)": _deep.h_sym(_deep.ms),
