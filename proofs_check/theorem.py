@@ -257,6 +257,8 @@ class Theorem:
         solve: ``prob -> (params, info)`` with ``info["grad_norm"]`` and ``info["converged"]``.
         tolerances: ``{quantity: (tolerance, reason)}`` for every quantity not compared at the
             default ``1e-8`` relative (a bare float is accepted but the tests require a reason).
+            A prediction that is exactly zero is compared absolutely (``||measured|| <= tol``);
+            upper bounds pass at ``measured <= predicted (1 + 1e-12)``.
         upper_bounds: quantities that pass when ``measured <= predicted`` (a value at an explicit
             point below a candidate's, never an equality). A theorem whose quantities are all
             bounds emits no certificate row (a bound holds at any explicit point, so a

@@ -11,7 +11,7 @@ import ufm
 from proofs_check import closed_forms as cf
 from proofs_check import verify
 from proofs_check.catalog import all_theorems, zhu2021
-from proofs_check.theorem import Proof, Theorem
+from proofs_check.theorem import Proof
 
 KEYS = {"theorem", "source", "instance", "quantity", "predicted", "measured", "rel_error", "passed"}
 PROB = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)

@@ -293,8 +293,8 @@ def _origin_residual():
     """(h_m(x) - h_m(0))/x^(2/m) - (m/2) gamma = x^(1-2/m)(x/2 - 1), with 1 - 2/m = p/(p+2) > 0."""
     hm = h_sym(_m_of_p)
     expo = 1 - 2 / _m_of_p
-    ok = sp.simplify((hm - sp.Rational(1, 2)) / x ** (2 / _m_of_p) - _m_of_p / 2 * gam
-                     - x**expo * (x / 2 - 1)) == 0
+    ok = sp.simplify(sp.powsimp(sp.expand((hm - sp.Rational(1, 2)) / x ** (2 / _m_of_p) - _m_of_p / 2 * gam
+                                          - x**expo * (x / 2 - 1)), force=True)) == 0
     return bool(ok and sp.simplify(expo - _p / (_p + 2)) == 0 and (_p / (_p + 2)).is_positive)
 
 

@@ -61,8 +61,8 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check import convex
-from proofs_check.catalog._common import N, alpha, lam_H, lam_W
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.catalog._common import N, alpha, away_from, lam_H, lam_W
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699")
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
@@ -230,13 +230,21 @@ def _base_ok(prob, losses):
 
 
 def _convex_ok(prob):
-    return _base_ok(prob, (ufm.CrossEntropy, ufm.LabelSmoothing))
+    ok, why = _base_ok(prob, (ufm.CrossEntropy, ufm.LabelSmoothing))
+    if ok and len(minority_classes(prob)) >= 2 and len(minority_classes(prob)) < prob.K:
+        return away_from(threshold_ratio(prob), 1.0, "N sqrt(lam_W lam_H)/((1-alpha) sqrt(n_B)) (minority collapse)")
+    return ok, why
 
 
 def _focal_ok(prob):
     ok, why = _base_ok(prob, (ufm.Focal,))
     if ok and not prob.balanced:
         return False, "balanced classes (the focal class-level program is not convex)"
+    if ok:
+        from proofs_check.catalog.zhou2022 import focal_threshold
+
+        kap = float(np.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H)))
+        return away_from(kap, focal_threshold(prob.K, float(prob.loss.gamma)), "kappa")
     return ok, why
 
 
@@ -248,9 +256,8 @@ def minority_classes(prob) -> list[int]:
 
 def threshold_ratio(prob) -> float:
     """``N sqrt(lam_W lam_H) / ((1-alpha) sqrt(n_B))``: minority collapse iff ``>= 1``."""
-    a = float(prob.loss.alpha) if isinstance(prob.loss, ufm.LabelSmoothing) else 0.0
-    n_B = min(prob.counts)
-    return prob.N * float(np.sqrt(prob.lam_W * prob.lam_H)) / ((1 - a) * np.sqrt(n_B))
+    tau = Evaluator({"tau*": tau_star}, _minority_variables(prob))("tau*")
+    return float(np.sqrt(prob.lam_W * prob.lam_H)) / tau
 
 
 def _minority_ok(prob, side):

@@ -41,10 +41,10 @@ import sympy as sp
 from scipy.optimize import brentq
 
 import ufm
-from proofs_check.catalog._common import K, alpha
+from proofs_check.catalog._common import K, alpha, away_from
 from proofs_check.catalog.nguyen2023 import NGUYEN, POSITIVE_FRAME, delta_star
 from proofs_check.catalog.nguyen2023 import bet as beta_sym
-from proofs_check.theorem import GTOL, Evaluator, Proof, Theorem, problem_numbers
+from proofs_check.theorem import GTOL, Evaluator, Proof, Theorem
 
 __all__ = ["THEOREMS", "fixed_frame", "fixed_frame_prediction"]
 
@@ -212,7 +212,7 @@ def _ff_measure(prob, params, names):
 
 
 def _ff_solve(prob, gtol=GTOL):
-    sol = minimize_md(prob, gtol=gtol, ctol=1e-12, throw=False)
+    sol = ufm.minimize_md(prob, gtol=gtol, ctol=1e-12, throw=False)
     return sol.params, {"grad_norm": max(sol.kkt["stationarity"], sol.kkt["violation"],
                                          sol.kkt["complementarity"]), "converged": sol.converged}
 
@@ -221,6 +221,12 @@ def _ff_assume(regime):
     def assume(prob):
         if not isinstance(prob, ufm.FixedFrame):
             return False, "a ufm.FixedFrame sub-problem"
+        ev = Evaluator(FF_EXPRESSIONS, ff_numbers(prob))
+        half_alpha = float(prob.alpha) / 2  # q - alpha/2 = lam_eff/g: the band is 5% in lam
+        for th_name in ("q_none", "q_face"):
+            ok, why = away_from(ev("q") - half_alpha, ev(th_name) - half_alpha, f"lam_eff/g (threshold {th_name})")
+            if not ok:
+                return ok, why
         got = fixed_frame_prediction(prob)["regime"]
         return got in regime, f"needs regime {regime}, got {got!r} (q={fixed_frame_prediction(prob)['q']:.4g})"
     return assume
@@ -238,11 +244,15 @@ def _lam_for(prob_kwargs, q_target):
 
 
 def _q_interval(kw, regime):
-    """The q-interval of a regime for the frame of ``kw`` (q >= alpha/2 since lam >= 0)."""
+    """The q-interval of a regime for the frame of ``kw`` (q >= alpha/2 since lam >= 0), 6% in lam
+    inside the regime's thresholds (the assumptions exclude 5%); the no-dilation interval stops at
+    1.2 times its threshold (beyond, the radius variant's certificate stalls near 1e-9)."""
     p = _ff(lam_=0.0, **kw)
     beta = float(Evaluator(FF_EXPRESSIONS, ff_numbers(p))("q_face"))  # sigma(-delta0) = beta
-    lo, hi = {"line": (beta, 1 - beta), "face": (0.0, beta), "none": (1 - beta, 1.0)}[regime]
-    return max(lo, float(getattr(kw["loss"], "alpha", 0.0)) / 2), hi
+    h = float(getattr(kw["loss"], "alpha", 0.0)) / 2  # q = lam_eff/g + alpha/2; margins are 6% in lam
+    lo, hi = {"line": (h + 1.06 * (beta - h), h + (1 - beta - h) / 1.06), "face": (h, h + (beta - h) / 1.06),
+              "none": (h + 1.06 * (1 - beta - h), h + 1.2 * (1 - beta - h))}[regime]
+    return lo, hi
 
 
 def _ff_instances(regime, where=0.5):

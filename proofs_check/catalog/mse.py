@@ -17,7 +17,7 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
-    K, N, P, away_from, c_expr, evaluate, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
+    K, N, P, away_from, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
 )
 from proofs_check.theorem import Citation, Proof, Theorem
 
@@ -126,12 +126,6 @@ def _assume(prob, *, bias, onehot=None, balanced=True):
     return True, ""
 
 
-def _away_from(value, threshold, what):
-    if abs(value / threshold - 1) < 0.05:
-        return False, f"{what} within 5% of its threshold (degenerate minimizer)"
-    return True, ""
-
-
 def _singular_values_away(M, tau, what):
     """Every nonzero singular value of ``M`` at least 5% away from the SVT threshold ``tau``."""
     s = np.linalg.svd(M, compute_uv=False)
@@ -143,7 +137,7 @@ def _singular_values_away(M, tau, what):
 
 def _tb_assume(prob):
     ok, why = _assume(prob, bias="none", onehot=True)
-    return _away_from(prob.K * kappa(prob), 1.0, "K kappa") if ok else (ok, why)
+    return away_from(prob.K * kappa(prob), 1.0, "K kappa") if ok else (ok, why)
 
 
 def _tb_random(rng):
@@ -192,7 +186,7 @@ def _free_assume(prob):
     if not ok:
         return ok, why
     if prob.loss.encoding is None:
-        return _away_from(prob.K * kappa(prob), 1.0, "K kappa")
+        return away_from(prob.K * kappa(prob), 1.0, "K kappa")
     return _singular_values_away(np.asarray(prob.loss.encoding) @ P(prob.K), prob.K * kappa(prob), "E P")
 
 
@@ -270,7 +264,7 @@ def _reg_assume(prob):
     kk = prob.K * kappa(prob)
     if kk >= 0.95:
         return False, "needs K kappa < 0.95 (nonzero solution, away from its threshold)"
-    return _away_from(float(prob.lam_b), kk / (1 - kk), "lam_b")
+    return away_from(float(prob.lam_b), kk / (1 - kk), "lam_b")
 
 
 def _reg_random(rng):

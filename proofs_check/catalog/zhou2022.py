@@ -23,7 +23,7 @@ from proofs_check.catalog._common import (
     K, alpha, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, gamma, kappa, kappa_expr, lams_for,
 )
 from proofs_check.catalog.zhu2021 import PROOFS_ETF, a2_of_g
-from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, problem_numbers
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
 kap = sp.symbols("kappa", positive=True)

@@ -92,7 +92,10 @@ class FixedFrame(Problem):
                 raise ValueError(f"{name} must be an int >= {lo}, got {name}={v!r}")
         for name in ("a", "rho", "lam", "eps", "al_rho"):
             object.__setattr__(self, name, as_float_array(getattr(self, name)))
-            v = np.asarray(getattr(self, name))
+            v = getattr(self, name)
+            if isinstance(v, jax.core.Tracer):  # rebuilt inside a jitted solver: validated already
+                continue
+            v = np.asarray(v)
             if v.ndim == 0 and not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"{name} must be finite and >= 0, got {name}={float(v)}")
         if self.variant == "radius" and self.al_y is None:
