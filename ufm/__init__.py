@@ -30,6 +30,9 @@ from ufm.problems import FixedFrame as FixedFrame  # noqa: E402
 from ufm.problems import FFParams as FFParams  # noqa: E402
 from ufm.problems import GraphCandidate as GraphCandidate  # noqa: E402
 from ufm.problems import graph_params as graph_params  # noqa: E402
+from ufm.problems import MultiLabelUFM as MultiLabelUFM  # noqa: E402
+from ufm.problems import RegressionUFM as RegressionUFM  # noqa: E402
+from ufm.problems import label_set_targets as label_set_targets  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
 from ufm.solvers import SaveAt as SaveAt  # noqa: E402
 from ufm.solvers import Solution as Solution  # noqa: E402
@@ -86,4 +89,7 @@ __all__ = [
     "FFParams",
     "GraphCandidate",
     "graph_params",
+    "MultiLabelUFM",
+    "RegressionUFM",
+    "label_set_targets",
 ]

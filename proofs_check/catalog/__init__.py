@@ -11,13 +11,16 @@
 | ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
 | ``duality`` | global certificates: the class-level dual (tight at minimizers, valid for d < K and H >= 0), the deep linear scalar reduction |
 | ``landscape`` | measured landscapes: no spurious second-order points (CE, MSE, d > K), spurious minima with H >= 0 and in deep linear models |
+| ``targets`` | per-sample targets: regression UFM (SVT of the targets), multi-label PAL-CE (tag-wise average), imbalanced MSE with free bias (SVT of Yhat) |
+| ``dynamics`` | gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} - W_l W_l^T), explicit Euler's exact discrete law and order |
 """
 
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "duality", "landscape")
+MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "duality", "landscape",
+           "targets", "dynamics")
 
 
 def all_theorems() -> list:

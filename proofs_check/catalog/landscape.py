@@ -54,7 +54,7 @@ def _no_spurious_measure(prob, cen, names):
     return {k: out[k] for k in names}
 
 
-def _no_spurious_predict(prob):
+def _no_spurious_assemble(prob, ev):
     return {"max relative global gap at second-order end points": 0.0, "second-order end points found (>= 1)": 1.0}
 
 
@@ -90,13 +90,17 @@ def _make_no_spurious(name, citation, loss, starts, slow):
         statement=(f"Shallow UFM with d > K: every second-order point is a global minimizer. Measured on "
                    f"{starts} random starts: every second-order end point has global gap <= {GAP_TOL:g}."),
         assumptions=_no_spurious_assume(losses),
-        predict=_no_spurious_predict,
+        assemble=_no_spurious_assemble,
+        no_closed_form=("a measured claim: the end points of a census of random starts (ufm.landscape.census), "
+                        "each classified by its Hessian and its global gap (ufm.global_certificate)"),
         instances=lambda: [ufm.UFM(K=3, n=2, d=4, loss=loss, lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)],
         random_instance=lambda rng: ufm.UFM(K=3, n=2, d=4, loss=loss, lam_W=float(rng.uniform(1e-3, 1e-2)),
                                             lam_H=float(rng.uniform(1e-3, 1e-2)), lam_b=5e-3),
         measure=_no_spurious_measure,
         solve=lambda prob: (lambda c: (c, _info(c)))(run_census(prob, starts, (None, 1e-2))),
-        tolerances={"max relative global gap at second-order end points": GAP_TOL},
+        tolerances={"max relative global gap at second-order end points":
+                    (GAP_TOL, "absolute: the claim is gap <= 1e-9 relative at every second-order end point "
+                              "(the census stops at KKT 1e-11)")},
         proofs=ORIGIN_PROOFS,
         slow=slow,
     )
@@ -134,7 +138,9 @@ NONNEG_SPURIOUS = Theorem(
                "free Hessian) above the closed-form minimum (orthogonal-frame means): the nonnegative "
                "landscape is not benign. Measured on 48 starts (7 of 48 spurious at K = 3, d = 4)."),
     assumptions=_nonneg_assume,
-    predict=lambda prob: {"spurious second-order end point found": 1.0},
+    assemble=lambda prob, ev: {"spurious second-order end point found": 1.0},
+    no_closed_form=("a measured claim: the end points of a census of random starts (ufm.landscape.census), "
+                    "each classified by its Hessian and its global gap (ufm.global_certificate)"),
     instances=lambda: [ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2,
                                nonneg=True)],
     measure=_spurious_measure(lambda prob: nguyen2023.POSITIVE_FRAME.predict(prob)["value"]),
@@ -160,7 +166,9 @@ DEEP_SPURIOUS = Theorem(
     statement=("m >= 3 factors: h_m'(0+) = +inf, so the origin is a strict local minimum with value "
                "h_m(0) = 1/2 > h_m(x*); starts at scale 1e-3 end there (global gap > 0)."),
     assumptions=_deep_assume,
-    predict=lambda prob: {"spurious second-order end point found": 1.0},
+    assemble=lambda prob, ev: {"spurious second-order end point found": 1.0},
+    no_closed_form=("a measured claim: the end points of a census of random starts (ufm.landscape.census), "
+                    "each classified by its Hessian and its global gap (ufm.global_certificate)"),
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_spurious_measure(lambda prob: deep_cat.dnc_prediction(prob)["value"]),

@@ -13,6 +13,10 @@ from ufm.problems._fixed_frame import FixedFrame as FixedFrame
 from ufm.problems._graph import GraphCandidate as GraphCandidate
 from ufm.problems._graph import graph_params as graph_params
 from ufm.problems._ufm import Params as Params
+from ufm.problems._targets import MultiLabelUFM as MultiLabelUFM
+from ufm.problems._targets import RegressionUFM as RegressionUFM
+from ufm.problems._targets import label_set_targets as label_set_targets
 
 __all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "MemorizationDilation", "MDParams",
-           "smoothed_norm", "as_float_array", "FixedFrame", "FFParams", "GraphCandidate", "graph_params"]
+           "smoothed_norm", "as_float_array", "FixedFrame", "FFParams", "GraphCandidate", "graph_params",
+           "MultiLabelUFM", "RegressionUFM", "label_set_targets"]
