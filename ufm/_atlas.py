@@ -10,7 +10,7 @@ live there, in one place) plus the two tests that need the class counts:
   class means vanish (Dang et al. 2023, the MSE form);
 - ``seli_frame``: imbalanced counts, nonzero, no collapse, neither ETF nor orthogonal: the
   imbalanced frame that replaces the ETF (Thrampoulidis et al. 2022, "SELI");
-- ``low_rank``: nonzero class means of rank below ``min(K - 1, d)`` that are none of the above
+- ``low_rank``: nonzero class means of rank below ``K - 1`` that are none of the above
   (``d < K - 1`` and deep low-rank solutions; Garrod & Keating 2024);
 - ``other``: anything else, described by its Gram signature (:func:`gram_signature`).
 
@@ -86,7 +86,7 @@ def classify(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6)
         return s.kind
     if len(set(counts)) > 1:
         return "seli_frame"
-    if s.rank < min(K - 1, d):
+    if s.rank < K - 1:
         return "low_rank"
     return "other"
 
