@@ -148,7 +148,7 @@ def _meta(prob, axes, seeds, chunk, opts) -> dict:
 
     return {
         "format": FORMAT,
-        "problem": repr(prob),
+        "problem": describe(prob),
         "axes": {k: [float(x) for x in v] for k, v in axes.items()},
         "seeds": int(seeds),
         "chunk": int(chunk),
@@ -156,6 +156,13 @@ def _meta(prob, axes, seeds, chunk, opts) -> dict:
         "phases": list(PHASES),
         "ufm_version": __version__,
     }
+
+
+def describe(prob) -> str:
+    """``repr(prob)`` with arrays written as plain numbers (``lam_W=0.001``)."""
+    import re
+
+    return re.sub(r"Array\(([^,()]+), dtype=[a-z0-9]+\)", r"\1", repr(prob))
 
 
 _COMPARED = ("format", "problem", "axes", "seeds", "chunk", "options")
