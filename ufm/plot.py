@@ -72,9 +72,10 @@ def phase_diagram(ds, path, *, x: str | None = None, y: str | None = None, seed:
     norm = BoundaryNorm(np.arange(len(phases) + 1) - 0.5, len(phases))
     fig, ax = plt.subplots(figsize=(6.4, 4.8 if y else 2.4))
     xs = sub[x].values
-    ys = sub[y].values if y else np.array([0.0, 1.0])
+    ys = sub[y].values if y else np.array([0.5])
     grid = codes if y else codes[None, :]
-    ax.pcolormesh(_edges(xs), _edges(ys), grid, cmap=cmap, norm=norm, shading="flat")
+    y_edges = _edges(ys) if y else np.array([0.0, 1.0])
+    ax.pcolormesh(_edges(xs), y_edges, grid, cmap=cmap, norm=norm, shading="flat")
     dis = sub["disagree"].isel(seed=seed).transpose(*([y] if y else []), x).values
     if dis.any():
         jj, ii = np.nonzero(dis if y else dis[None, :])
