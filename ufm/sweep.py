@@ -258,7 +258,8 @@ def _dask_task(store, prob, axes, seeds, opts, c, run_id):
 
 
 def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, client=None,
-          progress: bool | None = None, max_chunks: int | None = None, gtol: float = 1e-10,
+          progress: bool | None = None, max_chunks: int | None = None, devices=None,
+          gtol: float = 1e-10,
           max_steps: int = 10_000, max_newton: int = 100):
     r"""Certified solves over a product grid of hyper-parameters and random seeds.
 
@@ -287,6 +288,7 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
             ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does).
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
+        devices: the JAX devices that run chunks (default ``jax.local_devices()``).
         gtol, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`.
 
     Returns:
@@ -306,7 +308,7 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     if isinstance(seeds, bool) or not isinstance(seeds, (int, np.integer)) or seeds < 1:
         raise ValueError(f"seeds must be an integer >= 1, got seeds={seeds!r}")
     P = int(np.prod([len(v) for v in axes.values()]))
-    devices = jax.local_devices()
+    devices = list(devices) if devices is not None else jax.local_devices()
     if chunk is None:
         chunk = max(1, min(256, math.ceil(P / (4 * len(devices)))))
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
