@@ -26,7 +26,7 @@ import ufm
 
 ufm.enable_x64()
 from proofs_check.catalog import deep
-from ufm.problems._deep import DeepUFM, layer_metrics
+from ufm import DeepUFM, layer_metrics
 
 
 def make(L, K=10, width=30, lam=0.004):

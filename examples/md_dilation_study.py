@@ -32,7 +32,7 @@ import ufm
 
 ufm.enable_x64()
 from ufm import dilation as dl
-from ufm.problems._md import MemorizationDilation, minimize_md
+from ufm import MemorizationDilation, minimize_md
 
 N_PER_CLASS, LAM_W, LAM_H = 10, 5e-3, 5e-3
 ETAS = (0.1, 0.2, 0.3, 0.4)

@@ -25,7 +25,7 @@ import ufm
 
 ufm.enable_x64()
 from ufm import dilation as dl
-from ufm.problems._md import MemorizationDilation, minimize_md
+from ufm import MemorizationDilation, minimize_md
 
 LAMS = tuple(np.geomspace(1e-2, 3.0, 8))
 

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import ufm
 from proofs_check.catalog import deep
-from ufm.problems._deep import DeepUFM, layer_metrics, polish_relu
+from ufm import DeepUFM, layer_metrics, polish_relu
 from ufm.solvers._common import grad_norm
 
 TOL = 1e-8

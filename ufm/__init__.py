@@ -19,12 +19,11 @@ from ufm.losses import Loss as Loss  # noqa: E402
 from ufm.problems import UFM as UFM  # noqa: E402
 from ufm.problems import DeepParams as DeepParams  # noqa: E402
 from ufm.problems import DeepUFM as DeepUFM  # noqa: E402
-from ufm.problems import layer_metrics as layer_metrics  # noqa: E402
-from ufm.problems import polish_relu as polish_relu  # noqa: E402
+from ufm.metrics import layer_metrics as layer_metrics  # noqa: E402
+from ufm.solvers import polish_relu as polish_relu  # noqa: E402
 from ufm.problems import MDParams as MDParams  # noqa: E402
-from ufm.problems import MDSolution as MDSolution  # noqa: E402
 from ufm.problems import MemorizationDilation as MemorizationDilation  # noqa: E402
-from ufm.problems import minimize_md as minimize_md  # noqa: E402
+from ufm.solvers import minimize_md as minimize_md  # noqa: E402
 from ufm.problems import Params as Params  # noqa: E402
 from ufm.problems import Problem as Problem  # noqa: E402
 from ufm.solvers import RESULTS as RESULTS  # noqa: E402
@@ -34,6 +33,9 @@ from ufm.solvers import SolveError as SolveError  # noqa: E402
 from ufm.solvers import Trajectory as Trajectory  # noqa: E402
 from ufm.solvers import gradient_flow as gradient_flow  # noqa: E402
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs  # noqa: E402
+from ufm.solvers import hessian_spectrum as hessian_spectrum  # noqa: E402
+from ufm.solvers import symmetry_basis as symmetry_basis  # noqa: E402
+from ufm.solvers import Certificate as Certificate  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
 
 __version__ = "0.1.0"
@@ -51,6 +53,9 @@ __all__ = [
     "minimize",
     "gradient_flow",
     "hessian_extreme_eigs",
+    "hessian_spectrum",
+    "symmetry_basis",
+    "Certificate",
     "Solution",
     "Trajectory",
     "SaveAt",
@@ -66,6 +71,5 @@ __all__ = [
     "polish_relu",
     "MemorizationDilation",
     "MDParams",
-    "MDSolution",
     "minimize_md",
 ]

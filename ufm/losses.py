@@ -33,6 +33,9 @@ class Loss:
     :meth:`out_dim` (rows of ``W``) and :meth:`check` (validation against ``K``)."""
 
     name: str = "loss"
+    #: ``loss(z + s 1, y) = loss(z, y)`` for every shift ``s`` (softmax losses): a free bias then
+    #: has the continuous symmetry ``b -> b + s 1`` (used by the second-order certificate).
+    shift_invariant: bool = False
 
     def __call__(self, logits: jax.Array, labels: jax.Array) -> jax.Array:  # pragma: no cover
         raise NotImplementedError
@@ -67,6 +70,7 @@ class CrossEntropy(Loss):
     """
 
     name = "ce"
+    shift_invariant = True
 
     def __call__(self, logits, labels):
         _, logp_y = _log_softmax_true(logits, labels)
@@ -90,6 +94,7 @@ class LabelSmoothing(Loss):
 
     alpha: jax.Array = 0.1
     name = "ls"
+    shift_invariant = True
 
     def __post_init__(self):
         check_range("alpha", self.alpha, 0.0, 1.0)
@@ -120,6 +125,7 @@ class Focal(Loss):
 
     gamma: jax.Array = 2.0
     name = "focal"
+    shift_invariant = True
 
     def __post_init__(self):
         check_nonneg("gamma", self.gamma)

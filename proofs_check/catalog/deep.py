@@ -44,9 +44,9 @@ import sympy as sp
 import ufm
 from proofs_check.catalog._common import K
 from proofs_check.theorem import GTOL, Citation, Proof, Theorem
-from ufm.problems._base import Problem
-from ufm.problems._deep import DeepParams, DeepUFM, polish_relu
-from ufm.solvers._common import grad_norm
+from ufm import Problem
+from ufm import DeepParams, DeepUFM, polish_relu
+from ufm.solvers import grad_norm
 
 __all__ = [
     "THEOREMS",
@@ -207,7 +207,7 @@ def _dnc_predict(prob):
 
 def solve_deep(prob, *, restarts: int = 8, init_scale=1.0):
     """``ufm.minimize`` with restarts (default init: He/LeCun scale, which avoids the basin of the
-    origin), then for ReLU models :func:`ufm.problems._deep.polish_relu` on the activation piece
+    origin), then for ReLU models :func:`ufm.polish_relu` on the activation piece
     (kept when it is consistent with the piece and does not raise the value).
     Returns ``(params, info)`` with the certificate of the (polished) run and ``failed_starts``."""
     sol = ufm.minimize(prob, gtol=GTOL, restarts=restarts, init_scale=init_scale, throw=False)

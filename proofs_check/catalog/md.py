@@ -51,9 +51,10 @@ from proofs_check.catalog._common import K, alpha
 from proofs_check.catalog.nguyen2023 import NGUYEN, delta_star
 from proofs_check.catalog.nguyen2023 import bet as beta_sym
 from proofs_check.theorem import GTOL, Proof, Theorem
-from ufm._validate import as_float_array
-from ufm.problems._base import Problem
-from ufm.problems._md import minimize_md, smoothed_norm
+from ufm.problems import as_float_array
+from ufm import Problem
+from ufm import minimize_md
+from ufm.problems import smoothed_norm
 
 __all__ = ["THEOREMS", "FixedFrame", "fixed_frame_prediction"]
 

@@ -150,7 +150,7 @@ def _origin_solve(prob):
     """No optimization: the point is the origin itself (its gradient is the certificate)."""
     zero = ufm.Params(jnp.zeros((prob.D, prob.d)), jnp.zeros((prob.d, prob.N)),
                       None if not prob.has_bias else jnp.zeros(prob.D))
-    g_norm = float(ufm.solvers._common.grad_norm(prob, zero))
+    g_norm = float(ufm.solvers.grad_norm(prob, zero))
     return zero, {"grad_norm": g_norm, "converged": g_norm <= 1e-14}
 
 

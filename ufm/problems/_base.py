@@ -35,6 +35,34 @@ class Problem:
         """The scalar the solvers minimize (a pure, differentiable function of ``params``)."""
         raise NotImplementedError
 
+    def symmetry_tangents(self, params):
+        r"""Tangent vectors of the continuous symmetries of ``objective`` at ``params``.
+
+        A continuous symmetry is a Lie group ``G`` acting on the parameters with
+        ``f(g . theta) = f(theta)`` for every ``g``; the tangent vectors ``d/ds (exp(s A) . theta)``
+        at ``s = 0`` span the tangent space of the orbit, along which the Hessian at a critical
+        point vanishes (differentiate ``f(exp(sA) theta) = f(theta)`` twice at ``s = 0``). The
+        second-order certificate removes these directions.
+
+        Returns:
+            A pytree like ``params`` whose leaves carry a leading axis of length ``m`` (the
+            ``m`` generators), or ``None`` when the model has no continuous symmetry (the default).
+            The vectors need not be independent or normalized (:func:`ufm.solvers.symmetry_basis`
+            orthonormalizes them); the feasible box is ignored here (the certificate keeps only
+            the combinations that move no component held at its bound).
+        """
+        return None
+
+    def constraints(self, params) -> jax.Array:
+        """``(M,)`` inequality constraints ``c(params) <= 0`` beyond the box (none by default);
+        :func:`ufm.minimize` solves a problem with ``M > 0`` by an augmented Lagrangian."""
+        return jnp.zeros((0,))
+
+    def classifier(self, params):
+        """``(W, H)``: the last linear classifier and the features it reads (shape ``(D, p)``,
+        ``(p, N)``), so that metrics apply to any family. Subclasses override."""
+        raise NotImplementedError(f"{type(self).__name__} does not expose its classifier and features")
+
     def lower_bound(self, params):
         """Pytree of lower bounds matching ``params``; ``-inf`` everywhere by default."""
         return jax.tree_util.tree_map(lambda x: jnp.full_like(x, -jnp.inf), params)
@@ -49,6 +77,51 @@ class Problem:
         if not self.constrained:
             return params
         return jax.tree_util.tree_map(jnp.maximum, params, self.lower_bound(params))
+
+
+def skew_basis(d: int) -> jax.Array:
+    """``(d(d-1)/2, d, d)``: the generators ``E_ij - E_ji`` (``i < j``) of the Lie algebra of
+    ``O(d)`` (skew-symmetric matrices)."""
+    i, j = np.triu_indices(d, k=1)
+    A = np.zeros((i.size, d, d))
+    A[np.arange(i.size), i, j] = 1.0
+    A[np.arange(i.size), j, i] = -1.0
+    return jnp.asarray(A)
+
+
+def stack_tangents(params, **leaves):
+    """One stacked tangent pytree: the named leaves given (each with a leading axis ``m``), every
+    other leaf zero (for example ``stack_tangents(params, W=dW, H=dH)``)."""
+    m = jax.tree_util.tree_leaves(leaves)[0].shape[0]
+    zeros = jax.tree_util.tree_map(lambda x: jnp.zeros((m,) + jnp.shape(x), jnp.result_type(x)), params)
+    return zeros._replace(**leaves)
+
+
+def concat_tangents(*stacks):
+    """Concatenate stacked tangent pytrees along their leading axis (``None`` entries skipped)."""
+    stacks = [s for s in stacks if s is not None]
+    if not stacks:
+        return None
+    return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *stacks)
+
+
+def rotation_tangents(params, W, H):
+    r"""Tangents of the feature rotation ``H -> Q H``, ``W -> W Q^T`` (``Q`` in ``O(p)``):
+    for each skew generator ``A``, ``dH = A H`` and ``dW = -W A`` (``W Q^T`` with
+    ``Q = exp(sA)``, ``d/ds = W A^T = -W A``). Returns the pair ``(dW, dH)`` stacked."""
+    A = skew_basis(H.shape[0])
+    return -jnp.einsum("ip,mpq->miq", W, A), jnp.einsum("mpq,qn->mpn", A, H)
+
+
+def bias_shift_tangent(prob, params):
+    r"""``b -> b + s 1`` leaves a shift-invariant loss (``softmax(z + s 1) = softmax(z)``) unchanged;
+    it is a symmetry of the objective only for a free bias (``lam_b = 0``). Returns the stacked
+    tangent ``(1, ...)`` (zero when ``lam_b > 0``), or ``None`` without a bias or for a loss that
+    is not shift invariant."""
+    if params.b is None or not getattr(prob.loss, "shift_invariant", False):
+        return None
+    one = jnp.where(prob.lam_b == 0, 1.0, 0.0) * jnp.ones_like(params.b)
+    return stack_tangents(params, b=one[None, :])
 
 
 def normalize_counts(n, K):
@@ -128,3 +201,17 @@ class AffineClassifier:
     def penalty(self, params) -> jax.Array:
         """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
         return weight_decay(self, params)
+
+    def classifier(self, params):
+        """``(W, H)``: the classifier and the features it reads."""
+        return params.W, params.H
+
+    def symmetry_tangents(self, params):
+        r"""Rotations of the feature space, ``H -> Q H``, ``W -> W Q^T`` (``Q`` in ``O(d)``): they
+        keep ``W H``, ``||W||`` and ``||H||`` (and every distance between columns of ``H``), so
+        ``f`` is invariant. Tangents ``dH = A H``, ``dW = -W A`` for skew ``A``
+        (:func:`rotation_tangents`); plus ``b -> b + s 1`` for a free bias with a shift-invariant
+        loss (:func:`bias_shift_tangent`)."""
+        dW, dH = rotation_tangents(params, params.W, params.H)
+        rot = stack_tangents(params, W=dW, H=dH) if params.H.shape[0] > 1 else None
+        return concat_tangents(rot, bias_shift_tangent(self, params))

@@ -16,7 +16,7 @@ from ufm.losses import Loss
 from ufm.problems._base import ClassSizes, Problem
 from ufm.problems._base import normalize_counts
 
-__all__ = ["DeepParams", "DeepUFM", "layer_metrics", "polish_relu"]
+__all__ = ["DeepParams", "DeepUFM"]
 
 ACTIVATIONS = ("relu", "linear")
 
@@ -261,107 +261,52 @@ class DeepUFM(ClassSizes, Problem):
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
 
+    def classifier(self, params: DeepParams):
+        """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer
+        ``L - 1``; ``H_1`` when ``L = 1``), so that the one-layer metrics apply."""
+        _, post = self.layers(params)
+        return params.Ws[-1], post[-1]
+
+    def symmetry_tangents(self, params: DeepParams):
+        r"""Continuous symmetries of the deep objective (derived, not assumed):
+
+        - the input rotation ``H_1 -> Q H_1``, ``W_1 -> W_1 Q^T`` (``Q`` in ``O(d_1)``), for every
+          activation: it keeps ``W_1 H_1`` and both norms (``dH = A H_1``, ``dW_1 = -W_1 A``);
+        - for linear layers, between layers ``l`` and ``l + 1`` (``Q`` in ``O(d_{l+1})``):
+          ``W_l -> Q W_l``, ``W_{l+1} -> W_{l+1} Q^T`` keeps the product and the norms
+          (``dW_l = A W_l``, ``dW_{l+1} = -W_{l+1} A``). After a ReLU (or a fixed activation
+          pattern) only permutations and positive diagonal rescalings ``D`` commute with the
+          activation; permutations are discrete and ``W_l -> D W_l``, ``W_{l+1} -> W_{l+1}
+          D^{-1}`` changes ``lam_l ||D W_l||^2 + lam_{l+1} ||W_{l+1} D^{-1}||^2`` (weight decay
+          breaks it), so a ReLU hidden layer contributes no continuous symmetry;
+        - ``b -> b + s 1`` for a free bias with a shift-invariant loss.
+        """
+        from ufm.problems._base import (bias_shift_tangent, concat_tangents, rotation_tangents,
+                                        skew_basis, stack_tangents)
+
+        Ws = list(params.Ws)
+        parts = []
+        if params.H.shape[0] > 1:
+            dW1, dH = rotation_tangents(params, Ws[0], params.H)
+            parts.append(stack_tangents(params, H=dH, Ws=tuple(
+                dW1 if l == 0 else jnp.zeros((dW1.shape[0],) + W.shape) for l, W in enumerate(Ws))))
+        if self.activation == "linear" and self.pattern is None:
+            for l in range(self.L - 1):
+                p = Ws[l].shape[0]
+                if p < 2:
+                    continue
+                A = skew_basis(p)
+                m = A.shape[0]
+                dWs = tuple(
+                    jnp.einsum("mpq,qr->mpr", A, W) if j == l
+                    else -jnp.einsum("rp,mpq->mrq", W, A) if j == l + 1
+                    else jnp.zeros((m,) + W.shape) for j, W in enumerate(Ws))
+                parts.append(stack_tangents(params, Ws=dWs))
+        return concat_tangents(*parts, bias_shift_tangent(self, params))
+
     def zeros(self) -> DeepParams:
         """The all-zero parameters (a critical point; a local minimum when ``L >= 2`` without bias)."""
         dims = self.dims
         Ws = tuple(jnp.zeros((dims[l + 1], dims[l])) for l in range(self.L))
         b = jnp.zeros((self.D,)) if self.has_bias else None
         return DeepParams(Ws, jnp.zeros((dims[0], self.N)), b)
-
-
-def polish_relu(prob: DeepUFM, params: DeepParams, *, rtol: float = 1e-3, gtol: float = 1e-12,
-                max_newton: int = 200, throw: bool = True):
-    r"""Certify a near-minimizer of a ReLU :class:`DeepUFM` on its activation piece.
-
-    Deep-neural-collapse points of ReLU models sit on kinks: the orthogonal frames of the hidden
-    class means have exact zeros, where ``relu`` is not differentiable. A gradient method then
-    approaches the kink with a gradient norm that does not vanish (about ``1e-6`` relative), so
-    :func:`ufm.minimize` cannot reach a ``1e-12`` certificate on ``prob`` itself. This function
-
-    1. freezes the activation pattern ``M_l = 1[Z_l > rtol max|Z_l|]`` of ``params``
-       (:meth:`DeepUFM.on_pattern`), a smooth (polynomial) piece of the objective;
-    2. runs :func:`ufm.minimize` on that piece from ``params`` (Newton polish, certificate
-       ``gtol``);
-    3. checks that the result lies on the same piece: every pre-activation entry with
-       ``M_l = 1`` is ``> 0`` and every other entry is ``<= 1e-8 max|Z_l|``, so that ReLU and the
-       frozen pattern give the same objective (``pattern_gap``, the difference, is reported).
-
-    Args:
-        prob: a DeepUFM (any activation; for ``"linear"`` step 1 is skipped).
-        params: a near-minimizer, e.g. ``ufm.minimize(prob, throw=False).params``.
-        rtol: pre-activations ``Z_l <= rtol max|Z_l|`` are treated as inactive; the default
-            ``1e-3`` is far above the ``~1e-6`` accuracy of the first-order stage.
-        gtol, max_newton: passed to :func:`ufm.minimize` for the piece.
-        throw: raise :class:`ufm.SolveError` when the piece's solve does not converge.
-
-    Returns:
-        The piece's :class:`ufm.Solution`, with ``value`` replaced by ``prob.objective`` at the
-        polished point and ``stats["pattern_consistent"]`` (bool) and
-        ``stats["pattern_gap"]`` (the largest ``|f_piece - f|``) added.
-
-    References:
-        Bertsekas, Nonlinear Programming (active-set identification then Newton on the
-        identified manifold); the kinks of deep neural collapse: Súkeník, Mondelli & Lampert,
-        NeurIPS 2023 (arXiv 2305.13165).
-    """
-    from ufm.solvers._minimize import minimize
-
-    piece = prob if (prob.activation == "linear" or prob.pattern is not None) else prob.on_pattern(params, rtol)
-    sol = minimize(piece, params0=params, gtol=gtol, max_newton=max_newton, throw=throw)
-    consistent = True
-    if piece.pattern is not None:
-        pre, _ = piece.layers(sol.params)
-        for M, Z in zip(piece.pattern, pre[:-1]):
-            M, Z = np.asarray(M), np.asarray(Z)
-            consistent &= bool(np.all(Z[M > 0] > 0) and np.all(Z[M == 0] <= 1e-8 * np.max(np.abs(Z))))
-    value = float(prob.objective(sol.params))
-    stats = dict(sol.stats, pattern_consistent=consistent, pattern_gap=abs(value - sol.value))
-    return dataclasses.replace(sol, value=value, stats=stats)
-
-
-def layer_metrics(prob: DeepUFM, params: DeepParams, *, rank_rtol: float = 1e-6) -> dict:
-    r"""Per-layer neural-collapse measurements of a deep UFM (host-side, NumPy values).
-
-    For the post-activation features ``X_1 = H_1, X_2, ..., X_L`` and the pre-activations
-    ``Z_1, ..., Z_L`` (``Z_L`` the logits without bias), with uncentred class means
-    ``Xbar_l = [x_{l,1}, ..., x_{l,K}]``:
-
-    - ``nc1``, ``nc1_pre``: :func:`ufm.metrics.nc1` of ``X_l`` and ``Z_l`` (``(L,)`` each),
-      ``(1/K) Tr(Sigma_W Sigma_B^+)``;
-    - ``gram``, ``gram_pre``: ``Xbar_l^T Xbar_l`` and ``Zbar_l^T Zbar_l``, ``(L, K, K)``;
-      an orthogonal frame is ``c I`` (:func:`ufm.metrics.orthogonal_frame_distance`, reported as
-      ``orth`` and ``orth_pre``);
-    - ``rank``, ``rank_pre``: the number of singular values of ``Xbar_l`` (``Zbar_l``) above
-      ``rank_rtol * sigma_max``;
-    - ``sigma_W``: the singular values of each ``W_l`` (a list of ``L`` arrays, descending).
-
-    With ``activation="linear"`` pre- and post-activation features coincide (``Z_l = X_{l+1}``).
-    Which of these are determined at a minimizer is stated in ``proofs_check.catalog.deep``.
-
-    References:
-        Papyan, Han & Donoho, PNAS 2020 (NC1); Súkeník, Mondelli & Lampert, NeurIPS 2023 (per-layer
-        DNC1-DNC3) and 2024 (class-mean rank per layer).
-    """
-    from ufm import metrics
-
-    pre, post = prob.layers(params)
-    labels, K = prob.labels, prob.K
-
-    def means(X):
-        X = np.asarray(X)
-        return np.stack([X[:, labels == k].mean(axis=1) for k in range(K)], axis=1)
-
-    def rank(M):
-        s = np.linalg.svd(M, compute_uv=False)
-        return int(np.sum(s > rank_rtol * s[0])) if s[0] > 0 else 0
-
-    out = {}
-    for tag, feats in (("", post), ("_pre", pre)):
-        bars = [means(X) for X in feats]
-        grams = np.stack([B.T @ B for B in bars])
-        out["nc1" + tag] = np.array([float(metrics.nc1(X, labels, K=K)) for X in feats])
-        out["gram" + tag] = grams
-        out["orth" + tag] = np.array([float(metrics.orthogonal_frame_distance(G)) for G in grams])
-        out["rank" + tag] = np.array([rank(B) for B in bars])
-    out["sigma_W"] = [np.linalg.svd(np.asarray(W), compute_uv=False) for W in params.Ws]
-    return out

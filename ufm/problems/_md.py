@@ -30,7 +30,7 @@ from ufm._validate import as_float_array, check_int, check_nonneg, check_range, 
 from ufm.losses import Loss
 from ufm.problems._base import AffineClassifier, ClassSizes, Problem
 
-__all__ = ["MDParams", "MDSolution", "MemorizationDilation", "minimize_md", "smoothed_norm"]
+__all__ = ["MDParams", "MemorizationDilation", "smoothed_norm"]
 
 VARIANTS = ("radius", "per_sample")
 
@@ -121,11 +121,10 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
       noisy sample ``i`` of true class ``k``, the constraint ``c_i = phi(h_i - hbar_k) - r_k <= 0``.
       (``lam/K = lam n / N``: the radius is paid once per sample of the class, so that one noisy
       sample's loss ``(1/N) l`` and the radius trade at ``q = lam/(eta g) + alpha/2`` in the binary
-      fixed frame, theory section 6.) The constraints are handled by an augmented Lagrangian:
-      :meth:`objective` adds ``(rho/2) sum_i [max(0, c_i + y_i/rho)^2 - (y_i/rho)^2]`` with
-      multiplier estimates ``al_y`` and penalty ``al_rho``; :func:`minimize_md` updates
-      ``y <- max(0, y + rho c)`` until the constraints hold (KKT residuals reported). A plain
-      ``ufm.minimize`` of this problem (``al_y = 0``) is the quadratic-penalty approximation.
+      fixed frame, theory section 6.) The constraints ``c(x) <= 0`` are exposed by
+      :meth:`constraints`; :func:`ufm.minimize` solves them with its augmented-Lagrangian method
+      (``ufm.solvers``), which reports the multipliers and the KKT residuals. The problem holds
+      the model only.
     - ``variant="per_sample"`` (MD-P): ``E = (lam/N) sum_{noisy i} phi(h_i - hbar_{y_i})``, smooth;
       ``ufm.minimize`` and ``ufm.gradient_flow`` apply directly.
 
@@ -143,15 +142,13 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         variant: ``"radius"`` or ``"per_sample"``.
         lam_b: ``None`` (no bias), ``0.0`` (free) or ``> 0``.
         eps: norm smoothing ``> 0`` (default ``1e-6``).
-        al_y: ``(M,)`` multiplier estimates of the ``M`` radius constraints (default zeros).
-        al_rho: augmented-Lagrangian penalty ``> 0`` (default ``100``).
 
     Raises:
         ValueError: naming the argument and its range (before compiling).
 
     References:
         Nguyen et al., ICLR 2023 (arXiv 2206.05530), the memorization-dilation idea and the
-        positive-feature layer-peeled model; Nocedal & Wright, ch. 17 (augmented Lagrangian).
+        positive-feature layer-peeled model.
     """
 
     K: int = field(metadata={"static": True})
@@ -166,8 +163,6 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
     variant: str = field(default="radius", metadata={"static": True})
     lam_b: jax.Array | None = None
     eps: jax.Array = 1e-6
-    al_y: jax.Array | None = None
-    al_rho: jax.Array = 100.0
 
     def __post_init__(self):
         if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
@@ -195,17 +190,12 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
             if value is not None:
                 check_nonneg(name, value)
                 object.__setattr__(self, name, as_float_array(value))
-        for name in ("eps", "al_rho"):
+        for name in ("eps",):
             value = getattr(self, name)
             if is_concrete(value) and not (np.all(np.isfinite(np.asarray(value, float)))
                                            and np.all(np.asarray(value, float) > 0)):
                 raise ValueError(f"{name} must be a finite number > 0, got {name}={value}")
             object.__setattr__(self, name, as_float_array(value))
-        if self.variant == "radius" and self.al_y is None:
-            object.__setattr__(self, "al_y", jnp.zeros((self.num_noisy,), dtype=float))
-        if self.variant == "per_sample":
-            object.__setattr__(self, "al_y", None)
-        object.__setattr__(self, "al_y", as_float_array(self.al_y))
 
     # ---- sizes and labels --------------------------------------------------------------------
     @property
@@ -277,12 +267,9 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         return self.data_term(params) + self.penalty(params) + self.expressivity(params)
 
     def objective(self, params: MDParams) -> jax.Array:
-        """``f`` plus, for the radius variant, the augmented-Lagrangian term of the constraints."""
-        f = self.model_objective(params)
-        if self.variant != "radius" or self.num_noisy == 0:
-            return f
-        c, y, rho = self.constraints(params), self.al_y, self.al_rho
-        return f + 0.5 * rho * jnp.sum(jnp.maximum(0.0, c + y / rho) ** 2 - (y / rho) ** 2)
+        """The M-D objective ``f`` (class docstring); the radius constraints are separate
+        (:meth:`constraints`), handled by the constrained solver of :func:`ufm.minimize`."""
+        return self.model_objective(params)
 
     # ---- the Problem contract ----------------------------------------------------------------
     def init(self, key: jax.Array, scale: float | None = None) -> MDParams:
@@ -308,96 +295,3 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         b_lo = None if params.b is None else inf(params.b)
         r_lo = None if params.r is None else jnp.zeros_like(params.r)
         return MDParams(inf(params.W), jnp.zeros_like(params.H), b_lo, r_lo)
-
-
-@dataclass(frozen=True)
-class MDSolution:
-    """The outcome of :func:`minimize_md`.
-
-    Attributes:
-        params: the minimizer (:class:`MDParams`).
-        value: the M-D objective ``f`` (no augmented-Lagrangian term).
-        solution: the last inner :class:`ufm.Solution` (its ``grad_norm`` is the box-KKT residual of
-            the Lagrangian ``f + sum_i y_i c_i`` with the returned multipliers).
-        multipliers: ``(M,)`` multipliers ``y >= 0`` of the radius constraints (``None`` for MD-P).
-        kkt: ``stationarity`` (box-KKT residual of the Lagrangian), ``violation``
-            (``max(0, max_i c_i)``), ``complementarity`` (``max_i |y_i c_i|``), ``dual`` (``min y``),
-            ``rho`` (the final penalty).
-        outer_steps: augmented-Lagrangian iterations (1 for MD-P).
-        converged: every residual below its tolerance.
-    """
-
-    params: MDParams
-    value: float
-    solution: Any
-    multipliers: np.ndarray | None
-    kkt: dict
-    outer_steps: int
-    converged: bool
-
-
-def minimize_md(prob: MemorizationDilation, *, seed: int = 0, gtol: float = 1e-10, ctol: float = 1e-10,
-                restarts: int = 1, params0=None, max_outer: int = 60, throw: bool = True,
-                **minimize_kwargs) -> MDSolution:
-    r"""Certified minimizer of a :class:`MemorizationDilation` problem, constraints included.
-
-    ``per_sample``: one :func:`ufm.minimize`. ``radius``: the augmented-Lagrangian method
-    (Hestenes-Powell; Nocedal & Wright, Alg. 17.4 for inequalities) with a fixed penalty ``al_rho``:
-    minimize :meth:`MemorizationDilation.objective` (``ufm.minimize``, warm-started, no
-    recompilation: ``al_y`` and ``al_rho`` are array leaves), update ``y <- max(0, y + rho c(x))``,
-    multiply ``rho`` by 10 whenever the violation/complementarity fell by less than a factor 4, stop
-    when
-
-    .. math:: \max(0, \max_i c_i) \le \mathrm{ctol},\quad \max_i |y_i c_i| \le \mathrm{ctol},\quad
-        \lVert x - P(x - \nabla_x L(x, y))\rVert \le \mathrm{gtol}\max(1, |f|).
-
-    Main arguments:
-        prob: the problem. seed, restarts: random starts of the first inner solve.
-        gtol: inner certificate tolerance. ctol: constraint violation / complementarity tolerance.
-
-    Other arguments:
-        params0: a starting point. max_outer: multiplier updates. throw: raise
-        :class:`ufm.SolveError` unless converged. ``minimize_kwargs`` go to :func:`ufm.minimize`.
-
-    Returns:
-        An :class:`MDSolution` with the KKT residuals of the constraints.
-
-    Raises:
-        SolveError: not converged within ``max_outer`` (with ``throw=True``).
-    """
-    from ufm.solvers import SolveError, minimize
-
-    def inner(p, x0, first):
-        kw = dict(gtol=gtol, throw=False, **minimize_kwargs)
-        if x0 is None:
-            return minimize(p, seed=seed, restarts=restarts if first else 1, **kw)
-        return minimize(p, params0=x0, **kw)
-
-    if prob.variant != "radius" or prob.num_noisy == 0:
-        sol = inner(prob, params0, True)
-        kkt = {"stationarity": sol.grad_norm, "violation": 0.0, "complementarity": 0.0, "dual": 0.0}
-        out = MDSolution(sol.params, float(prob.model_objective(sol.params)), sol, None, kkt, 1, sol.converged)
-    else:
-        y, rho, x, progress = np.asarray(prob.al_y, float), float(prob.al_rho), params0, np.inf
-        for it in range(1, max_outer + 1):
-            p = dataclasses.replace(prob, al_y=jnp.asarray(y), al_rho=jnp.asarray(rho))
-            sol = inner(p, x, it == 1)
-            x = sol.params
-            c = np.asarray(prob.constraints(x))
-            y_new = np.maximum(0.0, y + rho * c)
-            kkt = {"stationarity": sol.grad_norm, "violation": float(max(0.0, c.max())),
-                       "complementarity": float(np.abs(y_new * c).max()), "dual": float(y_new.min()), "rho": rho}
-            y = y_new
-            done = sol.converged and kkt["violation"] <= ctol and kkt["complementarity"] <= ctol
-            if done:
-                break
-            measure = max(kkt["violation"], kkt["complementarity"])
-            if measure > max(ctol, 0.25 * progress):  # too slow a decrease: raise the penalty (N&W 17.4)
-                rho = min(10.0 * rho, 1e8)
-            progress = measure
-        out = MDSolution(x, float(prob.model_objective(x)), sol, y, kkt, it, bool(done))
-    if throw and not out.converged:
-        raise SolveError(f"minimize_md: not converged after {out.outer_steps} augmented-Lagrangian steps "
-                         f"(KKT residuals {out.kkt}, inner: {out.solution.result.message}); try a larger "
-                         f"al_rho, max_outer, or restarts")
-    return out

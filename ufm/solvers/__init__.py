@@ -1,13 +1,27 @@
 """Solvers that take any Problem: gradient flow (dynamics) and a certified minimizer."""
 
 from ufm.solvers._certify import hessian_extreme_eigs as hessian_extreme_eigs
+from ufm.solvers._certify import hessian_spectrum as hessian_spectrum
+from ufm.solvers._certify import symmetry_basis as symmetry_basis
+from ufm.solvers._minimize import Certificate as Certificate
+from ufm.solvers._common import grad_norm as grad_norm
 from ufm.solvers._flow import SaveAt as SaveAt
 from ufm.solvers._flow import Trajectory as Trajectory
 from ufm.solvers._flow import gradient_flow as gradient_flow
 from ufm.solvers._minimize import Solution as Solution
 from ufm.solvers._minimize import minimize as minimize
+from ufm.solvers._constrained import AugmentedLagrangian as AugmentedLagrangian
+from ufm.solvers._constrained import minimize_constrained as minimize_constrained
+from ufm.solvers._relu import polish_relu as polish_relu
+
+
+def minimize_md(prob, **kwargs):
+    """Deprecated alias of :func:`ufm.minimize` for the M-D model (kept for old scripts): the
+    model's radius constraints are solved by the augmented Lagrangian inside ``minimize``."""
+    return minimize(prob, **kwargs)
+
 from ufm.solvers._results import RESULTS as RESULTS
 from ufm.solvers._results import SolveError as SolveError
 
-__all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "SaveAt", "Trajectory", "Solution",
-           "RESULTS", "SolveError"]
+__all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "Certificate", "SaveAt", "Trajectory", "Solution",
+           "RESULTS", "SolveError", "AugmentedLagrangian", "minimize_constrained", "minimize_md", "polish_relu", "grad_norm"]

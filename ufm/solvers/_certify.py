@@ -11,9 +11,10 @@ from jax.flatten_util import ravel_pytree
 
 from ufm.solvers._common import kkt_residual
 
-__all__ = ["hessian_extreme_eigs", "free_mask"]
+__all__ = ["hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "free_mask"]
 
 _DENSE_MAX = 2000
+_SYM_RTOL = 1e-8  # tangent directions below this fraction of the largest one are dropped
 
 
 def free_mask(prob, params, grad, eps=None):
@@ -34,41 +35,206 @@ def _hvp(prob, params, v):
     return jax.jvp(jax.grad(prob.objective), (params,), (v,))[1]
 
 
-@jax.jit
-def _dense_hessian(prob, params):
-    flat, unravel = ravel_pytree(params)
-    f = lambda z: prob.objective(unravel(z))  # noqa: E731
-    return jax.hessian(f)(flat)
+def _flat_tangents(prob, params):
+    """``(n, m)`` matrix of the symmetry tangents (ravel_pytree order), or None."""
+    tang = prob.symmetry_tangents(params)
+    if tang is None:
+        return None
+    flat = jax.vmap(lambda t: ravel_pytree(t)[0])(tang)
+    return flat.T
 
 
-@functools.partial(jax.jit, static_argnames=("num_iters",))
-def _lanczos(prob, params, mask, key, num_iters):
-    """Lanczos with full reorthogonalization on the masked Hessian; returns the Ritz values."""
+def symmetry_basis(prob, params, mask=None):
+    r"""Orthonormal basis of the tangent space of the symmetry orbit through ``params``.
+
+    The problem's generators (:meth:`ufm.Problem.symmetry_tangents`; for :class:`ufm.UFM` the
+    rotations ``dH = A H``, ``dW = -W A`` of the feature space) are flattened in
+    ``jax.flatten_util.ravel_pytree`` order into the columns of ``T`` and orthonormalized by a
+    thin SVD ``T = U S V^T``: the columns of ``U`` with ``s_i > 1e-8 s_max`` span the orbit's
+    tangent space ``{d/ds exp(sA) . theta}``. With a ``mask`` (1 on free components, 0 on components
+    held at an active bound) only the combinations ``T c`` that vanish on every masked component
+    are kept (``c`` in the null space of the masked rows): those move along the orbit without
+    leaving the active face.
+
+    Args:
+        prob: a Problem.
+        params: the point.
+        mask: optional pytree like ``params`` (see :func:`free_mask`).
+
+    Returns:
+        ``(P, s)``: ``P`` of shape ``(n, r)`` whose nonzero columns are orthonormal and span the
+        tangent space (columns for dropped directions are exactly zero), and ``s`` the ``r``
+        singular values (0 for dropped directions); ``r = 0`` when the problem has no continuous
+        symmetry. Traceable (``jit``/``vmap``).
+
+    References:
+        Absil, Mahony & Sepulchre, Optimization Algorithms on Matrix Manifolds (2008), ch. 3
+        (quotients by a group action); the rotation symmetry of the UFM: Zhu et al., NeurIPS 2021
+        (arXiv 2105.02375).
+    """
+    flat = ravel_pytree(params)[0]
+    T = _flat_tangents(prob, params)
+    if T is None or T.shape[1] == 0:
+        return jnp.zeros((flat.size, 0), flat.dtype), jnp.zeros((0,), flat.dtype)
+    scale = jnp.maximum(jnp.max(jnp.linalg.norm(T, axis=0)), jnp.finfo(flat.dtype).tiny)
+    if mask is not None:
+        m = ravel_pytree(mask)[0]
+        _, sv, Vt = jnp.linalg.svd((1.0 - m)[:, None] * T, full_matrices=True)
+        svfull = jnp.zeros(T.shape[1], flat.dtype).at[: sv.size].set(sv)
+        null = svfull <= _SYM_RTOL * scale
+        T = T @ (Vt.T * null[None, :])
+    U, sv, _ = jnp.linalg.svd(T, full_matrices=False)
+    keep = sv > _SYM_RTOL * jnp.maximum(jnp.max(sv), jnp.finfo(flat.dtype).tiny)
+    return U * keep[None, :], sv * keep
+
+
+def _projector(prob, params, mask, exclude_symmetry):
+    """``Pi``: projection onto the free components orthogonal to the symmetry tangents."""
+    m = ravel_pytree(mask)[0]
+    P = symmetry_basis(prob, params, mask)[0] if exclude_symmetry else None
+
+    def proj(v):
+        v = m * v
+        if P is not None and P.shape[1]:
+            v = v - P @ (P.T @ v)
+        return v
+
+    return proj
+
+
+def _spectrum_dense(prob, params, mask, exclude_symmetry):
     flat, unravel = ravel_pytree(params)
-    mflat, _ = ravel_pytree(mask)
+    Hm = jax.hessian(lambda z: prob.objective(unravel(z)))(flat)
+    Hm = 0.5 * (Hm + Hm.T)
+    proj = _projector(prob, params, mask, exclude_symmetry)
+    Pi = jax.vmap(proj, in_axes=1, out_axes=1)(jnp.eye(flat.size, dtype=flat.dtype))
+    c = 1.0 + jnp.max(jnp.sum(jnp.abs(Hm), axis=1))  # Gershgorin: above every eigenvalue of Hm
+    B = Pi @ Hm @ Pi + c * (jnp.eye(flat.size, dtype=flat.dtype) - Pi)
+    w, V = jnp.linalg.eigh(0.5 * (B + B.T))
+    inside = jnp.sum((Pi @ V) ** 2, axis=0) > 0.5
+    w = jnp.where(inside, w, jnp.inf)
+    order = jnp.argsort(w)
+    return w[order], V[:, order]
+
+
+def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters):
+    """Lanczos with full reorthogonalization on ``Pi H Pi`` started inside the subspace."""
+    flat, unravel = ravel_pytree(params)
+    proj = _projector(prob, params, mask, exclude_symmetry)
 
     def op(v):
-        return mflat * ravel_pytree(_hvp(prob, params, unravel(mflat * v)))[0]
+        return proj(ravel_pytree(_hvp(prob, params, unravel(proj(v))))[0])
 
-    v0 = mflat * jax.random.normal(key, flat.shape, dtype=flat.dtype)
-    v0 = v0 / jnp.linalg.norm(v0)
+    v0 = proj(jax.random.normal(key, flat.shape, dtype=flat.dtype))
+    n0 = jnp.linalg.norm(v0)
+    v0 = jnp.where(n0 > 0, v0 / jnp.where(n0 > 0, n0, 1.0), 0.0)
     V = jnp.zeros((num_iters, flat.size), flat.dtype).at[0].set(v0)
 
     def body(j, carry):
-        V, alpha, beta = carry
+        V, alpha, beta, alive = carry
         w = op(V[j])
         a = jnp.dot(w, V[j])
         w = w - V.T @ (V @ w)  # full reorthogonalization (rows beyond j are still zero)
-        w = w - V.T @ (V @ w)
+        w = proj(w - V.T @ (V @ w))
         bnorm = jnp.linalg.norm(w)
-        nxt = jnp.where(bnorm > 1e-300, w / jnp.where(bnorm > 0, bnorm, 1.0), 0.0)
+        scale = jnp.maximum(1.0, jnp.abs(a))
+        alive_next = alive & (bnorm > 1e-10 * scale)
+        nxt = jnp.where(alive_next, w / jnp.where(bnorm > 0, bnorm, 1.0), 0.0)
         V = jnp.where(j + 1 < num_iters, V.at[jnp.minimum(j + 1, num_iters - 1)].set(nxt), V)
-        return V, alpha.at[j].set(a), beta.at[j].set(bnorm)
+        alpha = alpha.at[j].set(jnp.where(alive, a, 0.0))
+        beta = beta.at[j].set(jnp.where(alive_next, bnorm, 0.0))
+        return V, alpha, beta, alive_next
 
     alpha = jnp.zeros(num_iters, flat.dtype)
     beta = jnp.zeros(num_iters, flat.dtype)
-    V, alpha, beta = jax.lax.fori_loop(0, num_iters, body, (V, alpha, beta))
-    return alpha, beta
+    valid = jnp.zeros(num_iters, bool)
+
+    def body2(j, carry):
+        V, alpha, beta, alive, valid = carry
+        valid = valid.at[j].set(alive)
+        V, alpha, beta, alive = body(j, (V, alpha, beta, alive))
+        return V, alpha, beta, alive, valid
+
+    V, alpha, beta, _, valid = jax.lax.fori_loop(0, num_iters, body2, (V, alpha, beta, n0 > 0, valid))
+    bound = jnp.max(jnp.where(valid, jnp.abs(alpha), 0.0)) + 2.0 * jnp.max(beta)
+    big = 2.0 * bound + 1.0
+    T = jnp.diag(jnp.where(valid, alpha, big)) + jnp.diag(beta[:-1], 1) + jnp.diag(beta[:-1], -1)
+    w, Y = jnp.linalg.eigh(T)
+    w = jnp.where(w < 0.5 * (bound + big), w, jnp.inf)
+    return w, V.T @ Y
+
+
+@functools.partial(jax.jit, static_argnames=("method", "exclude_symmetry", "num_iters"))
+def _spectrum(prob, params, key, method, exclude_symmetry, num_iters):
+    grad = jax.grad(prob.objective)(params)
+    mask = free_mask(prob, params, grad)
+    if method == "dense":
+        return _spectrum_dense(prob, params, mask, exclude_symmetry)
+    return _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters)
+
+
+def resolve_method(method: str, size: int) -> str:
+    """``"auto"`` -> ``"dense"`` up to 2000 parameters, else ``"lanczos"``."""
+    if method not in ("auto", "dense", "lanczos"):
+        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got method={method!r}")
+    if method == "auto":
+        return "dense" if size <= _DENSE_MAX else "lanczos"
+    return method
+
+
+def hessian_spectrum(prob, params, k: int | None = None, *, exclude_symmetry: bool = True,
+                     method: str = "auto", num_iters: int = 200, seed: int = 0):
+    r"""Smallest eigenvalues (and eigenvectors) of the Hessian on the free, non-symmetry directions.
+
+    The second-order condition at a critical point ``theta`` is ``v^T nabla^2 f(theta) v >= 0`` for
+    every feasible direction ``v``. Two kinds of directions are removed first:
+
+    - components held at an active bound (:func:`free_mask`): the Hessian is restricted to the
+      free components (Bertsekas' projected Newton rule);
+    - with ``exclude_symmetry``, the tangent space of the symmetry orbit
+      (:func:`symmetry_basis`), along which ``f`` is constant, so the Hessian is exactly zero
+      there at a critical point: those zeros say nothing about the minimizer.
+
+    With ``Pi`` the orthogonal projection onto what is left (``S``), the spectrum of
+    ``Pi nabla^2 f Pi`` restricted to ``S`` is computed:
+
+    - ``"dense"``: the full Hessian (forward-over-reverse differentiation) and ``eigh`` of
+      ``Pi H Pi + c (I - Pi)`` with ``c`` above the Gershgorin bound; eigenvectors outside ``S``
+      are reported as ``+inf``. Exact (round-off aside);
+    - ``"lanczos"``: ``num_iters`` Lanczos steps with full reorthogonalization on the operator
+      ``v -> Pi H Pi v`` started inside ``S``; its Ritz values approach the extreme eigenvalues
+      from inside the spectrum (the smallest Ritz value is an upper bound on the smallest
+      eigenvalue, converged when the gap is resolved);
+    - ``"auto"``: dense up to 2000 parameters.
+
+    Args:
+        prob: a Problem.
+        params: the point (usually ``sol.params``).
+        k: how many of the smallest eigenvalues to return (default: all that were computed).
+        exclude_symmetry: remove the symmetry directions (default ``True``).
+        method: ``"auto"``, ``"dense"`` or ``"lanczos"``.
+        num_iters: Lanczos steps. seed: Lanczos start vector.
+
+    Returns:
+        ``(eigenvalues, eigenvectors)``: ascending eigenvalues, shape ``(k,)`` (``+inf`` entries
+        are directions outside ``S``, or Lanczos steps past an invariant subspace), and the
+        eigenvectors as columns ``(n, k)`` in ``jax.flatten_util.ravel_pytree(params)`` order.
+        JAX arrays; traceable with ``method`` given.
+
+    References:
+        Nocedal & Wright, Numerical Optimization, Thm. 12.6 (second-order conditions); Golub &
+        Van Loan, Matrix Computations, ch. 10 (Lanczos); Zhu et al., NeurIPS 2021
+        (arXiv 2105.02375), the strict saddles of the UFM.
+    """
+    size = int(ravel_pytree(params)[0].size)
+    method = resolve_method(method, size)
+    num_iters = int(min(num_iters, size))
+    w, V = _spectrum(prob, params, jax.random.PRNGKey(seed), method, bool(exclude_symmetry), num_iters)
+    if k is not None:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be an integer >= 1, got k={k!r}")
+        w, V = w[:k], V[:, :k]
+    return w, V
 
 
 def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int = 200, seed: int = 0):
@@ -76,15 +242,12 @@ def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int =
 
     For constrained problems the Hessian is restricted to the free components (those not held at
     an active bound, see :func:`free_mask`), which is the second-order condition at a KKT point.
+    Symmetry directions are *not* removed here (see :func:`hessian_spectrum` for that).
 
     Args:
         prob: a Problem.
         params: the point (usually ``sol.params``).
-        method: ``"dense"`` (the full Hessian by forward-over-reverse differentiation and
-            ``eigvalsh``; exact, for up to a few thousand parameters), ``"lanczos"`` (``num_iters``
-            Lanczos steps with full reorthogonalization on Hessian-vector products; the Ritz values
-            converge to the extreme eigenvalues from inside the spectrum), or ``"auto"`` (dense
-            when the parameter count is at most 2000).
+        method: ``"dense"``, ``"lanczos"`` or ``"auto"`` (as in :func:`hessian_spectrum`).
         num_iters: Lanczos steps.
         seed: Lanczos start vector.
 
@@ -96,26 +259,7 @@ def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int =
         Optim. 1982 (projected Newton, free and active sets); the strict-saddle analysis of
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375).
     """
-    if method not in ("auto", "dense", "lanczos"):
-        raise ValueError(f"method must be 'auto', 'dense' or 'lanczos', got method={method!r}")
-    grad = jax.grad(prob.objective)(params)
-    mask = free_mask(prob, params, grad)
-    flat_mask = np.asarray(ravel_pytree(mask)[0]) > 0.5
-    size = flat_mask.size
-    if method == "dense" or (method == "auto" and size <= _DENSE_MAX):
-        Hm = np.asarray(_dense_hessian(prob, params))
-        Hm = 0.5 * (Hm + Hm.T)[np.ix_(flat_mask, flat_mask)]
-        eig = np.linalg.eigvalsh(Hm)
-        return float(eig[0]), float(eig[-1])
-    m = int(min(num_iters, int(flat_mask.sum())))
-    alpha, beta = _lanczos(prob, params, mask, jax.random.PRNGKey(seed), m)
-    alpha, beta = np.asarray(alpha), np.asarray(beta)
-    # stop at the first invariant subspace (beta ~ 0)
-    k = m
-    for j in range(m - 1):
-        if beta[j] <= 1e-12 * max(1.0, np.abs(alpha[: j + 1]).max()):
-            k = j + 1
-            break
-    T = np.diag(alpha[:k]) + np.diag(beta[: k - 1], 1) + np.diag(beta[: k - 1], -1)
-    eig = np.linalg.eigvalsh(T)
-    return float(eig[0]), float(eig[-1])
+    w, _ = hessian_spectrum(prob, params, exclude_symmetry=False, method=method, num_iters=num_iters, seed=seed)
+    w = np.asarray(w)
+    w = w[np.isfinite(w)]
+    return float(w[0]), float(w[-1])

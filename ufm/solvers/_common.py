@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ufm import _tree as tr
 
@@ -52,25 +53,26 @@ def cast_tree(tree, dtype):
 def _nc1(prob, p):
     from ufm import metrics
 
-    return metrics.nc1(p.H, prob.labels, K=prob.K)
+    return metrics.nc1(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc2_W(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_W(p.W)
+    return metrics.nc2_W(prob.classifier(p)[0])
 
 
 def _nc2_H(prob, p):
     from ufm import metrics
 
-    return metrics.nc2_H(p.H, prob.labels, K=prob.K)
+    return metrics.nc2_H(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc3(prob, p):
     from ufm import metrics
 
-    return metrics.nc3(p.W, p.H, prob.labels, K=prob.K)
+    W, H = prob.classifier(p)
+    return metrics.nc3(W, H, prob.labels, K=prob.K)
 
 
 BUILTIN_METRICS = {"nc1": _nc1, "nc2_W": _nc2_W, "nc2_H": _nc2_H, "nc3": _nc3, "grad_norm": grad_norm}
@@ -93,3 +95,29 @@ def resolve_metrics(metrics) -> tuple:
         if not callable(fn):
             raise ValueError(f"metrics: {name!r} must map to a callable fn(prob, params), got {fn!r}")
     return tuple(items)
+
+
+def check_params(prob, params, name: str = "params0"):
+    """``params`` as the problem's parameter pytree of float arrays, or a ValueError naming ``name``.
+
+    Accepts the problem's own parameter type or any nested list/tuple with the same leaves (Python
+    lists, NumPy or JAX arrays); shapes must match ``prob.init``'s.
+    """
+    if _is_traced_tree(params):
+        return params
+    ref = jax.eval_shape(lambda k: prob.init(k), jax.random.PRNGKey(0))
+    ref_leaves, treedef = jax.tree_util.tree_flatten(ref)
+    try:
+        leaves = jax.tree_util.tree_leaves(params)
+        leaves = [np.asarray(x, dtype=float) for x in leaves]
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a pytree of numeric arrays like prob.init(key), got {type(params).__name__}") from None
+    want = [tuple(r.shape) for r in ref_leaves]
+    got = [tuple(x.shape) for x in leaves]
+    if got != want:
+        raise ValueError(f"{name} must have leaves of shapes {want} (as prob.init(key)), got {got}")
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x, dtype=r.dtype) for x, r in zip(leaves, ref_leaves)])
+
+
+def _is_traced_tree(tree) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))

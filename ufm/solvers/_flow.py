@@ -150,7 +150,9 @@ def _fixed_loop(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_pa
 
         state = jax.lax.while_loop(cond, lambda s: _fixed_step(prob, s, dt, momentum, f0), state)
         state = state._replace(t=t0 + state.num_steps * dt)
-        return state, _record(prob, state, metric_fns, save_params)
+        rec = _record(prob, state, metric_fns, save_params)
+        # the value reached by the last step is checked too (a blow-up on the final step counts)
+        return state._replace(result=_check(state, rec["value"], f0)), rec
 
     return jax.lax.scan(advance, state, save_steps)
 

@@ -4,52 +4,123 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from jax.flatten_util import ravel_pytree
 
 from ufm import _tree as tr
 from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
-from ufm.solvers._certify import free_mask, hessian_extreme_eigs
+from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
+from ufm.solvers._common import check_params
+from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError
 
-__all__ = ["Solution", "minimize"]
+__all__ = ["Solution", "Certificate", "minimize"]
 
 _SWITCH_RTOL = 1e-6  # first stage hands over to Newton below this relative KKT residual
 
 
-@dataclass(frozen=True)
-class Solution:
-    """The outcome of :func:`ufm.minimize`: a point and its certificate.
+ORDER_NAMES = ("none", "first", "second")
+
+
+class Certificate(NamedTuple):
+    r"""What a :class:`Solution` certifies (a pytree; its leaves are arrays inside ``jit``).
 
     Attributes:
-        params: the minimizer found (for :class:`ufm.UFM`, ``Params(W, H, b)``).
+        kkt: the first-order residual ``||theta - P(theta - grad f)||_2`` (the gradient norm
+            without constraints).
+        min_eig: the smallest eigenvalue of the Hessian on the free components with the
+            directions of the model's continuous symmetries removed
+            (:func:`ufm.solvers.hessian_spectrum`); ``nan`` when second order was not checked,
+            ``+inf`` when no direction is left.
+        order_code: ``0`` (nothing certified), ``1`` (first order: ``kkt <= gtol max(1, |f|)``),
+            ``2`` (second order as well: ``min_eig >= -eig_tol``). See :attr:`order`.
+        global_gap: ``f - (a proven lower bound on the global minimum)`` where the family has
+            one; ``None`` here (a local certificate only).
+    """
+
+    kkt: Any
+    min_eig: Any
+    order_code: Any
+    global_gap: Any = None
+
+    @property
+    def order(self):
+        """``"none"``, ``"first"`` or ``"second"`` (an array of names under ``vmap``)."""
+        code = np.asarray(self.order_code)
+        if code.ndim == 0:
+            return ORDER_NAMES[int(code)]
+        return np.asarray(ORDER_NAMES, dtype=object)[code]
+
+    @property
+    def scope(self) -> str:
+        """``"global"`` when ``global_gap`` proves global optimality (``<= 0`` up to round-off),
+        else ``"local"``: a second-order point is a local minimizer candidate, not the global one."""
+        if self.global_gap is not None and float(np.max(np.asarray(self.global_gap))) <= 1e-9:
+            return "global"
+        return "local"
+
+
+@jax.tree_util.register_dataclass
+@dataclass(frozen=True)
+class Solution:
+    """The outcome of :func:`ufm.minimize`: a point and its certificate (a pytree).
+
+    On the host path the scalar fields are Python numbers and ``result`` a :class:`ufm.RESULTS`
+    member; inside ``jax.jit``/``jax.vmap`` (``throw=False``) they are arrays.
+
+    Attributes:
+        params: the point found (for :class:`ufm.UFM`, ``Params(W, H, b)``).
         value: the *objective* ``f(params)`` (unlike optimistix, where ``value`` is the argmin).
-        grad_norm: the certificate ``||theta - P(theta - grad f)||_2``: the gradient norm without
-            constraints, the KKT residual with them.
-        result: a :class:`ufm.RESULTS` member; ``converged`` is ``result == successful``, which
-            means ``grad_norm <= gtol * max(1, |value|)``.
-        hessian_eigs: ``(lambda_min, lambda_max)`` of the Hessian (on the free components), when
-            requested with ``hessian=True``; else ``None``.
+        grad_norm: ``||theta - P(theta - grad f)||_2`` (= ``certificate.kkt``).
+        result: a :class:`ufm.RESULTS` member (an int32 code inside ``jit``). ``successful``
+            means what was asked is certified (see ``converged``); ``saddle`` means a point with
+            negative curvature that the escapes did not leave.
+        certificate: a :class:`Certificate` (``kkt``, ``min_eig``, ``order``, ``global_gap``).
+        hessian_eigs: ``(lambda_min, lambda_max)`` of the Hessian on the free components (symmetry
+            directions *included*), when requested with ``hessian=True``; else ``None``.
         stats: ``num_steps`` (all iterations), ``first_order_steps``, ``newton_steps``,
-            ``max_steps``, ``seed``, and with restarts ``restart_values`` and ``restart_results``.
+            ``cg_steps``, ``escapes`` (saddle escapes), ``max_steps``, ``seed``, and with restarts
+            ``restart_values`` and ``restart_results``.
+        multipliers: for a constrained solve, the multipliers of ``prob.constraints`` (else None).
+        residuals: for a constrained solve, ``primal`` (``max(0, max_i c_i)``), ``dual``
+            (``max(0, -min_i y_i)``) and ``complementarity`` (``max_i |y_i c_i|``); else None.
     """
 
     params: Any
-    value: float
-    grad_norm: float
-    result: RESULTS
-    hessian_eigs: tuple[float, float] | None = None
+    value: Any
+    grad_norm: Any
+    result: Any
+    certificate: Any = None
+    hessian_eigs: Any = None
     stats: dict = field(default_factory=dict)
+    multipliers: Any = None
+    residuals: Any = None
 
     @property
-    def converged(self) -> bool:
-        return self.result == RESULTS.successful
+    def converged(self):
+        """Whether what was asked is certified (``result == successful``)."""
+        r = self.result
+        if isinstance(r, RESULTS) or isinstance(r, (int, np.integer)):
+            return int(r) == RESULTS.successful
+        return jnp.asarray(r) == RESULTS.successful
+
+    @property
+    def kkt(self) -> dict | None:
+        """For a constrained solve (the M-D radius model): ``stationarity``, ``violation``
+        (``max(0, max_i c_i)``), ``complementarity`` and ``dual`` (``min_i y_i``) from
+        ``residuals``; ``None`` otherwise."""
+        if self.residuals is None:
+            return None
+        r = self.residuals
+        return {"stationarity": r["stationarity"], "violation": max(0.0, r["primal"]),
+                "complementarity": r["complementarity"], "dual": r["dual"]}
 
     @property
     def iterations(self) -> int:
@@ -212,21 +283,128 @@ def _newton(prob, x0, rtol, max_iters, cg_max):
     return x, fx, kkt, k, cgk, result
 
 
-@functools.partial(jax.jit, static_argnames=("max_steps", "max_newton", "cg_max"))
-def _solve(prob, x0, gtol, max_steps, max_newton, cg_max):
-    x0 = prob.project(x0)
+_LANCZOS_MAX = 200_000  # parameters; above this "auto" certifies first order only
+_TANGENT_BUDGET = 2e7  # entries of the (n, m) symmetry-tangent matrix "auto" will orthonormalize
+
+
+def _descend(prob, x0, gtol, max_steps, max_newton, cg_max):
+    """First-order stage (L-BFGS or SPG) to a relative KKT residual 1e-6, then Newton-CG."""
     switch = jnp.maximum(gtol, _SWITCH_RTOL)
     if prob.constrained:
         x1, k1 = _spg(prob, x0, switch, max_steps)
     else:
         x1, k1 = _lbfgs(prob, x0, switch, max_steps)
     x, fx, kkt, k2, cgk, result = _newton(prob, x1, gtol, max_newton, cg_max)
+    return x, fx, kkt, k1, k2, cgk, result
+
+
+def _curvature(prob, x, key, second, num_iters):
+    """Smallest eigenvalue and eigenvector of the projected Hessian (``nan`` when not checked)."""
+    flat = ravel_pytree(x)[0]
+    if second is None:
+        return jnp.asarray(jnp.nan, flat.dtype), jnp.zeros_like(flat)
+    w, V = _spectrum(prob, x, key, second, True, num_iters)
+    return w[0], V[:, 0]
+
+
+def _escape(prob, x, v_flat, lam):
+    r"""Leave a strict saddle along the negative-curvature direction ``v`` (``v^T H v = lam < 0``).
+
+    The sign makes ``grad f . v <= 0``; the step ``t`` starts at ``max(1, ||theta||)`` and is
+    halved until ``f(theta + t v) <= f(theta) - |lam| t^2 / 8`` (a quarter of the decrease the
+    quadratic model predicts); the point is projected onto the feasible box.
+    """
+    flat, unravel = ravel_pytree(x)
+    fx, g = jax.value_and_grad(prob.objective)(x)
+    gv = jnp.dot(ravel_pytree(g)[0], v_flat)
+    v = jnp.where(gv > 0, -1.0, 1.0) * v_flat
+    t0 = jnp.maximum(1.0, jnp.linalg.norm(flat))
+
+    def trial(t):
+        xt = prob.project(unravel(flat + t * v))
+        return xt, prob.objective(xt)
+
+    def cond(c):
+        t, it, xt, ft = c
+        return (~(ft <= fx - 0.125 * jnp.abs(lam) * t**2)) & (it < 60)
+
+    def body(c):
+        t, it, _, _ = c
+        t = 0.5 * t
+        return (t, it + 1) + trial(t)
+
+    _, _, xt, _ = jax.lax.while_loop(cond, body, (t0, 0) + trial(t0))
+    return xt
+
+
+@functools.partial(jax.jit, static_argnames=("max_steps", "max_newton", "cg_max", "second", "num_iters",
+                                             "max_escapes"))
+def _solve(prob, x0, key, gtol, eig_tol, max_steps, max_newton, cg_max, second, num_iters, max_escapes):
+    """The whole solve as one pure function: descend, check curvature, escape saddles, repeat."""
+    x0 = prob.project(x0)
+    flat0 = ravel_pytree(x0)[0]
+    zero = jnp.int32(0)
+    # rounds: descend, check curvature; later rounds first step off the saddle (esc counts them)
+    carry = (x0, jnp.asarray(jnp.inf, flat0.dtype), jnp.asarray(jnp.inf, flat0.dtype), zero, zero, zero,
+             jnp.int32(RESULTS.successful), jnp.asarray(jnp.nan, flat0.dtype), jnp.zeros_like(flat0), jnp.int32(-1))
+
+    def cond(c):
+        _, fx, kkt, _, _, _, result, lam, _, esc = c
+        first = kkt <= gtol * jnp.maximum(1.0, jnp.abs(fx))
+        saddle = first & (result == RESULTS.successful) & (lam < -eig_tol) & (esc < max_escapes)
+        return (esc < 0) | saddle
+
+    def body(c):
+        x, _, _, k1, k2, cgk, _, lam, v, esc = c
+        if second is not None:
+            x = jax.lax.cond(esc >= 0, lambda: _escape(prob, x, v, lam), lambda: x)
+        x, fx, kkt, d1, d2, dcg, result = _descend(prob, x, gtol, max_steps, max_newton, cg_max)
+        lam, v = _curvature(prob, x, key, second, num_iters)
+        return (x, fx, kkt, k1 + d1, k2 + d2, cgk + dcg, result, lam, v, esc + 1)
+
+    carry = jax.lax.while_loop(cond, body, carry) if second is not None else body(carry)
+    x, fx, kkt, k1, k2, cgk, result, lam, _, esc = carry
     finite = jnp.isfinite(fx) & tr.tree_all_finite(x)
     result = jnp.where(finite, result, RESULTS.nonfinite)
-    converged = kkt <= gtol * jnp.maximum(1.0, jnp.abs(fx))
-    result = jnp.where(converged & finite, RESULTS.successful,
-                       jnp.where(result == RESULTS.successful, RESULTS.max_steps_reached, result))
-    return x, fx, kkt, k1, k2, cgk, result.astype(jnp.int32)
+    first = (kkt <= gtol * jnp.maximum(1.0, jnp.abs(fx))) & finite
+    second_ok = first & (lam >= -eig_tol) if second is not None else jnp.asarray(False)
+    order = jnp.where(second_ok, 2, jnp.where(first, 1, 0)).astype(jnp.int32)
+    wanted = second_ok if second is not None else first
+    result = jnp.where(wanted, RESULTS.successful,
+                       jnp.where(first & (result == RESULTS.successful), RESULTS.saddle,
+                                 jnp.where(result == RESULTS.successful, RESULTS.max_steps_reached, result)))
+    cert = Certificate(kkt=kkt, min_eig=lam, order_code=order, global_gap=None)
+    return x, fx, result.astype(jnp.int32), cert, dict(first_order_steps=k1, newton_steps=k2, cg_steps=cgk,
+                                                       escapes=esc)
+
+
+def _num_tangents(prob, x0) -> int:
+    shape = jax.eval_shape(prob.symmetry_tangents, x0)
+    leaves = jax.tree_util.tree_leaves(shape)
+    return int(leaves[0].shape[0]) if leaves else 0
+
+
+def _second_order_method(prob, x0, order: str):
+    """``None`` (first order only), ``"dense"`` or ``"lanczos"`` for the curvature check."""
+    if order == "first":
+        return None
+    n = tr.tree_size(x0)
+    m = _num_tangents(prob, x0)
+    if order == "auto" and (n > _LANCZOS_MAX or n * m > _TANGENT_BUDGET):
+        return None
+    return resolve_method("auto", n)
+
+
+def _is_traced(tree) -> bool:
+    return any(isinstance(x, jax.core.Tracer) for x in jax.tree_util.tree_leaves(tree))
+
+
+def _select(values, results, orders):
+    """Index of the best run: lowest value among the certified, else among the finite."""
+    ok = results == RESULTS.successful
+    finite = jnp.isfinite(values)
+    pool = jnp.where(jnp.any(ok), ok, finite)
+    return jnp.argmin(jnp.where(pool, values, jnp.inf))
 
 
 def minimize(
@@ -239,80 +417,150 @@ def minimize(
     max_newton: int = 100,
     restarts: int = 1,
     init_scale: float | None = None,
+    order: str = "auto",
+    eig_tol: float = 1e-8,
+    max_escapes: int = 10,
+    num_iters: int = 100,
     hessian: bool = False,
+    ctol: float = 1e-10,
+    max_outer: int = 60,
     throw: bool = True,
 ) -> Solution:
-    r"""Find a certified critical point (in practice a local, usually global, minimizer) of a Problem.
+    r"""Find a certified local minimizer (a second-order point where affordable) of a Problem.
 
-    Two stages inside one ``jax.jit``, in float64:
+    One pure JAX function (``jit``-compiled; with ``throw=False`` it can itself be traced by
+    ``jax.jit``/``jax.vmap``), in float64:
 
     1. a first-order method to a relative KKT residual of ``1e-6``: L-BFGS (optax, zoom line
        search) without constraints; spectral projected gradient with a nonmonotone Armijo search
        (Birgin, Martinez & Raydan 2000) for box constraints such as ``H >= 0``;
     2. a damped projected Newton-CG polish on Hessian-vector products (Bertsekas' free/active
-       split) until the certificate
+       split) until the first-order certificate
 
        .. math:: \lVert \theta - P(\theta - \nabla f(\theta)) \rVert_2 \le
            \mathrm{gtol}\cdot\max(1, |f(\theta)|)
 
-       holds (the gradient norm without constraints, the KKT residual with them).
+       holds (the gradient norm without constraints, the KKT residual with them);
+    3. the second-order check: the smallest eigenvalue ``lambda_min`` of the Hessian on the free
+       components with the symmetry directions removed (:func:`ufm.solvers.hessian_spectrum`,
+       dense up to 2000 parameters, Lanczos above). If ``lambda_min < -eig_tol`` the point is a
+       strict saddle: a step along the eigenvector (:func:`_escape`) leaves it and stages 1-3
+       run again, up to ``max_escapes`` times.
+
+    The certificate (``sol.certificate``) says what holds: ``order == "second"`` (first and second
+    order: a local minimizer up to the degenerate directions), ``"first"`` (a critical point; the
+    curvature was not checked), ``"none"``. ``global_gap`` is ``None``: nothing here tells a
+    local minimizer from the global one.
 
     Main arguments:
         prob: a Problem (for example :class:`ufm.UFM`).
         seed: random start ``prob.init(PRNGKey(seed), init_scale)``.
-        gtol: relative certificate tolerance (default ``1e-10``).
-        restarts: solve from seeds ``seed, seed+1, ...`` and keep the lowest objective among the
-            converged runs (the compiled solver is reused, no recompilation).
-        hessian: also compute the extreme Hessian eigenvalues (:func:`ufm.hessian_extreme_eigs`)
-            at the returned point.
+        gtol: relative first-order tolerance (default ``1e-10``).
+        order: what to certify: ``"auto"`` (second order when affordable: up to 200,000
+            parameters, else first order), ``"second"`` (always), ``"first"``.
+            ``sol.converged`` is true only when that is certified.
+        restarts: solve from seeds ``seed, seed+1, ...`` (a ``vmap`` over starting points inside
+            a trace, a loop of the compiled solve on the host) and keep the lowest objective among
+            the certified runs.
 
     Other arguments:
         params0: a starting point instead of a random one (``restarts`` must then be 1).
         max_steps: first-stage iteration cap. max_newton: Newton iteration cap.
         init_scale: entry scale of the random start (default ``1/sqrt(d)``).
-        throw: raise :class:`ufm.SolveError` unless converged; ``False`` returns the Solution
-            with its ``result``.
+        eig_tol: second-order tolerance, ``lambda_min >= -eig_tol`` (default ``1e-8``).
+        max_escapes: saddle escapes before giving up (``RESULTS.saddle``).
+        num_iters: Lanczos steps of the curvature check above 2000 parameters.
+        ctol, max_outer: for problems with inequality constraints ``prob.constraints(params) <= 0``
+            (the M-D radius model): the augmented-Lagrangian method of
+            :func:`ufm.solvers.minimize_constrained` runs instead, to primal and complementarity
+            residuals ``<= ctol`` within ``max_outer`` multiplier updates; the Solution then
+            carries ``multipliers`` and ``residuals``.
+        hessian: also report ``(lambda_min, lambda_max)`` of the Hessian on the free components
+            with the symmetry directions included (:func:`ufm.hessian_extreme_eigs`); host only.
+        throw: raise :class:`ufm.SolveError` unless converged. ``False`` returns the Solution
+            with its ``result``; called on traced values (inside ``jax.jit``/``jax.vmap``) the
+            Solution holds arrays.
 
     Returns:
         A :class:`Solution`; ``sol.value`` is the objective value.
 
     Raises:
-        ValueError: bad arguments (before compiling).
-        SolveError: no run converged (non-finite values, step caps, a failed line search).
+        ValueError: bad arguments (before compiling), or float64 off (:func:`ufm.enable_x64`).
+        SolveError: no run converged (non-finite values, step caps, a failed line search, a
+            saddle that the escapes did not leave).
 
     References:
-        Liu & Nocedal 1989 (L-BFGS); Nocedal & Wright, Numerical Optimization, ch. 7 (Newton-CG);
-        Bertsekas 1982 (projected Newton); Zhu et al., NeurIPS 2021 (the CE UFM landscape).
+        Liu & Nocedal 1989 (L-BFGS); Nocedal & Wright, Numerical Optimization, ch. 7 (Newton-CG)
+        and Thm. 12.6 (second-order conditions); Bertsekas 1982 (projected Newton); Ge et al. 2015
+        and Lee et al. 2016 (escaping strict saddles); Zhu et al., NeurIPS 2021 (arXiv 2105.02375,
+        the strict-saddle CE UFM landscape).
     """
     require_x64("ufm.minimize")
     gtol = check_finite_positive("gtol", gtol)
+    eig_tol = check_finite_positive("eig_tol", eig_tol)
     max_steps = check_int("max_steps", max_steps, 1)
     max_newton = check_int("max_newton", max_newton, 0)
+    max_escapes = check_int("max_escapes", max_escapes, 0)
+    num_iters = check_int("num_iters", num_iters, 1)
     restarts = check_int("restarts", restarts, 1)
+    if order not in ("auto", "first", "second"):
+        raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     if params0 is not None and restarts != 1:
         raise ValueError(f"restarts must be 1 when params0 is given, got restarts={restarts}")
-    runs = []
-    for r in range(restarts):
-        x0 = params0 if params0 is not None else prob.init(jax.random.PRNGKey(seed + r), init_scale)
-        out = _solve(prob, x0, gtol, max_steps, max_newton, 500)
-        runs.append((seed + r, out))
-    values = [float(out[1]) for _, out in runs]
-    results = [RESULTS(int(out[6])) for _, out in runs]
-    ok = [i for i, res in enumerate(results) if res == RESULTS.successful]
-    pool = ok if ok else [i for i, v in enumerate(values) if np.isfinite(v)] or [0]
-    best = min(pool, key=lambda i: values[i])
-    run_seed, (x, fx, kkt, k1, k2, cgk, _) = runs[best]
-    result = results[best]
-    stats = dict(num_steps=int(k1) + int(k2), first_order_steps=int(k1), newton_steps=int(k2),
-                 cg_steps=int(cgk), max_steps=max_steps, seed=run_seed)
+    if params0 is None:
+        starts = [prob.init(jax.random.PRNGKey(seed + r), init_scale) for r in range(restarts)]
+    else:
+        starts = [check_params(prob, params0)]
+    if num_constraints(prob, starts[0]) > 0:
+        ctol = check_finite_positive("ctol", ctol)
+        max_outer = check_int("max_outer", max_outer, 1)
+        return minimize_constrained(prob, seed=seed, params0=params0, gtol=gtol, ctol=ctol, restarts=restarts,
+                                    max_outer=max_outer, throw=throw, max_steps=max_steps, max_newton=max_newton,
+                                    init_scale=init_scale, order=order, eig_tol=eig_tol, max_escapes=max_escapes,
+                                    num_iters=num_iters, hessian=hessian)
+    second = _second_order_method(prob, starts[0], order)
+    iters = int(min(num_iters, tr.tree_size(starts[0])))
+    key = jax.random.PRNGKey(0)
+    args = (gtol, eig_tol, max_steps, max_newton, 500, second, iters, max_escapes)
+    traced = _is_traced((prob, starts))
+    if traced or restarts == 1:
+        if restarts == 1:
+            out = _solve(prob, starts[0], key, *args)
+            stacked = jax.tree_util.tree_map(lambda u: u[None], out)
+        else:
+            x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+            stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
+    else:  # host: the compiled solve in a loop (XLA:CPU runs batched small matmuls slowly)
+        outs = [_solve(prob, x0, key, *args) for x0 in starts]
+        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
+    xs, fxs, results, certs, counts = stacked
+    best = _select(fxs, results, certs.order_code) if restarts > 1 else 0
+    pick = lambda u: u[best]  # noqa: E731
+    x, fx, result, cert, cnt = jax.tree_util.tree_map(pick, (xs, fxs, results, certs, counts))
+    if traced:
+        stats = dict(cnt, num_steps=cnt["first_order_steps"] + cnt["newton_steps"],
+                     seed=jnp.asarray(seed) + best, max_steps=max_steps)
+        if restarts > 1:
+            stats.update(restart_values=fxs, restart_results=results)
+        return Solution(params=x, value=fx, grad_norm=cert.kkt, result=result, certificate=cert, stats=stats)
+
+    best = int(best)
+    result = RESULTS(int(result))
+    cert = Certificate(kkt=float(cert.kkt), min_eig=float(cert.min_eig), order_code=int(cert.order_code),
+                       global_gap=None)
+    k1, k2 = int(cnt["first_order_steps"]), int(cnt["newton_steps"])
+    stats = dict(num_steps=k1 + k2, first_order_steps=k1, newton_steps=k2, cg_steps=int(cnt["cg_steps"]),
+                 escapes=int(cnt["escapes"]), max_steps=max_steps, seed=seed + best)
     if restarts > 1:
-        stats.update(restart_values=values, restart_results=results)
+        stats.update(restart_values=[float(v) for v in fxs], restart_results=[RESULTS(int(r)) for r in results])
     if throw and result != RESULTS.successful:
+        curv = "" if np.isnan(cert.min_eig) else f", smallest free Hessian eigenvalue {cert.min_eig:.3g}"
         raise SolveError(
-            f"minimize: {result.message}; from seed {run_seed} after {int(k1)} first-order and "
-            f"{int(k2)} Newton steps the KKT residual is {float(kkt):.3g} (gtol={gtol}, objective "
-            f"{float(fx):.6g}); try restarts>1, a larger max_steps, or a looser gtol"
+            f"minimize: {result.message}; from seed {seed + best} after {k1} first-order and "
+            f"{k2} Newton steps and {stats['escapes']} saddle escapes the KKT residual is {cert.kkt:.3g} "
+            f"(gtol={gtol}, objective {float(fx):.6g}{curv}); try restarts>1, a larger max_steps, "
+            f"or a looser gtol"
         )
     eigs = hessian_extreme_eigs(prob, x) if hessian else None
-    return Solution(params=x, value=float(fx), grad_norm=float(kkt), result=result,
+    return Solution(params=x, value=float(fx), grad_norm=cert.kkt, result=result, certificate=cert,
                     hessian_eigs=eigs, stats=stats)

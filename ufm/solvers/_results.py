@@ -19,6 +19,7 @@ class RESULTS(enum.IntEnum):
     diverged = 3
     step_size_too_small = 4
     linesearch_failed = 5
+    saddle = 6
 
     @property
     def message(self) -> str:
@@ -39,6 +40,10 @@ _MESSAGES = {
     RESULTS.linesearch_failed: (
         "no step along the search direction decreased the objective or the KKT residual; "
         "the iterate is as accurate as float64 allows here"
+    ),
+    RESULTS.saddle: (
+        "a first-order point with negative curvature outside the symmetry directions (a strict "
+        "saddle), and the escapes along the negative-curvature direction did not leave it"
     ),
 }
 
