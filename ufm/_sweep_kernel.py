@@ -1,7 +1,8 @@
 """The compiled part of a sweep: one call solves a chunk of grid points.
 
 A chunk is a run of consecutive grid points (C order, so neighbours along the last axis). One
-``jax.jit`` call scans over its points; at each point it solves, in one ``vmap``, ``seeds`` random
+``jax.jit`` call scans over its points; at each point it solves (a compiled loop on CPU, where
+batched small matmuls are slow; one ``vmap`` on GPU/TPU) ``seeds`` random
 starts (``prob.init(PRNGKey(s))``, the start ``ufm.minimize(prob, seed=s)`` uses) and ``seeds``
 warm starts (the previous point's certified solution for the same seed). It keeps the better
 certified run per seed and records both values, so a branch followed past a transition shows up
@@ -18,8 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from ufm import metrics
-from ufm.solvers._minimize import _solve
-from ufm.solvers._results import RESULTS
+from ufm.solvers import RESULTS, minimize
 
 
 class SolveOptions(NamedTuple):
@@ -28,8 +28,8 @@ class SolveOptions(NamedTuple):
     gtol: float = 1e-10
     max_steps: int = 10_000
     max_newton: int = 100
-    cg_max: int = 500
     agree_rtol: float = 1e-7  # random and warm runs "agree" when values match to this
+    batch: str = "map"  # starts of one point: "map" (a compiled loop, CPU) or "vmap" (GPU/TPU)
 
 
 class PointRecord(NamedTuple):
@@ -37,6 +37,8 @@ class PointRecord(NamedTuple):
 
     value: jax.Array  # (L, S) float64, objective of the kept run
     kkt: jax.Array  # (L, S) float64, KKT residual of the kept run
+    min_eig: jax.Array  # (L, S) float64, smallest Hessian eigenvalue, symmetries removed
+    order: jax.Array  # (L, S) int32, certified order: 0 none, 1 first, 2 second
     result: jax.Array  # (L, S) int32, RESULTS code of the kept run
     value_random: jax.Array  # (L, S) float64, objective from the random start
     value_warm: jax.Array  # (L, S) float64, from the neighbour's solution (NaN: no neighbour)
@@ -74,12 +76,18 @@ def _summary(prob, x):
 
 
 def _solve_starts(prob, starts, opts):
-    def one(x0):
-        x, fx, kkt, k1, k2, _, res = _solve(prob, x0, opts.gtol, opts.max_steps, opts.max_newton,
-                                             opts.cg_max)
-        return x, fx, kkt, k1 + k2, res
+    """Certified solves (``ufm.minimize(throw=False)``, traced) from stacked starting points."""
 
-    return jax.vmap(one)(starts)
+    def one(x0):
+        sol = minimize(prob, params0=x0, gtol=opts.gtol, max_steps=opts.max_steps,
+                       max_newton=opts.max_newton, throw=False)
+        c = sol.certificate
+        return (sol.params, sol.value, c.kkt, c.min_eig, jnp.asarray(c.order_code, jnp.int32),
+                jnp.asarray(sol.stats["num_steps"], jnp.int32), jnp.asarray(sol.result, jnp.int32))
+
+    if opts.batch == "vmap":
+        return jax.vmap(one)(starts)
+    return jax.lax.map(one, starts)
 
 
 def _pick(value, result, has_warm, seeds):
@@ -102,7 +110,7 @@ def solve_chunk(prob, paths, values, seeds, opts):
         p = _point_problem(prob, paths, vals)
         rand = jax.vmap(p.init)(keys)
         starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), rand, warm)
-        x, fx, kkt, steps, res = _solve_starts(p, starts, opts)
+        x, fx, kkt, eig, order, steps, res = _solve_starts(p, starts, opts)
         idx, ok = _pick(fx, res, has_warm, seeds)
         take = lambda a: a[idx]  # noqa: E731
         best = jax.tree_util.tree_map(take, x)
@@ -110,8 +118,8 @@ def solve_chunk(prob, paths, values, seeds, opts):
         scale = jnp.maximum(1.0, jnp.abs(v_r))
         disagree = ok[:seeds] & ok[seeds:] & (jnp.abs(v_r - v_w) > opts.agree_rtol * scale)
         summ = jax.vmap(lambda xx: _summary(p, xx))(best)
-        rec = PointRecord(take(fx), take(kkt), take(res), v_r, v_w, idx >= seeds, disagree,
-                          take(steps), *summ)
+        rec = PointRecord(take(fx), take(kkt), take(eig), take(order), take(res), v_r, v_w,
+                          idx >= seeds, disagree, take(steps), *summ)
         return (best, jnp.asarray(True)), rec
 
     _, recs = jax.lax.scan(step, (warm0, jnp.asarray(False)), values)

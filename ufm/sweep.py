@@ -39,7 +39,7 @@ __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "locate_boun
 
 PHASES = _atlas.PHASES
 FORMAT = "ufm.sweep/1"
-_SCALARS = ("value", "kkt", "result", "value_random", "value_warm", "warm_won", "disagree",
+_SCALARS = ("value", "kkt", "min_eig", "order", "result", "value_random", "value_warm", "warm_won", "disagree",
             "steps", "W_norm2", "H_norm2", "b_norm2", "nc1")
 
 
@@ -183,7 +183,7 @@ def _open_store(store, meta, P, K, D):
     S, C = meta["seeds"], meta["chunk"]
     nchunks = -(-P // C)
     spec = {name: ("f8", ()) for name in _SCALARS}
-    spec.update(result=("i4", ()), steps=("i4", ()), warm_won=("bool", ()), disagree=("bool", ()),
+    spec.update(result=("i4", ()), order=("i1", ()), steps=("i4", ()), warm_won=("bool", ()), disagree=("bool", ()),
                 phase=("i1", ()), G_H=("f8", (K, K)), G_W=("f8", (D, D)))
     for name, (dtype, tail) in spec.items():
         fill = False if dtype == "bool" else (-1 if dtype[0] == "i" else np.nan)
@@ -315,7 +315,8 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         raise ValueError(f"chunk must be an integer >= 1, got chunk={chunk!r}")
     if client is not None and store is None:
         raise ValueError("store must be a path when client is given: the workers write to it")
-    opts = SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton))
+    opts = SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
+                        batch=_batch_mode(devices))
     K = prob.K
     D = prob.D
     store = os.fspath(store) if store is not None else None
@@ -337,6 +338,11 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         _run_local(root, prob, axes, seeds, opts, todo, run_id, devices, bar)
     bar.close()
     return open_sweep(root)
+
+
+def _batch_mode(devices) -> str:
+    """Starts of a point: a compiled loop on CPU (measured faster there), ``vmap`` elsewhere."""
+    return "map" if all(d.platform == "cpu" for d in devices) else "vmap"
 
 
 def _run_local(root, prob, axes, seeds, opts, todo, run_id, devices, bar):
@@ -461,7 +467,7 @@ def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, r
     parse_grid(prob, {field: [lo, hi]})
     if not lo < hi:
         raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
-    opts = SolveOptions(gtol=float(gtol))
+    opts = SolveOptions(gtol=float(gtol), batch=_batch_mode(jax.local_devices()))
     pa, _ = _phase_at(prob, field, lo, seeds, opts)
     pb, _ = _phase_at(prob, field, hi, seeds, opts)
     if pa == pb:
