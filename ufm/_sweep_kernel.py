@@ -28,6 +28,7 @@ class SolveOptions(NamedTuple):
     gtol: float = 1e-10
     max_steps: int = 10_000
     max_newton: int = 100
+    order: str = "auto"  # what ufm.minimize certifies: "auto", "first", "second"
     agree_rtol: float = 1e-7  # random and warm runs "agree" when values match to this
     batch: str = "map"  # starts of one point: "map" (a compiled loop, CPU) or "vmap" (GPU/TPU)
 
@@ -80,7 +81,7 @@ def _solve_starts(prob, starts, opts):
 
     def one(x0):
         sol = minimize(prob, params0=x0, gtol=opts.gtol, max_steps=opts.max_steps,
-                       max_newton=opts.max_newton, throw=False)
+                       max_newton=opts.max_newton, order=opts.order, throw=False)
         c = sol.certificate
         return (sol.params, sol.value, c.kkt, c.min_eig, jnp.asarray(c.order_code, jnp.int32),
                 jnp.asarray(sol.stats["num_steps"], jnp.int32), jnp.asarray(sol.result, jnp.int32))

@@ -211,14 +211,21 @@ def _emit(args, record, text_lines):
         print("\n".join(text_lines))
 
 
-def cmd_solve(argv) -> int:
+def _parser(name, description, epilog, problem=True):
     import argparse
 
-    p = argparse.ArgumentParser(prog="ufm solve", description=(
+    p = argparse.ArgumentParser(prog=f"ufm {name}", description=description, epilog=epilog,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    if problem:
+        _add_problem_flags(p)
+    return p
+
+
+def cmd_solve(argv) -> int:
+    p = _parser("solve", (
         "Certified minimizer of one UFM: L-BFGS then Newton-CG to a relative KKT residual gtol; "
         "prints the value, the certificate, the atlas phase and the NC metrics."),
-        epilog="example: ufm solve --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3")
-    _add_problem_flags(p)
+        "example: ufm solve --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3")
     p.add_argument("--seed", type=int, default=0, help="random start (default 0)")
     p.add_argument("--restarts", type=int, default=1, help="random starts, keep the best")
     p.add_argument("--gtol", type=float, default=1e-10, help="relative KKT tolerance")
@@ -229,8 +236,9 @@ def cmd_solve(argv) -> int:
     prob = build_problem(_problem_dict(args, _read_spec(args.spec)))
     sol = ufm.minimize(prob, seed=args.seed, restarts=args.restarts, gtol=args.gtol,
                        hessian=True, throw=False)
-    rec = {"problem": repr(prob), "value": sol.value, "kkt": sol.grad_norm,
-           "hessian_eigs": sol.hessian_eigs, "result": sol.result.name,
+    cert = sol.certificate
+    rec = {"problem": repr(prob), "value": sol.value, "kkt": cert.kkt, "min_eig": cert.min_eig,
+           "order": cert.order, "hessian_eigs": sol.hessian_eigs, "result": sol.result.name,
            "converged": sol.converged, "steps": sol.iterations, **_describe(prob, sol.params)}
     if args.spectrum:
         from ufm import plot
@@ -243,13 +251,10 @@ def cmd_solve(argv) -> int:
 
 
 def cmd_flow(argv) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ufm flow", description=(
+    p = _parser("flow", (
         "Gradient flow d theta/dt = -grad f of one UFM from a random start; prints the objective "
         "and NC metrics at log-spaced times."),
-        epilog="example: ufm flow --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3 --t1 1000 --plot flow.png")
-    _add_problem_flags(p)
+        "example: ufm flow --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3 --t1 1000 --plot flow.png")
     p.add_argument("--t1", type=float, default=100.0, help="final time (default 100)")
     p.add_argument("--dt", type=float, default=None, help="fixed step (default: adaptive)")
     p.add_argument("--points", type=int, default=20, help="recorded times, log-spaced")
@@ -307,18 +312,15 @@ def _parse_grid_flag(items, spec_grid) -> dict:
 
 
 def cmd_sweep(argv) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ufm sweep", description=(
+    p = _parser("sweep", (
         "Certified solves over a product grid of hyper-parameters (a phase diagram). Results go "
         "chunk by chunk to a Zarr store; run the same command again to resume after an "
         "interruption (nothing finished is recomputed). Uses every CPU core (one JAX host device "
         "per core) or a Dask cluster (--dask)."),
-        epilog=("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
+        ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
                 "values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
                 "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
                 "--grid lam_W=log:1e-4:1e-1:100 --grid lam_H=log:1e-4:1e-1:100 --store ce.zarr"))
-    _add_problem_flags(p)
     p.add_argument("--grid", action="append", metavar="FIELD=VALUES", help="a grid axis (repeat)")
     p.add_argument("--seeds", type=int, help="random starts per point (default 1)")
     p.add_argument("--store", help="Zarr store directory (resumable); default: in memory")
@@ -327,6 +329,8 @@ def cmd_sweep(argv) -> int:
                    "LocalCluster of N worker processes")
     p.add_argument("--boundary", action="append", metavar="FIELD:LO:HI",
                    help="also locate the phase boundary along FIELD in [LO, HI] by bisection")
+    p.add_argument("--order", choices=("auto", "first", "second"), default="auto",
+                   help="certificate: second order where affordable (auto), or first/second")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = p.parse_args(argv)
     import time
@@ -353,7 +357,7 @@ def cmd_sweep(argv) -> int:
     t0 = time.perf_counter()
     try:
         ds = sw.sweep(prob, grid, seeds=seeds, store=store, chunk=chunk, client=client,
-                      progress=not args.no_progress and not args.json)
+                      order=args.order, progress=not args.no_progress and not args.json)
     finally:
         if client is not None:
             client.close()
@@ -404,12 +408,10 @@ def _dask_client(address):
 
 
 def cmd_plot(argv) -> int:
-    import argparse
-
-    p = argparse.ArgumentParser(prog="ufm plot", description=(
+    p = _parser("plot", (
         "Draw the phase diagram of a sweep store: the atlas phase of every grid point, crosses "
         "where random and warm starts disagree, and predicted thresholds as dashed lines."),
-        epilog="example: ufm plot ce.zarr --out ce.png --threshold lam_W*lam_H=0.0055556")
+        "example: ufm plot ce.zarr --out ce.png --threshold lam_W*lam_H=0.0055556", problem=False)
     p.add_argument("store", help="a Zarr store written by ufm sweep")
     p.add_argument("--out", default="phase_diagram.png", help="image file (default phase_diagram.png)")
     p.add_argument("--x", help="grid field on the x axis")

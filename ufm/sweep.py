@@ -259,8 +259,8 @@ def _dask_task(store, prob, axes, seeds, opts, c, run_id):
 
 def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, client=None,
           progress: bool | None = None, max_chunks: int | None = None, devices=None,
-          gtol: float = 1e-10,
-          max_steps: int = 10_000, max_newton: int = 100):
+          gtol: float = 1e-10, order: str = "auto", max_steps: int = 10_000,
+          max_newton: int = 100):
     r"""Certified solves over a product grid of hyper-parameters and random seeds.
 
     Every grid point ``p`` and seed ``s`` is solved from the random start of
@@ -289,7 +289,8 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
-        gtol, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`.
+        gtol, order, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`
+            (``order="auto"``: second-order certificates where affordable).
 
     Returns:
         An ``xarray.Dataset`` (:func:`open_sweep`) with dimensions the grid fields and ``seed``.
@@ -315,8 +316,10 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         raise ValueError(f"chunk must be an integer >= 1, got chunk={chunk!r}")
     if client is not None and store is None:
         raise ValueError("store must be a path when client is given: the workers write to it")
+    if order not in ("auto", "first", "second"):
+        raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     opts = SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
-                        batch=_batch_mode(devices))
+                        order=order, batch=_batch_mode(devices))
     K = prob.K
     D = prob.D
     store = os.fspath(store) if store is not None else None
