@@ -128,3 +128,12 @@ def test_thousand_point_sweep_survives_a_kill_and_resumes(tmp_path):
                           text=True, timeout=300)
     assert plot.returncode == 0, plot.stderr
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_flow_json_decreases_the_objective_and_plots(tmp_path, capsys):
+    png = tmp_path / "flow.png"
+    assert main(["flow", *PROBLEM, "--t1", "50", "--points", "4", "--json", "--plot", str(png)]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert len(rec["times"]) == 4 and set(rec["metrics"]) >= {"nc1", "nc3"}
+    assert np.all(np.diff(rec["values"]) <= 1e-12)  # a gradient flow never increases f
+    assert png.read_bytes()[:4] == b"\x89PNG"
