@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_nonneg, check_range, is_concrete
+from ufm._validate import is_concrete, scalar_param, to_numeric
 
 __all__ = ["Loss", "CrossEntropy", "LabelSmoothing", "Focal", "MSE", "LOSS_NAMES"]
 
@@ -97,8 +97,7 @@ class LabelSmoothing(Loss):
     shift_invariant = True
 
     def __post_init__(self):
-        check_range("alpha", self.alpha, 0.0, 1.0)
-        object.__setattr__(self, "alpha", as_float_array(self.alpha))
+        object.__setattr__(self, "alpha", scalar_param("alpha", self.alpha, lo=0.0, hi=1.0))
 
     def __call__(self, logits, labels):
         logp, logp_y = _log_softmax_true(logits, labels)
@@ -128,8 +127,7 @@ class Focal(Loss):
     shift_invariant = True
 
     def __post_init__(self):
-        check_nonneg("gamma", self.gamma)
-        object.__setattr__(self, "gamma", as_float_array(self.gamma))
+        object.__setattr__(self, "gamma", scalar_param("gamma", self.gamma))
 
     def __call__(self, logits, labels):
         _, logp_y = _log_softmax_true(logits, labels)
@@ -158,7 +156,7 @@ class MSE(Loss):
     name = "mse"
 
     def __post_init__(self):
-        E = self.encoding
+        E = to_numeric("encoding", self.encoding) if self.encoding is not None else None
         if E is not None and is_concrete(E):
             arr = np.asarray(E, dtype=float)
             if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 2:
@@ -177,7 +175,7 @@ class MSE(Loss):
         """The encoding must have one column per class."""
         if self.encoding is not None and is_concrete(self.encoding) and self.encoding.shape[1] != K:
             raise ValueError(
-                f"encoding must have K={K} columns (one target per class), "
+                f"encoding must be a (D, K={K}) matrix (one target column per class), "
                 f"got shape {tuple(self.encoding.shape)}"
             )
 

@@ -53,6 +53,22 @@ class Problem:
         """
         return None
 
+    def smooth_piece(self, params):
+        """For a piecewise-smooth objective (ReLU models): the smooth problem that agrees with
+        this one on the piece through ``params`` (host-side; concrete ``params``). ``None`` when
+        the objective is smooth (the default); see :meth:`ufm.DeepUFM.smooth_piece`."""
+        return None
+
+    def smoothed(self, beta):
+        """A smooth surrogate of a piecewise-smooth objective with sharpness ``beta`` (``None`` for
+        a smooth problem, the default); see :meth:`ufm.DeepUFM.smoothed`."""
+        return None
+
+    def piece_report(self, piece, params) -> dict:
+        """Whether ``params`` lies on ``piece`` (``consistent``), the units exactly at a kink
+        (``kinks``) and ``gap = |f_piece - f|``; only for problems with :meth:`smooth_piece`."""
+        raise NotImplementedError(f"{type(self).__name__} is smooth: it has no activation pieces")
+
     def constraints(self, params) -> jax.Array:
         """``(M,)`` inequality constraints ``c(params) <= 0`` beyond the box (none by default);
         :func:`ufm.minimize` solves a problem with ``M > 0`` by an augmented Lagrangian."""

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import ClassSizes, Problem
 from ufm.problems._base import normalize_counts
@@ -100,6 +100,10 @@ class DeepUFM(ClassSizes, Problem):
             every negative entry of ``H_1`` to ``0`` (it changes nothing else), so ``H_1 =
             relu(H_1) >= 0``; the constrained form keeps the objective smooth in ``H_1`` and lets
             :func:`ufm.minimize` certify a KKT point.
+        smoothing: ``None`` (the exact ReLU), or ``beta > 0``: the smooth surrogate
+            ``s(z) = softplus(beta z) / beta`` (``0 <= s(z) - relu(z) <= log(2)/beta``), used by
+            :func:`ufm.minimize` as a continuation towards the ReLU model (an array leaf: changing it
+            does not recompile).
         pattern: ``None``, or a fixed activation pattern ``(M_1, ..., M_{L-1})`` of 0/1 arrays
             ``M_l: (d_{l+1}, N)``: then ``s(Z_l) = M_l * Z_l``, the smooth piece of the ReLU
             model on which the pattern is ``M`` (made by :meth:`on_pattern`, used by
@@ -129,6 +133,7 @@ class DeepUFM(ClassSizes, Problem):
     activation: str = field(default="relu", metadata=dict(static=True))
     relu_features: bool = field(default=False, metadata=dict(static=True))
     pattern: tuple | None = None
+    smoothing: jax.Array | None = None
 
     def __post_init__(self):
         if not isinstance(self.K, (numbers.Integral, np.integer)) or isinstance(self.K, bool) or self.K < 2:
@@ -152,6 +157,8 @@ class DeepUFM(ClassSizes, Problem):
                 check_nonneg(name, value)
                 object.__setattr__(self, name, as_float_array(value))
         object.__setattr__(self, "relu_features", bool(self.relu_features))
+        if self.smoothing is not None:
+            object.__setattr__(self, "smoothing", scalar_param("smoothing", self.smoothing, positive=True))
         if self.pattern is not None and all(is_concrete(M) for M in self.pattern):
             shapes = tuple((d, self.N) for d in self.widths[1:])
             got = tuple(np.shape(M) for M in self.pattern)
@@ -205,6 +212,9 @@ class DeepUFM(ClassSizes, Problem):
         """The activation ``s`` after layer ``l + 1`` (ReLU, the identity, or the fixed pattern)."""
         if self.pattern is not None:
             return self.pattern[l] * Z
+        if self.activation == "relu" and self.smoothing is not None:
+            beta = self.smoothing
+            return jax.nn.softplus(beta * Z) / beta
         return jax.nn.relu(Z) if self.activation == "relu" else Z
 
     def on_pattern(self, params: DeepParams, rtol: float = 0.0) -> DeepUFM:
@@ -260,6 +270,40 @@ class DeepUFM(ClassSizes, Problem):
         inf = lambda x: jnp.full_like(x, -jnp.inf)
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
+
+    def smooth_piece(self, params: DeepParams, rtol: float = 1e-3):
+        """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU
+        model without a fixed pattern; ``None`` otherwise (the objective is smooth)."""
+        if self.activation != "relu" or self.pattern is not None or self.smoothing is not None or self.L < 2:
+            return None
+        return self.on_pattern(params, rtol)
+
+    def smoothed(self, beta):
+        """The same ReLU model with ``relu`` replaced by ``softplus(beta z)/beta`` (``None`` for a
+        linear model or a fixed pattern)."""
+        if self.activation != "relu" or self.pattern is not None or self.L < 2:
+            return None
+        return dataclasses.replace(self, smoothing=beta)
+
+    def piece_report(self, piece: DeepUFM, params: DeepParams, tol: float = 1e-8) -> dict:
+        r"""Is ``params`` on the activation piece ``piece`` (a problem with a fixed pattern ``M``)?
+
+        With ``Z_l`` the ReLU pre-activations at ``params`` and ``s = max |Z_l|``: ``consistent``
+        when every entry with ``M_l = 1`` is ``>= -tol s`` and every entry with ``M_l = 0`` is
+        ``<= tol s`` (then ``relu(Z_l) = M_l Z_l`` up to ``tol s``, and ``gap``, the difference
+        of the two objectives, is at round-off). ``kinks`` lists ``(layer, unit, sample)`` with
+        ``|Z_l| <= tol s``: units exactly at a kink of the ReLU, where the piece is one of the
+        adjacent pieces (1-based layer ``l`` of ``W_l``).
+        """
+        pre, _ = self.layers(params)
+        consistent, kinks = True, []
+        for l, (M, Z) in enumerate(zip(piece.pattern, pre[:-1])):
+            M, Z = np.asarray(M), np.asarray(Z)
+            scale = float(np.max(np.abs(Z))) if Z.size else 0.0
+            consistent &= bool(np.all(Z[M > 0] >= -tol * scale) and np.all(Z[M == 0] <= tol * scale))
+            kinks += [(l + 1, int(i), int(j)) for i, j in np.argwhere(np.abs(Z) <= tol * scale)]
+        gap = abs(float(self.objective(params)) - float(piece.objective(params)))
+        return {"consistent": consistent, "kinks": kinks, "gap": gap}
 
     def classifier(self, params: DeepParams):
         """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer

@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, check_range, is_concrete
+from ufm._validate import check_int, check_range, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import AffineClassifier, ClassSizes, Problem
 
@@ -188,14 +188,8 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
             if value is None and name != "lam_b":
                 raise ValueError(f"{name} must be a number >= 0, got None")
             if value is not None:
-                check_nonneg(name, value)
-                object.__setattr__(self, name, as_float_array(value))
-        for name in ("eps",):
-            value = getattr(self, name)
-            if is_concrete(value) and not (np.all(np.isfinite(np.asarray(value, float)))
-                                           and np.all(np.asarray(value, float) > 0)):
-                raise ValueError(f"{name} must be a finite number > 0, got {name}={value}")
-            object.__setattr__(self, name, as_float_array(value))
+                object.__setattr__(self, name, scalar_param(name, value))
+        object.__setattr__(self, "eps", scalar_param("eps", self.eps, positive=True))
 
     # ---- sizes and labels --------------------------------------------------------------------
     @property

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg
+from ufm._validate import check_int, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import AffineClassifier, ClassSizes, Problem, normalize_counts
 
@@ -92,8 +92,7 @@ class UFM(ClassSizes, AffineClassifier, Problem):
             if value is None and name != "lam_b":
                 raise ValueError(f"{name} must be a number >= 0, got None")
             if value is not None:
-                check_nonneg(name, value)
-                object.__setattr__(self, name, as_float_array(value))
+                object.__setattr__(self, name, scalar_param(name, value))
         object.__setattr__(self, "nonneg", bool(self.nonneg))
 
     # ---- sizes (counts, N, balanced, D, has_bias: ClassSizes) --------------------------------

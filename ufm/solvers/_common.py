@@ -107,6 +107,19 @@ def check_params(prob, params, name: str = "params0"):
         return params
     ref = jax.eval_shape(lambda k: prob.init(k), jax.random.PRNGKey(0))
     ref_leaves, treedef = jax.tree_util.tree_flatten(ref)
+    if (isinstance(params, (list, tuple)) and not hasattr(params, "_fields") and hasattr(ref, "_fields")
+            and len(params) == len(ref._fields)):  # a plain tuple/list in the field order
+        def conv(p, r):
+            if p is None or r is None:
+                return p
+            if isinstance(r, tuple):
+                return tuple(np.asarray(q, dtype=float) for q in p)
+            return np.asarray(p, dtype=float)
+
+        try:
+            params = type(ref)(*[conv(p, r) for p, r in zip(params, ref)])
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must hold numeric arrays in the order {ref._fields}") from None
     try:
         leaves = jax.tree_util.tree_leaves(params)
         leaves = [np.asarray(x, dtype=float) for x in leaves]

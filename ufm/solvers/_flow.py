@@ -13,8 +13,8 @@ import numpy as np
 
 from ufm import _tree as tr
 from ufm._precision import require_x64
-from ufm._validate import check_finite_positive, check_range
-from ufm.solvers._common import cast_tree, flow_rhs, resolve_metrics
+from ufm._validate import check_finite, check_finite_positive, check_range
+from ufm.solvers._common import cast_tree, check_params, flow_rhs, resolve_metrics
 from ufm.solvers._results import RESULTS, SolveError
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]
@@ -291,8 +291,9 @@ def gradient_flow(
         The dynamics of Mixon, Parshall & Pi 2020 (arXiv 2011.11619) and Han, Papyan & Donoho,
         ICLR 2022 (central path); the Bogacki-Shampine pair (Appl. Math. Lett. 1989).
     """
-    t0 = float(t0)
-    t1 = check_finite_positive("t1 - t0", float(t1) - t0) + t0
+    t0 = check_finite("t0", t0)
+    t1 = check_finite("t1", t1)
+    t1 = check_finite_positive("t1 - t0", t1 - t0) + t0
     if dt is not None:
         dt = check_finite_positive("dt", dt)
     check_range("momentum", momentum, 0.0, 1.0)
@@ -308,7 +309,7 @@ def gradient_flow(
     dtype = jnp.dtype(jnp.float64 if dtype is None else dtype)
     if dtype == jnp.float64:
         require_x64("gradient_flow (dtype=float64, the default; pass dtype='float32' for a float32 flow)")
-    params0 = prob.init(jax.random.PRNGKey(seed), init_scale) if params0 is None else params0
+    params0 = prob.init(jax.random.PRNGKey(seed), init_scale) if params0 is None else check_params(prob, params0)
     prob, params0 = cast_tree(prob, dtype), cast_tree(prob.project(params0), dtype)
 
     if dt is not None:

@@ -112,12 +112,12 @@ class Solution:
         return jnp.asarray(r) == RESULTS.successful
 
     @property
-    def kkt(self) -> dict | None:
-        """For a constrained solve (the M-D radius model): ``stationarity``, ``violation``
-        (``max(0, max_i c_i)``), ``complementarity`` and ``dual`` (``min_i y_i``) from
-        ``residuals``; ``None`` otherwise."""
+    def kkt(self) -> dict:
+        """``stationarity``, ``violation`` (``max(0, max_i c_i)``), ``complementarity`` and
+        ``dual`` (``min_i y_i``) from ``residuals``; without inequality constraints the last three
+        are 0 and ``stationarity`` is ``grad_norm``."""
         if self.residuals is None:
-            return None
+            return {"stationarity": self.grad_norm, "violation": 0.0, "complementarity": 0.0, "dual": 0.0}
         r = self.residuals
         return {"stationarity": r["stationarity"], "violation": max(0.0, r["primal"]),
                 "complementarity": r["complementarity"], "dual": r["dual"]}
@@ -378,6 +378,71 @@ def _solve(prob, x0, key, gtol, eig_tol, max_steps, max_newton, cg_max, second, 
                                                        escapes=esc)
 
 
+def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
+    r"""Certify a piecewise-smooth (ReLU) model on its activation piece (host side).
+
+    Deep-neural-collapse points of ReLU models sit on kinks (exact zeros of the pre-activations),
+    where a gradient method stalls with a residual that does not vanish. Up to ``rounds`` times:
+    freeze the activation pattern of the current point (``prob.smooth_piece``, entries below
+    ``1e-3`` of the layer's largest pre-activation count as off), run the whole solve on that
+    smooth piece from the point, and check with ``prob.piece_report`` that the result lies on the
+    same piece (so that the ReLU objective equals the piece's). The polished point is kept when it
+    is consistent, certified on the piece, and not above the unpolished value; otherwise the next
+    round freezes the pattern of the new point. If no round succeeds and ``x0`` is given, a
+    continuation runs from ``x0``: ``prob.smoothed(beta)`` (softplus of sharpness ``beta``) solved
+    for ``beta = 10, 100, ..., 1e6`` (warm starts; ``beta`` is an array leaf, no recompilation),
+    then the piece polish of its end point. Returns ``(out, info)`` with ``info`` the piece
+    report (``consistent``, ``kinks``: ``(layer, unit, sample)`` exactly at a kink, ``gap``,
+    ``rounds``), or ``None`` for smooth problems.
+    """
+    x, fx, result, cert, cnt = out
+    piece = prob.smooth_piece(x)
+    if piece is None:
+        return out, None
+    if int(result) == RESULTS.successful:
+        rep = prob.piece_report(piece, x)
+        if not rep["kinks"]:  # a smooth point of the ReLU model: nothing to polish
+            return out, dict(rep, rounds=0)
+    polished, info = _piece_rounds(prob, piece, out, key, args, rounds)
+    if polished is not None or x0 is None or prob.smoothed(1.0) is None or int(result) == RESULTS.successful:
+        return (polished if polished is not None else out), info
+    y, total = x0, cnt
+    for beta in (1e1, 1e2, 1e3, 1e4, 1e5, 1e6):
+        y, _, _, _, n_b = _solve(prob.smoothed(jnp.asarray(beta)), y, key, *args)
+        total = jax.tree_util.tree_map(lambda a, b: a + b, total, n_b)
+    cont = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
+    polished, info2 = _piece_rounds(prob, prob.smooth_piece(y), cont, key, args, rounds)
+    if polished is not None:
+        return polished, dict(info2, continuation=True)
+    return out, info
+
+
+def _piece_rounds(prob, piece, out, key, args, rounds):
+    """The piece rounds of :func:`_polish_piece`: ``(polished out or None, report)``."""
+    x, fx, result, cert, cnt = out
+    ref = float(fx) if np.isfinite(float(fx)) else np.inf
+    if int(result) != RESULTS.successful:
+        ref = np.inf  # an uncertified point: any certified consistent point on its piece is kept
+    tol = 1e-12 * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
+    info = {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}
+    y = x
+    for r in range(1, rounds + 1):
+        py, fy, ry, cy, ny = _solve(piece, y, key, *args)
+        rep = prob.piece_report(piece, py)
+        value = float(prob.objective(py))
+        total = jax.tree_util.tree_map(lambda a, b: a + b, cnt, ny)
+        if rep["consistent"] and int(ry) == RESULTS.successful and value <= ref + tol \
+                and rep["gap"] <= 1e-10 * max(1.0, abs(value)):
+            info = dict(rep, rounds=r)
+            return (py, jnp.asarray(value), ry, cy, total), info
+        info = dict(rep, rounds=r)
+        if not np.isfinite(value):
+            break
+        y = py
+        piece = prob.smooth_piece(y)
+    return None, info
+
+
 def _num_tangents(prob, x0) -> int:
     shape = jax.eval_shape(prob.symmetry_tangents, x0)
     leaves = jax.tree_util.tree_leaves(shape)
@@ -503,7 +568,11 @@ def minimize(
     max_escapes = check_int("max_escapes", max_escapes, 0)
     num_iters = check_int("num_iters", num_iters, 1)
     restarts = check_int("restarts", restarts, 1)
-    if order not in ("auto", "first", "second"):
+    if not isinstance(seed, jax.core.Tracer):
+        seed = check_int("seed", seed, 0)
+    if init_scale is not None and not isinstance(init_scale, jax.core.Tracer):
+        init_scale = check_finite_positive("init_scale", init_scale)
+    if not isinstance(order, str) or order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     if params0 is not None and restarts != 1:
         raise ValueError(f"restarts must be 1 when params0 is given, got restarts={restarts}")
@@ -523,15 +592,15 @@ def minimize(
     key = jax.random.PRNGKey(0)
     args = (gtol, eig_tol, max_steps, max_newton, 500, second, iters, max_escapes)
     traced = _is_traced((prob, starts))
-    if traced or restarts == 1:
-        if restarts == 1:
-            out = _solve(prob, starts[0], key, *args)
-            stacked = jax.tree_util.tree_map(lambda u: u[None], out)
-        else:
-            x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
-            stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
-    else:  # host: the compiled solve in a loop (XLA:CPU runs batched small matmuls slowly)
+    pieces = [(None, None)] * restarts
+    if traced and restarts > 1:  # restarts as a vmap over starting points
+        x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
+        stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
+    else:  # the compiled solve in a loop on the host (XLA:CPU runs batched small matmuls slowly)
         outs = [_solve(prob, x0, key, *args) for x0 in starts]
+        if not traced:
+            pieces = [_polish_piece(prob, out, key, args, x0) for out, x0 in zip(outs, starts)]
+            outs = [o for o, _ in pieces]
         stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
     xs, fxs, results, certs, counts = stacked
     best = _select(fxs, results, certs.order_code) if restarts > 1 else 0
@@ -545,12 +614,15 @@ def minimize(
         return Solution(params=x, value=fx, grad_norm=cert.kkt, result=result, certificate=cert, stats=stats)
 
     best = int(best)
+    piece_info = pieces[best][1]
     result = RESULTS(int(result))
     cert = Certificate(kkt=float(cert.kkt), min_eig=float(cert.min_eig), order_code=int(cert.order_code),
                        global_gap=None)
     k1, k2 = int(cnt["first_order_steps"]), int(cnt["newton_steps"])
     stats = dict(num_steps=k1 + k2, first_order_steps=k1, newton_steps=k2, cg_steps=int(cnt["cg_steps"]),
                  escapes=int(cnt["escapes"]), max_steps=max_steps, seed=seed + best)
+    if piece_info is not None:
+        stats["piece"] = piece_info
     if restarts > 1:
         stats.update(restart_values=[float(v) for v in fxs], restart_results=[RESULTS(int(r)) for r in results])
     if throw and result != RESULTS.successful:
