@@ -77,6 +77,7 @@ def main() -> int:
     t_loop = time.perf_counter() - t0
     ref_v = np.array([s.value for s in ref])
     rows.append(("loop of minimize", t_loop, 1.0, sum(s.converged for s in ref)))
+    print(f"  loop: {t_loop:.2f} s, compile {comp['minimize']:.1f} s", flush=True)
 
     # 2-3. sweeps
     devs = jax.local_devices()
@@ -91,6 +92,7 @@ def main() -> int:
         comp[label] = first - t
         v = ds.value.values.reshape(-1)
         rows.append((label, t, t_loop / t, int(ds.converged.sum())))
+        print(f"  {label}: {t:.2f} s ({t_loop / t:.2f}x), first call {first:.1f} s", flush=True)
         lower = int(np.sum(v < ref_v - 1e-9 * np.maximum(1, np.abs(ref_v))))
         if lower:
             print(f"  {label}: {lower} points where the sweep found a lower certified value than the loop")
