@@ -1,0 +1,131 @@
+r"""The geometry atlas: name the phase of a solution from its Gram matrices.
+
+A sweep keeps, for every solution, the uncentred Gram of the class means
+``G_H = Hbar^T Hbar`` (K x K) and the Gram of the classifier rows ``G_W = W W^T``. The phase is read
+from them with :func:`ufm.geometry.classify_gram` (the zero / orthogonal-frame / simplex-ETF tests
+live there, in one place) plus the two tests that need the class counts:
+
+- ``minority_collapse``: imbalanced counts and the minority classifier rows coincide
+  (``||w_k - w_l|| <= tol ||W||`` for all minority ``k, l``; Fang et al. 2021) or some but not all
+  class means vanish (Dang et al. 2023, the MSE form);
+- ``seli_frame``: imbalanced counts, nonzero, no collapse, neither ETF nor orthogonal: the
+  imbalanced frame that replaces the ETF (Thrampoulidis et al. 2022, "SELI");
+- ``low_rank``: nonzero class means of rank below ``K - 1`` that are none of the above
+  (``d < K - 1`` and deep low-rank solutions; Garrod & Keating 2024);
+- ``other``: anything else, described by its Gram signature (:func:`gram_signature`).
+
+Solutions that are not certified get ``uncertified``: a phase is only named for a certified point.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ufm import geometry
+
+PHASES = (
+    "zero",
+    "simplex_etf",
+    "orthogonal_frame",
+    "minority_collapse",
+    "seli_frame",
+    "low_rank",
+    "other",
+    "uncertified",
+)
+CODE = {name: i for i, name in enumerate(PHASES)}
+
+
+def _minority_collapsed(G_W, G_H, counts, tol, atol) -> bool:
+    counts = np.asarray(counts)
+    if counts.min() == counts.max():
+        return False
+    h_norms = np.sqrt(np.clip(np.diag(G_H), 0.0, None))
+    vanished = h_norms <= max(atol, tol * h_norms.max())
+    if vanished.any() and not vanished.all():
+        return True
+    minority = np.flatnonzero(counts < counts.max())
+    if minority.size < 2:
+        return False
+    d = np.diag(G_W)
+    sub = G_W[np.ix_(minority, minority)]
+    dist2 = d[minority][:, None] + d[minority][None, :] - 2.0 * sub
+    return bool(np.sqrt(np.clip(dist2, 0.0, None)).max() <= tol * np.sqrt(d.max()))
+
+
+def classify(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6) -> str:
+    r"""Phase name of one solution from its Gram matrices.
+
+    .. math:: G_H = \bar H^T \bar H, \qquad G_W = W W^T
+
+    Args:
+        G_H: (K, K) uncentred Gram of the class means.
+        G_W: (D, D) Gram of the classifier rows (``D = K`` for one-hot losses).
+        counts: per-class sample counts ``(n_1, ..., n_K)``.
+        d: feature dimension.
+        tol: tolerance on the normalized distances of :func:`ufm.geometry.classify_gram`.
+        atol: norm below which class means count as zero. The default 1e-6 is what a certified
+            solve (relative KKT residual 1e-10) reaches at a zero minimizer away from its
+            threshold: the residual bounds the distance to the origin by ``KKT / lambda_min``.
+
+    Returns:
+        One of :data:`PHASES` (never ``"uncertified"``: the caller decides that).
+
+    References:
+        Papyan, Han & Donoho, PNAS 2020; Fang et al., PNAS 2021 (arXiv 2101.12699, minority
+        collapse); Thrampoulidis et al., NeurIPS 2022 (arXiv 2208.05512, SELI); Dang et al.,
+        ICML 2023 (arXiv 2301.00437).
+    """
+    s = geometry.classify_gram(G_H, tol=tol, atol=atol)
+    if s.kind == "zero":
+        return "zero"
+    K = G_H.shape[0]
+    if G_W.shape == G_H.shape and _minority_collapsed(G_W, G_H, counts, tol, atol):
+        return "minority_collapse"
+    if s.kind != "other":
+        return s.kind
+    if len(set(counts)) > 1:
+        return "seli_frame"
+    if s.rank < K - 1:
+        return "low_rank"
+    return "other"
+
+
+def gram_signature(G_H, digits: int = 3) -> str:
+    r"""A short description of a Gram matrix: rank and trace-normalized eigenvalues.
+
+    .. math:: \mathrm{eig}(G_H) / \mathrm{tr}(G_H), \text{ largest first}
+
+    Two solutions with the same signature have the same class-mean geometry up to rotation and
+    scale.
+    """
+    G = np.asarray(G_H, dtype=np.float64)
+    eig = np.sort(np.linalg.eigvalsh(G))[::-1]
+    tr = eig.sum()
+    if tr <= 0:
+        return "zero"
+    e = eig / tr
+    rank = int(np.sum(e > 1e-6))
+    return f"rank {rank}; eig/tr " + ",".join(f"{v:.{digits}f}" for v in e[:rank])
+
+
+def order_parameter(phase: str, G_H) -> float:
+    r"""A continuous quantity that is exactly 0 in ``phase`` and grows away from it.
+
+    ``zero``: the largest squared class-mean norm ``max_k G_kk`` (it vanishes linearly in the
+    distance to a continuous zero threshold, where norms vanish like its square root).
+    ``simplex_etf`` / ``orthogonal_frame``: the normalized distance of :func:`ufm.geometry.classify_gram`.
+    Used to place a boundary between bisection points by extrapolating to 0.
+    """
+    G = np.asarray(G_H, dtype=np.float64)
+    if phase == "zero":
+        return float(np.max(np.diag(G)))
+    s = geometry.classify_gram(G, tol=1.0, atol=0.0)
+    if phase == "simplex_etf":
+        return s.etf_distance
+    if phase == "orthogonal_frame":
+        return s.orth_distance
+    raise ValueError(
+        f"phase must be 'zero', 'simplex_etf' or 'orthogonal_frame' to have an order parameter, "
+        f"got phase={phase!r}"
+    )
