@@ -19,6 +19,7 @@ from ufm.losses import CrossEntropy as CrossEntropy  # noqa: E402
 from ufm.losses import Focal as Focal  # noqa: E402
 from ufm.losses import LabelSmoothing as LabelSmoothing  # noqa: E402
 from ufm.losses import Loss as Loss  # noqa: E402
+from ufm._custom_loss import CustomLoss as CustomLoss  # noqa: E402
 from ufm.problems import UFM as UFM  # noqa: E402
 from ufm.problems import DeepParams as DeepParams  # noqa: E402
 from ufm.problems import DeepUFM as DeepUFM  # noqa: E402
@@ -46,6 +47,7 @@ __all__ = [
     "Params",
     "Problem",
     "Loss",
+    "CustomLoss",
     "CrossEntropy",
     "LabelSmoothing",
     "Focal",
