@@ -110,6 +110,8 @@ def ufm_runner(W0, H0, steps: int, dtype: str):
 
     import ufm
 
+    ufm.enable_x64()
+
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=LAM_W, lam_H=LAM_H, lam_b=None)
     jdtype = getattr(jnp, dtype)
     params0 = ufm.Params(jnp.asarray(W0, jdtype), jnp.asarray(H0, jdtype), None)

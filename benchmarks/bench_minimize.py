@@ -55,6 +55,8 @@ GD_RUNS = [
 def make_problem():
     import ufm
 
+    ufm.enable_x64()
+
     return ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=LAM_W, lam_H=LAM_H, lam_b=None)
 
 
@@ -64,6 +66,8 @@ def time_minimize(prob, repeats: int):
     import jax
 
     import ufm
+
+    ufm.enable_x64()
 
     def solve():
         sol = ufm.minimize(prob, seed=SEED, gtol=GTOL)
@@ -88,6 +92,8 @@ def gd_profile(prob, lr: float, mu: float, steps: int):
     import jax
 
     import ufm
+
+    ufm.enable_x64()
 
     chunk = max(steps // NUM_SAVES, 1)
 

@@ -14,6 +14,8 @@ import numpy as np
 
 import ufm
 
+ufm.enable_x64()
+
 
 def main(out="collapse_dynamics.png", K=4, n=10, d=8, lam=5e-3, t1=5000.0):
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=lam, lam_H=lam, lam_b=lam)

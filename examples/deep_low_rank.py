@@ -23,6 +23,8 @@ import numpy as np
 import optax
 
 import ufm
+
+ufm.enable_x64()
 from proofs_check.catalog import deep
 from ufm.problems._deep import DeepUFM, layer_metrics
 

@@ -22,6 +22,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ufm
+
+ufm.enable_x64()
 from ufm import dilation as dl
 from ufm.problems._md import MemorizationDilation, minimize_md
 

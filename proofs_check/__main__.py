@@ -1,5 +1,7 @@
 import sys
 
-from ufm.cli import main
+import ufm.cli
+from proofs_check.verify import main
 
-sys.exit(main(["verify", *sys.argv[1:]]))
+ufm.cli.enable_compilation_cache()
+sys.exit(main(sys.argv[1:]))

@@ -1,14 +1,11 @@
 """ufm: a JAX laboratory for the mathematics of neural collapse.
 
-Importing ``ufm`` turns on ``jax_enable_x64``: verification against closed forms needs float64,
-and every problem stores its hyper-parameters as float64 arrays. This is the only global state ufm
-touches.
+Importing ``ufm`` changes no global JAX setting. The certified solver works in float64: call
+``ufm.enable_x64()`` once (or set ``JAX_ENABLE_X64=1``) before building problems; a float64 solve
+without it raises a ValueError that says so.
 """
 
-import jax
-
-jax.config.update("jax_enable_x64", True)
-
+from ufm._precision import enable_x64 as enable_x64  # noqa: E402
 from ufm import cli as cli  # noqa: E402
 from ufm import conventions as conventions  # noqa: E402
 from ufm import dilation as dilation  # noqa: E402
@@ -43,6 +40,7 @@ from ufm.solvers import minimize as minimize  # noqa: E402
 __version__ = "0.1.0"
 
 __all__ = [
+    "enable_x64",
     "UFM",
     "Params",
     "Problem",

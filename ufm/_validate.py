@@ -25,9 +25,9 @@ def is_concrete(x) -> bool:
 def as_float_array(x):
     """Concrete numbers become float64 JAX arrays; tracers and placeholders pass through."""
     if isinstance(x, (numbers.Number, np.ndarray, np.generic)) and not isinstance(x, bool):
-        return jnp.asarray(x, dtype=jnp.float64)
+        return jnp.asarray(x, dtype=float)
     if isinstance(x, (list, tuple)) and all(isinstance(v, numbers.Number) for v in x):
-        return jnp.asarray(x, dtype=jnp.float64)
+        return jnp.asarray(x, dtype=float)
     return x
 
 

@@ -92,7 +92,7 @@ def random_rotation(d: int, key_or_seed) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=1)
 def _haar(key, d: int) -> jax.Array:
-    A = jax.random.normal(key, (d, d), dtype=jnp.float64)
+    A = jax.random.normal(key, (d, d), dtype=float)
     Q, R = jnp.linalg.qr(A)
     return Q * jnp.sign(jnp.diag(R))[None, :]
 

@@ -178,7 +178,7 @@ class MSE(Loss):
     def targets(self, labels: jax.Array, K: int) -> jax.Array:
         """The target matrix ``E Y`` of shape ``(D, N)``."""
         if self.encoding is None:
-            return jax.nn.one_hot(labels, K, axis=0, dtype=jnp.float64)
+            return jax.nn.one_hot(labels, K, axis=0, dtype=float)
         return self.encoding[:, labels]
 
     def __call__(self, logits, labels):

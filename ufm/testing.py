@@ -46,6 +46,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import ufm
+from ufm._etf import etf_zero_threshold
 from ufm.problems._base import normalize_counts
 
 __all__ = [
@@ -87,26 +88,17 @@ def kappa(prob) -> float:
     return math.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H))
 
 
-def _focal_threshold(K: int, gamma: float) -> float:
-    r"""``sup_{g > 0} (l(0) - l(g)) / ((K-1) g)``: focal loss of the ETF with logit gap ``g``.
+_THRESHOLDS: dict = {}
 
-    The ETF reduction of ``shared/theory/README.md`` section 2 gives
-    ``phi(g) = l(g) + (K-1) kappa g``; ``phi`` has a minimizer ``g > 0`` below ``phi(0)`` iff
-    ``kappa`` is below this supremum. Its ``g -> 0`` limit is ``-l'(p = 1/K) / K^2`` (``1/K``
-    for ``gamma = 0``); a grid covers the case of an interior supremum (a first-order
-    transition).
-    """
 
-    def ell(g):
-        logp = -np.logaddexp(0.0, np.log(K - 1) - g)
-        return -((-np.expm1(logp)) ** gamma) * logp
+def _etf_threshold(loss, K: int) -> float:
+    """:func:`ufm._etf.etf_zero_threshold`, cached per loss type, hyper-parameters and ``K``."""
+    import jax
 
-    p = 1.0 / K
-    focusing = gamma * (1 - p) ** (gamma - 1) * np.log(p) if gamma > 0 else 0.0
-    dl_dp = focusing - (1 - p) ** gamma / p
-    limit = -dl_dp / K**2
-    g = np.geomspace(1e-4, 100.0, 4001)
-    return float(max(limit, np.max((ell(0.0) - ell(g)) / ((K - 1) * g))))
+    key = (type(loss).__name__, K, tuple(float(np.asarray(x)) for x in jax.tree_util.tree_leaves(loss)))
+    if key not in _THRESHOLDS:
+        _THRESHOLDS[key] = etf_zero_threshold(loss, K)
+    return _THRESHOLDS[key]
 
 
 def _code_singular_values(loss, K: int, bias_mode: str) -> np.ndarray:
@@ -122,9 +114,11 @@ def kappa_threshold(loss, K: int, *, bias: str = "none", nonneg: bool = False) -
     ``kappa < kappa*``.
 
     - CE: ``1/K``; label smoothing: ``(1 - alpha)/K`` (Zhu et al. 2021 and section 2, [derived]);
-    - focal: ``sup_g (l(0) - l(g)) / ((K-1) g)`` from the ETF reduction of section 2, computed
-      numerically. It equals ``1/K`` only at ``gamma = 0`` (for ``K = 2, gamma = 3`` it is about
-      ``0.385/K``), so ``1/K`` would be a poor approximation;
+    - focal: ``sup_g (l(0) - l(g)) / ((K-1) g)``. It equals ``1/K`` only at ``gamma = 0`` (for
+      ``K = 2, gamma = 3`` it is about ``0.385/K``), so ``1/K`` would be a poor approximation.
+      CE, label smoothing and focal are all computed numerically by the simplex-ETF reduction
+      (``ufm._etf.etf_zero_threshold``: bracketing plus bisection in ``kappa``), not from the
+      closed forms above (the catalog checks those against it);
     - MSE, one-hot, any bias mode: ``1/K`` (``K kappa = 1``: Tirer & Bruna 2022; free and
       regularized bias, section 3). MSE with an encoding ``E`` and no or free bias: ``s_max/K``
       with ``s_max`` the largest singular value of ``E`` (no bias) or ``E P`` (bias), from the
@@ -157,9 +151,7 @@ def kappa_threshold(loss, K: int, *, bias: str = "none", nonneg: bool = False) -
         if isinstance(loss, ufm.Focal):
             raise ValueError("no known zero threshold for the focal loss with nonnegative features")
         return (1.0 - alpha) / K * math.sqrt((K - 1) / K)
-    if isinstance(loss, ufm.Focal):
-        return _focal_threshold(K, float(loss.gamma))
-    return (1.0 - alpha) / K
+    return _etf_threshold(loss, K)
 
 
 # ---------------------------------------------------------------- small strategies
@@ -606,16 +598,7 @@ def closed_form_problems(
                          "for nonnegative features")
     cfg = _config(min_K=min_K, max_K=max_K, sizes=sizes, losses=losses, bias=bias, nonneg=nonneg,
                   min_d=min_d, max_d=max_d, balanced=balanced, regime=regime)
-
-    def check(prob):
-        from proofs_check import closed_forms  # a sibling package of the same distribution
-
-        ok, why = closed_forms.assumptions(prob)
-        if not ok:  # a construction bug or a user strategy outside the closed forms
-            raise ValueError(f"drew a problem outside the closed forms ({why}): {prob!r}")
-        return prob
-
-    return _problems(cfg, closed_form=True).map(check)
+    return _problems(cfg, closed_form=True)
 
 
 # ---------------------------------------------------------------- features for metric tests

@@ -60,7 +60,7 @@ def _per_layer(name: str, value, L: int):
         raise ValueError(f"{name} must be a scalar or have L={L} entries (one per weight layer), "
                          f"got shape {arr.shape}: {name}={value!r}")
     check_nonneg(name, arr)
-    return jnp.broadcast_to(jnp.asarray(arr, dtype=jnp.float64), (L,))
+    return jnp.broadcast_to(jnp.asarray(arr, dtype=float), (L,))
 
 
 @jax.tree_util.register_dataclass
@@ -157,7 +157,7 @@ class DeepUFM(ClassSizes, Problem):
             got = tuple(np.shape(M) for M in self.pattern)
             if got != shapes:
                 raise ValueError(f"pattern must hold L-1={self.L - 1} arrays of shapes {shapes}, got {got}")
-            object.__setattr__(self, "pattern", tuple(jnp.asarray(M, dtype=jnp.float64) for M in self.pattern))
+            object.__setattr__(self, "pattern", tuple(jnp.asarray(M, dtype=float) for M in self.pattern))
 
     # ---- sizes -------------------------------------------------------------------------------
     @property
@@ -193,12 +193,12 @@ class DeepUFM(ClassSizes, Problem):
         dims = self.dims
         gain = 2.0 if self.activation == "relu" else 1.0
         stds = [np.sqrt(gain / dims[l]) if scale is None else scale for l in range(self.L)]
-        Ws = tuple(stds[l] * jax.random.normal(keys[l], (dims[l + 1], dims[l]), dtype=jnp.float64)
+        Ws = tuple(stds[l] * jax.random.normal(keys[l], (dims[l + 1], dims[l]), dtype=float)
                    for l in range(self.L))
-        H = (1.0 if scale is None else scale) * jax.random.normal(keys[-1], (dims[0], self.N), dtype=jnp.float64)
+        H = (1.0 if scale is None else scale) * jax.random.normal(keys[-1], (dims[0], self.N), dtype=float)
         if self.relu_features:
             H = jnp.abs(H)
-        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        b = jnp.zeros((self.D,), dtype=float) if self.has_bias else None
         return DeepParams(Ws, H, b)
 
     def act(self, Z: jax.Array, l: int = 0) -> jax.Array:

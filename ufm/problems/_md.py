@@ -202,7 +202,7 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
                 raise ValueError(f"{name} must be a finite number > 0, got {name}={value}")
             object.__setattr__(self, name, as_float_array(value))
         if self.variant == "radius" and self.al_y is None:
-            object.__setattr__(self, "al_y", jnp.zeros((self.num_noisy,), dtype=jnp.float64))
+            object.__setattr__(self, "al_y", jnp.zeros((self.num_noisy,), dtype=float))
         if self.variant == "per_sample":
             object.__setattr__(self, "al_y", None)
         object.__setattr__(self, "al_y", as_float_array(self.al_y))
@@ -290,12 +290,12 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         initial distances."""
         scale = 1.0 / np.sqrt(self.d) if scale is None else scale
         kW, kH = jax.random.split(key)
-        W = scale * jax.random.normal(kW, (self.D, self.d), dtype=jnp.float64)
-        H = jnp.abs(scale * jax.random.normal(kH, (self.d, self.N), dtype=jnp.float64))
-        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        W = scale * jax.random.normal(kW, (self.D, self.d), dtype=float)
+        H = jnp.abs(scale * jax.random.normal(kH, (self.d, self.N), dtype=float))
+        b = jnp.zeros((self.D,), dtype=float) if self.has_bias else None
         r = None
         if self.variant == "radius":
-            r = jnp.full((self.K,), scale, dtype=jnp.float64)
+            r = jnp.full((self.K,), scale, dtype=float)
         return MDParams(W, H, b, r)
 
     @property

@@ -110,11 +110,11 @@ class UFM(ClassSizes, AffineClassifier, Problem):
         """
         scale = 1.0 / np.sqrt(self.d) if scale is None else scale
         kW, kH = jax.random.split(key)
-        W = scale * jax.random.normal(kW, (self.D, self.d), dtype=jnp.float64)
-        H = scale * jax.random.normal(kH, (self.d, self.N), dtype=jnp.float64)
+        W = scale * jax.random.normal(kW, (self.D, self.d), dtype=float)
+        H = scale * jax.random.normal(kH, (self.d, self.N), dtype=float)
         if self.nonneg:
             H = jnp.abs(H)
-        b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
+        b = jnp.zeros((self.D,), dtype=float) if self.has_bias else None
         return Params(W, H, b)
 
     def objective(self, params: Params) -> jax.Array:

@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import _tree as tr
+from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_range
 from ufm.solvers._common import cast_tree, flow_rhs, resolve_metrics
 from ufm.solvers._results import RESULTS, SolveError
@@ -138,8 +139,8 @@ def _fixed_step(prob, state, dt, momentum, f0):
 def _fixed_loop(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_params):
     f0 = prob.objective(params0)
     state = _FlowState(
-        t=jnp.asarray(t0, jnp.float64), params=params0, velocity=tr.tree_zeros_like(params0),
-        value=f0, h=jnp.asarray(dt, jnp.float64), num_steps=jnp.int32(0),
+        t=jnp.asarray(t0, float), params=params0, velocity=tr.tree_zeros_like(params0),
+        value=f0, h=jnp.asarray(dt, float), num_steps=jnp.int32(0),
         num_rejected=jnp.int32(0), result=jnp.int32(RESULTS.successful),
     )
 
@@ -212,7 +213,7 @@ def _adaptive_loop(prob, params0, t0, t1, ts, rtol, atol, max_steps, metric_fns,
     h0 = jnp.where(t1 > t0, h0, 1.0)
     h_min = 1e-14 * jnp.maximum(t1 - t0, 1.0)
     state = _FlowState(
-        t=jnp.asarray(t0, jnp.float64), params=params0, velocity=k0, value=f0, h=h0,
+        t=jnp.asarray(t0, float), params=params0, velocity=k0, value=f0, h=h0,
         num_steps=jnp.int32(0), num_rejected=jnp.int32(0),
         result=jnp.where(jnp.isfinite(f0), RESULTS.successful, RESULTS.nonfinite).astype(jnp.int32),
     )
@@ -302,7 +303,9 @@ def gradient_flow(
         raise ValueError(f"saveat must be a ufm.SaveAt, got {saveat!r}")
     ts = saveat.times(t0, t1)
     metric_fns = resolve_metrics(metrics)
-    dtype = jnp.float64 if dtype is None else jnp.dtype(dtype)
+    dtype = jnp.dtype(jnp.float64 if dtype is None else dtype)
+    if dtype == jnp.float64:
+        require_x64("gradient_flow (dtype=float64, the default; pass dtype='float32' for a float32 flow)")
     params0 = prob.init(jax.random.PRNGKey(seed), init_scale) if params0 is None else params0
     prob, params0 = cast_tree(prob, dtype), cast_tree(prob.project(params0), dtype)
 

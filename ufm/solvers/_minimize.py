@@ -12,6 +12,7 @@ import numpy as np
 import optax
 
 from ufm import _tree as tr
+from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
 from ufm.solvers._certify import free_mask, hessian_extreme_eigs
 from ufm.solvers._common import kkt_residual
@@ -283,6 +284,7 @@ def minimize(
         Liu & Nocedal 1989 (L-BFGS); Nocedal & Wright, Numerical Optimization, ch. 7 (Newton-CG);
         Bertsekas 1982 (projected Newton); Zhu et al., NeurIPS 2021 (the CE UFM landscape).
     """
+    require_x64("ufm.minimize")
     gtol = check_finite_positive("gtol", gtol)
     max_steps = check_int("max_steps", max_steps, 1)
     max_newton = check_int("max_newton", max_newton, 0)
