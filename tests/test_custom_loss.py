@@ -91,3 +91,23 @@ def test_bad_definitions_fail_before_any_solve(fn, match):
 def test_bad_arguments(args, kwargs, match):
     with pytest.raises(ValueError, match=match):
         ufm.CustomLoss(*args, **kwargs)
+
+
+def mae(z, y):
+    return 1.0 - jax.nn.softmax(z)[y]
+
+
+def brier_true(z, y):
+    return (1.0 - jax.nn.softmax(z)[y]) ** 2
+
+
+def test_parameter_free_losses_do_not_share_a_compiled_solver():
+    """Regression (issue 13): JAX compares dataclass tree structures by their metadata only, so two
+    parameter-free custom losses once shared one structure and one compiled solve."""
+    a, b = ufm.CustomLoss(mae), ufm.CustomLoss(brier_true)
+    assert jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b)
+    kw = dict(K=3, n=2, d=3, lam_W=1e-2, lam_H=1e-2)
+    for loss in (a, b):
+        prob = ufm.UFM(loss=loss, **kw)
+        sol = ufm.minimize(prob, max_steps=20, max_newton=0, throw=False)
+        assert abs(sol.value - float(prob.objective(sol.params))) <= 1e-12

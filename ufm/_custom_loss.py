@@ -163,7 +163,7 @@ def _split_args(args, kwargs):
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got name={name!r}")
     for key in kwargs:
-        if key in ("fn", "name", "params", "param_names", "check", "per_sample", "out_dim"):
+        if key in ("fn", "name", "params", "param_names", "check", "per_sample", "out_dim", "identity"):
             raise ValueError(f"CustomLoss: {key!r} is reserved and cannot name a hyper-parameter")
     return fn, name, dict(kwargs)
 
@@ -179,8 +179,13 @@ def _subclass(fn, name: str, names: tuple):
         for k in names:
             object.__setattr__(self, k, _as_param(fn_name, k, getattr(self, k)))
 
+    # ``identity`` is static pytree metadata: JAX compares tree structures of dataclass nodes by
+    # their metadata, so without it two parameter-free custom losses would share one structure
+    # (and one compiled solver).
     ns = {"fn": staticmethod(fn), "name": name, "param_names": names, "_checked": set(),
-          "__post_init__": __post_init__, "__annotations__": {k: "jax.Array" for k in names},
+          "__post_init__": __post_init__,
+          "__annotations__": {**{k: "jax.Array" for k in names}, "identity": "tuple"},
+          "identity": dataclasses.field(default=key, repr=False, compare=False, metadata=dict(static=True)),
           "__module__": "ufm", "__doc__": f"CustomLoss {name!r} with parameters {list(names)}."}
     sub = type(_class_name(name), (CustomLoss,), ns)
     sub = jax.tree_util.register_dataclass(dataclasses.dataclass(frozen=True)(sub))

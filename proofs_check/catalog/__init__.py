@@ -9,13 +9,14 @@
 | ``imbalanced_ce`` | imbalanced CE against the class-level convex program; minority collapse |
 | ``deep`` | deep UFM: h_m reduction, jump, origin local min, DNC (linear, K = 2, Tirer-Bruna L = 2), low-rank counterexample (Súkeník et al. 2024) |
 | ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
+| ``custom_losses`` | losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1 |
 """
 
 from __future__ import annotations
 
 import importlib
 
-MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md")
+MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "custom_losses")
 
 
 def all_theorems() -> list:
