@@ -97,5 +97,4 @@ def main():
 
 
 if __name__ == "__main__":
-    jax.config.update("jax_numpy_rank_promotion", "raise")
     main()

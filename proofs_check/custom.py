@@ -35,6 +35,7 @@ References:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -93,7 +94,7 @@ class SymbolicLoss:
         object.__setattr__(self, "_roots", {})
 
     # ---- the expression and its derivatives (symbolic) ----------------------------------------
-    @property
+    @functools.cached_property
     def symbols(self) -> tuple:
         return tuple(sorted((s for s in self.expr.free_symbols if s.name != "p"), key=lambda s: s.name))
 
@@ -104,28 +105,28 @@ class SymbolicLoss:
         values = self.params if values is None else values
         return expr.subs({s: _rational(values[s.name]) for s in self.symbols})
 
-    @property
+    @functools.cached_property
     def on_etf(self):
         """``l(p(g))``: the loss of every sample on the ETF with logit gap ``g``."""
         return self.expr.subs(p, p_of_g)
 
-    @property
+    @functools.cached_property
     def phi(self):
         """``phi(g) = l(p(g)) + (K-1) kappa g``."""
         return self.on_etf + (K - 1) * kap * g
 
-    @property
+    @functools.cached_property
     def dphi_in_p(self):
         """``phi'(g)`` in terms of ``p``: ``l'(p) p (1-p) + (K-1) kappa``."""
         return sp.diff(self.expr, p) * p * (1 - p) + (K - 1) * kap
 
-    @property
+    @functools.cached_property
     def convexity_factor(self):
         """``q(p) = l''(p) p(1-p) + l'(p)(1-2p)``; ``phi''(g) = p(1-p) q(p)``."""
         d1, d2 = sp.diff(self.expr, p), sp.diff(self.expr, p, 2)
         return sp.simplify(d2 * p * (1 - p) + d1 * (1 - 2 * p))
 
-    @property
+    @functools.cached_property
     def threshold(self):
         """``kappa_0 = -l'(1/K)/K^2``, where ``phi'(0) = 0``."""
         return sp.simplify(-sp.diff(self.expr, p).subs(p, 1 / K) / K**2)
