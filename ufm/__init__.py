@@ -16,6 +16,12 @@ from ufm.losses import CrossEntropy as CrossEntropy  # noqa: E402
 from ufm.losses import Focal as Focal  # noqa: E402
 from ufm.losses import LabelSmoothing as LabelSmoothing  # noqa: E402
 from ufm.losses import Loss as Loss  # noqa: E402
+from ufm._custom_loss import CustomLoss as CustomLoss  # noqa: E402
+from ufm._prediction import ETFPrediction as ETFPrediction  # noqa: E402
+from ufm._prediction import etf_params as etf_params  # noqa: E402
+from ufm._prediction import etf_prediction as etf_prediction  # noqa: E402
+from ufm._verdict import ETFVerdict as ETFVerdict  # noqa: E402
+from ufm._verdict import etf_verdict as etf_verdict  # noqa: E402
 from ufm.problems import UFM as UFM  # noqa: E402
 from ufm.problems import DeepParams as DeepParams  # noqa: E402
 from ufm.problems import DeepUFM as DeepUFM  # noqa: E402
@@ -56,6 +62,12 @@ __all__ = [
     "Params",
     "Problem",
     "Loss",
+    "CustomLoss",
+    "ETFPrediction",
+    "etf_prediction",
+    "etf_params",
+    "ETFVerdict",
+    "etf_verdict",
     "CrossEntropy",
     "LabelSmoothing",
     "Focal",

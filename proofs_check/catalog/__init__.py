@@ -13,6 +13,7 @@
 | ``landscape`` | measured landscapes: no spurious second-order points (CE, MSE, d > K), spurious minima with H >= 0 and in deep linear models |
 | ``targets`` | per-sample targets: regression UFM (SVT of the targets), multi-label PAL-CE (tag-wise average), imbalanced MSE with free bias (SVT of Yhat) |
 | ``dynamics`` | gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} - W_l W_l^T), explicit Euler's exact discrete law and order |
+| ``custom_losses`` | losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1 |
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from __future__ import annotations
 import importlib
 
 MODULES = ("zhu2021", "zhou2022", "mse", "nguyen2023", "imbalanced_ce", "deep", "md", "duality", "landscape",
-           "targets", "dynamics")
+           "targets", "dynamics", "custom_losses")
 
 
 def all_theorems() -> list:
