@@ -1,5 +1,6 @@
 """The ufm command line: solve, flow, sweep, plot (issue 11)."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -13,6 +14,9 @@ import pytest
 
 import ufm
 from ufm.cli import main
+
+_missing = [m for m in ("xarray", "zarr", "tqdm", "matplotlib") if importlib.util.find_spec(m) is None]
+needs_sweeps = pytest.mark.skipif(bool(_missing), reason=f"needs the sweeps and plot extras (missing {_missing})")
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBLEM = ["--K", "3", "--n", "2", "--d", "4", "--loss", "ce", "--lam-W", "5e-3", "--lam-H", "5e-3"]
@@ -62,6 +66,7 @@ def test_solve_json_is_the_certified_minimizer(capsys):
     assert rec["kkt"] <= 1e-10 * max(1.0, abs(rec["value"]))
 
 
+@needs_sweeps
 def test_sweep_then_plot_from_the_store(tmp_path, capsys):
     store = str(tmp_path / "s.zarr")
     # a spec file, overridden by a flag; the same kernel shape as tests/test_sweep.py (chunk 3)
@@ -88,6 +93,7 @@ def _done(store):
         return None
 
 
+@needs_sweeps
 @pytest.mark.slow
 def test_thousand_point_sweep_survives_a_kill_and_resumes(tmp_path):
     """The issue-11 acceptance run: kill the command halfway, rerun it, every point stored once."""
@@ -130,6 +136,7 @@ def test_thousand_point_sweep_survives_a_kill_and_resumes(tmp_path):
     assert png.read_bytes()[:4] == b"\x89PNG"
 
 
+@needs_sweeps
 def test_flow_json_decreases_the_objective_and_plots(tmp_path, capsys):
     png = tmp_path / "flow.png"
     assert main(["flow", *PROBLEM, "--t1", "50", "--points", "4", "--json", "--plot", str(png)]) == 0

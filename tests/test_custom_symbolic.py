@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import ufm
 from proofs_check.catalog.custom_losses import POLY1, POLY1_ETF
+from proofs_check.catalog._common import K
 from proofs_check.custom import SymbolicLoss, kap, p
 from proofs_check.theorem import Proof
 
@@ -72,7 +73,7 @@ def test_nonconvex_loss_is_not_claimed_convex():
     assert not brier.convex()  # q(p) = 2(1-3p)(p-1) changes sign at p = 1/3
     prob = ufm.UFM(K=4, n=2, d=4, loss=brier.loss(), lam_W=1e-2, lam_H=1e-2)
     num = ufm.etf_prediction(prob)  # the numeric supremum is above the g -> 0 limit: a first-order jump
-    assert num.kappa_threshold > float(brier.threshold.subs("K", 4)) * (1 + 1e-6)
+    assert num.kappa_threshold > float(brier.threshold.subs(K, 4)) * (1 + 1e-6)
 
 
 @pytest.mark.parametrize("params,match", [({}, "missing"), ({"eps": 1.0, "x": 2.0}, "unused")])

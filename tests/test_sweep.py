@@ -5,6 +5,9 @@ import pytest
 
 import ufm
 import ufm._sweep_kernel as kernel
+
+for _extra in ("xarray", "zarr", "tqdm"):  # the sweeps extra
+    pytest.importorskip(_extra)
 from proofs_check import closed_forms as cf
 from proofs_check.boundaries import catalog_thresholds, compare
 from ufm import _atlas, geometry

@@ -13,8 +13,10 @@ point of :func:`ufm.etf_params`, and compares the best certified value with
 - ``"inconclusive"``: no start was certified, or the values agree but no solution with that value
   is an ETF (the minimizer is not unique), with the reason.
 
-Without a proven lower bound (the global certificate) "ETF optimal" means: no certified solution
-from these starts beats the ansatz.
+For a loss with a proven lower bound (CE, label smoothing, MSE: :func:`ufm.global_certificate`)
+the record also holds the global gap of the chosen solution, and "ETF optimal" with a gap
+``<= rtol max(1, |f|)`` is a proof that the ETF is the global minimizer. Without one (focal,
+custom losses) "ETF optimal" means: no certified solution from these starts beats the ansatz.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import NamedTuple
 from ufm import geometry
 from ufm._prediction import ETFPrediction, etf_params, etf_prediction
 from ufm._validate import check_finite_positive, check_int
-from ufm.solvers import Solution, minimize
+from ufm.solvers import Solution, global_certificate, minimize
 
 __all__ = ["ETFVerdict", "etf_verdict"]
 
@@ -46,6 +48,8 @@ class ETFVerdict(NamedTuple):
             a start was not certified).
         certified: how many starts were certified (first and second order).
         message: one line that explains the verdict.
+        global_gap: ``f(solution) - lower bound`` from :func:`ufm.global_certificate` where the
+            family has a proven bound (``nan`` otherwise): the verdict is then a global statement.
     """
 
     verdict: str
@@ -57,6 +61,7 @@ class ETFVerdict(NamedTuple):
     values: tuple
     certified: int
     message: str
+    global_gap: float = float("nan")
 
     @property
     def optimal(self) -> bool:
@@ -146,6 +151,19 @@ def etf_verdict(prob, *, starts: int = 4, seed: int = 0, rtol: float = 1e-8, gto
         verdict, msg = "inconclusive", (
             f"values agree ({abs(margin):.3g}) but the solution is not {'zero' if pred.zero else 'an ETF'} "
             f"(W rows {rows.kind}, means {means.kind}): the minimizer is not unique")
-    return ETFVerdict(verdict, pred, sol, float(margin), rows, means, values, len(ok), msg)
+    gap = _global_gap(prob, sol)
+    if gap == gap:  # a proven bound exists
+        proved = gap <= tol
+        msg += (f"; global gap {gap:.2g}: " + ("proved globally optimal" if proved else
+                                               "not proved globally optimal (gap above rtol)"))
+    return ETFVerdict(verdict, pred, sol, float(margin), rows, means, values, len(ok), msg, gap)
+
+
+def _global_gap(prob, sol) -> float:
+    """The global gap of ``sol`` where ufm has a proven lower bound, else ``nan``."""
+    try:
+        return float(global_certificate(prob, sol.params).gap)
+    except ValueError:  # no bound for this family (focal, custom losses): said in the docstring
+        return float("nan")
 
 

@@ -252,13 +252,13 @@ DEEP_BOUND = Theorem(
                "(m/2) Lambda'^{1/m} x^{2/m} for any widths (Hölder for Schatten quasi-norms, Mirsky); "
                "balanced one-hot this is min_x h_m(x), attained (gap 0) when every width >= K."),
     assumptions=_deep_assume,
-    assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": deep_cat._dnc_from(prob, ev)["value"]},
+    assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": ev("h(x)", x=deep_cat._x_star(ev)[0])},
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
     solve=functools.partial(minimize_solver, restarts=3),
     tolerances={"gap": (1e-9, "absolute: the predicted gap is 0; the solve stops at KKT 1e-12")},
-    expressions=deep_cat.DNC_EXPRESSIONS,
+    expressions={k: deep_cat.DNC_EXPRESSIONS[k] for k in ("gamma", "h(x)", "gamma_c")},
     variables=deep_cat.deep_numbers,
     proofs=DEEP_PROOFS,
 )
