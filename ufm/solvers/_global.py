@@ -81,6 +81,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm._etf import _bisect
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing
 from ufm.problems._deep import DeepUFM
 from ufm.problems._ufm import UFM, Params
@@ -221,14 +222,7 @@ def scalar_reduction_min(s, c, N, m: int):
     lo = jnp.minimum(x_infl, s)
     hi = jnp.maximum(s, lo)
 
-    def halve(_, br):
-        lo, hi = br
-        mid = 0.5 * (lo + hi)
-        up = dphi(mid) > 0
-        return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
-
-    lo, hi = jax.lax.fori_loop(0, _BISECT, halve, (lo, hi))
-    x_loc = 0.5 * (lo + hi)
+    x_loc = _bisect(dphi, lo, hi, _BISECT)
     return jnp.minimum(phi(jnp.zeros_like(s)), phi(x_loc))
 
 
