@@ -217,3 +217,16 @@ def test_clarke_certificate_at_kinks():
         piece = dataclasses.replace(prob, pattern=tuple(M + vertex * K_ for M, K_ in zip(on, kink)))
         g = ravel_pytree(jax.grad(piece.objective)(y))[0]
         assert c["kkt"] <= float(jnp.linalg.norm(g)) * (1 + 1e-9)
+
+
+def test_polish_kink_returns_to_a_clarke_point():
+    from ufm.solvers._relu import clarke_certificate, polish_kink
+
+    prob = DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
+    x = deep.dnc_params(prob)
+    y = x._replace(Ws=x.Ws[:-1] + (1.1 * x.Ws[-1],))  # at the same kinks, not stationary
+    z, slopes, res, _ = polish_kink(prob, y, gtol=1e-13)
+    c = clarke_certificate(prob, z)
+    assert clarke_certificate(prob, y, second=False)["kkt"] > 1e-6
+    assert c["kkt"] <= 1e-10 * max(1.0, c["value"]) and c["min_eig"] >= -1e-8
+    assert abs(c["value"] - float(prob.objective(x))) <= 1e-9 * max(1.0, c["value"])

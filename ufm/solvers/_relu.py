@@ -199,9 +199,11 @@ def polish_kink(prob, params, *, tol: float = 1e-8, gtol: float = 1e-12, max_ite
     r"""Newton (Gauss-Newton) polish of a ReLU point onto a Clarke-stationary point on its kink manifold.
 
     Solves the square system ``g(theta, s) = 0`` (backprop gradient with slopes ``s`` on the kink
-    entries ``S``), ``Z_S(theta) = 0`` for ``(theta, s)`` by least-squares Newton steps (the
-    Jacobian is dense; minimum-norm steps handle the symmetry directions), with ``s`` clipped to
-    ``[0, 1]`` and a backtracking search on the residual. Returns ``(params, slopes, residual,
+    entries ``S``), ``Z_S(theta) = 0`` for ``(theta, s)`` by Levenberg-Marquardt steps on the dense
+    Jacobian (the damping handles the singular symmetry directions), with ``s`` clipped to
+    ``[0, 1]``; a step is kept only when it lowers the residual norm. (No active set: when the
+    Clarke slopes of the limit lie outside ``[0, 1]`` the system has no root on this kink set and
+    the residual stalls; the certificate then fails honestly.) Returns ``(params, slopes, residual,
     iterations)``; the point is then checked by :func:`clarke_certificate`, which recomputes
     the kink set and the slopes from scratch.
     """
@@ -218,21 +220,23 @@ def polish_kink(prob, params, *, tol: float = 1e-8, gtol: float = 1e-12, max_ite
     F_j, J_j = jax.jit(F), jax.jit(jax.jacfwd(F))
     z = np.concatenate([np.asarray(flat), s])
     r = np.asarray(F_j(jnp.asarray(z)))
-    it = 0
+    mu, it = None, 0
     for it in range(1, max_iters + 1):
         if np.linalg.norm(r) <= gtol:
             break
         J = np.asarray(J_j(jnp.asarray(z)))
-        step = np.linalg.lstsq(J, -r, rcond=None)[0]
-        t, r0 = 1.0, np.linalg.norm(r)
-        while t > 1e-6:
-            zt = z + t * step
+        A, b = J.T @ J, -(J.T @ r)
+        mu = 1e-12 * float(np.max(np.diag(A))) if mu is None else mu
+        r0, improved = np.linalg.norm(r), False
+        for _ in range(20):  # Levenberg-Marquardt damping: shrink on success, grow on failure
+            step = np.linalg.solve(A + mu * np.eye(A.shape[0]), b)
+            zt = z + step
             zt[n:] = np.clip(zt[n:], 0.0, 1.0)
             rt = np.asarray(F_j(jnp.asarray(zt)))
             if np.linalg.norm(rt) < r0:
+                z, r, mu, improved = zt, rt, mu / 10, True
                 break
-            t *= 0.5
-        else:
+            mu *= 10
+        if not improved:
             break
-        z, r = zt, rt
     return unravel(jnp.asarray(z[:n])), z[n:], float(np.linalg.norm(r)), it
