@@ -189,3 +189,44 @@ def test_low_rank_beats_dnc():
     assert m["rank"][:3].max() < 10 and m["nc1"].max() <= 1e-20
     sol = ufm.minimize(prob, restarts=4, throw=False)
     assert sol.value <= dnc  # never equality: DNC is not optimal here
+
+
+# ---- the Clarke certificate at kinks -------------------------------------------------------------
+def test_clarke_certificate_at_kinks():
+    from jax.flatten_util import ravel_pytree
+
+    from ufm.solvers._relu import clarke_certificate, kink_masks
+
+    prob = DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
+    x = deep.dnc_params(prob)
+    on, kink = kink_masks(prob, x)
+    c = clarke_certificate(prob, x)
+    # the DNC point of the catalog: at kinks (the zeros of its orthogonal frame), Clarke stationary
+    assert len(c["kinks"]) == int(sum(np.sum(k) for k in kink)) > 0
+    assert c["kkt"] <= 1e-12 * max(1.0, c["value"]) and c["min_eig"] >= -1e-8
+    assert np.all((c["slopes"] >= 0) & (c["slopes"] <= 1))
+    assert c["order"] == "first (Clarke) + second on the kink manifold"
+    # moving only W_L keeps every pre-activation, hence the kinks, but the W_L-gradient (no slope
+    # reaches it) bounds the residual from below; every vertex (an adjacent piece) bounds it from above
+    y = x._replace(Ws=x.Ws[:-1] + (1.1 * x.Ws[-1],))
+    c = clarke_certificate(prob, y, second=False)
+    gWL = float(jnp.linalg.norm(jax.grad(prob.objective)(y).Ws[-1]))
+    assert len(c["kinks"]) == len(clarke_certificate(prob, x, second=False)["kinks"])
+    assert c["kkt"] >= gWL * (1 - 1e-9) > 1e-6
+    for vertex in (0.0, 1.0):
+        piece = dataclasses.replace(prob, pattern=tuple(M + vertex * K_ for M, K_ in zip(on, kink)))
+        g = ravel_pytree(jax.grad(piece.objective)(y))[0]
+        assert c["kkt"] <= float(jnp.linalg.norm(g)) * (1 + 1e-9)
+
+
+def test_polish_kink_returns_to_a_clarke_point():
+    from ufm.solvers._relu import clarke_certificate, polish_kink
+
+    prob = DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
+    x = deep.dnc_params(prob)
+    y = x._replace(Ws=x.Ws[:-1] + (1.1 * x.Ws[-1],))  # at the same kinks, not stationary
+    z, slopes, res, _ = polish_kink(prob, y, gtol=1e-13)
+    c = clarke_certificate(prob, z)
+    assert clarke_certificate(prob, y, second=False)["kkt"] > 1e-6
+    assert c["kkt"] <= 1e-10 * max(1.0, c["value"]) and c["min_eig"] >= -1e-8
+    assert abs(c["value"] - float(prob.objective(x))) <= 1e-9 * max(1.0, c["value"])
