@@ -52,6 +52,7 @@ EVENTS = {
     "/jax/core/compile/jaxpr_trace_duration": "trace",
     "/jax/core/compile/jaxpr_to_mlir_module_duration": "lower",
     "/jax/core/compile/backend_compile_duration": "compile",
+    "/jax/compilation_cache/cache_retrieval_time_sec": "compile",  # loading from the opt-in cache
 }
 
 
@@ -65,7 +66,9 @@ class CompileClock:
 
         self.acc = {"trace": 0.0, "lower": 0.0, "compile": 0.0}
         self.names: list = []
+        self.hits = 0
         jax.monitoring.register_event_duration_secs_listener(self._event)
+        jax.monitoring.register_event_listener(self._hit)
         jax.config.update("jax_log_compiles", True)  # this benchmark's child process only
         clock = self
 
@@ -85,11 +88,16 @@ class CompileClock:
         if name in EVENTS:
             self.acc[EVENTS[name]] += secs
 
+    def _hit(self, name, **_):
+        if name == "/jax/compilation_cache/cache_hits":
+            self.hits += 1
+
     def take(self):
         out = dict(self.acc, total=sum(self.acc.values()), executables=len(self.names),
-                   by_name=_merge(self.names))
+                   by_name=_merge(self.names), cache_hits=self.hits)
         self.acc = {k: 0.0 for k in self.acc}
         self.names = []
+        self.hits = 0
         return out
 
 
@@ -264,6 +272,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=None, help="also measure with ufm.enable_compilation_cache(DIR) "
                    "(DIR is emptied first; 'tmp' for a fresh temporary directory)")
     p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--no-gd", action="store_true", help="skip the gradient-descent runs")
     p.add_argument("--parts", action="store_true", help="compile minimize's stages alone (CPU seconds)")
     p.add_argument("--quick", action="store_true")
     args = p.parse_args(argv)
@@ -298,7 +307,7 @@ def main(argv=None) -> int:
 
     print(f"\ngradient descent: steps to ||grad f|| <= {GTOL:g} (budget {budget:,} steps per lr), then a "
           "fresh process runs that many steps")
-    search = gd_search(lrs, budget)
+    search = {} if args.no_gd else gd_search(lrs, budget)
     rows, best = [], None
     for lr, (need, how, per_step) in search.items():
         if need is None or how != "measured":
@@ -331,8 +340,9 @@ def main(argv=None) -> int:
             r, oth = spawn("minimize", cache_dir, args.repeats)
             c = r["cold"]
             same = r["cert"] == cert
-            msg = (f"  {label}: first call {c['wall']:.2f} s wall ({c['cpu']:.2f} s CPU, {c['executables']} "
-                   "executables compiled)")
+            msg = (f"  {label}: first call {c['wall']:.2f} s wall ({c['cpu']:.2f} s CPU; {c['executables']} "
+                   f"executables, {c['cache_hits']} of them loaded from the cache; tracing {c['trace']:.2f} s, "
+                   f"lowering {c['lower']:.2f} s, compile or load {c['compile']:.2f} s)")
             if best:
                 msg += f"; best GD cold / this = {best[1] / c['wall']:.1f}x (CPU {best[2] / c['cpu']:.1f}x)"
             print(msg + f"; certificate as without cache: {same}; others' cpu {oth:.0%}")
