@@ -203,3 +203,18 @@ def test_fixed_step_flow_follows_the_autodiff_loop(prob, seed, dtype, mu):
                              saveat=ufm.SaveAt(t1=True, params=False))
     assert traj.final.H.dtype == jnp.dtype(dtype)
     assert _rel(traj.final, autodiff_loop(x0)) <= TOL[dtype]
+
+
+@pytest.mark.parametrize("loss", LOSSES, ids=lambda l: l.name)
+@pytest.mark.parametrize("scale", [1.0, 300.0])
+def test_loss_mean_and_grad_equals_autodiff(loss, scale):
+    """Loss.mean_and_grad (written out for cross-entropy) is the mean loss and its jax.grad, also at
+    logit scales where an unshifted exp would overflow."""
+    K, N = 5, 12
+    D = loss.out_dim(K)
+    Z = scale * jax.random.normal(jax.random.PRNGKey(3), (D, N))
+    y = jnp.asarray(np.arange(N) % K)
+    value, G = jax.jit(loss.mean_and_grad)(Z, y)
+    ref_value, ref_G = jax.value_and_grad(lambda Z: jnp.mean(loss(Z, y)))(Z)
+    assert abs(float(value - ref_value)) <= 1e-14 * abs(float(ref_value))
+    assert float(jnp.max(jnp.abs(G - ref_G))) <= 1e-15 * max(1.0, float(jnp.max(jnp.abs(ref_G))))

@@ -212,11 +212,7 @@ class AffineClassifier:
 
     def data_term(self, params) -> jax.Array:
         """``(1/N) sum_i loss(W h_i + b, y_i)`` with ``y = self.labels``."""
-        return self.data_term_of_logits(self.logits(params))
-
-    def data_term_of_logits(self, Z) -> jax.Array:
-        """``(1/N) sum_i loss(z_i, y_i)`` for logits ``Z: (D, N)`` (``data_term`` at ``Z = W H + b 1^T``)."""
-        return jnp.mean(self.loss(Z, jnp.asarray(self.labels)))
+        return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
 
     def penalty(self, params) -> jax.Array:
         """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""

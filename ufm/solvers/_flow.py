@@ -131,14 +131,15 @@ def _ufm_value_and_grad(prob: UFM, params: Params):
         \nabla_W f = G H^T + \lambda_W W,\quad \nabla_H f = W^T G + \lambda_H H,\quad
         \nabla_b f = G 1 + \lambda_b b
 
-    ``G`` (on the ``(D, N)`` logits) and the penalty's gradient come from autodiff, so this is the
-    mathematics of ``jax.value_and_grad(prob.objective)``; what differs is how the three products
+    ``G`` comes from :meth:`ufm.losses.Loss.mean_and_grad` (written out for cross-entropy,
+    autodiff for the others) and the penalty's gradient from autodiff, so this is the mathematics
+    of ``jax.value_and_grad(prob.objective)``; what differs is how the three products
     run: ``W^T`` is materialized (``D x d``, cheap) before ``W^T G``, because XLA:CPU computes a
     product whose left operand is read transposed 2-2.5x slower than the same product from a
     row-major copy (measured for ``K = 10..100``, ``d = 64..512``; see benchmarks/README.md).
     """
     W, H, b = params
-    data, G = jax.value_and_grad(prob.data_term_of_logits)(affine_logits(W, H, b))
+    data, G = prob.loss.mean_and_grad(affine_logits(W, H, b), jnp.asarray(prob.labels))
     pen, g_pen = jax.value_and_grad(functools.partial(weight_decay, prob))(params)
     g_data = Params(G @ H.T, _transposed(W) @ G, None if b is None else jnp.sum(G, axis=1))
     return data + pen, tr.tree_axpy(1.0, g_data, g_pen)
