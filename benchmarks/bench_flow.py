@@ -48,7 +48,7 @@ from typing import NamedTuple
 import numpy as np
 from _common import (
     OtherLoad,
-    best_time,
+    best_wall_and_cpu,
     cpu_count,
     grad_np,
     labels,
@@ -147,7 +147,8 @@ def final_value_ufm(traj) -> float:
 
 # ---- driver -------------------------------------------------------------------------------------
 class Row(NamedTuple):
-    seconds: float  # best of the repeats
+    seconds: float  # best wall time of the repeats
+    cpu: float  # best CPU time of this process (all threads) of the repeats
     value: float  # final objective, in the run's dtype
     others: float  # share of the cores other processes used meanwhile (0 on a quiet machine)
 
@@ -155,8 +156,8 @@ class Row(NamedTuple):
 def timed(run, repeats: int, value_of) -> Row:
     """Best-of-``repeats`` timing of ``run()``, the final objective ``value_of(result)``."""
     load = OtherLoad().start()
-    sec, out = best_time(run, repeats)
-    return Row(sec, value_of(out), load.stop())
+    sec, cpu, out = best_wall_and_cpu(run, repeats)
+    return Row(sec, cpu, value_of(out), load.stop())
 
 
 def bench_dtype(dtype: str, n: int, steps: int, repeats: int, torch, K=K, d=d) -> dict[str, Row]:
@@ -213,6 +214,8 @@ def table_rows(dtype: str, steps: int, res: dict[str, Row]) -> list[list[str]]:
                 f"{steps / row.seconds:,.0f}",
                 f"{1e6 * row.seconds / steps:.0f}",
                 "" if name == "ufm" else f"{ratio:.1f}x",
+                f"{1e6 * row.cpu / steps:.0f}",
+                "" if name == "ufm" else f"{row.cpu / res['ufm'].cpu:.1f}x",
                 f">= {target:g}x" if target else "",
                 "" if not target else "met" if ratio >= target else "NOT met",
                 f"{row.others:.0%}",
@@ -222,10 +225,10 @@ def table_rows(dtype: str, steps: int, res: dict[str, Row]) -> list[list[str]]:
 
 
 # ---- at scale: fraction of the measured matmul rate ----------------------------------------------
-def matmul_seconds(K: int, n: int, d: int, dtype: str, repeats: int) -> float:
+def matmul_seconds(K: int, n: int, d: int, dtype: str, repeats: int) -> tuple[float, float]:
     """Summed best-of-``repeats`` times of one step's three products, each a plain jitted ``jnp.dot``
     with row-major operands: ``W H`` (K x d by d x N), ``G H^T`` (K x N by N x d), ``W^T G`` (d x K
-    by K x N, ``W^T`` stored as its own ``(d, K)`` array)."""
+    by K x N, ``W^T`` stored as its own ``(d, K)`` array); wall and CPU time."""
     import jax
     import jax.numpy as jnp
 
@@ -233,12 +236,13 @@ def matmul_seconds(K: int, n: int, d: int, dtype: str, repeats: int) -> float:
     N = K * n
     W, H, G = (jnp.asarray(rng.standard_normal(s), dtype) for s in [(K, d), (d, N), (K, N)])
     Wt = jnp.asarray(np.ascontiguousarray(np.asarray(W).T))
-    total = 0.0
+    wall = cpu = 0.0
     for f, a, b in [(jnp.dot, W, H), (lambda g, h: g @ h.T, G, H), (jnp.dot, Wt, G)]:
         f = jax.jit(f)
         jax.block_until_ready(f(a, b))  # compile
-        total += best_time(lambda: jax.block_until_ready(f(a, b)), repeats)[0]
-    return total
+        w, c, _ = best_wall_and_cpu(lambda: jax.block_until_ready(f(a, b)), repeats)
+        wall, cpu = wall + w, cpu + c
+    return wall, cpu
 
 
 def scale_rows(steps: int, repeats: int) -> tuple[list[list[str]], bool]:
@@ -250,7 +254,7 @@ def scale_rows(steps: int, repeats: int) -> tuple[list[list[str]], bool]:
         res = bench_dtype(dtype, n_, steps, repeats, None, K=K_, d=d_)
         ok &= check_agreement(dtype, res)
         load = OtherLoad().start()
-        mm = matmul_seconds(K_, n_, d_, dtype, repeats)
+        mm, mm_cpu = matmul_seconds(K_, n_, d_, dtype, repeats)
         others = load.stop()
         t_ufm, t_np = res["ufm"].seconds / steps, res["numpy"].seconds / steps
         frac = mm / t_ufm
@@ -264,6 +268,7 @@ def scale_rows(steps: int, repeats: int) -> tuple[list[list[str]], bool]:
                 f"{frac:.0%}",
                 f">= {PEAK_TARGET:.0%}",
                 "met" if frac >= PEAK_TARGET else "NOT met",
+                f"{mm_cpu / (res['ufm'].cpu / steps):.0%}",
                 f"{1e3 * t_np:.2f}",
                 f"{t_np / t_ufm:.1f}x",
                 f"{max(res['ufm'].others, others):.0%}",
@@ -322,6 +327,8 @@ def main(argv=None) -> int:
             "steps/s",
             "us/step",
             "ufm speed-up",
+            "cpu us/step",
+            "cpu ratio",
             "target",
             "",
             "others' cpu",
@@ -330,7 +337,9 @@ def main(argv=None) -> int:
     )
     print(
         "'others' cpu': share of the cores used by other processes while that row was timed; "
-        "well above 0% means the row is distorted."
+        "well above 0% means the row is distorted. 'cpu us/step': CPU time of this process (all "
+        "threads) per step, and its ratio to ufm's: the steadier measure under load (targets are "
+        "stated on wall time)."
     )
     if scale_steps > 0:
         K_, n_, d_ = SCALE["K"], SCALE["n"], SCALE["d"]
@@ -348,6 +357,7 @@ def main(argv=None) -> int:
                 "fraction of matmul",
                 "target",
                 "",
+                "fraction (cpu time)",
                 "numpy ms/step",
                 "ufm speed-up",
                 "others' cpu",
