@@ -172,16 +172,7 @@ def _fixed_step(prob, state, dt, momentum, f0):
     )
 
 
-# XLA's copy insertion with region analysis proves that the loop may update H in place; without
-# it XLA:CPU copies every loop-carried array once per step (a full extra pass over H). A per-jit
-# compiler option: no global JAX or XLA setting changes.
-_LOOP_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
-
-
-@functools.partial(
-    jax.jit, static_argnames=("metric_fns", "save_params"), compiler_options=_LOOP_COMPILER_OPTIONS
-)
-def _fixed_loop(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_params):
+def _fixed_loop_impl(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_params):
     f0 = prob.objective(params0)
     state = _FlowState(
         t=jnp.asarray(t0, float), params=params0, velocity=tr.tree_zeros_like(params0),
@@ -200,6 +191,16 @@ def _fixed_loop(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_pa
         return state._replace(result=_check(state, rec["value"], f0)), rec
 
     return jax.lax.scan(advance, state, save_steps)
+
+
+# XLA's copy insertion with region analysis proves that the loop may update H in place; without
+# it XLA:CPU copies every loop-carried array once per step (a full extra pass over H). A per-jit
+# compiler option, used on CPU only: no global JAX or XLA setting changes.
+_LOOP_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
+_fixed_loop = jax.jit(
+    _fixed_loop_impl, static_argnames=("metric_fns", "save_params"), compiler_options=_LOOP_COMPILER_OPTIONS
+)
+_fixed_loop_other_backends = jax.jit(_fixed_loop_impl, static_argnames=("metric_fns", "save_params"))
 
 
 # Bogacki-Shampine 3(2): c = (0, 1/2, 3/4, 1); b = (2/9, 1/3, 4/9, 0); b - b* below.
@@ -359,7 +360,8 @@ def gradient_flow(
 
     if dt is not None:
         save_steps = np.ceil((ts - t0) / dt - 1e-9).astype(np.int32)
-        state, rec = _fixed_loop(prob, params0, t0, dt, momentum, jnp.asarray(save_steps), metric_fns, saveat.params)
+        loop = _fixed_loop if jax.default_backend() == "cpu" else _fixed_loop_other_backends
+        state, rec = loop(prob, params0, t0, dt, momentum, jnp.asarray(save_steps), metric_fns, saveat.params)
         max_steps_used = int(save_steps[-1])
     else:
         max_steps_used = 100_000 if max_steps is None else int(max_steps)
