@@ -163,8 +163,9 @@ def ufms(draw):
 
 
 def _rel(a, b):
-    """Largest leaf-wise ``max |a - b| / max |b|`` over two parameter pytrees."""
-    return max(float(jnp.max(jnp.abs(u - v)) / jnp.maximum(jnp.max(jnp.abs(v)), 1e-300))
+    """Largest leaf-wise ``max |a - b| / max(max |b|, 1e-6)`` over two parameter pytrees (the floor
+    keeps a leaf that stays at zero, a bias say, from dividing by zero)."""
+    return max(float(jnp.max(jnp.abs(u - v)) / jnp.maximum(jnp.max(jnp.abs(v)), 1e-6))
                for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
