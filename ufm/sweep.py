@@ -29,18 +29,19 @@ import uuid
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ufm import _atlas
-from ufm._sweep_kernel import SolveOptions, replace_path, solve_chunk
+from ufm._sweep_kernel import PointRecord, SolveOptions, replace_path, solve_chunk, solve_fallback
 
 __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "locate_boundary",
            "compare_thresholds", "PHASES"]
 
 PHASES = _atlas.PHASES
-FORMAT = "ufm.sweep/1"
+FORMAT = "ufm.sweep/2"
 _SCALARS = ("value", "kkt", "min_eig", "order", "result", "value_random", "value_warm", "warm_won", "disagree",
-            "steps", "W_norm2", "H_norm2", "b_norm2", "nc1")
+            "steps", "W_norm2", "H_norm2", "b_norm2", "nc1", "global_gap", "global_ok", "random_skipped")
 
 
 # ---------------------------------------------------------------- the grid
@@ -184,6 +185,7 @@ def _open_store(store, meta, P, K, D):
     nchunks = -(-P // C)
     spec = {name: ("f8", ()) for name in _SCALARS}
     spec.update(result=("i4", ()), order=("i1", ()), steps=("i4", ()), warm_won=("bool", ()), disagree=("bool", ()),
+                global_ok=("bool", ()), random_skipped=("bool", ()),
                 phase=("i1", ()), G_H=("f8", (K, K)), G_W=("f8", (D, D)))
     for name, (dtype, tail) in spec.items():
         fill = False if dtype == "bool" else (-1 if dtype[0] == "i" else np.nan)
@@ -216,16 +218,35 @@ def _classify(rec, counts, d):
     return phase
 
 
+def _solve_points(prob, paths, vals, seeds, opts, n=None):
+    """Solve consecutive points (the chunk kernel), then the fallback for the points whose global
+    gap stayed open (``opts.certify == "global"``); a :class:`PointRecord` of NumPy arrays."""
+    rec, xs = solve_chunk(prob, paths, vals, seeds, opts)
+    rec = PointRecord(*(np.array(a) for a in rec))
+    n = len(vals) if n is None else n
+    if opts.certify != "global":
+        return rec
+    for i in np.flatnonzero(~rec.global_ok[:n].all(axis=1)):
+        if i > 0:
+            warm = jax.tree_util.tree_map(lambda a: a[i - 1], xs)
+        else:  # no neighbour: the random start stands in (has_warm is False)
+            warm = jax.tree_util.tree_map(lambda a: a[0], xs)
+        fb = solve_fallback(prob, paths, vals[i], warm, jnp.asarray(i > 0), seeds, opts)
+        redo = ~rec.global_ok[i]
+        for name, a in zip(PointRecord._fields, fb):
+            getattr(rec, name)[i, redo] = np.asarray(a)[redo]
+    return rec
+
+
 def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
     """Solve sweep chunk ``c`` and write it; returns the number of points written."""
     C = int(root.attrs["chunk"])
     P = int(np.prod([len(v) for v in axes.values()]))
     start, stop = c * C, min((c + 1) * C, P)
     vals = _chunk_values(axes, start, stop, C)
-    with jax.default_device(device) if device is not None else _null():
-        rec = solve_chunk(prob, tuple(axes), vals, seeds, opts)
-        rec = jax.tree_util.tree_map(np.asarray, rec)
     n = stop - start
+    with jax.default_device(device) if device is not None else _null():
+        rec = _solve_points(prob, tuple(axes), vals, seeds, opts, n)
     rec = type(rec)(*(a[:n] for a in rec))
     phase = _classify(rec, prob.counts, prob.d)
     for name in _SCALARS + ("G_H", "G_W"):
@@ -260,7 +281,7 @@ def _dask_task(store, prob, axes, seeds, opts, c, run_id):
 def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, client=None,
           progress: bool | None = None, max_chunks: int | None = None, devices=None,
           gtol: float = 1e-10, order: str = "auto", max_steps: int = 10_000,
-          max_newton: int = 100):
+          max_newton: int = 100, certify: str = "auto"):
     r"""Certified solves over a product grid of hyper-parameters and random seeds.
 
     Every grid point ``p`` and seed ``s`` is solved from the random start of
@@ -272,6 +293,19 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
 
     and where both are certified but their values differ (two branches), ``disagree`` is set.
     Each solution gets an atlas phase (:data:`PHASES`) from its Gram matrices.
+
+    Certificates (``certify``). ``"local"``: both runs are second-order certified as by
+    ``ufm.minimize(order=order)`` (``order`` = 2 in the record, ``min_eig`` the curvature).
+    ``"global"`` (families with a proven lower bound :math:`\underline f_p`,
+    :func:`ufm.global_certificate`: shallow UFM with CE/LS/MSE, deep linear MSE): first-order
+    solves (``order`` = 1, ``min_eig`` NaN: not computed) whose gap
+    :math:`f_p(\theta) - \underline f_p \le \mathrm{gtol}\max(1, |f_p|)` proves them global
+    minimizers (``global_ok``; a global minimizer satisfies the second-order conditions, so the
+    Hessian spectrum would add nothing). The warm start runs first; when its gap closes, the
+    random start is skipped (no start can reach a lower value; ``value_random`` is NaN,
+    ``random_skipped`` true). Points where no run closes the gap are re-solved by the local path
+    (random and warm starts, second order; ``global_gap`` still measured, ``global_ok`` false).
+    ``"auto"`` (default): ``"global"`` where the family has a bound, else ``"local"``.
 
     Main arguments:
         prob: the base problem (for example :class:`ufm.UFM`); grid values replace its fields.
@@ -290,7 +324,9 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
         gtol, order, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second-order certificates where affordable).
+            (``order="auto"``: second-order certificates where affordable; with the global
+            path, the order of the fallback solves).
+        certify: ``"auto"``, ``"global"`` or ``"local"`` (above).
 
     Returns:
         An ``xarray.Dataset`` (:func:`open_sweep`) with dimensions the grid fields and ``seed``.
@@ -319,7 +355,7 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     if order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     opts = SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
-                        order=order, batch=_batch_mode(devices))
+                        order=order, batch=_batch_mode(devices), certify=_certify_mode(prob, certify))
     K = prob.K
     D = prob.D
     store = os.fspath(store) if store is not None else None
@@ -341,6 +377,21 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         _run_local(root, prob, axes, seeds, opts, todo, run_id, devices, bar)
     bar.close()
     return open_sweep(root)
+
+
+def _certify_mode(prob, certify) -> str:
+    """``"global"`` or ``"local"`` from ``certify`` (``"auto"``: global where the family has a
+    proven lower bound)."""
+    from ufm.solvers._global import _unsupported
+
+    if certify not in ("auto", "global", "local"):
+        raise ValueError(f"certify must be 'auto', 'global' or 'local', got certify={certify!r}")
+    why = _unsupported(prob)
+    if certify == "global" and why is not None:
+        raise ValueError(f"certify='global': {why}")
+    if certify == "auto":
+        return "global" if why is None else "local"
+    return certify
 
 
 def _batch_mode(devices) -> str:
@@ -427,7 +478,7 @@ def open_sweep(store):
 
 
 def _phase_at(prob, path, x, seeds, opts):
-    rec = solve_chunk(prob, (path,), np.array([[x]]), seeds, opts)
+    rec = _solve_points(prob, (path,), np.array([[x]]), seeds, opts)
     rec = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], rec)
     best = int(np.argmin(np.where(rec.result == 0, rec.value, np.inf)))
     if rec.result[best] != 0:
@@ -470,7 +521,8 @@ def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, r
     parse_grid(prob, {field: [lo, hi]})
     if not lo < hi:
         raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
-    opts = SolveOptions(gtol=float(gtol), batch=_batch_mode(jax.local_devices()))
+    opts = SolveOptions(gtol=float(gtol), batch=_batch_mode(jax.local_devices()),
+                        certify=_certify_mode(prob, "auto"))
     pa, _ = _phase_at(prob, field, lo, seeds, opts)
     pb, _ = _phase_at(prob, field, hi, seeds, opts)
     if pa == pb:
