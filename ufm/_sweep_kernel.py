@@ -229,12 +229,7 @@ def _global_step(p, keys, warm, has_warm, seeds, opts):
     return best, rec
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts"))
-def solve_chunk(prob, paths, values, seeds, opts):
-    """Solve the points ``values`` (shape ``(L, len(paths))``) of a chunk.
-
-    Returns ``(PointRecord, kept params)``, every leaf with leading axes ``(L, S)``.
-    """
+def _chunk(prob, paths, values, seeds, opts):
     keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
     warm0 = jax.vmap(prob.init)(keys)
     step_fn = _global_step if opts.certify == "global" else _local_step
@@ -247,6 +242,33 @@ def solve_chunk(prob, paths, values, seeds, opts):
 
     _, (recs, xs) = jax.lax.scan(step, (warm0, jnp.asarray(False)), values)
     return recs, xs
+
+
+@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts"))
+def solve_chunk(prob, paths, values, seeds, opts):
+    """Solve the points ``values`` (shape ``(L, len(paths))``) of a chunk.
+
+    Returns ``(PointRecord, kept params)``, every leaf with leading axes ``(L, S)``.
+    """
+    return _chunk(prob, paths, values, seeds, opts)
+
+
+@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts", "mesh"))
+def solve_chunks_spmd(prob, paths, values, seeds, opts, mesh):
+    """One chunk per device of ``mesh`` (a 1-D mesh, axis ``"d"``) in one SPMD program.
+
+    ``values`` has shape ``(G, L, len(paths))``, ``G`` the mesh size; the result is that of
+    :func:`solve_chunk` with a leading axis ``G``. Compiled once for all devices (a thread per
+    device would compile the same program once per device).
+    """
+    from jax.sharding import PartitionSpec as P
+
+    def body(pr, vals):
+        out = _chunk(pr, paths, vals[0], seeds, opts)
+        return jax.tree_util.tree_map(lambda a: a[None], out)
+
+    return jax.shard_map(body, mesh=mesh, in_specs=(P(), P("d")), out_specs=P("d"),
+                         check_vma=False)(prob, values)
 
 
 @functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts"))

@@ -33,7 +33,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import _atlas
-from ufm._sweep_kernel import PointRecord, SolveOptions, replace_path, solve_chunk, solve_fallback
+from ufm._sweep_kernel import (PointRecord, SolveOptions, replace_path, solve_chunk, solve_chunks_spmd,
+                               solve_fallback)
 
 __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "locate_boundary",
            "compare_thresholds", "PHASES"]
@@ -222,15 +223,19 @@ def _solve_points(prob, paths, vals, seeds, opts, n=None):
     """Solve consecutive points (the chunk kernel), then the fallback for the points whose global
     gap stayed open (``opts.certify == "global"``); a :class:`PointRecord` of NumPy arrays."""
     rec, xs = solve_chunk(prob, paths, vals, seeds, opts)
+    return _fallback(prob, paths, vals, rec, xs, seeds, opts, len(vals) if n is None else n)
+
+
+def _fallback(prob, paths, vals, rec, xs, seeds, opts, n):
+    """Re-solve (second order, :func:`ufm._sweep_kernel.solve_fallback`) the first ``n`` points
+    whose global gap stayed open; returns the chunk's record as NumPy arrays."""
     rec = PointRecord(*(np.array(a) for a in rec))
-    n = len(vals) if n is None else n
     if opts.certify != "global":
         return rec
     for i in np.flatnonzero(~rec.global_ok[:n].all(axis=1)):
-        if i > 0:
-            warm = jax.tree_util.tree_map(lambda a: a[i - 1], xs)
-        else:  # no neighbour: the random start stands in (has_warm is False)
-            warm = jax.tree_util.tree_map(lambda a: a[0], xs)
+        # the warm start is the previous point's kept run; without one, the random start stands
+        # in (has_warm is False, so it is not used)
+        warm = jax.tree_util.tree_map(lambda a: a[max(i - 1, 0)], xs)
         fb = solve_fallback(prob, paths, vals[i], warm, jnp.asarray(i > 0), seeds, opts)
         redo = ~rec.global_ok[i]
         for name, a in zip(PointRecord._fields, fb):
@@ -238,15 +243,8 @@ def _solve_points(prob, paths, vals, seeds, opts, n=None):
     return rec
 
 
-def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
-    """Solve sweep chunk ``c`` and write it; returns the number of points written."""
-    C = int(root.attrs["chunk"])
-    P = int(np.prod([len(v) for v in axes.values()]))
-    start, stop = c * C, min((c + 1) * C, P)
-    vals = _chunk_values(axes, start, stop, C)
+def _write_chunk(root, prob, rec, c, start, stop, run_id):
     n = stop - start
-    with jax.default_device(device) if device is not None else _null():
-        rec = _solve_points(prob, tuple(axes), vals, seeds, opts, n)
     rec = type(rec)(*(a[:n] for a in rec))
     phase = _classify(rec, prob.counts, prob.d)
     for name in _SCALARS + ("G_H", "G_W"):
@@ -255,6 +253,42 @@ def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
     root["run"][c] = run_id
     root["done"][c] = True
     return n
+
+
+def _chunk_range(root, axes, c):
+    C = int(root.attrs["chunk"])
+    P = int(np.prod([len(v) for v in axes.values()]))
+    start, stop = c * C, min((c + 1) * C, P)
+    return start, stop, _chunk_values(axes, start, stop, C)
+
+
+def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
+    """Solve sweep chunk ``c`` and write it; returns the number of points written."""
+    start, stop, vals = _chunk_range(root, axes, c)
+    with jax.default_device(device) if device is not None else _null():
+        rec = _solve_points(prob, tuple(axes), vals, seeds, opts, stop - start)
+    return _write_chunk(root, prob, rec, c, start, stop, run_id)
+
+
+def _run_spmd(root, prob, axes, seeds, opts, todo, run_id, devices, bar):
+    """Chunks in groups of ``len(devices)``, one SPMD call per group (one compilation)."""
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.asarray(devices), ("d",))
+    G = len(devices)
+    paths = tuple(axes)
+    for g in range(0, len(todo), G):
+        group = todo[g:g + G]
+        ranges = [_chunk_range(root, axes, c) for c in group]
+        vals = np.stack([r[2] for r in ranges] + [ranges[-1][2]] * (G - len(group)))  # pad
+        recs, xs = solve_chunks_spmd(prob, paths, vals, seeds, opts, mesh)
+        recs = jax.tree_util.tree_map(np.asarray, recs)
+        xs = jax.tree_util.tree_map(np.asarray, xs)
+        for j, (c, (start, stop, v)) in enumerate(zip(group, ranges)):
+            pick = lambda a: a[j]  # noqa: E731
+            rec = _fallback(prob, paths, v, jax.tree_util.tree_map(pick, recs),
+                            jax.tree_util.tree_map(pick, xs), seeds, opts, stop - start)
+            bar.update(_write_chunk(root, prob, rec, c, start, stop, run_id))
 
 
 class _null:
@@ -399,7 +433,12 @@ def _batch_mode(devices) -> str:
     return "map" if all(d.platform == "cpu" for d in devices) else "vmap"
 
 
+LOCAL_MODE = "spmd"  # several local devices: "spmd" (one program) or "threads" (one per device)
+
+
 def _run_local(root, prob, axes, seeds, opts, todo, run_id, devices, bar):
+    if len(devices) > 1 and LOCAL_MODE == "spmd":
+        return _run_spmd(root, prob, axes, seeds, opts, todo, run_id, devices, bar)
     if len(devices) == 1:
         for c in todo:
             bar.update(_run_chunk(root, prob, axes, seeds, opts, c, run_id))
