@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ufm
 import ufm._sweep_kernel as kernel
@@ -11,7 +13,7 @@ for _extra in ("xarray", "zarr", "tqdm"):  # the sweeps extra
 from proofs_check import closed_forms as cf
 from proofs_check.boundaries import catalog_thresholds, compare
 from ufm import _atlas, geometry
-from ufm.sweep import locate_boundary, open_sweep, parse_grid, sweep
+from ufm.sweep import locate_boundary, open_sweep, parse_grid, snake_order, sweep
 
 CE = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
 # kappa = sqrt(n lam_W lam_H) = 1/K at lam_W = 1/(K^2 n lam_H)
@@ -82,6 +84,31 @@ def test_sweep_matches_minimize_and_closed_form(tmp_path):
     assert np.isnan(ds.min_eig.values).all()  # not computed: the global certificate is stronger
     _check_skip_property(ds)
     assert not bool(ds.disagree.any())
+
+
+def test_two_axis_grid_lands_every_point_in_place():
+    """Points run in the reflected (snake) order; open_sweep puts each back at its grid place."""
+    lws, lhs = [1e-3, 0.5 * CE_ZERO_AT, 3.0 * CE_ZERO_AT], [5e-3, 2e-3]
+    ds = sweep(CE, {"lam_W": lws, "lam_H": lhs}, chunk=CHUNK)
+    assert ds.value.dims == ("lam_W", "lam_H", "seed") and bool(ds.converged.all())
+    for i, lw in enumerate(lws):
+        for j, lh in enumerate(lhs):
+            prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=lw, lam_H=lh)
+            np.testing.assert_allclose(float(ds.value[i, j, 0]), cf.ce_family(prob).quantities["value"],
+                                       rtol=1e-9)
+    # storage order (0,0) (0,1) (1,1) | (1,0) (2,0) (2,1): the second row runs right to left, so
+    # (1,1) is warm-started from (0,1); only the chunk starts (0,0) and (1,0) have no neighbour
+    no_warm = np.isnan(ds.value_warm.values[..., 0])
+    np.testing.assert_array_equal(no_warm, [[True, False], [True, False], [False, False]])
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+@settings(max_examples=30, deadline=None)
+def test_snake_order_is_a_path_of_grid_neighbours(shape):
+    order = snake_order(shape)
+    assert sorted(order.tolist()) == list(range(int(np.prod(shape))))
+    digits = np.array(np.unravel_index(order, shape)).T
+    assert np.all(np.abs(np.diff(digits, axis=0)).sum(axis=1) == 1)
 
 
 def _check_skip_property(ds):

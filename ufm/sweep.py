@@ -9,8 +9,9 @@ holds measured boundaries against predicted ones.
 Layers: ``ufm.sweep`` drives ``ufm.solvers``; it never imports ``proofs_check``. Predicted
 thresholds come in as numbers (``proofs_check.boundaries`` computes them from the catalog).
 
-Store layout (Zarr v3 group, format ``ufm.sweep/1``): every variable is a flat array over the
-grid points in C order, shape ``(P, S, ...)`` with ``P`` the number of grid points and ``S`` the
+Store layout (Zarr v3 group, format ``ufm.sweep/2``): every variable is a flat array over the
+grid points in the reflected order of :func:`snake_order` (consecutive entries are grid
+neighbours; :func:`open_sweep` puts them back on the grid), shape ``(P, S, ...)`` with ``P`` the number of grid points and ``S`` the
 seeds, chunked by ``(chunk, S, ...)`` so that one sweep chunk is one Zarr chunk; ``done`` (one
 entry per sweep chunk) is set after the chunk's data is written, and ``run`` records which call
 computed it. Attributes hold the grid axes, seeds, options, the problem description and ufm's
@@ -198,11 +199,28 @@ def _open_store(store, meta, P, K, D):
     return root
 
 
+def snake_order(shape) -> np.ndarray:
+    """Grid point (C-order index) stored at each position: a reflected (boustrophedon) order.
+
+    Position ``p`` has C-order digits ``c``; digit ``j >= 1`` is reflected (``n_j - 1 - c_j``)
+    when the prefix ``c_0 .. c_{j-1}``, read as one C-order number, is odd. Consecutive prefixes
+    differ by one, so consecutive positions are grid neighbours (one digit changes by one): a
+    chunk's warm starts never jump across the grid (in C order every row start would).
+    """
+    shape = tuple(int(s) for s in shape)
+    c = np.unravel_index(np.arange(int(np.prod(shape))), shape)
+    g = [c[0]]
+    for j in range(1, len(shape)):
+        q = np.ravel_multi_index(c[:j], shape[:j])
+        g.append(np.where(q % 2 == 1, shape[j] - 1 - c[j], c[j]))
+    return np.ravel_multi_index(tuple(g), shape)
+
+
 def _chunk_values(axes, start, stop, chunk):
     shape = tuple(len(v) for v in axes.values())
     flat = np.arange(start, start + chunk)
     flat = np.minimum(flat, stop - 1)  # pad a short last chunk by repeating its last point
-    idx = np.unravel_index(flat, shape)
+    idx = np.unravel_index(snake_order(shape)[flat], shape)
     return np.stack([v[i] for v, i in zip(axes.values(), idx)], axis=1)
 
 
@@ -352,8 +370,10 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
         client: a ``dask.distributed.Client``; chunks then run on its workers, which write to
             ``store`` (a path every worker can reach). Without it, chunks run on every local JAX
-            device in threads (on CPU, start Python with
-            ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does).
+            device, a group of one chunk per device as one SPMD program (``shard_map``, compiled
+            once; :data:`LOCAL_MODE` ``"threads"``: a thread per device, each compiling its own
+            copy). On CPU, start Python with
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does.
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
@@ -494,13 +514,18 @@ def open_sweep(store):
     S, C = attrs["seeds"], attrs["chunk"]
     dims = tuple(axes) + ("seed",)
     done_chunks = np.asarray(root["done"][:])
-    done = np.repeat(done_chunks, C)[: int(np.prod(shape))].reshape(shape)
+    at = np.argsort(snake_order(shape))  # C-order point -> its storage position
+
+    def grid(a, tail=()):
+        return np.asarray(a)[at].reshape(shape + tail)
+
+    done = grid(np.repeat(done_chunks, C)[: int(np.prod(shape))])
     data = {}
     for name in _SCALARS + ("phase",):
-        data[name] = (dims, np.asarray(root[name][:]).reshape(shape + (S,)))
+        data[name] = (dims, grid(root[name][:], (S,)))
     K, D = root["G_H"].shape[-1], root["G_W"].shape[-1]
-    data["G_H"] = (dims + ("class_i", "class_j"), np.asarray(root["G_H"][:]).reshape(shape + (S, K, K)))
-    data["G_W"] = (dims + ("row_i", "row_j"), np.asarray(root["G_W"][:]).reshape(shape + (S, D, D)))
+    data["G_H"] = (dims + ("class_i", "class_j"), grid(root["G_H"][:], (S, K, K)))
+    data["G_W"] = (dims + ("row_i", "row_j"), grid(root["G_W"][:], (S, D, D)))
     data["done"] = (tuple(axes), done)
     codes = data["phase"][1]
     names = np.array(list(PHASES) + ["unsolved"], dtype=object)
