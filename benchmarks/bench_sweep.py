@@ -113,7 +113,7 @@ def main() -> int:
 
     # sweeps
     devs = jax.local_devices()
-    chunk = side
+    chunk = max(1, P // 4)
     worst = 0.0
     for label, dv, mode in (("sweep, 1 device", devs[:1], "spmd"),
                             (f"sweep, {len(devs)} host devices, SPMD", devs, "spmd"),
