@@ -213,6 +213,24 @@ def test_atlas_names_exact_configurations():
     assert _atlas.order_parameter("zero", np.zeros((K, K))) == 0.0
 
 
+@given(st.integers(2, 5), st.integers(0, 3), st.integers(0, 10**6))
+@settings(max_examples=25, deadline=None)
+def test_batched_distances_give_the_same_phase(K, kind, seed):
+    """classify(distances=gram_distances(...)) names the same phase as classify alone."""
+    rng = np.random.default_rng(seed)
+    M = np.asarray(geometry.simplex_etf(K, K + 1))
+    base = [M @ M.T, np.eye(K), np.zeros((K, K)), None][kind]
+    X = rng.standard_normal((K, 3))
+    G = X @ X.T if base is None else base * rng.uniform(0.1, 10.0)
+    G_stack = np.stack([G, G + 1e-3 * np.eye(K)])[:, None]  # (2, 1, K, K): points x seeds
+    etf, orth = _atlas.gram_distances(G_stack)
+    counts = (2,) * K
+    for i in range(2):
+        assert _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
+                               distances=(etf[i, 0], orth[i, 0])) == \
+            _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
+
+
 # ---------------------------------------------------------------- boundaries vs the catalog
 
 

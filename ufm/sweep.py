@@ -229,10 +229,11 @@ def _classify(rec, counts, d):
     ok = np.asarray(rec.result) == 0
     L, S = ok.shape
     phase = np.empty((L, S), np.int8)
+    etf, orth = _atlas.gram_distances(G_H)
     for i in range(L):
         for s in range(S):
-            name = (_atlas.classify(G_H[i, s], G_W[i, s], counts, d) if ok[i, s]
-                    else "uncertified")
+            name = (_atlas.classify(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
+                    if ok[i, s] else "uncertified")
             phase[i, s] = _atlas.CODE[name]
     return phase
 
