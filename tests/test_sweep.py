@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ufm
 import ufm._sweep_kernel as kernel
@@ -11,7 +13,7 @@ for _extra in ("xarray", "zarr", "tqdm"):  # the sweeps extra
 from proofs_check import closed_forms as cf
 from proofs_check.boundaries import catalog_thresholds, compare
 from ufm import _atlas, geometry
-from ufm.sweep import locate_boundary, open_sweep, parse_grid, sweep
+from ufm.sweep import locate_boundary, open_sweep, parse_grid, snake_order, sweep
 
 CE = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
 # kappa = sqrt(n lam_W lam_H) = 1/K at lam_W = 1/(K^2 n lam_H)
@@ -63,8 +65,9 @@ def test_sweep_matches_minimize_and_closed_form(tmp_path):
     assert ds.attrs["ufm_version"] == ufm.__version__ and "UFM(" in ds.attrs["problem"]
     for i, lw in enumerate(GRID["lam_W"]):
         prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=lw, lam_H=5e-3)
-        if i in (0, 4):  # the random lane starts where minimize(seed=0) starts
-            ref = ufm.minimize(prob, seed=0)
+        ref = ufm.minimize(prob, seed=0)  # what a user's loop computes, default arguments
+        np.testing.assert_allclose(float(ds.value[i, 0]), ref.value, rtol=1e-9, atol=1e-12)
+        if i % CHUNK == 0:  # no neighbour: the run is the random start of minimize(seed=0)
             np.testing.assert_allclose(float(ds.value_random[i, 0]), ref.value, rtol=1e-9)
         pred = cf.ce_family(prob).quantities
         np.testing.assert_allclose(float(ds.value[i, 0]), pred["value"], rtol=1e-9)
@@ -74,9 +77,79 @@ def test_sweep_matches_minimize_and_closed_form(tmp_path):
     first = np.arange(len(GRID["lam_W"])) % CHUNK == 0
     warm = ds.value_warm.values[:, 0]
     assert np.isnan(warm[first]).all() and np.isfinite(warm[~first]).all()
-    assert (ds.order.values == 2).all()  # second-order certificates
-    assert np.all(ds.min_eig.values >= -1e-8)
+    # CE has a proven lower bound: every point is a first-order point with a closed global gap
+    value, gap = ds.value.values, ds.global_gap.values
+    assert (ds.order.values == 1).all() and bool(ds.global_ok.all())
+    assert np.all(gap <= 1e-10 * np.maximum(1.0, np.abs(value)))
+    assert np.isnan(ds.min_eig.values).all()  # not computed: the global certificate is stronger
+    _check_skip_property(ds)
     assert not bool(ds.disagree.any())
+
+
+def test_two_axis_grid_lands_every_point_in_place():
+    """Points run in the reflected (snake) order; open_sweep puts each back at its grid place."""
+    lws, lhs = [1e-3, 0.5 * CE_ZERO_AT, 3.0 * CE_ZERO_AT], [5e-3, 2e-3]
+    ds = sweep(CE, {"lam_W": lws, "lam_H": lhs}, chunk=CHUNK)
+    assert ds.value.dims == ("lam_W", "lam_H", "seed") and bool(ds.converged.all())
+    for i, lw in enumerate(lws):
+        for j, lh in enumerate(lhs):
+            prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=lw, lam_H=lh)
+            np.testing.assert_allclose(float(ds.value[i, j, 0]), cf.ce_family(prob).quantities["value"],
+                                       rtol=1e-9)
+    # storage order (0,0) (0,1) (1,1) | (1,0) (2,0) (2,1): the second row runs right to left, so
+    # (1,1) is warm-started from (0,1); only the chunk starts (0,0) and (1,0) have no neighbour
+    no_warm = np.isnan(ds.value_warm.values[..., 0])
+    np.testing.assert_array_equal(no_warm, [[True, False], [True, False], [False, False]])
+
+
+@given(st.lists(st.integers(1, 5), min_size=1, max_size=4))
+@settings(max_examples=30, deadline=None)
+def test_snake_order_is_a_path_of_grid_neighbours(shape):
+    order = snake_order(shape)
+    assert sorted(order.tolist()) == list(range(int(np.prod(shape))))
+    digits = np.array(np.unravel_index(order, shape)).T
+    assert np.all(np.abs(np.diff(digits, axis=0)).sum(axis=1) == 1)
+
+
+def _check_skip_property(ds):
+    """The random start is skipped only where the kept warm run closed the global gap."""
+    skipped = ds.random_skipped.values
+    assert np.all(ds.global_ok.values[skipped]) and np.all(ds.warm_won.values[skipped])
+    assert np.isnan(ds.value_random.values[skipped]).all()
+    assert np.isfinite(ds.value_random.values[~skipped & ds.converged.values]).all()
+
+
+def test_open_gap_falls_back_to_second_order(tmp_path):
+    """d = 1 < K - 1: the ETF does not fit, the proven bound (every d) is not attained, so no gap
+    closes and every point is re-solved with second-order certificates from both starts."""
+    prob = ufm.UFM(K=3, n=2, d=1, loss=ufm.CrossEntropy(), lam_W=1e-3, lam_H=1e-3)
+    ds = sweep(prob, {"lam_W": [1e-3, 2e-3]}, chunk=2)
+    assert bool(ds.converged.all()) and not bool(ds.global_ok.any())
+    assert (ds.order.values == 2).all() and np.all(ds.min_eig.values >= -1e-8)
+    assert np.all(ds.global_gap.values > 1e-10)  # measured and reported, not required
+    assert not bool(ds.random_skipped.any()) and np.isfinite(ds.value_random.values).all()
+    kept, runs = ds.value.values, np.fmin(ds.value_random.values, ds.value_warm.values)
+    np.testing.assert_array_equal(kept, runs)  # the lower certified run is kept
+    _check_skip_property(ds)
+
+
+def test_certify_global_needs_a_bound(no_solve):
+    focal = ufm.UFM(K=3, n=2, d=4, loss=ufm.Focal(2.0), lam_W=5e-3, lam_H=5e-3)
+    with pytest.raises(ValueError, match="certify='global'.*focal"):
+        sweep(focal, {"lam_W": [1e-3]}, certify="global")
+    with pytest.raises(ValueError, match="certify must be"):
+        sweep(CE, {"lam_W": [1e-3]}, certify="second")
+
+
+@pytest.mark.slow
+def test_local_path_second_order(tmp_path):
+    ds = sweep(CE, GRID, seeds=1, chunk=CHUNK, certify="local")
+    assert bool(ds.converged.all()) and (ds.order.values == 2).all()
+    assert np.all(ds.min_eig.values >= -1e-8) and np.isnan(ds.global_gap.values).all()
+    assert not bool(ds.random_skipped.any()) and not bool(ds.disagree.any())
+    for i, lw in enumerate(GRID["lam_W"]):
+        prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=lw, lam_H=5e-3)
+        np.testing.assert_allclose(float(ds.value[i, 0]), cf.ce_family(prob).quantities["value"], rtol=1e-9)
 
 
 def test_resume_recomputes_nothing_and_bad_specs_keep_the_store(tmp_path, no_solve, monkeypatch):
@@ -138,6 +211,24 @@ def test_atlas_names_exact_configurations():
     assert _atlas.order_parameter("simplex_etf", G_etf) < 1e-12
     assert _atlas.order_parameter("orthogonal_frame", np.eye(K)) < 1e-12
     assert _atlas.order_parameter("zero", np.zeros((K, K))) == 0.0
+
+
+@given(st.integers(2, 5), st.integers(0, 3), st.integers(0, 10**6))
+@settings(max_examples=25, deadline=None)
+def test_batched_distances_give_the_same_phase(K, kind, seed):
+    """classify(distances=gram_distances(...)) names the same phase as classify alone."""
+    rng = np.random.default_rng(seed)
+    M = np.asarray(geometry.simplex_etf(K, K + 1))
+    base = [M @ M.T, np.eye(K), np.zeros((K, K)), None][kind]
+    X = rng.standard_normal((K, 3))
+    G = X @ X.T if base is None else base * rng.uniform(0.1, 10.0)
+    G_stack = np.stack([G, G + 1e-3 * np.eye(K)])[:, None]  # (2, 1, K, K): points x seeds
+    etf, orth = _atlas.gram_distances(G_stack)
+    counts = (2,) * K
+    for i in range(2):
+        assert _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
+                               distances=(etf[i, 0], orth[i, 0])) == \
+            _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
 
 
 # ---------------------------------------------------------------- boundaries vs the catalog

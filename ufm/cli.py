@@ -330,7 +330,12 @@ def cmd_sweep(argv) -> int:
     p.add_argument("--boundary", action="append", metavar="FIELD:LO:HI",
                    help="also locate the phase boundary along FIELD in [LO, HI] by bisection")
     p.add_argument("--order", choices=("auto", "first", "second"), default="auto",
-                   help="certificate: second order where affordable (auto), or first/second")
+                   help="local certificate: second order where affordable (auto), or first/second")
+    p.add_argument("--certify", choices=("auto", "global", "local"),
+                   help="auto (default): where the family has a proven lower bound (UFM with "
+                   "CE/LS/MSE, deep linear MSE), first-order solves whose global gap closes (a "
+                   "certified global minimizer; the random start is skipped where the warm start's "
+                   "gap closed), with a second-order fallback; local: second order, both starts")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     args = p.parse_args(argv)
     import time
@@ -342,9 +347,13 @@ def cmd_sweep(argv) -> int:
     spec = _read_spec(args.spec)
     prob = build_problem(_problem_dict(args, spec))
     sspec = dict(spec.get("sweep", {}))
-    unknown = sorted(set(sspec) - {"grid", "seeds", "chunk", "store", "boundary"})
+    unknown = sorted(set(sspec) - {"grid", "seeds", "chunk", "store", "boundary", "certify"})
     if unknown:
-        raise SpecError(f"spec [sweep]: unknown key(s) {unknown}; known: grid, seeds, chunk, store, boundary")
+        raise SpecError(f"spec [sweep]: unknown key(s) {unknown}; known: grid, seeds, chunk, store, "
+                        f"boundary, certify")
+    certify = args.certify or sspec.get("certify", "auto")
+    if certify not in ("auto", "global", "local"):
+        raise SpecError(f"spec [sweep] certify must be auto, global or local, got {certify!r}")
     grid = _parse_grid_flag(args.grid, sspec.get("grid", {}))
     seeds = args.seeds if args.seeds is not None else int(sspec.get("seeds", 1))
     store = args.store or sspec.get("store")
@@ -357,7 +366,7 @@ def cmd_sweep(argv) -> int:
     t0 = time.perf_counter()
     try:
         ds = sw.sweep(prob, grid, seeds=seeds, store=store, chunk=chunk, client=client,
-                      order=args.order, progress=not args.no_progress and not args.json)
+                      order=args.order, certify=certify, progress=not args.no_progress and not args.json)
     finally:
         if client is not None:
             client.close()
@@ -369,10 +378,13 @@ def cmd_sweep(argv) -> int:
     rec = {"problem": repr(prob), "store": store, "points": int(ds["done"].size),
            "seeds": seeds, "seconds": elapsed, "phases": dict(zip(names.tolist(), counts.tolist())),
            "converged": int(ds["converged"].sum()), "disagree": int(ds["disagree"].sum()),
+           "global": int(ds["global_ok"].sum()), "random_skipped": int(ds["random_skipped"].sum()),
            "boundaries": found}
     lines = [f"{rec['points']} points x {seeds} seeds in {elapsed:.1f} s "
              f"({rec['points'] * seeds / elapsed:.1f} solves/s); store: {store or '(memory)'}",
-             f"certified: {rec['converged']}; random/warm disagree: {rec['disagree']}",
+             f"certified: {rec['converged']} ({rec['global']} global: gap to the proven lower bound "
+             f"closed); random/warm disagree: {rec['disagree']}; random starts skipped: "
+             f"{rec['random_skipped']}",
              "phases: " + ", ".join(f"{n} {c}" for n, c in rec["phases"].items())]
     lines += [f"boundary {b['field']}: {b['boundary']:.10g} ({b['phases'][0]} -> {b['phases'][1]})"
               for b in found]

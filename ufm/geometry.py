@@ -205,7 +205,8 @@ class Structure(NamedTuple):
     atol: float
 
 
-def _classify(G_orth, G_etf, tol, atol) -> Structure:
+def _classify(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Structure:
+    """``etf``, ``orth``: the two distances when the caller computed them already (batched)."""
     tol, atol = _check_tol("tol", tol), _check_tol("atol", atol)
     G_orth = np.asarray(G_orth, dtype=np.float64)
     G_etf = np.asarray(G_etf, dtype=np.float64)
@@ -215,8 +216,10 @@ def _classify(G_orth, G_etf, tol, atol) -> Structure:
     rank = int(np.sum(eigs > max(tol**2 * eigs.max(), atol**2)))
     if max_norm <= atol:
         return Structure("zero", math.nan, math.nan, math.nan, 0, max_norm, tol, atol)
-    etf = float(metrics.nc2_etf(G_etf)) if np.any(G_etf) else math.nan
-    orth = float(metrics.orthogonal_frame_distance(G_orth))
+    if etf is None:
+        etf = float(metrics.nc2_etf(G_etf)) if np.any(G_etf) else math.nan
+    if orth is None:
+        orth = float(metrics.orthogonal_frame_distance(G_orth))
     equinorm = float(norms.std() / norms.mean())
     if orth <= tol:
         kind = "orthogonal_frame"

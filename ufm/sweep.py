@@ -9,8 +9,9 @@ holds measured boundaries against predicted ones.
 Layers: ``ufm.sweep`` drives ``ufm.solvers``; it never imports ``proofs_check``. Predicted
 thresholds come in as numbers (``proofs_check.boundaries`` computes them from the catalog).
 
-Store layout (Zarr v3 group, format ``ufm.sweep/1``): every variable is a flat array over the
-grid points in C order, shape ``(P, S, ...)`` with ``P`` the number of grid points and ``S`` the
+Store layout (Zarr v3 group, format ``ufm.sweep/2``): every variable is a flat array over the
+grid points in the reflected order of :func:`snake_order` (consecutive entries are grid
+neighbours; :func:`open_sweep` puts them back on the grid), shape ``(P, S, ...)`` with ``P`` the number of grid points and ``S`` the
 seeds, chunked by ``(chunk, S, ...)`` so that one sweep chunk is one Zarr chunk; ``done`` (one
 entry per sweep chunk) is set after the chunk's data is written, and ``run`` records which call
 computed it. Attributes hold the grid axes, seeds, options, the problem description and ufm's
@@ -29,18 +30,20 @@ import uuid
 from collections.abc import Mapping
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ufm import _atlas
-from ufm._sweep_kernel import SolveOptions, replace_path, solve_chunk
+from ufm._sweep_kernel import (PointRecord, SolveOptions, replace_path, solve_chunk, solve_chunks_spmd,
+                               solve_fallback)
 
 __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "locate_boundary",
            "compare_thresholds", "PHASES"]
 
 PHASES = _atlas.PHASES
-FORMAT = "ufm.sweep/1"
+FORMAT = "ufm.sweep/2"
 _SCALARS = ("value", "kkt", "min_eig", "order", "result", "value_random", "value_warm", "warm_won", "disagree",
-            "steps", "W_norm2", "H_norm2", "b_norm2", "nc1")
+            "steps", "W_norm2", "H_norm2", "b_norm2", "nc1", "global_gap", "global_ok", "random_skipped")
 
 
 # ---------------------------------------------------------------- the grid
@@ -184,6 +187,7 @@ def _open_store(store, meta, P, K, D):
     nchunks = -(-P // C)
     spec = {name: ("f8", ()) for name in _SCALARS}
     spec.update(result=("i4", ()), order=("i1", ()), steps=("i4", ()), warm_won=("bool", ()), disagree=("bool", ()),
+                global_ok=("bool", ()), random_skipped=("bool", ()),
                 phase=("i1", ()), G_H=("f8", (K, K)), G_W=("f8", (D, D)))
     for name, (dtype, tail) in spec.items():
         fill = False if dtype == "bool" else (-1 if dtype[0] == "i" else np.nan)
@@ -195,11 +199,28 @@ def _open_store(store, meta, P, K, D):
     return root
 
 
+def snake_order(shape) -> np.ndarray:
+    """Grid point (C-order index) stored at each position: a reflected (boustrophedon) order.
+
+    Position ``p`` has C-order digits ``c``; digit ``j >= 1`` is reflected (``n_j - 1 - c_j``)
+    when the prefix ``c_0 .. c_{j-1}``, read as one C-order number, is odd. Consecutive prefixes
+    differ by one, so consecutive positions are grid neighbours (one digit changes by one): a
+    chunk's warm starts never jump across the grid (in C order every row start would).
+    """
+    shape = tuple(int(s) for s in shape)
+    c = np.unravel_index(np.arange(int(np.prod(shape))), shape)
+    g = [c[0]]
+    for j in range(1, len(shape)):
+        q = np.ravel_multi_index(c[:j], shape[:j])
+        g.append(np.where(q % 2 == 1, shape[j] - 1 - c[j], c[j]))
+    return np.ravel_multi_index(tuple(g), shape)
+
+
 def _chunk_values(axes, start, stop, chunk):
     shape = tuple(len(v) for v in axes.values())
     flat = np.arange(start, start + chunk)
     flat = np.minimum(flat, stop - 1)  # pad a short last chunk by repeating its last point
-    idx = np.unravel_index(flat, shape)
+    idx = np.unravel_index(snake_order(shape)[flat], shape)
     return np.stack([v[i] for v, i in zip(axes.values(), idx)], axis=1)
 
 
@@ -208,23 +229,40 @@ def _classify(rec, counts, d):
     ok = np.asarray(rec.result) == 0
     L, S = ok.shape
     phase = np.empty((L, S), np.int8)
+    etf, orth = _atlas.gram_distances(G_H)
     for i in range(L):
         for s in range(S):
-            name = (_atlas.classify(G_H[i, s], G_W[i, s], counts, d) if ok[i, s]
-                    else "uncertified")
+            name = (_atlas.classify(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
+                    if ok[i, s] else "uncertified")
             phase[i, s] = _atlas.CODE[name]
     return phase
 
 
-def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
-    """Solve sweep chunk ``c`` and write it; returns the number of points written."""
-    C = int(root.attrs["chunk"])
-    P = int(np.prod([len(v) for v in axes.values()]))
-    start, stop = c * C, min((c + 1) * C, P)
-    vals = _chunk_values(axes, start, stop, C)
-    with jax.default_device(device) if device is not None else _null():
-        rec = solve_chunk(prob, tuple(axes), vals, seeds, opts)
-        rec = jax.tree_util.tree_map(np.asarray, rec)
+def _solve_points(prob, paths, vals, seeds, opts, n=None):
+    """Solve consecutive points (the chunk kernel), then the fallback for the points whose global
+    gap stayed open (``opts.certify == "global"``); a :class:`PointRecord` of NumPy arrays."""
+    rec, xs = solve_chunk(prob, paths, vals, seeds, opts)
+    return _fallback(prob, paths, vals, rec, xs, seeds, opts, len(vals) if n is None else n)
+
+
+def _fallback(prob, paths, vals, rec, xs, seeds, opts, n):
+    """Re-solve (second order, :func:`ufm._sweep_kernel.solve_fallback`) the first ``n`` points
+    whose global gap stayed open; returns the chunk's record as NumPy arrays."""
+    rec = PointRecord(*(np.array(a) for a in rec))
+    if opts.certify != "global":
+        return rec
+    for i in np.flatnonzero(~rec.global_ok[:n].all(axis=1)):
+        # the warm start is the previous point's kept run; without one, the random start stands
+        # in (has_warm is False, so it is not used)
+        warm = jax.tree_util.tree_map(lambda a: a[max(i - 1, 0)], xs)
+        fb = solve_fallback(prob, paths, vals[i], warm, jnp.asarray(i > 0), seeds, opts)
+        redo = ~rec.global_ok[i]
+        for name, a in zip(PointRecord._fields, fb):
+            getattr(rec, name)[i, redo] = np.asarray(a)[redo]
+    return rec
+
+
+def _write_chunk(root, prob, rec, c, start, stop, run_id):
     n = stop - start
     rec = type(rec)(*(a[:n] for a in rec))
     phase = _classify(rec, prob.counts, prob.d)
@@ -234,6 +272,42 @@ def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
     root["run"][c] = run_id
     root["done"][c] = True
     return n
+
+
+def _chunk_range(root, axes, c):
+    C = int(root.attrs["chunk"])
+    P = int(np.prod([len(v) for v in axes.values()]))
+    start, stop = c * C, min((c + 1) * C, P)
+    return start, stop, _chunk_values(axes, start, stop, C)
+
+
+def _run_chunk(root, prob, axes, seeds, opts, c, run_id, device=None):
+    """Solve sweep chunk ``c`` and write it; returns the number of points written."""
+    start, stop, vals = _chunk_range(root, axes, c)
+    with jax.default_device(device) if device is not None else _null():
+        rec = _solve_points(prob, tuple(axes), vals, seeds, opts, stop - start)
+    return _write_chunk(root, prob, rec, c, start, stop, run_id)
+
+
+def _run_spmd(root, prob, axes, seeds, opts, todo, run_id, devices, bar):
+    """Chunks in groups of ``len(devices)``, one SPMD call per group (one compilation)."""
+    from jax.sharding import Mesh
+
+    mesh = Mesh(np.asarray(devices), ("d",))
+    G = len(devices)
+    paths = tuple(axes)
+    for g in range(0, len(todo), G):
+        group = todo[g:g + G]
+        ranges = [_chunk_range(root, axes, c) for c in group]
+        vals = np.stack([r[2] for r in ranges] + [ranges[-1][2]] * (G - len(group)))  # pad
+        recs, xs = solve_chunks_spmd(prob, paths, vals, seeds, opts, mesh)
+        recs = jax.tree_util.tree_map(np.asarray, recs)
+        xs = jax.tree_util.tree_map(np.asarray, xs)
+        for j, (c, (start, stop, v)) in enumerate(zip(group, ranges)):
+            pick = lambda a: a[j]  # noqa: E731
+            rec = _fallback(prob, paths, v, jax.tree_util.tree_map(pick, recs),
+                            jax.tree_util.tree_map(pick, xs), seeds, opts, stop - start)
+            bar.update(_write_chunk(root, prob, rec, c, start, stop, run_id))
 
 
 class _null:
@@ -260,7 +334,7 @@ def _dask_task(store, prob, axes, seeds, opts, c, run_id):
 def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, client=None,
           progress: bool | None = None, max_chunks: int | None = None, devices=None,
           gtol: float = 1e-10, order: str = "auto", max_steps: int = 10_000,
-          max_newton: int = 100):
+          max_newton: int = 100, certify: str = "auto"):
     r"""Certified solves over a product grid of hyper-parameters and random seeds.
 
     Every grid point ``p`` and seed ``s`` is solved from the random start of
@@ -273,6 +347,19 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     and where both are certified but their values differ (two branches), ``disagree`` is set.
     Each solution gets an atlas phase (:data:`PHASES`) from its Gram matrices.
 
+    Certificates (``certify``). ``"local"``: both runs are second-order certified as by
+    ``ufm.minimize(order=order)`` (``order`` = 2 in the record, ``min_eig`` the curvature).
+    ``"global"`` (families with a proven lower bound :math:`\underline f_p`,
+    :func:`ufm.global_certificate`: shallow UFM with CE/LS/MSE, deep linear MSE): first-order
+    solves (``order`` = 1, ``min_eig`` NaN: not computed) whose gap
+    :math:`f_p(\theta) - \underline f_p \le \mathrm{gtol}\max(1, |f_p|)` proves them global
+    minimizers (``global_ok``; a global minimizer satisfies the second-order conditions, so the
+    Hessian spectrum would add nothing). The warm start runs first; when its gap closes, the
+    random start is skipped (no start can reach a lower value; ``value_random`` is NaN,
+    ``random_skipped`` true). Points where no run closes the gap are re-solved by the local path
+    (random and warm starts, second order; ``global_gap`` still measured, ``global_ok`` false).
+    ``"auto"`` (default): ``"global"`` where the family has a bound, else ``"local"``.
+
     Main arguments:
         prob: the base problem (for example :class:`ufm.UFM`); grid values replace its fields.
         grid: ``{field: values}``, fields from :func:`sweepable_fields` (``"lam_W"``,
@@ -284,13 +371,17 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
         chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
         client: a ``dask.distributed.Client``; chunks then run on its workers, which write to
             ``store`` (a path every worker can reach). Without it, chunks run on every local JAX
-            device in threads (on CPU, start Python with
-            ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does).
+            device, a group of one chunk per device as one SPMD program (``shard_map``, compiled
+            once; :data:`LOCAL_MODE` ``"threads"``: a thread per device, each compiling its own
+            copy). On CPU, start Python with
+            ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does.
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
         gtol, order, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second-order certificates where affordable).
+            (``order="auto"``: second-order certificates where affordable; with the global
+            path, the order of the fallback solves).
+        certify: ``"auto"``, ``"global"`` or ``"local"`` (above).
 
     Returns:
         An ``xarray.Dataset`` (:func:`open_sweep`) with dimensions the grid fields and ``seed``.
@@ -319,7 +410,7 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     if order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
     opts = SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
-                        order=order, batch=_batch_mode(devices))
+                        order=order, batch=_batch_mode(devices), certify=_certify_mode(prob, certify))
     K = prob.K
     D = prob.D
     store = os.fspath(store) if store is not None else None
@@ -343,12 +434,32 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     return open_sweep(root)
 
 
+def _certify_mode(prob, certify) -> str:
+    """``"global"`` or ``"local"`` from ``certify`` (``"auto"``: global where the family has a
+    proven lower bound)."""
+    from ufm.solvers._global import _unsupported
+
+    if certify not in ("auto", "global", "local"):
+        raise ValueError(f"certify must be 'auto', 'global' or 'local', got certify={certify!r}")
+    why = _unsupported(prob)
+    if certify == "global" and why is not None:
+        raise ValueError(f"certify='global': {why}")
+    if certify == "auto":
+        return "global" if why is None else "local"
+    return certify
+
+
 def _batch_mode(devices) -> str:
     """Starts of a point: a compiled loop on CPU (measured faster there), ``vmap`` elsewhere."""
     return "map" if all(d.platform == "cpu" for d in devices) else "vmap"
 
 
+LOCAL_MODE = "spmd"  # several local devices: "spmd" (one program) or "threads" (one per device)
+
+
 def _run_local(root, prob, axes, seeds, opts, todo, run_id, devices, bar):
+    if len(devices) > 1 and LOCAL_MODE == "spmd":
+        return _run_spmd(root, prob, axes, seeds, opts, todo, run_id, devices, bar)
     if len(devices) == 1:
         for c in todo:
             bar.update(_run_chunk(root, prob, axes, seeds, opts, c, run_id))
@@ -404,13 +515,18 @@ def open_sweep(store):
     S, C = attrs["seeds"], attrs["chunk"]
     dims = tuple(axes) + ("seed",)
     done_chunks = np.asarray(root["done"][:])
-    done = np.repeat(done_chunks, C)[: int(np.prod(shape))].reshape(shape)
+    at = np.argsort(snake_order(shape))  # C-order point -> its storage position
+
+    def grid(a, tail=()):
+        return np.asarray(a)[at].reshape(shape + tail)
+
+    done = grid(np.repeat(done_chunks, C)[: int(np.prod(shape))])
     data = {}
     for name in _SCALARS + ("phase",):
-        data[name] = (dims, np.asarray(root[name][:]).reshape(shape + (S,)))
+        data[name] = (dims, grid(root[name][:], (S,)))
     K, D = root["G_H"].shape[-1], root["G_W"].shape[-1]
-    data["G_H"] = (dims + ("class_i", "class_j"), np.asarray(root["G_H"][:]).reshape(shape + (S, K, K)))
-    data["G_W"] = (dims + ("row_i", "row_j"), np.asarray(root["G_W"][:]).reshape(shape + (S, D, D)))
+    data["G_H"] = (dims + ("class_i", "class_j"), grid(root["G_H"][:], (S, K, K)))
+    data["G_W"] = (dims + ("row_i", "row_j"), grid(root["G_W"][:], (S, D, D)))
     data["done"] = (tuple(axes), done)
     codes = data["phase"][1]
     names = np.array(list(PHASES) + ["unsolved"], dtype=object)
@@ -427,7 +543,7 @@ def open_sweep(store):
 
 
 def _phase_at(prob, path, x, seeds, opts):
-    rec = solve_chunk(prob, (path,), np.array([[x]]), seeds, opts)
+    rec = _solve_points(prob, (path,), np.array([[x]]), seeds, opts)
     rec = jax.tree_util.tree_map(lambda a: np.asarray(a)[0], rec)
     best = int(np.argmin(np.where(rec.result == 0, rec.value, np.inf)))
     if rec.result[best] != 0:
@@ -470,7 +586,8 @@ def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, r
     parse_grid(prob, {field: [lo, hi]})
     if not lo < hi:
         raise ValueError(f"lo must be < hi, got lo={lo}, hi={hi}")
-    opts = SolveOptions(gtol=float(gtol), batch=_batch_mode(jax.local_devices()))
+    opts = SolveOptions(gtol=float(gtol), batch=_batch_mode(jax.local_devices()),
+                        certify=_certify_mode(prob, "auto"))
     pa, _ = _phase_at(prob, field, lo, seeds, opts)
     pb, _ = _phase_at(prob, field, hi, seeds, opts)
     if pa == pb:
