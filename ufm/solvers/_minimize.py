@@ -420,6 +420,10 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
         polished, info_k = _kink_rounds(prob, near, args, info)
         if polished is not None:
             return polished, dict(info_k, continuation="sharp")
+        if "clarke" in info_k:  # what the kink polish reached, kept in the report of what follows
+            c = info_k["clarke"]
+            info = dict(info, kink_attempt=dict(value=c["value"], kkt=c["kkt"], kinks=len(c["kinks"]),
+                                                polish_residual=c["polish_residual"]))
     if polished is not None or x0 is None or prob.smoothed(1.0) is None or int(result) == RESULTS.successful:
         return (polished if polished is not None else out), info
     y, total = x0, cnt
@@ -429,7 +433,8 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
     cont = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
     polished, info2 = _piece_rounds(prob, prob.smooth_piece(y), cont, key, args, rounds)
     if polished is not None:
-        return polished, dict(info2, continuation=True)
+        return polished, dict(info2, continuation=True, **({"kink_attempt": info["kink_attempt"]}
+                                                          if "kink_attempt" in info else {}))
     return out, info
 
 
@@ -437,9 +442,12 @@ def _piece_rounds(prob, piece, out, key, args, rounds):
     """The piece rounds of :func:`_polish_piece`: ``(polished out or None, report)``."""
     x, fx, result, cert, cnt = out
     ref = float(fx) if np.isfinite(float(fx)) else np.inf
-    if int(result) != RESULTS.successful:
-        ref = np.inf  # an uncertified point: any certified consistent point on its piece is kept
-    tol = 1e-12 * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
+    # never above the point polished: 1e-12 relative for a certified point; for an uncertified one
+    # 1e-4 relative (the piece drops entries below 1e-3 of a layer's largest, and a smoothed
+    # start differs from its ReLU value by O(1/beta)); a jump onto a worse piece (for example the
+    # dead-ReLU plateau, value about 1/2) is refused
+    rel = 1e-12 if int(result) == RESULTS.successful else 1e-4
+    tol = rel * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
     info = {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}
     y = x
     for r in range(1, rounds + 1):
