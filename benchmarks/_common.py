@@ -74,6 +74,19 @@ def best_time(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     return best, out
 
 
+def best_wall_and_cpu(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
+    """Best wall time and best CPU time of this process (all its threads) over ``repeats`` calls of
+    ``fn``, and the last result. On a shared machine the CPU time is the steadier measure of the
+    work done; the wall time is what the targets are stated in."""
+    best, best_cpu, out = float("inf"), float("inf"), None
+    for _ in range(repeats):
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+        best_cpu = min(best_cpu, time.process_time() - c0)
+    return best, best_cpu, out
+
+
 class OtherLoad:
     """Share of the machine's cores used by *other* processes between ``start()`` and ``stop()``.
 

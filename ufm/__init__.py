@@ -51,6 +51,7 @@ from ufm.solvers import symmetry_basis as symmetry_basis  # noqa: E402
 from ufm.solvers import Certificate as Certificate  # noqa: E402
 from ufm import landscape as landscape  # noqa: E402
 from ufm.solvers import minimize as minimize  # noqa: E402
+from ufm.solvers._common import enable_compilation_cache as enable_compilation_cache  # noqa: E402
 from ufm.solvers import global_certificate as global_certificate  # noqa: E402
 from ufm.solvers import GlobalCertificate as GlobalCertificate  # noqa: E402
 
@@ -58,6 +59,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "enable_x64",
+    "enable_compilation_cache",
     "UFM",
     "Params",
     "Problem",

@@ -44,6 +44,16 @@ class Loss:
         """Number of rows of the classifier ``W`` (the logit dimension ``D``)."""
         return K
 
+    def mean_and_grad(self, logits: jax.Array, labels: jax.Array) -> tuple[jax.Array, jax.Array]:
+        r"""The mean loss and its gradient in the logits:
+
+        .. math:: L(Z) = \frac1N \sum_{i=1}^N \ell(z_i, y_i), \qquad G = \partial L / \partial Z
+            \quad (D \times N)
+
+        By autodiff here; a loss may write ``G`` out (:class:`CrossEntropy` does).
+        """
+        return jax.value_and_grad(lambda Z: jnp.mean(self(Z, labels)))(logits)
+
     def check(self, K: int) -> None:
         """Raise ``ValueError`` if the loss cannot be used with ``K`` classes."""
 
@@ -75,6 +85,22 @@ class CrossEntropy(Loss):
     def __call__(self, logits, labels):
         _, logp_y = _log_softmax_true(logits, labels)
         return -logp_y
+
+    def mean_and_grad(self, logits, labels):
+        r"""The mean loss and its gradient, written out (one ``exp`` of the logits for both):
+
+        .. math:: L = \frac1N \sum_i \Big(\log \sum_j e^{z_{ji}} - z_{y_i i}\Big), \qquad
+            G = \frac1N \big(\mathrm{softmax}(Z) - Y\big), \quad Y_{ki} = [k = y_i]
+
+        (log-sum-exp shifted by the column maximum), the value and gradient autodiff gives.
+        """
+        m = jnp.max(logits, axis=0, keepdims=True)
+        E = jnp.exp(logits - m)
+        s = jnp.sum(E, axis=0, keepdims=True)
+        Y = jnp.arange(logits.shape[0])[:, None] == labels[None, :]
+        z_y = jnp.sum(jnp.where(Y, logits, 0.0), axis=0, keepdims=True)
+        N = logits.shape[1]
+        return jnp.mean(m + jnp.log(s) - z_y), (E / s - Y.astype(E.dtype)) / N
 
 
 @jax.tree_util.register_dataclass

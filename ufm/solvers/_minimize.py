@@ -16,7 +16,7 @@ from ufm import _tree as tr
 from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
 from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
-from ufm.solvers._common import check_params
+from ufm.solvers._common import check_params, random_start
 from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError
@@ -169,14 +169,15 @@ def _spg(prob, x0, rtol, max_steps, memory=10):
 
         def ls_cond(s):
             t, ft, it = s
-            return (ft > f_ref + 1e-4 * t * gd) & (it < 60)
+            return (it < 0) | ((ft > f_ref + 1e-4 * t * gd) & (it < 60))
 
         def ls_body(s):
             t, _, it = s
             t = 0.5 * t
             return t, f(tr.tree_axpy(t, d, x)), it + 1
 
-        t, _, _ = jax.lax.while_loop(ls_cond, ls_body, (1.0, f(tr.tree_axpy(1.0, d, x)), 0))
+        # one traced copy of f: the first pass of the body evaluates the full step t = 1
+        t, _, _ = jax.lax.while_loop(ls_cond, ls_body, (2.0, jnp.asarray(jnp.inf, f0.dtype), -1))
         x_new = prob.project(tr.tree_axpy(t, d, x))
         f_new, g_new = vg(x_new)
         s, y = tr.tree_sub(x_new, x), tr.tree_sub(g_new, g)
@@ -266,13 +267,14 @@ def _newton(prob, x0, rtol, max_iters, cg_max):
 
         def ls_cond(s):
             it, ok = s[1], s[-1]
-            return (~ok) & (it < 40)
+            return (it < 0) | ((~ok) & (it < 40))
 
         def ls_body(s):
             t, it = 0.5 * s[0], s[1] + 1
             return (t, it) + trial(t)
 
-        s = jax.lax.while_loop(ls_cond, ls_body, (1.0, 0) + trial(1.0))
+        # one traced copy of the trial (a gradient evaluation): the first pass of the body tries t = 1
+        s = jax.lax.while_loop(ls_cond, ls_body, (2.0, -1, x, fx, g, kkt, jnp.asarray(False)))
         _, _, xt, ft, gt, kt, ok = s
         result = jnp.where(ok, result, RESULTS.linesearch_failed).astype(jnp.int32)
         return (tr.tree_where(ok, xt, x), jnp.where(ok, ft, fx), tr.tree_where(ok, gt, g),
@@ -326,14 +328,15 @@ def _escape(prob, x, v_flat, lam):
 
     def cond(c):
         t, it, xt, ft = c
-        return (~(ft <= fx - 0.125 * jnp.abs(lam) * t**2)) & (it < 60)
+        return (it < 0) | ((~(ft <= fx - 0.125 * jnp.abs(lam) * t**2)) & (it < 60))
 
     def body(c):
         t, it, _, _ = c
         t = 0.5 * t
         return (t, it + 1) + trial(t)
 
-    _, _, xt, _ = jax.lax.while_loop(cond, body, (t0, 0) + trial(t0))
+    # one traced copy of the trial: the first pass of the body tries t = t0
+    _, _, xt, _ = jax.lax.while_loop(cond, body, (2.0 * t0, -1, x, fx))
     return xt
 
 
@@ -502,6 +505,23 @@ def _kink_rounds(prob, out, args, info, tol: float = 1e-5):
 
 
 def _num_tangents(prob, x0) -> int:
+    """Number of symmetry tangents at a point shaped like ``x0`` (traced once per problem shape)."""
+    leaves, treedef = jax.tree_util.tree_flatten(x0)
+    key = (jax.tree_util.tree_structure(prob), treedef,
+           tuple((np.shape(v), str(getattr(v, "dtype", type(v).__name__))) for v in leaves))
+    try:
+        hash(key)
+    except TypeError:  # a problem with unhashable static data: no caching
+        return _count_tangents(prob, x0)
+    if key not in _TANGENT_COUNTS:
+        _TANGENT_COUNTS[key] = _count_tangents(prob, x0)
+    return _TANGENT_COUNTS[key]
+
+
+_TANGENT_COUNTS: dict = {}
+
+
+def _count_tangents(prob, x0) -> int:
     shape = jax.eval_shape(prob.symmetry_tangents, x0)
     leaves = jax.tree_util.tree_leaves(shape)
     return int(leaves[0].shape[0]) if leaves else 0
@@ -648,7 +668,7 @@ def minimize(
     if params0 is not None and restarts != 1:
         raise ValueError(f"restarts must be 1 when params0 is given, got restarts={restarts}")
     if params0 is None:
-        starts = [prob.init(jax.random.PRNGKey(seed + r), init_scale) for r in range(restarts)]
+        starts = [random_start(prob, seed + r, init_scale) for r in range(restarts)]
     else:
         starts = [check_params(prob, params0)]
     if num_constraints(prob, starts[0]) > 0:
@@ -672,11 +692,15 @@ def minimize(
         if not traced:
             pieces = [_polish_piece(prob, out, key, args, x0) for out, x0 in zip(outs, starts)]
             outs = [o for o, _ in pieces]
-        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs)
-    xs, fxs, results, certs, counts = stacked
-    best = _select(fxs, results, certs.order_code) if restarts > 1 else 0
-    pick = lambda u: u[best]  # noqa: E731
-    x, fx, result, cert, cnt = jax.tree_util.tree_map(pick, (xs, fxs, results, certs, counts))
+        stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs) if restarts > 1 else None
+    if stacked is None:  # one run: no stacking and picking (each an eager op to compile)
+        x, fx, result, cert, cnt = outs[0]
+        best = 0
+    else:
+        xs, fxs, results, certs, counts = stacked
+        best = _select(fxs, results, certs.order_code)
+        pick = lambda u: u[best]  # noqa: E731
+        x, fx, result, cert, cnt = jax.tree_util.tree_map(pick, (xs, fxs, results, certs, counts))
     if traced:
         stats = dict(cnt, num_steps=cnt["first_order_steps"] + cnt["newton_steps"],
                      seed=jnp.asarray(seed) + best, max_steps=max_steps)

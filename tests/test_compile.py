@@ -1,0 +1,94 @@
+"""Compile-time machinery of ``ufm.minimize``: the compiled random start, the jit cache across lams,
+and the opt-in persistent compilation cache (``ufm.enable_compilation_cache``)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import ufm
+from ufm.solvers._common import random_start
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@given(K=st.integers(2, 4), n=st.integers(1, 3), d=st.integers(1, 5), seed=st.integers(0, 2**20),
+       scale=st.one_of(st.none(), st.floats(0.1, 2.0)), bias=st.booleans())
+def test_random_start_is_prob_init(K, n, d, seed, scale, bias):
+    """One compiled call draws the start of ``prob.init(PRNGKey(seed), scale)`` (same draws; a fused
+    product may round the last bit differently)."""
+    prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2, lam_b=0.0 if bias else None)
+    want = prob.init(jax.random.PRNGKey(seed), scale)
+    got = random_start(prob, seed, scale)
+    assert jax.tree_util.tree_structure(got) == jax.tree_util.tree_structure(want)
+    for a, b in zip(jax.tree_util.tree_leaves(got), jax.tree_util.tree_leaves(want)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=4 * np.finfo(float).eps, atol=0)
+
+
+def test_new_lams_do_not_recompile():
+    """A problem with the same shapes and other lams reuses the compiled solve (lams are traced)."""
+    events = []
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: events.append(name) if name == "/jax/core/compile/backend_compile_duration" else None)
+    ufm.minimize(ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2, lam_b=None), seed=0)
+    events.clear()
+    sol = ufm.minimize(ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=3e-2, lam_H=2e-3, lam_b=None), seed=1)
+    assert sol.converged
+    assert events == []
+
+
+@pytest.mark.parametrize("bad", [None, "", 3, True, b"dir"])
+def test_enable_compilation_cache_rejects_bad_path(bad):
+    with pytest.raises(ValueError, match="path"):
+        ufm.enable_compilation_cache(bad)
+
+
+@pytest.mark.parametrize("bad", [-1.0, float("nan"), "x", True])
+def test_enable_compilation_cache_rejects_bad_threshold(bad, tmp_path):
+    with pytest.raises(ValueError, match="min_compile_time_secs"):
+        ufm.enable_compilation_cache(tmp_path, min_compile_time_secs=bad)
+
+
+_CHILD = r"""
+import json, sys, jax
+import ufm
+before = jax.config.jax_compilation_cache_dir
+ufm.enable_x64()
+hits = []
+jax.monitoring.register_event_listener(lambda name, **kw: hits.append(name) if name == "/jax/compilation_cache/cache_hits" else None)
+path = ufm.enable_compilation_cache(sys.argv[1])
+sol = ufm.minimize(ufm.UFM(K=3, n=2, d=3, loss=ufm.MSE(), lam_W=1e-2, lam_H=1e-2, lam_b=None), seed=0)
+print("RESULT " + json.dumps(dict(before=before, after=jax.config.jax_compilation_cache_dir, path=path,
+                                  hits=len(hits), value=float(sol.value), kkt=float(sol.grad_norm))))
+"""
+
+
+def _child(path):
+    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("JAX_COMPILATION_CACHE_DIR", None)
+    p = subprocess.run([sys.executable, "-c", _CHILD, str(path)], capture_output=True, text=True, env=env,
+                       timeout=600)
+    assert p.returncode == 0, p.stderr[-3000:]
+    line = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")][-1]
+    return json.loads(line[7:])
+
+
+def test_compilation_cache_is_opt_in_and_reused(tmp_path):
+    """Importing ufm sets no cache; opting in writes executables that a second process loads
+    (cache hits), with the same solution."""
+    # the test process never opted in (only the environment variable could have set it)
+    assert jax.config.jax_compilation_cache_dir == os.environ.get("JAX_COMPILATION_CACHE_DIR")
+    cache = tmp_path / "cache"
+    first = _child(cache)
+    assert first["before"] is None and first["after"] == first["path"] == str(cache)
+    assert first["hits"] == 0 and len(os.listdir(cache)) > 0
+    second = _child(cache)
+    assert second["hits"] >= 1
+    assert second["value"] == first["value"] and second["kkt"] == first["kkt"]
