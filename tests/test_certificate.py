@@ -196,7 +196,7 @@ def test_deep_relu_k10_returns_certified_points():
             assert np.all((c["slopes"] >= 0) & (c["slopes"] <= 1)) and len(c["kinks"]) == len(c["slopes"])
         else:
             assert sol.certificate.order == "second"
-        # the DNC value of the h_m reduction bounds what a certified point may cost here
-        assert sol.value <= dnc * (1 + 1e-9)
         values.append(sol.value)
-    assert min(values) < dnc * (1 - 1e-6)  # the low-rank regime: strictly below DNC
+    # the low-rank regime (Súkeník, Mondelli & Lampert 2024): the best certified point is strictly
+    # below the DNC value of the h_m reduction (a local point may sit above it: no per-seed bound)
+    assert min(values) < dnc * (1 - 1e-6)

@@ -596,6 +596,21 @@ def minimize(
     curvature was not checked), ``"none"``. ``global_gap`` is ``None``: nothing here tells a
     local minimizer from the global one.
 
+    Deep ReLU models (host only): a point at kinks of the ReLU is polished on its activation piece
+    (pattern frozen, consistency checked, :func:`_polish_piece`); when no adjacent piece certifies
+    it (the low-rank points, on hundreds of kinks), a sharp softplus continuation from the point
+    reached, a Newton solve of the kink manifold's Lagrange system
+    (:func:`ufm.solvers._relu.polish_kink`) and the Clarke certificate
+    (:func:`ufm.solvers._relu.clarke_certificate`):
+
+    .. math:: \mathrm{kkt} = \min_{s \in [0,1]^S} \lVert g(s) \rVert_2 \le
+        \mathrm{gtol}\cdot\max(1, |f|),
+
+    ``g(s)`` the back-propagated gradient with ``relu'(0) = s_k`` at the kink entries ``S``. Such a
+    solution has ``order == "first"`` (first order in the Clarke sense), ``min_eig`` the smallest
+    Hessian eigenvalue on the kink manifold ``{Z_S = 0}`` (``>= -eig_tol`` for
+    ``RESULTS.successful``), and ``stats["piece"]["clarke"]`` with the kinks and slopes.
+
     Main arguments:
         prob: a Problem (for example :class:`ufm.UFM`).
         seed: random start ``prob.init(PRNGKey(seed), init_scale)``.
