@@ -177,15 +177,26 @@ def test_certificate_is_a_pytree_with_order_names():
 
 # ---- deep ReLU: the K = 10 low-rank regime ----------------------------------------------------------
 @pytest.mark.slow
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_deep_relu_k10_returns_certified_points(seed):
+def test_deep_relu_k10_returns_certified_points():
     from proofs_check.catalog import deep
 
     prob = ufm.DeepUFM(K=10, n=1, widths=(30, 30, 30, 30), loss=ufm.MSE(), lam_W=0.004, lam_H=0.004,
                        activation="relu")
-    sol = ufm.minimize(prob, seed=seed)  # must not raise
-    assert sol.converged and sol.certificate.order == "second"
-    piece = sol.stats["piece"]
-    assert piece["consistent"] and piece["gap"] <= 1e-10 * max(1.0, sol.value)
-    # the DNC value of the h_m reduction bounds what a certified point may cost here
-    assert sol.value <= deep.dnc_prediction(prob)["value"] * (1 + 1e-9)
+    dnc = deep.dnc_prediction(prob)["value"]
+    values = []
+    for seed in (0, 1, 2):
+        sol = ufm.minimize(prob, seed=seed)  # must not raise
+        assert sol.converged
+        piece = sol.stats["piece"]
+        assert piece["consistent"] and piece["gap"] <= 1e-10 * max(1.0, sol.value)
+        if "clarke" in piece:  # a kink point: first order (Clarke), second order on the kink manifold
+            c = piece["clarke"]
+            assert sol.certificate.order == "first" and c["kkt"] <= 1e-10 * max(1.0, sol.value)
+            assert c["min_eig"] >= -1e-8 and c["order"] == "first (Clarke) + second on the kink manifold"
+            assert np.all((c["slopes"] >= 0) & (c["slopes"] <= 1)) and len(c["kinks"]) == len(c["slopes"])
+        else:
+            assert sol.certificate.order == "second"
+        values.append(sol.value)
+    # the low-rank regime (Súkeník, Mondelli & Lampert 2024): the best certified point is strictly
+    # below the DNC value of the h_m reduction (a local point may sit above it: no per-seed bound)
+    assert min(values) < dnc * (1 - 1e-6)

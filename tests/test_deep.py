@@ -225,8 +225,29 @@ def test_polish_kink_returns_to_a_clarke_point():
     prob = DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
     x = deep.dnc_params(prob)
     y = x._replace(Ws=x.Ws[:-1] + (1.1 * x.Ws[-1],))  # at the same kinks, not stationary
-    z, slopes, res, _ = polish_kink(prob, y, gtol=1e-13)
+    z, _, res, _ = polish_kink(prob, y, gtol=1e-13)
     c = clarke_certificate(prob, z)
     assert clarke_certificate(prob, y, second=False)["kkt"] > 1e-6
     assert c["kkt"] <= 1e-10 * max(1.0, c["value"]) and c["min_eig"] >= -1e-8
     assert abs(c["value"] - float(prob.objective(x))) <= 1e-9 * max(1.0, c["value"])
+
+
+@settings(deadline=None)
+@given(K=st.integers(2, 4), width=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_dead_units_are_zeroed_without_raising_the_data_term(K, width, seed):
+    from ufm.solvers._relu import _dead_units, _frozen_dead, kink_masks
+
+    prob = DeepUFM(K=K, n=2, widths=(width, width, width), loss=ufm.MSE(), lam_W=1e-3, lam_H=1e-3)
+    x = prob.init(jax.random.PRNGKey(seed))
+    W2 = x.Ws[1].at[0].set(-jnp.abs(x.Ws[1][0]))  # unit 0 of layer 2 reads post-ReLU inputs >= 0: dead
+    x = x._replace(Ws=(x.Ws[0], W2) + x.Ws[2:])
+    on, _ = kink_masks(prob, x)
+    dead = _dead_units(on)
+    assert dead[1][0]
+    y, fixed = _frozen_dead(x, dead)
+    assert abs(float(prob.data_term(y)) - float(prob.data_term(x))) <= 1e-12 * max(1.0, float(prob.data_term(x)))
+    assert float(prob.penalty(y)) <= float(prob.penalty(x))
+    from jax.flatten_util import ravel_pytree
+
+    assert np.all(np.asarray(ravel_pytree(y)[0])[fixed] == 0.0)
+    assert int(fixed.sum()) >= x.Ws[1].shape[1] + x.Ws[2].shape[0]  # the forced unit's row and column

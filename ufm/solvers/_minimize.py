@@ -391,8 +391,13 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
     smooth piece from the point, and check with ``prob.piece_report`` that the result lies on the
     same piece (so that the ReLU objective equals the piece's). The polished point is kept when it
     is consistent, certified on the piece, and not above the unpolished value; otherwise the next
-    round freezes the pattern of the new point. If no round succeeds and ``x0`` is given, a
-    continuation runs from ``x0``: ``prob.smoothed(beta)`` (softplus of sharpness ``beta``) solved
+    round freezes the pattern of the new point. If no round succeeds for an uncertified point of a
+    ReLU model without ``relu_features``, a sharp continuation runs from the point reached
+    (``prob.smoothed(beta)``, ``beta = 1e3 .. 1e8``, first order, at most 3000 steps each), then
+    :func:`_kink_rounds`: the Newton polish onto the kink manifold and the Clarke certificate of a
+    point at kinks that no single adjacent piece certifies (the low-rank points below the DNC
+    value). If that fails too and ``x0`` is given, a continuation runs from ``x0``:
+    ``prob.smoothed(beta)`` (softplus of sharpness ``beta``) solved
     for ``beta = 10, 100, ..., 1e6`` (warm starts; ``beta`` is an array leaf, no recompilation),
     then the piece polish of its end point. Returns ``(out, info)`` with ``info`` the piece
     report (``consistent``, ``kinks``: ``(layer, unit, sample)`` exactly at a kink, ``gap``,
@@ -407,6 +412,21 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
         if not rep["kinks"]:  # a smooth point of the ReLU model: nothing to polish
             return out, dict(rep, rounds=0)
     polished, info = _piece_rounds(prob, piece, out, key, args, rounds)
+    if polished is None and int(result) != RESULTS.successful and not prob.relu_features:
+        # the low-rank (kink) points: a sharp continuation from the point reached, then the kink polish
+        y, total = x, cnt
+        sharp_args = args[:2] + (min(args[2], 3000),) + args[3:5] + (None,) + args[6:]
+        for beta in (1e3, 1e4, 1e5, 1e6, 1e7, 1e8):
+            y, _, _, _, n_b = _solve(prob.smoothed(jnp.asarray(beta)), y, key, *sharp_args)
+            total = jax.tree_util.tree_map(lambda a, b: a + b, total, n_b)
+        near = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
+        polished, info_k = _kink_rounds(prob, near, args, info)
+        if polished is not None:
+            return polished, dict(info_k, continuation="sharp")
+        if "clarke" in info_k:  # what the kink polish reached, kept in the report of what follows
+            c = info_k["clarke"]
+            info = dict(info, kink_attempt=dict(value=c["value"], kkt=c["kkt"], kinks=len(c["kinks"]),
+                                                polish_residual=c["polish_residual"]))
     if polished is not None or x0 is None or prob.smoothed(1.0) is None or int(result) == RESULTS.successful:
         return (polished if polished is not None else out), info
     y, total = x0, cnt
@@ -416,7 +436,8 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
     cont = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
     polished, info2 = _piece_rounds(prob, prob.smooth_piece(y), cont, key, args, rounds)
     if polished is not None:
-        return polished, dict(info2, continuation=True)
+        return polished, dict(info2, continuation=True, **({"kink_attempt": info["kink_attempt"]}
+                                                          if "kink_attempt" in info else {}))
     return out, info
 
 
@@ -424,9 +445,12 @@ def _piece_rounds(prob, piece, out, key, args, rounds):
     """The piece rounds of :func:`_polish_piece`: ``(polished out or None, report)``."""
     x, fx, result, cert, cnt = out
     ref = float(fx) if np.isfinite(float(fx)) else np.inf
-    if int(result) != RESULTS.successful:
-        ref = np.inf  # an uncertified point: any certified consistent point on its piece is kept
-    tol = 1e-12 * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
+    # never above the point polished: 1e-12 relative for a certified point; for an uncertified one
+    # 1e-4 relative (the piece drops entries below 1e-3 of a layer's largest, and a smoothed
+    # start differs from its ReLU value by O(1/beta)); a jump onto a worse piece (for example the
+    # dead-ReLU plateau, value about 1/2) is refused
+    rel = 1e-12 if int(result) == RESULTS.successful else 1e-4
+    tol = rel * max(1.0, abs(ref)) if np.isfinite(ref) else 0.0
     info = {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}
     y = x
     for r in range(1, rounds + 1):
@@ -444,6 +468,40 @@ def _piece_rounds(prob, piece, out, key, args, rounds):
         y = py
         piece = prob.smooth_piece(y)
     return None, info
+
+
+def _kink_rounds(prob, out, args, info, tol: float = 1e-5):
+    r"""Certify a ReLU point that sits at kinks without being stationary on any adjacent piece.
+
+    :func:`ufm.solvers._relu.polish_kink` (Newton on the Lagrange system of the kink manifold,
+    kink entries ``|Z| <= tol max|Z_l|``, dead units zeroed), then
+    :func:`ufm.solvers._relu.clarke_certificate` (kink set recomputed at ``1e-8``, slopes fitted in
+    ``[0, 1]``). Kept when its ``kkt <= gtol max(1, |f|)``: the Certificate then says
+    ``order == "first"`` (first order in the Clarke sense) with ``min_eig`` the smallest
+    eigenvalue of the Hessian on the kink manifold; ``result`` is ``successful`` when that second
+    order holds too (or only first order was asked), else ``saddle``. The report
+    (``info["clarke"]``) names the kinks, the slopes and what is certified.
+    Returns ``(out or None, info)``.
+    """
+    from ufm.solvers._relu import clarke_certificate, polish_kink
+
+    gtol, eig_tol, second = args[0], args[1], args[5]
+    x, fx, result, cert, cnt = out
+    scale = max(1.0, abs(float(fx))) if np.isfinite(float(fx)) else 1.0
+    y, _, res, it = polish_kink(prob, x, tol=tol, gtol=1e-2 * gtol * scale)
+    value = float(prob.objective(y))
+    if not np.isfinite(value):
+        return None, info
+    c = clarke_certificate(prob, y, eig_tol=eig_tol, second=second is not None)
+    rep = dict(info, clarke=dict(c, kink_tol=tol, polish_residual=res, polish_steps=it))
+    if c["kkt"] > gtol * max(1.0, abs(value)):
+        return None, rep
+    ok = second is None or c["min_eig"] >= -eig_tol
+    new_cert = Certificate(kkt=jnp.asarray(c["kkt"]), min_eig=jnp.asarray(c["min_eig"]),
+                           order_code=jnp.int32(1), global_gap=None)
+    total = dict(cnt, newton_steps=cnt["newton_steps"] + it)
+    rep.update(consistent=True, gap=0.0, kinks=c["kinks"])
+    return (y, jnp.asarray(value), jnp.int32(RESULTS.successful if ok else RESULTS.saddle), new_cert, total), rep
 
 
 def _num_tangents(prob, x0) -> int:
@@ -537,6 +595,21 @@ def minimize(
     order: a local minimizer up to the degenerate directions), ``"first"`` (a critical point; the
     curvature was not checked), ``"none"``. ``global_gap`` is ``None``: nothing here tells a
     local minimizer from the global one.
+
+    Deep ReLU models (host only): a point at kinks of the ReLU is polished on its activation piece
+    (pattern frozen, consistency checked, :func:`_polish_piece`); when no adjacent piece certifies
+    it (the low-rank points, on hundreds of kinks), a sharp softplus continuation from the point
+    reached, a Newton solve of the kink manifold's Lagrange system
+    (:func:`ufm.solvers._relu.polish_kink`) and the Clarke certificate
+    (:func:`ufm.solvers._relu.clarke_certificate`):
+
+    .. math:: \mathrm{kkt} = \min_{s \in [0,1]^S} \lVert g(s) \rVert_2 \le
+        \mathrm{gtol}\cdot\max(1, |f|),
+
+    ``g(s)`` the back-propagated gradient with ``relu'(0) = s_k`` at the kink entries ``S``. Such a
+    solution has ``order == "first"`` (first order in the Clarke sense), ``min_eig`` the smallest
+    Hessian eigenvalue on the kink manifold ``{Z_S = 0}`` (``>= -eig_tol`` for
+    ``RESULTS.successful``), and ``stats["piece"]["clarke"]`` with the kinks and slopes.
 
     Main arguments:
         prob: a Problem (for example :class:`ufm.UFM`).

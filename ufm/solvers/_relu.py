@@ -195,48 +195,129 @@ def _manifold_min_eig(prob, params, on, kink, s):
     return float(np.linalg.eigvalsh(N.T @ (0.5 * (H + H.T)) @ N)[0])
 
 
-def polish_kink(prob, params, *, tol: float = 1e-8, gtol: float = 1e-12, max_iters: int = 30):
-    r"""Newton (Gauss-Newton) polish of a ReLU point onto a Clarke-stationary point on its kink manifold.
+def _dead_units(on):
+    """Per hidden layer, the units with no positive pre-activation (post-activation identically 0)."""
+    return [~(np.asarray(M) > 0).any(axis=1) for M in on]
 
-    Solves the square system ``g(theta, s) = 0`` (backprop gradient with slopes ``s`` on the kink
-    entries ``S``), ``Z_S(theta) = 0`` for ``(theta, s)`` by Levenberg-Marquardt steps on the dense
-    Jacobian (the damping handles the singular symmetry directions), with ``s`` clipped to
-    ``[0, 1]``; a step is kept only when it lowers the residual norm. (No active set: when the
-    Clarke slopes of the limit lie outside ``[0, 1]`` the system has no root on this kink set and
-    the residual stalls; the certificate then fails honestly.) Returns ``(params, slopes, residual,
-    iterations)``; the point is then checked by :func:`clarke_certificate`, which recomputes
-    the kink set and the slopes from scratch.
+
+def _frozen_dead(params, dead):
+    """``params`` with every dead unit's incoming row and outgoing column set to 0, and the 0/1 tree
+    of those fixed entries (a dead unit feeds nothing forward, so zeroing its weights keeps the data
+    term and lowers the weight decay; its kinks then hold exactly)."""
+    Ws = [np.array(W) for W in params.Ws]
+    fixed = [np.zeros(W.shape) for W in Ws]
+    for l, d in enumerate(dead):
+        Ws[l][d, :], fixed[l][d, :] = 0.0, 1.0
+        Ws[l + 1][:, d], fixed[l + 1][:, d] = 0.0, 1.0
+    x = params._replace(Ws=tuple(jnp.asarray(W) for W in Ws))
+    fix = jax.tree_util.tree_map(jnp.zeros_like, params)._replace(Ws=tuple(jnp.asarray(F) for F in fixed))
+    return x, np.asarray(ravel_pytree(fix)[0]) > 0.5
+
+
+def polish_kink(prob, params, *, tol: float = 1e-5, dead_tol: float = 1e-2, gtol: float = 1e-12,
+                max_iters: int = 60):
+    r"""Newton polish of a ReLU point onto a stationary point of its kink manifold.
+
+    Near ``params`` the pre-activation entries split into on (``Z > tol s_l``), off
+    (``Z < -tol s_l``) and kink entries (``|Z| <= tol s_l``, ``s_l = max |Z_l|``). Dying units (no
+    entry above ``dead_tol s_l``) have their incoming row and outgoing column set to 0 and fixed:
+    a dead unit feeds nothing forward, so the weight decay drops and its kinks hold exactly (a
+    dying unit's last contribution, of order ``dead_tol``, is removed; whether that was right is
+    for the certificate to say). On
+    the manifold ``{Z_S = 0}`` of the remaining (alive) kink entries the ReLU objective equals the
+    smooth piece ``f_on`` (pattern 1 on the on entries, 0 elsewhere), and the polish solves the
+    Lagrange system of ``min f_on s.t. Z_S = 0``,
+
+    .. math:: \nabla f_{\mathrm{on}}(\theta) + J_S(\theta)^\top \mu = 0, \qquad Z_S(\theta) = 0,
+
+    with the constraints reduced to an independent subset (pivoted QR of ``J_S``; dependent kink
+    rows would leave the multipliers undetermined) and Newton steps on the symmetric Lagrange matrix
+    through its eigendecomposition, directions below ``cut |lambda|_max`` dropped (the symmetry
+    orbits and degenerate directions: a truncated pseudo-inverse), each step scaled by the best
+    of ``2, 1, 1/2, 1/4`` for the residual. The multiplier of a kink entry is its slope times the
+    back-propagated signal, so the result is checked by :func:`clarke_certificate`, which
+    recomputes the kink set and fits slopes in ``[0, 1]``: nothing here is certified by itself.
+
+    Args:
+        prob: a ReLU :class:`ufm.DeepUFM` (no pattern, no smoothing, no ``relu_features``).
+        params: a point near the kink manifold, e.g. the end of a sharp softplus continuation.
+        tol: relative size of a pre-activation entry treated as a kink.
+        dead_tol: a unit whose pre-activations all stay below ``dead_tol s_l`` is zeroed.
+        gtol: stop when the Lagrange residual is below ``gtol``.
+        max_iters: Newton steps at most.
+
+    Returns:
+        ``(params, multipliers, residual, iterations)``.
+
+    References:
+        Nocedal & Wright, Numerical Optimization, ch. 18 (Newton on the Lagrange system); the kink
+        (low-rank) points of the deep ReLU UFM: Súkeník, Mondelli & Lampert 2024 (arXiv 2405.14468).
     """
-    on, kink = kink_masks(prob, params, tol)
-    s, _ = _slope_fit(prob, params, on, kink)
-    flat, unravel = ravel_pytree(params)
-    n = flat.size
+    from scipy.linalg import qr
 
-    def F(z):
-        th, sk = unravel(z[:n]), z[n:]
-        g = ravel_pytree(jax.grad(_with_slopes(prob, on, kink, sk).objective)(th))[0]
-        return jnp.concatenate([g, _kink_values(prob, kink, th)])
+    if prob.activation != "relu" or prob.pattern is not None or prob.smoothing is not None or prob.relu_features:
+        raise ValueError("polish_kink needs a ReLU DeepUFM without pattern, smoothing or relu_features")
+    dead = _dead_units(kink_masks(prob, params, dead_tol)[0])
+    params, fixed = _frozen_dead(params, dead)
+    on, kink = kink_masks(prob, params, tol)
+    flat, unravel = ravel_pytree(params)
+    free = np.flatnonzero(~fixed)
+    kidx = [np.flatnonzero((np.asarray(Kk) > 0) & ~d[:, None]) for Kk, d in zip(kink, dead)]
+
+    def embed(v):
+        return unravel(jnp.zeros_like(flat).at[free].set(v))
+
+    def kink_values(x, idx):
+        pre, _ = prob.layers(x)
+        return jnp.concatenate([Z.ravel()[i] for Z, i in zip(pre[:-1], idx)])
+
+    if sum(i.size for i in kidx):  # keep an independent subset of the kink constraints
+        JS = np.asarray(jax.jacrev(lambda v: kink_values(embed(v), kidx))(flat[free]))
+        _, R, piv = qr(JS.T, mode="economic", pivoting=True)
+        d = np.abs(np.diag(R))
+        keep = np.sort(piv[: int(np.sum(d > 1e-6 * d[0]))]) if d.size and d[0] > 0 else np.zeros(0, int)
+        offs = np.cumsum([0] + [i.size for i in kidx])
+        kidx = [i[keep[(keep >= lo) & (keep < hi)] - lo] for i, lo, hi in zip(kidx, offs[:-1], offs[1:])]
+    piece = dataclasses.replace(prob, pattern=tuple(jnp.asarray(M) for M in on))
+    nf, idx = free.size, tuple(kidx)
+
+    def F(v):
+        def lagrangian(w):
+            x = embed(w[:nf])
+            Zs = kink_values(x, idx)
+            return piece.objective(x) + jnp.dot(w[nf:], Zs), Zs
+
+        g, Zs = jax.grad(lagrangian, has_aux=True)(v)
+        return jnp.concatenate([g[:nf], Zs])
 
     F_j, J_j = jax.jit(F), jax.jit(jax.jacfwd(F))
-    z = np.concatenate([np.asarray(flat), s])
-    r = np.asarray(F_j(jnp.asarray(z)))
-    mu, it = None, 0
+    v = jnp.concatenate([flat[free], jnp.zeros(sum(i.size for i in idx), flat.dtype)])
+    r = np.asarray(F_j(v))
+    if r.size > nf:  # least-squares multipliers at the start
+        A = np.asarray(J_j(v))[:nf, nf:]
+        v = v.at[nf:].set(np.linalg.lstsq(A, -r[:nf], rcond=None)[0])
+        r = np.asarray(F_j(v))
+    it = 0
     for it in range(1, max_iters + 1):
-        if np.linalg.norm(r) <= gtol:
+        r0 = float(np.linalg.norm(r))
+        if r0 <= gtol:
+            it -= 1
             break
-        J = np.asarray(J_j(jnp.asarray(z)))
-        A, b = J.T @ J, -(J.T @ r)
-        mu = 1e-12 * float(np.max(np.diag(A))) if mu is None else mu
-        r0, improved = np.linalg.norm(r), False
-        for _ in range(20):  # Levenberg-Marquardt damping: shrink on success, grow on failure
-            step = np.linalg.solve(A + mu * np.eye(A.shape[0]), b)
-            zt = z + step
-            zt[n:] = np.clip(zt[n:], 0.0, 1.0)
-            rt = np.asarray(F_j(jnp.asarray(zt)))
-            if np.linalg.norm(rt) < r0:
-                z, r, mu, improved = zt, rt, mu / 10, True
+        J = np.asarray(J_j(v))
+        lam, U = np.linalg.eigh(0.5 * (J + J.T))
+        c = U.T @ r
+        best = None
+        for cut in (1e-10, 1e-8, 1e-6, 1e-4):
+            keep = np.abs(lam) > cut * np.max(np.abs(lam))
+            step = -U[:, keep] @ (c[keep] / lam[keep])
+            for t in (2.0, 1.0, 0.5, 0.25):
+                rt = np.asarray(F_j(v + t * step))
+                nt = float(np.linalg.norm(rt))
+                if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
+                    best = (nt, v + t * step, rt)
+            if best is not None:
                 break
-            mu *= 10
-        if not improved:
+        if best is None:
             break
-    return unravel(jnp.asarray(z[:n])), z[n:], float(np.linalg.norm(r)), it
+        _, v, r = best
+    return embed(v[:nf]), np.asarray(v[nf:]), float(np.linalg.norm(r)), it
