@@ -7,20 +7,17 @@ import sys
 
 
 def enable_compilation_cache() -> None:
-    """Persist XLA compilations under ~/.cache/ufm/jax so repeated runs skip compiling.
-
-    Set ``UFM_NO_COMPILATION_CACHE=1`` to turn it off.
+    """Persist XLA compilations under ~/.cache/ufm/jax so repeated runs skip compiling
+    (:func:`ufm.enable_compilation_cache`, entries that took >= 0.5 s to compile; the command line
+    only: importing ufm sets nothing). Set ``UFM_NO_COMPILATION_CACHE=1`` to turn it off.
     """
     if os.environ.get("UFM_NO_COMPILATION_CACHE"):
         return
-    import jax
+    from ufm.solvers._common import enable_compilation_cache as enable
 
-    path = os.path.join(os.path.expanduser("~"), ".cache", "ufm", "jax")
     try:
-        os.makedirs(path, exist_ok=True)
-        jax.config.update("jax_compilation_cache_dir", path)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-    except (OSError, AttributeError):  # read-only home or an older jax: just compile
+        enable(os.path.join(os.path.expanduser("~"), ".cache", "ufm", "jax"), min_compile_time_secs=0.5)
+    except OSError:  # a read-only home: just compile
         pass
 
 
