@@ -167,7 +167,9 @@ def _tight_assemble(prob, ev):
 
 
 def _tight_instances():
-    base = dict(K=4, n=3, d=4, lam_W=5e-3, lam_H=5e-3)
+    # the shapes (K, n, d, loss, bias mode) of zhu2021.CE_ETF and mse.MSE_ENCODING, at other lams:
+    # one compiled solve per shape and run
+    base = dict(K=4, n=5, d=8, lam_W=1e-2, lam_H=3e-3)
     return [ufm.UFM(loss=ufm.CrossEntropy(), lam_b=5e-3, **base),
             ufm.UFM(loss=ufm.MSE(2 * np.eye(4) - 1), **base)]
 
@@ -253,7 +255,8 @@ DEEP_BOUND = Theorem(
                "balanced one-hot this is min_x h_m(x), attained (gap 0) when every width >= K."),
     assumptions=_deep_assume,
     assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": ev("h(x)", x=deep_cat._x_star(ev)[0])},
-    instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
+    # unequal widths ("any widths"); the shape is shared with an instance of deep.DEEP_LINEAR
+    instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
     solve=functools.partial(minimize_solver, restarts=3),

@@ -37,7 +37,13 @@ GAP_TOL = 1e-9
 
 def run_census(prob, starts, init_scales=(None,), order="auto"):
     """``ufm.landscape.census`` (``order="auto"``: second-order certified end points, saddles
-    escaped; ``"first"``: where plain descent stops, each end point classified)."""
+    escaped; ``"first"``: where plain descent stops, each end point classified).
+
+    For a shallow UFM the default scale (``None``) is passed as its value ``1/sqrt(d)`` (the same
+    starts): the census compiles once per default/explicit kind of scale, so explicit scales share
+    one compiled census."""
+    if isinstance(prob, ufm.UFM):
+        init_scales = tuple(1.0 / np.sqrt(prob.d) if s is None else s for s in init_scales)
     return ufm.landscape.census(prob, starts=starts, init_scales=init_scales, order=order, gtol=1e-11)
 
 

@@ -162,7 +162,9 @@ REGRESSION = Theorem(
     assemble=_reg_assemble,
     instances=lambda: [
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(3), 3, 6), d=7, lam_W=1e-2, lam_H=2e-2, lam_b=0.0),
-        ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 2, 5), d=6, lam_W=0.1, lam_H=0.05),
+        # the first instance's shape (D = 3, N = 6, d = 7) without a bias (shape-only compilations
+        # shared); the threshold N sqrt(lam_W lam_H) = 1.90 removes the smallest direction (s = 1.19)
+        ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 3, 6), d=7, lam_W=0.5, lam_H=0.2),
     ],
     random_instance=_reg_random,
     measure=_reg_measure,
