@@ -225,7 +225,8 @@ DUAL_VALID = Theorem(
     assemble=_valid_assemble,
     no_closed_form=("the bound is evaluated numerically by ufm.global_certificate and compared with the "
                     "closed-form minimum of the d >= K signed instance (its catalog theorem)"),
-    instances=lambda: [ufm.UFM(K=4, n=3, d=2, loss=ufm.MSE(), lam_W=3e-3, lam_H=3e-3),
+    # d = K - 1 = 3 at n = 5: the shape of zhu2021.CE_ETF's d < K instance (shape-only compilations shared)
+    instances=lambda: [ufm.UFM(K=4, n=5, d=3, loss=ufm.MSE(), lam_W=3e-3, lam_H=3e-3),
                        ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2,
                                nonneg=True)],
     measure=_certificate,
