@@ -133,7 +133,19 @@ def _spurious_measure(f_star_fn):
 
 
 def _nonneg_assume(prob):
-    return nguyen2023.POSITIVE_FRAME.assumptions(prob)
+    """An existence claim measured at one configuration: K = 3, n = 2, d = 4, CE with a bias, H >= 0,
+    lam_W = 5e-3, lam_H = lam_b = 1e-2. Elsewhere spurious minima need not exist (the thorough
+    property run found none at K = 3, n = 1, d = 6, lam_W = lam_H = 2/3, no bias), so no other
+    problem is accepted."""
+    ok, why = nguyen2023.POSITIVE_FRAME.assumptions(prob)
+    if not ok:
+        return ok, why
+    if (prob.K, prob.n if prob.balanced else None, prob.d) != (3, 2, 4) or not isinstance(prob.loss, ufm.CrossEntropy) \
+            or prob.lam_b is None or not np.allclose([float(prob.lam_W), float(prob.lam_H), float(prob.lam_b)],
+                                                      [5e-3, 1e-2, 1e-2]):
+        return False, ("the existence of spurious minima is measured only at K = 3, n = 2, d = 4, CE, "
+                       "lam_W = 5e-3, lam_H = lam_b = 1e-2 (H >= 0)")
+    return True, ""
 
 
 NONNEG_SPURIOUS = Theorem(
