@@ -50,7 +50,8 @@ def _assume(prob):
 
 def _instance(frac, e, lam_b=5e-3, K=4, n=5, rho=1.0):
     lw, lh = lams_for(frac * (1 + e / K) / K, n, rho)
-    return ufm.UFM(K=K, n=n, d=K + 2, loss=POLY1.loss(eps=e), lam_W=lw, lam_H=lh, lam_b=lam_b)
+    # d = 2K: for K = 4, n = 5 the shape of the CE instances (their shape-only compilations are shared)
+    return ufm.UFM(K=K, n=n, d=2 * K, loss=POLY1.loss(eps=e), lam_W=lw, lam_H=lh, lam_b=lam_b)
 
 
 def _assemble(prob, ev):

@@ -349,8 +349,9 @@ REDUCTION = ("the reduction of the deep UFM to K copies of h_m: the minimum of t
 
 
 # ---- instances ---------------------------------------------------------------------------------
-def _linear(K_=3, L=2, lam=4e-3, n_=2, lam_H=4e-3):
-    return DeepUFM(K=K_, n=n_, widths=(K_ + 2,) * L, loss=ufm.MSE(), lam_W=lam, lam_H=lam_H, activation="linear")
+def _linear(K_=3, L=2, lam=4e-3, n_=2, lam_H=4e-3, width=None):
+    width = K_ + 2 if width is None else width
+    return DeepUFM(K=K_, n=n_, widths=(width,) * L, loss=ufm.MSE(), lam_W=lam, lam_H=lam_H, activation="linear")
 
 
 def _lin_assume(prob):
@@ -377,8 +378,10 @@ DEEP_LINEAR = Theorem(
                "c_l I."),
     assumptions=_lin_assume,
     assemble=_dnc_assemble,
-    instances=lambda: [_linear(3, 2), _linear(3, 3, lam=[2e-3, 8e-3, 4e-3]),
-                       DeepUFM(K=3, n=2, widths=(5, 4), loss=ufm.MSE(), lam_W=[5e-3, 2e-3], lam_H=1e-2,
+    # shapes shared with other entries (compiled once per run): widths (3, 3) and (3, 3, 3) with the
+    # jump transition, the unequal widths (4, 3) with the deep scalar bound (duality)
+    instances=lambda: [_linear(3, 2, width=3), _linear(3, 3, lam=[2e-3, 8e-3, 4e-3], width=3),
+                       DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=[5e-3, 2e-3], lam_H=1e-2,
                                activation="linear")],
     random_instance=_lin_random,
     measure=measure,
@@ -515,8 +518,10 @@ TWO_LAYER = Theorem(
                "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique."),
     assumptions=lambda p: _relu_assume(p, L2=True),
     assemble=_dnc_assemble,
+    # one compiled shape (K = 3, widths 5): the instances differ in their lams only, which minimize
+    # traces (a ReLU model's compilation dominates this entry's cost)
     instances=lambda: [DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
-                       DeepUFM(K=4, n=2, widths=(6, 6), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3)],
+                       DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3)],
     measure=measure,
     solve=solve_deep,
     expressions=DNC_EXPRESSIONS,

@@ -167,7 +167,9 @@ def _tight_assemble(prob, ev):
 
 
 def _tight_instances():
-    base = dict(K=4, n=3, d=4, lam_W=5e-3, lam_H=5e-3)
+    # the shapes (K, n, d, loss, bias mode) of zhu2021.CE_ETF and mse.MSE_ENCODING, at other lams:
+    # one compiled solve per shape and run
+    base = dict(K=4, n=5, d=8, lam_W=1e-2, lam_H=3e-3)
     return [ufm.UFM(loss=ufm.CrossEntropy(), lam_b=5e-3, **base),
             ufm.UFM(loss=ufm.MSE(2 * np.eye(4) - 1), **base)]
 
@@ -223,7 +225,8 @@ DUAL_VALID = Theorem(
     assemble=_valid_assemble,
     no_closed_form=("the bound is evaluated numerically by ufm.global_certificate and compared with the "
                     "closed-form minimum of the d >= K signed instance (its catalog theorem)"),
-    instances=lambda: [ufm.UFM(K=4, n=3, d=2, loss=ufm.MSE(), lam_W=3e-3, lam_H=3e-3),
+    # d = K - 1 = 3 at n = 5: the shape of zhu2021.CE_ETF's d < K instance (shape-only compilations shared)
+    instances=lambda: [ufm.UFM(K=4, n=5, d=3, loss=ufm.MSE(), lam_W=3e-3, lam_H=3e-3),
                        ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2,
                                nonneg=True)],
     measure=_certificate,
@@ -253,7 +256,8 @@ DEEP_BOUND = Theorem(
                "balanced one-hot this is min_x h_m(x), attained (gap 0) when every width >= K."),
     assumptions=_deep_assume,
     assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": ev("h(x)", x=deep_cat._x_star(ev)[0])},
-    instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
+    # unequal widths ("any widths"); the shape is shared with an instance of deep.DEEP_LINEAR
+    instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
     solve=functools.partial(minimize_solver, restarts=3),

@@ -37,7 +37,13 @@ GAP_TOL = 1e-9
 
 def run_census(prob, starts, init_scales=(None,), order="auto"):
     """``ufm.landscape.census`` (``order="auto"``: second-order certified end points, saddles
-    escaped; ``"first"``: where plain descent stops, each end point classified)."""
+    escaped; ``"first"``: where plain descent stops, each end point classified).
+
+    For a shallow UFM the default scale (``None``) is passed as its value ``1/sqrt(d)`` (the same
+    starts): the census compiles once per default/explicit kind of scale, so explicit scales share
+    one compiled census."""
+    if isinstance(prob, ufm.UFM):
+        init_scales = tuple(1.0 / np.sqrt(prob.d) if s is None else s for s in init_scales)
     return ufm.landscape.census(prob, starts=starts, init_scales=init_scales, order=order, gtol=1e-11)
 
 
@@ -127,7 +133,19 @@ def _spurious_measure(f_star_fn):
 
 
 def _nonneg_assume(prob):
-    return nguyen2023.POSITIVE_FRAME.assumptions(prob)
+    """An existence claim measured at one configuration: K = 3, n = 2, d = 4, CE with a bias, H >= 0,
+    lam_W = 5e-3, lam_H = lam_b = 1e-2. Elsewhere spurious minima need not exist (the thorough
+    property run found none at K = 3, n = 1, d = 6, lam_W = lam_H = 2/3, no bias), so no other
+    problem is accepted."""
+    ok, why = nguyen2023.POSITIVE_FRAME.assumptions(prob)
+    if not ok:
+        return ok, why
+    if (prob.K, prob.n if prob.balanced else None, prob.d) != (3, 2, 4) or not isinstance(prob.loss, ufm.CrossEntropy) \
+            or prob.lam_b is None or not np.allclose([float(prob.lam_W), float(prob.lam_H), float(prob.lam_b)],
+                                                      [5e-3, 1e-2, 1e-2]):
+        return False, ("the existence of spurious minima is measured only at K = 3, n = 2, d = 4, CE, "
+                       "lam_W = 5e-3, lam_H = lam_b = 1e-2 (H >= 0)")
+    return True, ""
 
 
 NONNEG_SPURIOUS = Theorem(

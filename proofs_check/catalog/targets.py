@@ -162,7 +162,9 @@ REGRESSION = Theorem(
     assemble=_reg_assemble,
     instances=lambda: [
         ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(3), 3, 6), d=7, lam_W=1e-2, lam_H=2e-2, lam_b=0.0),
-        ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 2, 5), d=6, lam_W=0.1, lam_H=0.05),
+        # the first instance's shape (D = 3, N = 6, d = 7) without a bias (shape-only compilations
+        # shared); the threshold N sqrt(lam_W lam_H) = 1.90 removes the smallest direction (s = 1.19)
+        ufm.RegressionUFM(Y=_rand_targets(np.random.default_rng(4), 3, 6), d=7, lam_W=0.5, lam_H=0.2),
     ],
     random_instance=_reg_random,
     measure=_reg_measure,
@@ -489,7 +491,8 @@ IMBALANCED_FREE_BIAS = Theorem(
                "only; the paper's L-layer statement was not derived here."),
     assumptions=_imb_assume,
     assemble=_imb_assemble,
-    instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=4, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
+    # d = 5: the shape of mse.MSE_IMBALANCED's instance (its shape-only compilations are shared)
+    instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
                        ufm.UFM(K=4, n=(1, 2, 4, 8), d=5, loss=ufm.MSE(), lam_W=3e-2, lam_H=4e-2, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=3, n=tuple(int(v) for v in rng.integers(1, 10, size=3)), d=4,
                                         loss=ufm.MSE(), lam_W=float(rng.uniform(5e-3, 0.1)),
