@@ -43,8 +43,10 @@ def _equations(prob):
             out.append(("zero threshold", mse.MSE_BIAS_FREE.name,
                         mse.MSE_BIAS_FREE.expressions["x*"].subs(mse.kap, kappa_expr)))
         elif float(prob.lam_b) > 0:
+            # the theorem's y* = 1 - K kappa (1 + lam_b)/lam_b vanishes at the transition; times
+            # lam_b it is linear in lam_b and increasing (K kappa < 1), as lam_b - boundary was
             out.append(("regularized-bias transition", mse.MSE_REG_BIAS.name,
-                        lam_b - mse.MSE_REG_BIAS.expressions["boundary"].subs(mse.kap, kappa_expr)))
+                        sp.expand(lam_b * mse.MSE_REG_BIAS.expressions["y*"].subs(mse.kap, kappa_expr))))
     if imbalanced and isinstance(loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE)):
         n_B = min(prob.counts)
         thm = imbalanced_ce.MINORITY_COLLAPSED
