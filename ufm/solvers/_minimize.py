@@ -414,12 +414,8 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
     polished, info = _piece_rounds(prob, piece, out, key, args, rounds)
     if polished is None and int(result) != RESULTS.successful and not prob.relu_features:
         # the low-rank (kink) points: a sharp continuation from the point reached, then the kink polish
-        y, total = x, cnt
         sharp_args = args[:2] + (min(args[2], 3000),) + args[3:5] + (None,) + args[6:]
-        for beta in (1e3, 1e4, 1e5, 1e6, 1e7, 1e8):
-            y, _, _, _, n_b = _solve(prob.smoothed(jnp.asarray(beta)), y, key, *sharp_args)
-            total = jax.tree_util.tree_map(lambda a, b: a + b, total, n_b)
-        near = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
+        near = _continuation(prob, x, cert, cnt, key, sharp_args, (1e3, 1e4, 1e5, 1e6, 1e7, 1e8))
         polished, info_k = _kink_rounds(prob, near, args, info)
         if polished is not None:
             return polished, dict(info_k, continuation="sharp")
@@ -429,16 +425,23 @@ def _polish_piece(prob, out, key, args, x0=None, rounds: int = 2):
                                                 polish_residual=c["polish_residual"]))
     if polished is not None or x0 is None or prob.smoothed(1.0) is None or int(result) == RESULTS.successful:
         return (polished if polished is not None else out), info
-    y, total = x0, cnt
-    for beta in (1e1, 1e2, 1e3, 1e4, 1e5, 1e6):
-        y, _, _, _, n_b = _solve(prob.smoothed(jnp.asarray(beta)), y, key, *args)
-        total = jax.tree_util.tree_map(lambda a, b: a + b, total, n_b)
-    cont = (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
-    polished, info2 = _piece_rounds(prob, prob.smooth_piece(y), cont, key, args, rounds)
+    cont = _continuation(prob, x0, cert, cnt, key, args, (1e1, 1e2, 1e3, 1e4, 1e5, 1e6))
+    polished, info2 = _piece_rounds(prob, prob.smooth_piece(cont[0]), cont, key, args, rounds)
     if polished is not None:
         return polished, dict(info2, continuation=True, **({"kink_attempt": info["kink_attempt"]}
                                                           if "kink_attempt" in info else {}))
     return out, info
+
+
+def _continuation(prob, y, cert, cnt, key, args, betas):
+    """Solve ``prob.smoothed(beta)`` for each ``beta`` in turn (warm starts; ``beta`` is an array
+    leaf, so one compiled solve serves them all); returns an ``out`` tuple at the last point, its
+    ReLU value, ``max_steps_reached`` (nothing certified yet) and the step counts added up."""
+    total = cnt
+    for beta in betas:
+        y, _, _, _, n_b = _solve(prob.smoothed(jnp.asarray(beta)), y, key, *args)
+        total = jax.tree_util.tree_map(lambda a, b: a + b, total, n_b)
+    return (y, prob.objective(y), jnp.int32(RESULTS.max_steps_reached), cert, total)
 
 
 def _piece_rounds(prob, piece, out, key, args, rounds):

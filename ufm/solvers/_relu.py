@@ -87,10 +87,16 @@ def _with_slopes(prob, on, kink, s_flat):
     return dataclasses.replace(prob, pattern=tuple(parts))
 
 
-def _kink_values(prob, kink, params):
-    """The pre-activations at the kink entries, one vector (they vanish on the kink manifold)."""
+def _kink_values(prob, idx, params):
+    """The pre-activations at the kink entries (``idx``: per hidden layer, flat indices), one
+    vector (they vanish on the kink manifold)."""
     pre, _ = prob.layers(params)
-    return jnp.concatenate([Z.ravel()[np.flatnonzero(np.asarray(Kk).ravel())] for Z, Kk in zip(pre[:-1], kink)])
+    return jnp.concatenate([Z.ravel()[i] for Z, i in zip(pre[:-1], idx)])
+
+
+def _kink_index(kink):
+    """Per hidden layer, the flat indices of the 0/1 kink mask."""
+    return [np.flatnonzero(np.asarray(Kk).ravel()) for Kk in kink]
 
 
 def _slope_fit(prob, params, on, kink, s0=None):
@@ -184,7 +190,7 @@ def _manifold_min_eig(prob, params, on, kink, s):
     piece = _with_slopes(prob, on, kink, jnp.asarray(s, flat.dtype))
     H = np.asarray(jax.jit(jax.hessian(lambda v: piece.objective(unravel(v))))(flat))
     if s.size:
-        J = np.asarray(jax.jit(jax.jacrev(lambda v: _kink_values(prob, kink, unravel(v))))(flat))
+        J = np.asarray(jax.jit(jax.jacrev(lambda v: _kink_values(prob, _kink_index(kink), unravel(v))))(flat))
         U, sv, Vt = np.linalg.svd(J, full_matrices=True)
         rank = int(np.sum(sv > 1e-10 * max(1.0, sv[0] if sv.size else 0.0)))
         N = Vt[rank:].T
@@ -267,12 +273,8 @@ def polish_kink(prob, params, *, tol: float = 1e-5, dead_tol: float = 1e-2, gtol
     def embed(v):
         return unravel(jnp.zeros_like(flat).at[free].set(v))
 
-    def kink_values(x, idx):
-        pre, _ = prob.layers(x)
-        return jnp.concatenate([Z.ravel()[i] for Z, i in zip(pre[:-1], idx)])
-
     if sum(i.size for i in kidx):  # keep an independent subset of the kink constraints
-        JS = np.asarray(jax.jacrev(lambda v: kink_values(embed(v), kidx))(flat[free]))
+        JS = np.asarray(jax.jacrev(lambda v: _kink_values(prob, kidx, embed(v)))(flat[free]))
         _, R, piv = qr(JS.T, mode="economic", pivoting=True)
         d = np.abs(np.diag(R))
         keep = np.sort(piv[: int(np.sum(d > 1e-6 * d[0]))]) if d.size and d[0] > 0 else np.zeros(0, int)
@@ -284,7 +286,7 @@ def polish_kink(prob, params, *, tol: float = 1e-5, dead_tol: float = 1e-2, gtol
     def F(v):
         def lagrangian(w):
             x = embed(w[:nf])
-            Zs = kink_values(x, idx)
+            Zs = _kink_values(prob, idx, x)
             return piece.objective(x) + jnp.dot(w[nf:], Zs), Zs
 
         g, Zs = jax.grad(lagrangian, has_aux=True)(v)
