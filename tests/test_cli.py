@@ -144,3 +144,49 @@ def test_flow_json_decreases_the_objective_and_plots(tmp_path, capsys):
     assert len(rec["times"]) == 4 and set(rec["metrics"]) >= {"nc1", "nc3"}
     assert np.all(np.diff(rec["values"]) <= 1e-12)  # a gradient flow never increases f
     assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def _fresh(code: str, **env) -> str:
+    """Run ``code`` in a new Python process (JAX's backend not started) and return its stdout."""
+    base = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "UFM_COMPILE")}
+    out = subprocess.run([sys.executable, "-c", code], env=dict(base, PYTHONPATH=str(ROOT), **env),
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return out.stdout.strip()
+
+
+def test_sweep_command_starts_one_host_device_per_core():
+    """``ufm sweep`` runs a chunk per device: the command asks XLA for one host device per core
+    (after ``import ufm``, which imports jax but starts no backend)."""
+    code = "import ufm.cli as c; c._host_devices(); import jax; print(jax.device_count('cpu'))"
+    assert int(_fresh(code)) == (os.cpu_count() or 1)
+    # a count the user chose wins
+    code = "import ufm.cli as c; c._host_devices(); import jax; print(jax.device_count('cpu'))"
+    assert int(_fresh(code, XLA_FLAGS="--xla_force_host_platform_device_count=3")) == 3
+
+
+def test_compile_profile_sets_flags_only_before_the_backend_starts():
+    code = ("import os, ufm.cli as c; p = c.use_compile_profile('{d}'); "
+            "print(p, '|', os.environ.get('XLA_FLAGS', ''))")
+    fast = " ".join(ufm.cli.FAST_COMPILE_FLAGS)
+    prof, flags = _fresh(code.format(d="fast")).split("|")
+    assert prof.strip() == "fast" and all(f in flags for f in ufm.cli.FAST_COMPILE_FLAGS)
+    prof, flags = _fresh(code.format(d="fast"), UFM_COMPILE="optimized").split("|")
+    assert prof.strip() == "optimized" and flags.strip() == ""
+    prof, flags = _fresh(code.format(d="optimized"), UFM_COMPILE="fast").split("|")
+    assert prof.strip() == "fast" and fast in flags
+    # a flag the user set is kept, not duplicated
+    prof, flags = _fresh(code.format(d="fast"), XLA_FLAGS="--xla_backend_optimization_level=2").split("|")
+    assert "--xla_backend_optimization_level=2" in flags and "optimization_level=0" not in flags
+    assert prof.strip() == "optimized"
+    # after the backend started nothing changes
+    late = ("import os, jax, ufm.cli as c; jax.numpy.zeros(1).block_until_ready(); "
+            "p = c.use_compile_profile('fast'); print(p, '|', os.environ.get('XLA_FLAGS', ''))")
+    prof, flags = _fresh(late).split("|")
+    assert prof.strip() == "optimized" and flags.strip() == ""
+
+
+def test_compile_profile_error_names_the_variable(monkeypatch, capsys):
+    monkeypatch.setenv("UFM_COMPILE", "quick")
+    assert main(["solve", *PROBLEM]) == 2
+    assert "UFM_COMPILE" in capsys.readouterr().err

@@ -77,6 +77,12 @@ commands:
 A problem comes from flags (--K 10 --n 20 --d 32 --loss ce --lam-W 5e-3 --lam-H 5e-3) or from a
 TOML spec file (see examples/*.toml); flags override the file. Every command takes --json.
 
+environment:
+  UFM_COMPILE=fast|optimized   XLA compile profile; solve and verify default to fast (about a third
+                               of the compile time, slower code on large arrays), flow and sweep
+                               to optimized (XLA's defaults)
+  UFM_NO_COMPILATION_CACHE=1   do not keep compilations under ~/.cache/ufm/jax
+
 examples:
   ufm solve --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3 --json
   ufm sweep examples/ce_phase.toml --store ce.zarr      (rerun the same line to resume)
@@ -459,12 +465,71 @@ def cmd_plot(argv) -> int:
 BUILTIN = {"solve": cmd_solve, "flow": cmd_flow, "sweep": cmd_sweep, "plot": cmd_plot}
 
 
+def _backend_started() -> bool:
+    """Whether JAX has created its backends (after that, XLA_FLAGS is no longer read).
+
+    Importing ufm imports jax but starts no backend; the first array or device query does.
+    """
+    if "jax" not in sys.modules:
+        return False
+    try:
+        from jax._src import xla_bridge
+
+        return bool(xla_bridge.backends_are_initialized())
+    except (ImportError, AttributeError):  # another jax layout: assume started, change nothing
+        return True
+
+
+def _add_xla_flags(*flags: str) -> bool:
+    """Append ``--name=value`` flags to ``XLA_FLAGS`` in this process, skipping any whose name the
+    user's ``XLA_FLAGS`` already sets; only before the backend starts. Returns whether it could."""
+    if _backend_started():
+        return False
+    current = os.environ.get("XLA_FLAGS", "")
+    add = [f for f in flags if f.split("=", 1)[0] not in current]
+    if add:
+        os.environ["XLA_FLAGS"] = " ".join([current, *add]).strip()
+    return True
+
+
 def _host_devices() -> None:
     """One XLA host device per core (sweeps run a chunk per device), unless the user chose."""
-    flags = os.environ.get("XLA_FLAGS", "")
-    if "xla_force_host_platform_device_count" not in flags and "jax" not in sys.modules:
-        n = os.cpu_count() or 1
-        os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={n}".strip()
+    _add_xla_flags(f"--xla_force_host_platform_device_count={os.cpu_count() or 1}")
+
+
+# The "fast" compile profile: XLA:CPU's classic loop emitters instead of its MLIR fusion emitters,
+# and LLVM at -O0. Measured on the 2-core machine (benchmarks/bench_compile.py --profiles):
+# compiling a certified solve takes about a third of the time, while compiled code on small and
+# medium problems runs at 0.7-1.05x the speed (Lanczos and matmul bound: about equal) and
+# elementwise-heavy large problems 3-4x slower. For one-shot work made of many distinct shapes
+# (``ufm verify``, ``ufm solve``) compiling is most of the time; a sweep or a long flow runs one
+# program many times and keeps XLA's defaults.
+FAST_COMPILE_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=0")
+COMPILE_PROFILES = ("fast", "optimized")
+
+
+def use_compile_profile(default: str) -> str:
+    """Choose this process's XLA compile profile before JAX starts; returns the one in effect.
+
+    ``UFM_COMPILE=fast|optimized`` in the environment overrides ``default``. ``"fast"`` appends
+    :data:`FAST_COMPILE_FLAGS` to ``XLA_FLAGS`` (flags the user set win); ``"optimized"`` leaves
+    XLA's defaults. A command-line process setting (the ``ufm`` command and ``python -m
+    proofs_check`` call it); importing ufm sets nothing. Once JAX has started its backend the
+    profile can no longer change. Returns ``"fast"`` when every fast flag is in effect, else
+    ``"optimized"`` (XLA's defaults, or the user's own ``XLA_FLAGS``).
+    """
+    profile = os.environ.get("UFM_COMPILE", "").strip().lower() or default
+    if profile not in COMPILE_PROFILES:
+        raise SpecError(f"UFM_COMPILE must be one of {', '.join(COMPILE_PROFILES)}, got {profile!r}")
+    if profile == "fast":
+        _add_xla_flags(*FAST_COMPILE_FLAGS)
+    current = os.environ.get("XLA_FLAGS", "")
+    return "fast" if all(f in current for f in FAST_COMPILE_FLAGS) else "optimized"
+
+
+# per command: one-shot commands compile fast, commands that run one program many times optimize
+_DEFAULT_PROFILE = {"solve": "fast", "verify": "fast", "flow": "optimized", "sweep": "optimized",
+                    "plot": "optimized"}
 
 
 def main(argv=None) -> int:
@@ -477,6 +542,11 @@ def main(argv=None) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
+    try:
+        use_compile_profile(_DEFAULT_PROFILE.get(argv[0], "optimized"))
+    except SpecError as e:
+        print(f"ufm {argv[0]}: error: {e}", file=sys.stderr)
+        return 2
     if argv[0] == "sweep":
         _host_devices()
     enable_compilation_cache()
