@@ -19,7 +19,10 @@ K = 10, n = 100, d = 64, lam_W = lam_H = 5e-4, float64, start ``prob.init(PRNGKe
 4. with ``--cache DIR``: the cold solve and the sweep again in fresh processes with
    ``ufm.enable_compilation_cache(DIR)`` (opt-in; reported apart from the true cold numbers):
    the first run fills the cache, the second loads from it.
-5. with ``--parts``: ``ufm.minimize``'s stages compiled alone (L-BFGS, Newton-CG, curvature,
+5. the **fast compile profile** (``ufm.cli.FAST_COMPILE_FLAGS`` in the child's ``XLA_FLAGS``, as
+   ``ufm solve`` and ``ufm verify`` run): the cold and warm solve, its ratio to the best GD (which
+   keeps XLA's defaults, as a user's loop would), and the size sweep (``--no-sweep`` skips it).
+6. with ``--parts``: ``ufm.minimize``'s stages compiled alone (L-BFGS, Newton-CG, curvature,
    saddle escape) for the main problem and a K=10, n=20, d=32 problem (second-order certificate
    through Lanczos), in CPU seconds of compilation.
 
@@ -41,6 +44,8 @@ import time
 
 import numpy as np
 from _common import OtherLoad, load_line, machine_line, print_table
+
+from ufm.cli import FAST_COMPILE_FLAGS
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 K, n, d = 10, 100, 64
@@ -232,9 +237,12 @@ def child(argv):
     return 0
 
 
-def spawn(*args, timeout=1800):
-    """Run this file as a fresh child process and return its RESULT (and the others' CPU share)."""
+def spawn(*args, timeout=1800, fast=False):
+    """Run this file as a fresh child process and return its RESULT (and the others' CPU share);
+    ``fast``: with the fast compile profile's flags in the child's ``XLA_FLAGS``."""
     env = dict(os.environ)
+    if fast:
+        env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), *FAST_COMPILE_FLAGS]).strip()
     load = OtherLoad().start()
     p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *map(str, args)],
                        capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
@@ -327,6 +335,17 @@ def main(argv=None) -> int:
               f"{cold['wall']:.2f} s wall ({cold['cpu']:.2f} s CPU): minimize is {best[1] / cold['wall']:.2f}x "
               f"(CPU {best[2] / cold['cpu']:.2f}x) faster cold, {best[1] / warm:.0f}x warm (GD cold / minimize warm)")
 
+    fres, oth = spawn("minimize", "", args.repeats, fast=True)
+    fc, fw = fres["cold"], fres["warm"]
+    msg = (f"\nfast compile profile (XLA_FLAGS += {' '.join(FAST_COMPILE_FLAGS)}; as `ufm solve` and `ufm verify`), fresh process:"
+           f"\n  cold {fc['wall']:.2f} s wall ({fc['cpu']:.2f} s CPU): tracing {fc['trace']:.2f} s, lowering "
+           f"{fc['lower']:.2f} s, XLA compile {fc['compile']:.2f} s; warm {fw:.3f} s (default profile {warm:.3f} s: "
+           f"{fw / warm:.2f}x); cold is {cold['wall'] / fc['wall']:.2f}x faster than the default profile's")
+    if best:
+        msg += (f"\n  best-tuned GD cold (default profile) / this cold = {best[1] / fc['wall']:.2f}x wall "
+                f"(CPU {best[2] / fc['cpu']:.2f}x)")
+    print(msg + f"\n  certificate: {fres['cert']}; others' cpu {oth:.0%}")
+
     cache_dir = None
     if args.cache:
         cache_dir = tempfile.mkdtemp(prefix="ufm-jax-cache-") if args.cache == "tmp" else args.cache
@@ -348,12 +367,12 @@ def main(argv=None) -> int:
             print(msg + f"; certificate as without cache: {same}; others' cpu {oth:.0%}")
 
     if not args.no_sweep:
-        runs = [("no cache", None)]
+        runs = [("no cache", None, False), ("no cache, fast compile profile", None, True)]
         if cache_dir:
-            runs.append(("from cache", cache_dir))
+            runs.append(("from cache", cache_dir, False))
             spawn("sweep", cache_dir)  # fill it for the sweep's shapes
-        for label, cdir in runs:
-            rows_s, oth = spawn("sweep", cdir or "")
+        for label, cdir, fast in runs:
+            rows_s, oth = spawn("sweep", cdir or "", fast=fast)
             tot = sum(r["wall"] for r in rows_s)
             comp = sum(r["compile"] for r in rows_s)
             tot_cpu = sum(r["cpu"] for r in rows_s)

@@ -28,6 +28,7 @@ import jax
 import numpy as np
 
 import proofs_check  # noqa: F401  (turns on float64)
+import ufm.cli
 from proofs_check.catalog import all_theorems
 
 __all__ = ["run", "summarize", "format_summary", "format_table", "format_markdown", "main"]
@@ -222,7 +223,7 @@ def main(argv=None, out=None) -> int:
     failed = sum(not r["passed"] for r in rows)
     tail = (f"{len(theorems)} theorems, {len(rows) - failed}/{len(rows)} rows passed (tolerance 1e-8 unless "
             f"the theorem lists another with its reason); runtime {elapsed:.1f}s on {jax.default_backend()} "
-            f"({jax.device_count()} device(s))")
+            f"({jax.device_count()} device(s), {ufm.cli.compile_profile()} compile profile)")
     if skipped:
         tail += f". {len(skipped)} slow theorem(s) not run (use --all): " + "; ".join(t.name for t in skipped)
     print("\n" + textwrap.fill(tail, 100), file=out)

@@ -523,6 +523,12 @@ def use_compile_profile(default: str) -> str:
         raise SpecError(f"UFM_COMPILE must be one of {', '.join(COMPILE_PROFILES)}, got {profile!r}")
     if profile == "fast":
         _add_xla_flags(*FAST_COMPILE_FLAGS)
+    return compile_profile()
+
+
+def compile_profile() -> str:
+    """The compile profile in effect in this process: ``"fast"`` when ``XLA_FLAGS`` holds every
+    flag of :data:`FAST_COMPILE_FLAGS`, else ``"optimized"``."""
     current = os.environ.get("XLA_FLAGS", "")
     return "fast" if all(f in current for f in FAST_COMPILE_FLAGS) else "optimized"
 

@@ -17,8 +17,8 @@ import sympy as sp
 import ufm
 from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
-    K, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, grad_norm_at, kappa, kappa_expr, lam_H,
-    lam_W, lams_for, n,
+    K, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, grad_norm_at, kappa, kappa_expr, lam_b,
+    lam_H, lam_W, lams_for, n,
 )
 from proofs_check.theorem import Citation, Proof, Theorem
 
@@ -146,6 +146,37 @@ def _logit_gradient_gram_is_nP(k: int, m: int):
     return (R * R.T - m * (sp.eye(k) - sp.ones(k, k) / k)) == sp.zeros(k, k)
 
 
+# With a bias the Hessian at the origin has a third block, decoupled from (W, H) there (dZ = db 1^T
+# when W = H = 0): the mean CE Hessian in b is diag(p) - p p^T at p = 1/K, i.e. (1/K)(I - J/K),
+# plus lam_b I: eigenvalue lam_b along 1 (0 for a free bias: the shift symmetry) and 1/K + lam_b
+# on 1^perp. The smallest eigenvalue is then min(lambda_min, lam_b) (lambda_min <= min(lam_W,
+# lam_H) < lam_b + 1/K is not needed: the Min takes care of it). Found by the thorough hypothesis
+# profile: beyond kappa = 1/K with 0 < lam_b < lambda_min the old prediction missed the b block.
+lam_min_bias_expr = sp.Min(lam_min_expr, lam_b)
+
+
+def _origin_charpoly_residual(k: int, m: int, dd: int):
+    """Gradient at 0 and characteristic polynomial of the Hessian at 0 of the CE UFM with a bias,
+    for K = k, n = m, d = dd, with lam_W, lam_H, lam_b symbolic: the gradient vanishes and
+    det(Hess - x I) = (x-lW)^a (x-lH)^c (x-lb) (x-lb-1/K)^(K-1) ((x-lW)(x-lH) - 1/(K^2 n))^((K-1) d)
+    with a = d, c = d (N - K + 1) (the directions of W and H that meet no logit gradient)."""
+    x = sp.Symbol("x")
+    N = k * m
+    Wm = sp.Matrix(k, dd, lambda i, j: sp.Symbol(f"w{i}_{j}"))
+    Hm = sp.Matrix(dd, N, lambda i, j: sp.Symbol(f"h{i}_{j}"))
+    bm = sp.Matrix(k, 1, lambda i, j: sp.Symbol(f"b{i}"))
+    Z = Wm * Hm + bm * sp.ones(1, N)
+    f = sum(sp.log(sum(sp.exp(Z[c, i]) for c in range(k))) - Z[i // m, i] for i in range(N)) / sp.Integer(N)
+    f += (lam_W * sum(v**2 for v in Wm) + lam_H * sum(v**2 for v in Hm) + lam_b * sum(v**2 for v in bm)) / 2
+    xs = list(Wm) + list(Hm) + list(bm)
+    at0 = {v: 0 for v in xs}
+    grad = [sp.diff(f, v).subs(at0) for v in xs]
+    hess = sp.Matrix(len(xs), len(xs), lambda i, j: sp.diff(f, xs[i], xs[j]).subs(at0))
+    want = ((x - lam_W) ** dd * (x - lam_H) ** (dd * (N - k + 1)) * (x - lam_b) * (x - lam_b - sp.Rational(1, k)) ** (k - 1)
+            * ((x - lam_W) * (x - lam_H) - sp.Rational(1, k * k * m)) ** ((k - 1) * dd))
+    return (*grad, sp.expand(hess.charpoly(x).as_expr() - want))
+
+
 PROOFS_ORIGIN = (
     Proof("det([[lam_W, s], [s, lam_H]] - lambda_min I) = 0 with s = 1/(K sqrt(n))",
           lambda: sp.Matrix([[lam_W - lam_min_expr, 1 / (K * sp.sqrt(n))],
@@ -153,11 +184,15 @@ PROOFS_ORIGIN = (
     Proof("(Y - J/K)(Y - J/K)^T = n P for K in 2..5, n in 1..3 (singular values sqrt(n), so the "
           "logit gradient (J/K - Y)/N has singular values 1/(K sqrt n))",
           lambda: all(_logit_gradient_gram_is_nP(k, m) for k in range(2, 6) for m in range(1, 4)), kind="sample"),
+    Proof("with a bias, K = 3, n = 1, d = 1, lam_W, lam_H, lam_b symbolic: the origin is critical and the "
+          "Hessian's characteristic polynomial is (x-lW)(x-lH)(x-lb)(x-lb-1/K)^(K-1)((x-lW)(x-lH)-1/(K^2 n))^((K-1)d): "
+          "the b block (eigenvalues lb, lb + 1/K) is decoupled, so the smallest eigenvalue is min(lambda_min, lb)",
+          lambda: _origin_charpoly_residual(3, 1, 1), kind="sample"),
 )
 
 
 def _origin_assemble(prob, ev):
-    return {"hessian_min_eig_at_origin": ev("lambda_min")}
+    return {"hessian_min_eig_at_origin": ev("lambda_min_with_bias") if prob.has_bias else ev("lambda_min")}
 
 
 def _origin_solve(prob):
@@ -177,19 +212,23 @@ CE_ORIGIN = Theorem(
     name="CE UFM: the origin is a strict saddle",
     citation=ZHU,
     tag="derived",
-    statement=("W = H = 0 is a critical point whose Hessian has smallest eigenvalue "
-               "(lam_W+lam_H)/2 - sqrt(((lam_W-lam_H)/2)^2 + 1/(K^2 n)) (multiplicity (K-1)d), "
-               "negative iff lam_W lam_H < 1/(K^2 n), i.e. kappa < 1/K."),
+    statement=("W = H = 0 (b = 0) is a critical point. The (W, H) block of its Hessian has smallest "
+               "eigenvalue lambda_min = (lam_W+lam_H)/2 - sqrt(((lam_W-lam_H)/2)^2 + 1/(K^2 n)) (multiplicity "
+               "(K-1)d), negative iff lam_W lam_H < 1/(K^2 n), i.e. kappa < 1/K: then the origin is a strict "
+               "saddle. With a bias the b block (1/K)(I - J/K) + lam_b I is decoupled at the origin and the "
+               "smallest eigenvalue is min(lambda_min, lam_b) (lam_b = 0: the shift symmetry of a free bias)."),
     assumptions=lambda p: (balanced_ok(p, losses=(ufm.CrossEntropy,)) if not balanced_ok(p, losses=(ufm.CrossEntropy,))[0]
                            else away_from(kappa(p), evaluate(THRESHOLD, p), "kappa")),
     assemble=_origin_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3),
-                       ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=2e-2, lam_H=1e-3)],
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=2e-2, lam_H=1e-3),
+                       # beyond the threshold, lam_b < lambda_min: the bias block holds the smallest eigenvalue
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=0.2, lam_H=0.2, lam_b=5e-3)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(),
                                         lam_W=float(rng.uniform(1e-3, 0.2)), lam_H=float(rng.uniform(1e-3, 0.2))),
     measure=_origin_measure,
     solve=_origin_solve,
-    expressions={"lambda_min": lam_min_expr},
+    expressions={"lambda_min": lam_min_expr, "lambda_min_with_bias": lam_min_bias_expr},
     proofs=PROOFS_ORIGIN,
 )
 
