@@ -245,6 +245,40 @@ def matmul_seconds(K: int, n: int, d: int, dtype: str, repeats: int) -> tuple[fl
     return wall, cpu
 
 
+def products_floor(K: int, n: int, d: int, dtype: str, repeats: int, torch=None, iters: int = 2000) -> dict:
+    """Seconds per step of the step's three products alone, with no loss, no update and no dispatch:
+    ``Z = W H``, ``G H^T``, ``W^T G`` in a compiled ``fori_loop`` of ``iters`` iterations (each
+    iteration feeds its results back through a 1e-12 axpy so that XLA keeps all three), and, with
+    torch, the same three products eager. A loop doing the step's arithmetic cannot beat these, so
+    ``torch step / floor`` bounds the reachable speed-up over torch eager."""
+    import jax
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(2)
+    N = K * n
+    W, H, G = (jnp.asarray(rng.standard_normal(s), dtype) for s in [(K, d), (d, N), (K, N)])
+    Wt = jnp.asarray(np.ascontiguousarray(np.asarray(W).T))
+
+    def body(_, c):
+        W, H, G, Wt = c
+        return (W + 1e-12 * (G @ H.T), H + 1e-12 * (Wt @ G), G + 1e-12 * (W @ H), Wt)
+
+    loop = jax.jit(lambda c: jax.lax.fori_loop(0, iters, body, c))
+    jax.block_until_ready(loop((W, H, G, Wt)))
+    out = {"xla": best_wall_and_cpu(lambda: jax.block_until_ready(loop((W, H, G, Wt))), repeats)[0] / iters}
+    if torch is not None:
+        tdt = getattr(torch, dtype)
+        Wq, Hq, Gq = (torch.as_tensor(np.array(a), dtype=tdt) for a in (W, H, G))
+
+        def eager():
+            for _ in range(iters):
+                Wq @ Hq, Gq @ Hq.T, Wq.T @ Gq
+
+        eager()
+        out["torch"] = best_wall_and_cpu(eager, repeats)[0] / iters
+    return out
+
+
 def scale_rows(steps: int, repeats: int) -> tuple[list[list[str]], bool]:
     """Table rows (one per dtype) for the K=100, n=50, d=512 flow against its three products."""
     K_, n_, d_ = SCALE["K"], SCALE["n"], SCALE["d"]
@@ -313,11 +347,13 @@ def main(argv=None) -> int:
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
 
-    rows, ok = [], True
+    rows, ok, torch_step = [], True, {}
     for dtype in ("float32", "float64"):
         res = bench_dtype(dtype, n, steps, repeats, torch)
         ok &= check_agreement(dtype, res)
         rows += table_rows(dtype, steps, res)
+        if "torch eager" in res:
+            torch_step[dtype] = res["torch eager"].seconds / steps
     print()
     print_table(
         [
@@ -341,6 +377,14 @@ def main(argv=None) -> int:
         "threads) per step, and its ratio to ufm's: the steadier measure under load (targets are "
         "stated on wall time)."
     )
+    if "float32" in torch_step:
+        fl = products_floor(K, n, d, "float32", repeats, torch)
+        t = torch_step["float32"]
+        print(f"\nfloat32 floor: the step's three products alone take {fl['xla'] * 1e6:.1f} us in a compiled XLA loop"
+              + (f" and {fl['torch'] * 1e6:.1f} us in torch eager" if "torch" in fl else "")
+              + f"; torch eager's whole step is {t * 1e6:.1f} us, so no loop doing the step's arithmetic here can be "
+              f"more than {t / min(fl.values()):.1f}x torch eager (target {TARGET['torch']['float32']:g}x needs "
+              f"{t / TARGET['torch']['float32'] * 1e6:.1f} us a step)")
     if scale_steps > 0:
         K_, n_, d_ = SCALE["K"], SCALE["n"], SCALE["d"]
         print(f"\nAt scale: K={K_} n={n_} d={d_}, {scale_steps} steps (NumPy too), best of {repeats}")
