@@ -92,3 +92,45 @@ def test_compilation_cache_is_opt_in_and_reused(tmp_path):
     second = _child(cache)
     assert second["hits"] >= 1
     assert second["value"] == first["value"] and second["kkt"] == first["kkt"]
+
+
+_linux = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs /proc (Linux)")
+
+
+@_linux
+def test_compiled_solves_hold_memory_mappings_that_the_guard_returns():
+    """Each compiled shape holds hundreds of memory mappings (XLA:CPU loads every kernel on its own);
+    past the fraction of vm.max_map_count the guard frees them with ``jax.clear_caches``."""
+    from ufm.solvers import _common
+    from ufm.solvers._minimize import _solve
+
+    ufm.minimize(ufm.UFM(K=3, n=2, d=7, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2), seed=0)
+    before = _common._mapped_regions()
+    ufm.minimize(ufm.UFM(K=3, n=2, d=9, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2), seed=0)
+    held = _common._mapped_regions() - before
+    assert held > 50, held  # a new shape maps its kernels (measured ~450-700)
+    assert not _common.release_compiled_near_map_limit(fraction=1.0)
+    assert _solve._cache_size() > 0
+    assert _common.release_compiled_near_map_limit(fraction=0.0)
+    assert _solve._cache_size() == 0
+    assert _common._mapped_regions() < before + held  # the mappings came back
+
+
+@_linux
+def test_minimize_checks_the_map_limit_after_a_new_shape_only(monkeypatch):
+    """A new shape near the limit empties the caches; a warm call never reads /proc."""
+    from ufm.solvers import _common
+    from ufm.solvers._minimize import _solve
+
+    prob = ufm.UFM(K=2, n=3, d=5, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2)
+    ufm.minimize(prob, seed=0)
+    reads = []
+    real = _common._mapped_regions
+    monkeypatch.setattr(_common, "_mapped_regions", lambda: reads.append(1) or real())
+    ufm.minimize(prob, seed=1)  # warm: no read
+    assert reads == []
+    monkeypatch.setattr(_common, "_map_limit", lambda: 1)  # every process is "near the limit"
+    sol = ufm.minimize(ufm.UFM(K=2, n=3, d=6, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2), seed=0)
+    assert reads and sol.converged
+    assert _solve._cache_size() == 0  # freed after the solve; its result stays valid
+    assert np.isfinite(float(sol.value))

@@ -193,3 +193,48 @@ def enable_compilation_cache(path, *, min_compile_time_secs: float = 0.0) -> str
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", -1)
     cc.reset_cache()  # the cache is checked once per process: a compile before this call disabled it
     return path
+
+
+# ---- the kernel's memory-map limit ---------------------------------------------------------------
+# XLA:CPU loads every compiled kernel into memory mappings of its own: a compiled ``minimize``
+# of one problem shape holds ~700 of them (~450 with the fast compile profile), measured with
+# /proc/self/maps. Linux caps a process at vm.max_map_count mappings (65,530 by default), and XLA
+# does not survive hitting the cap: the next compile dies with a segmentation fault inside
+# backend_compile_and_load. A process that solves about a hundred distinct shapes (a thorough
+# hypothesis run, a size sweep, ``ufm verify --random``) reached it. Freeing JAX's compiled
+# executables (``jax.clear_caches``) returns the mappings; shapes still in use compile again.
+MAP_LIMIT_FRACTION = 0.6
+
+
+def _map_limit() -> int | None:
+    """``vm.max_map_count`` (None where /proc does not say: not Linux)."""
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def _mapped_regions() -> int | None:
+    """The number of memory mappings of this process (None where /proc does not say)."""
+    try:
+        with open("/proc/self/maps") as f:
+            return sum(1 for _ in f)
+    except OSError:
+        return None
+
+
+def release_compiled_near_map_limit(fraction: float = MAP_LIMIT_FRACTION) -> bool:
+    """Free JAX's compiled executables (``jax.clear_caches()``) when this process holds more than
+    ``fraction`` of the kernel's memory-map limit; returns whether it did.
+
+    Called by ``minimize`` and ``gradient_flow`` after they compiled a new shape (a read of
+    /proc/self/maps, ~1 ms against the seconds of a compile), never on a warm call. Without it
+    XLA:CPU crashes with a segmentation fault once a process has compiled ~100 distinct problem
+    shapes (see the note above). Changes no JAX setting; only the compilation caches are emptied.
+    """
+    limit, used = _map_limit(), _mapped_regions()
+    if limit is None or used is None or used <= fraction * limit:
+        return False
+    jax.clear_caches()
+    return True

@@ -16,7 +16,9 @@ from ufm._precision import require_x64
 from ufm._validate import check_finite, check_finite_positive, check_range
 from ufm.problems._base import affine_logits, weight_decay
 from ufm.problems._ufm import UFM, Params
-from ufm.solvers._common import cast_tree, check_params, flow_rhs, resolve_metrics
+from ufm.solvers._common import (
+    cast_tree, check_params, flow_rhs, release_compiled_near_map_limit, resolve_metrics,
+)
 from ufm.solvers._results import RESULTS, SolveError
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]
@@ -361,13 +363,18 @@ def gradient_flow(
     if dt is not None:
         save_steps = np.ceil((ts - t0) / dt - 1e-9).astype(np.int32)
         loop = _fixed_loop if jax.default_backend() == "cpu" else _fixed_loop_other_backends
+        compiled = loop._cache_size()
         state, rec = loop(prob, params0, t0, dt, momentum, jnp.asarray(save_steps), metric_fns, saveat.params)
         max_steps_used = int(save_steps[-1])
     else:
+        loop = _adaptive_loop
+        compiled = loop._cache_size()
         max_steps_used = 100_000 if max_steps is None else int(max_steps)
         state, rec = _adaptive_loop(
             prob, params0, t0, t1, jnp.asarray(ts), rtol, atol, max_steps_used, metric_fns, saveat.params
         )
+    if loop._cache_size() > compiled:  # a new shape: mind the memory-map limit
+        release_compiled_near_map_limit()
     result = RESULTS(int(state.result))
     values = np.asarray(rec["value"])
     if result == RESULTS.successful and not np.all(np.isfinite(values)):

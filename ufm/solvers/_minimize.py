@@ -16,7 +16,7 @@ from ufm import _tree as tr
 from ufm._precision import require_x64
 from ufm._validate import check_finite_positive, check_int
 from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
-from ufm.solvers._common import check_params, random_start
+from ufm.solvers._common import check_params, random_start, release_compiled_near_map_limit
 from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError
@@ -706,7 +706,10 @@ def minimize(
         x0s = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *starts)
         stacked = jax.vmap(lambda x0: _solve(prob, x0, key, *args))(x0s)
     else:  # the compiled solve in a loop on the host (XLA:CPU runs batched small matmuls slowly)
+        compiled = _solve._cache_size()
         outs = [_solve(prob, x0, key, *args) for x0 in starts]
+        if not traced and _solve._cache_size() > compiled:  # a new shape: mind the memory-map limit
+            release_compiled_near_map_limit()
         if not traced:
             pieces = [_polish_piece(prob, out, key, args, x0) for out, x0 in zip(outs, starts)]
             outs = [o for o, _ in pieces]
