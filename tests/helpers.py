@@ -2,8 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import jax
 import numpy as np
+
+THOROUGH = os.environ.get("UFM_HYPOTHESIS_PROFILE") == "thorough"
+THOROUGH_EXAMPLES = 200
+
+
+def examples(n: int) -> int:
+    """A test's own hypothesis example count ``n`` (kept small: every new shape compiles); the
+    thorough profile (``UFM_HYPOTHESIS_PROFILE=thorough``, tests/conftest.py) raises it to 200,
+    so that no test's own setting keeps the thorough run narrow."""
+    return max(int(n), THOROUGH_EXAMPLES) if THOROUGH else int(n)
 
 
 def tree_allclose(a, b, rtol=1e-12, atol=0.0) -> bool:

@@ -18,6 +18,7 @@ from proofs_check import closed_forms as cf
 from proofs_check import convex
 from proofs_check.catalog import imbalanced_ce as cat
 from proofs_check.theorem import describe
+from tests.helpers import examples
 
 TOL = 1e-8
 
@@ -183,7 +184,7 @@ def test_minority_predictions_differ_by_side():
 
 
 @pytest.mark.parametrize("theorem", cat.THEOREMS, ids=lambda t: t.name)
-@settings(deadline=None, max_examples=10)
+@settings(deadline=None, max_examples=examples(10))
 @given(seed=st.integers(0, 2**32 - 1))
 def test_random_instances_inside_assumptions(theorem, seed):
     prob = theorem.random_instance(np.random.default_rng(seed))
@@ -196,7 +197,7 @@ def test_random_instances_inside_assumptions(theorem, seed):
     [cat.CONVEX_IMBALANCED, cat.MINORITY_COLLAPSED, cat.MINORITY_SEPARATED],
     ids=lambda t: t.name,
 )
-@settings(deadline=None, max_examples=5)
+@settings(deadline=None, max_examples=examples(5))
 @given(seed=st.integers(0, 2**32 - 1))
 def test_check_random_instances(theorem, seed):
     prob = theorem.random_instance(np.random.default_rng(seed))

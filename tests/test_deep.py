@@ -16,6 +16,7 @@ import ufm
 from proofs_check.catalog import deep
 from ufm import DeepUFM, layer_metrics, polish_relu
 from ufm.solvers._common import grad_norm
+from tests.helpers import examples
 
 TOL = 1e-8
 
@@ -26,7 +27,7 @@ def _mse(L, activation="linear", K=3, width=5, lam=4e-3, lam_H=4e-3, **kw):
 
 
 # ---- the model ---------------------------------------------------------------------------------
-@settings(max_examples=5)
+@settings(max_examples=examples(5))
 @given(lam_W=st.floats(0.0, 0.1), lam_H=st.floats(0.0, 0.1), lam_b=st.sampled_from([None, 0.0, 0.3]),
        ce=st.booleans(), seed=st.integers(0, 2**16))
 def test_one_layer_is_the_plain_ufm(lam_W, lam_H, lam_b, ce, seed):
@@ -85,7 +86,7 @@ def test_relu_features_is_a_constraint():
 
 
 # ---- closed forms without the solver -----------------------------------------------------------
-@settings(max_examples=8)
+@settings(max_examples=examples(8))
 @given(L=st.integers(1, 4), lam=st.floats(1e-3, 3e-2), lam_H=st.floats(1e-3, 3e-2),
        relu=st.booleans())
 def test_dnc_point_value_and_balance(L, lam, lam_H, relu):
@@ -103,7 +104,7 @@ def test_dnc_point_value_and_balance(L, lam, lam_H, relu):
         assert float(grad_norm(prob, params)) <= 1e-12
 
 
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(m=st.integers(2, 6), frac=st.floats(0.05, 1.5))
 def test_scalar_optimum(m, frac):
     g = frac * (deep.jump_gamma(m) if m >= 3 else 1.0)

@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ufm
+from tests.helpers import examples
 
 PROB = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
 
@@ -169,7 +170,7 @@ def _rel(a, b):
                for u, v in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)))
 
 
-@settings(max_examples=8)
+@settings(max_examples=examples(8))
 @given(prob=ufms(), seed=st.integers(0, 2**16))
 def test_ufm_written_out_gradient_equals_autodiff(prob, seed):
     from ufm.solvers._flow import _value_and_grad
@@ -181,7 +182,7 @@ def test_ufm_written_out_gradient_equals_autodiff(prob, seed):
     assert _rel(grad, ref_grad) <= 1e-13
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(prob=ufms(), seed=st.integers(0, 2**16), dtype=st.sampled_from(["float64", "float32"]),
        mu=st.sampled_from([0.0, 0.9]))
 def test_fixed_step_flow_follows_the_autodiff_loop(prob, seed, dtype, mu):

@@ -21,6 +21,7 @@ import ufm
 import ufm.testing
 from proofs_check import closed_forms as cf
 from proofs_check.catalog import deep as deep_cat
+from tests.helpers import examples
 
 SIZES = [(3, 2, 3), (4, 2, 4)]
 CLOSED = ufm.testing.closed_form_problems(sizes=SIZES, losses=("ce", "ls", "mse"), regime="nonzero")
@@ -43,20 +44,20 @@ def _gap_at_solution(prob):
     assert float(cert.lower_bound) <= f_star + 1e-12 * max(1.0, abs(f_star))
 
 
-@settings(max_examples=2)
+@settings(max_examples=examples(2))
 @given(prob=ufm.testing.closed_form_problems(sizes=SIZES[:1], losses=("ce", "ls", "mse"), regime="nonzero"))
 def test_gap_vanishes_at_minimize_solution(prob):
     _gap_at_solution(prob)
 
 
 @pytest.mark.slow
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(prob=ufm.testing.closed_form_problems(min_K=2, max_K=5, losses=("ce", "ls", "mse"), regime="nonzero"))
 def test_gap_vanishes_at_minimize_solution_many(prob):
     _gap_at_solution(prob)
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(prob=CLOSED, d=st.integers(1, 5), nonneg=st.booleans(), seed=st.integers(0, 99),
        scale=st.sampled_from([1e-3, 0.1, 1.0]))
 def test_bound_below_true_minimum_anywhere(prob, d, nonneg, seed, scale):
@@ -101,7 +102,7 @@ def test_deep_linear_bound_is_h_m_value(m, lam):
     assert float(cert.lower_bound) <= float(prob.objective(prob.zeros())) + 1e-15
 
 
-@settings(max_examples=8)
+@settings(max_examples=examples(8))
 @given(widths=st.lists(st.integers(1, 4), min_size=1, max_size=3), seed=st.integers(0, 99),
        bias=st.sampled_from([None, 0.0, 0.05]), imbalanced=st.booleans())
 def test_deep_linear_bound_below_any_point_and_any_width(widths, seed, bias, imbalanced):
@@ -130,7 +131,7 @@ def test_deep_one_layer_equals_shallow_dual_at_optimum():
 
 
 @pytest.mark.parametrize("m", [2, 3, 5])
-@settings(max_examples=10)
+@settings(max_examples=examples(10))
 @given(s=st.floats(0.0, 3.0), c=st.floats(1e-4, 0.5), N=st.integers(1, 12))
 def test_scalar_reduction_min_is_the_minimum(m, s, c, N):
     from ufm.solvers._global import scalar_reduction_min

@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ufm
+from tests.helpers import examples
 
 
 def _forms(x):
@@ -29,7 +30,7 @@ def _build(name, value):
     return ufm.UFM(**kw)
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(name=st.sampled_from(["lam_W", "lam_H", "lam_b"]), data=st.data())
 def test_scalar_hyperparameters_take_every_numeric_form(name, data):
     value = data.draw(_forms(data.draw(st.floats(0.0, 1.0))))
@@ -37,14 +38,14 @@ def test_scalar_hyperparameters_take_every_numeric_form(name, data):
     assert jnp.ndim(getattr(prob, name)) == 0
 
 
-@settings(max_examples=25)
+@settings(max_examples=examples(25))
 @given(name=st.sampled_from(["lam_W", "lam_H", "lam_b"]), junk=_JUNK)
 def test_junk_hyperparameters_raise_a_named_value_error(name, junk):
     with pytest.raises(ValueError, match=name):
         _build(name, junk)
 
 
-@settings(max_examples=20)
+@settings(max_examples=examples(20))
 @given(form=st.sampled_from(["list", "tuple", "numpy", "jax"]), D=st.integers(2, 4), K=st.integers(2, 4),
        K_prob=st.integers(2, 4))
 def test_mse_encoding_forms_and_shapes(form, D, K, K_prob):
@@ -64,7 +65,7 @@ def test_issue_example_wrong_encoding_shape():
         ufm.UFM(K=3, n=2, d=4, loss=ufm.MSE(encoding=[[1.0, 0.0], [0.0, 1.0]]))
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(junk=_JUNK, which=st.sampled_from(["alpha", "gamma"]))
 def test_loss_parameters(junk, which):
     make = ufm.LabelSmoothing if which == "alpha" else ufm.Focal
@@ -73,7 +74,7 @@ def test_loss_parameters(junk, which):
         make(junk)
 
 
-@settings(max_examples=15)
+@settings(max_examples=examples(15))
 @given(form=st.sampled_from(["list", "tuple", "numpy", "jax"]))
 def test_params0_forms(form):
     prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.MSE(), lam_W=1e-2, lam_H=1e-2)

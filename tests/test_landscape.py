@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 import ufm
 from proofs_check.catalog import _common as cc
 from proofs_check.catalog import zhu2021
+from tests.helpers import examples
 
 
 def _origin(prob):
     return jax.tree_util.tree_map(jnp.zeros_like, prob.init(jax.random.PRNGKey(0)))
 
 
-@settings(max_examples=3)
+@settings(max_examples=examples(3))
 @given(K=st.integers(2, 4), d=st.integers(2, 5), n=st.integers(1, 3), lam=st.floats(1e-3, 2e-2),
        rho=st.floats(0.5, 2.0), bias=st.sampled_from([None, 1e-2]))
 def test_ce_origin_is_strict_saddle_with_closed_form_multiplicity(K, d, n, lam, rho, bias):

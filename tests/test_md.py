@@ -13,6 +13,7 @@ import ufm
 from proofs_check.catalog import md as cat
 from ufm import dilation as dl
 from ufm import MemorizationDilation, minimize_md
+from tests.helpers import examples
 
 TOL = 1e-8
 
@@ -80,7 +81,7 @@ def test_symbolic_proofs():
             assert row["passed"], (th.name, row["quantity"], row["measured"])
 
 
-@settings(deadline=None, max_examples=5)
+@settings(deadline=None, max_examples=examples(5))
 @given(alpha=st.floats(0.02, 0.6))
 def test_ls_margin_limit_is_finite(alpha):
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(alpha), lam_W=0.0, lam_H=0.0, nonneg=True)
@@ -101,7 +102,7 @@ THEOREM_OF = {"line": cat.FF_LINE, "face": cat.FF_FACE, "none": cat.FF_NONE}
 
 @pytest.mark.parametrize("regime", ["line", "face", "none"])
 @pytest.mark.parametrize("variant", ["per_sample", "radius"])
-@settings(deadline=None, max_examples=5)
+@settings(deadline=None, max_examples=examples(5))
 @given(ls=st.booleans(), lw=st.floats(2e-3, 2e-2), lh=st.floats(2e-3, 2e-2), alpha=st.floats(0.02, 0.3),
        where=st.floats(0.1, 0.9))
 def test_fixed_frame_closed_form(regime, variant, ls, lw, lh, alpha, where):

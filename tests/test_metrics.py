@@ -12,10 +12,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ufm import geometry, metrics
+from tests.helpers import examples
 
 jax.config.update("jax_enable_x64", True)
 
-SETTINGS = settings(deadline=None, max_examples=20)
+SETTINGS = settings(deadline=None, max_examples=examples(20))
 
 # Metrics that are exactly zero at a collapsed simplex-ETF configuration.
 COLLAPSE_KEYS = (

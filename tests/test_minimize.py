@@ -16,7 +16,7 @@ import ufm
 import ufm.testing
 from proofs_check import closed_forms as cf
 from proofs_check.catalog import zhu2021
-from tests.helpers import class_means, etf_gram, normalized
+from tests.helpers import class_means, etf_gram, examples, normalized
 
 K, n, d = 3, 2, 4
 TOL = 1e-8
@@ -52,7 +52,7 @@ CE_CASES = [("ce", None), ("ce", 0.0), ("ce", "reg"), ("ls", "reg"), ("focal", "
 
 
 @pytest.mark.parametrize("loss_name,bias", CE_CASES)
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(frac=st.floats(0.05, 0.85), rho=st.floats(0.5, 2.0), alpha=st.floats(0.0, 0.4),
        gamma=st.floats(0.0, 3.0), lam_b=st.floats(1e-3, 1.0), seed=st.integers(0, 2**16))
 def test_cross_entropy_family_reaches_etf(loss_name, bias, frac, rho, alpha, gamma, lam_b, seed):
@@ -68,7 +68,7 @@ def test_cross_entropy_family_reaches_etf(loss_name, bias, frac, rho, alpha, gam
 
 
 @pytest.mark.parametrize("loss_name", ["ce", "ls"])
-@settings(max_examples=4)
+@settings(max_examples=examples(4))
 @given(frac=st.floats(1.1, 2.0), rho=st.floats(0.5, 2.0), alpha=st.floats(0.0, 0.4), seed=st.integers(0, 2**16))
 def test_zero_solution_beyond_threshold(loss_name, frac, rho, alpha, seed):
     loss = LOSSES[loss_name](alpha, 0.0)
@@ -84,7 +84,7 @@ MSE_CASES = [(None, "onehot"), (0.0, "onehot"), ("reg", "onehot"), (None, "rando
 
 
 @pytest.mark.parametrize("bias,encoding", MSE_CASES)
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(frac=st.one_of(st.floats(0.05, 0.9), st.floats(1.1, 1.6)), rho=st.floats(0.5, 2.0),
        lam_b=st.floats(1e-3, 2.0), seed=st.integers(0, 2**16))
 def test_mse_reaches_svt_closed_form(bias, encoding, frac, rho, lam_b, seed):
@@ -103,7 +103,7 @@ def test_mse_reaches_svt_closed_form(bias, encoding, frac, rho, lam_b, seed):
     _assert_matches_closed_form(prob, sol)
 
 
-@settings(max_examples=6)
+@settings(max_examples=examples(6))
 @given(counts=st.sampled_from([(1, 3, 5), (4, 2, 6)]),  # two shapes: each new N recompiles
        scale=st.floats(0.05, 1.5), seed=st.integers(0, 2**16))
 def test_imbalanced_mse_per_class_collapse(counts, scale, seed):

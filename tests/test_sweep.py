@@ -14,6 +14,7 @@ from proofs_check import closed_forms as cf
 from proofs_check.boundaries import catalog_thresholds, compare
 from ufm import _atlas, geometry
 from ufm.sweep import locate_boundary, open_sweep, parse_grid, snake_order, sweep
+from tests.helpers import examples
 
 CE = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
 # kappa = sqrt(n lam_W lam_H) = 1/K at lam_W = 1/(K^2 n lam_H)
@@ -103,7 +104,7 @@ def test_two_axis_grid_lands_every_point_in_place():
 
 
 @given(st.lists(st.integers(1, 5), min_size=1, max_size=4))
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=examples(30), deadline=None)
 def test_snake_order_is_a_path_of_grid_neighbours(shape):
     order = snake_order(shape)
     assert sorted(order.tolist()) == list(range(int(np.prod(shape))))
@@ -214,7 +215,7 @@ def test_atlas_names_exact_configurations():
 
 
 @given(st.integers(2, 5), st.integers(0, 3), st.integers(0, 10**6))
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=examples(25), deadline=None)
 def test_batched_distances_give_the_same_phase(K, kind, seed):
     """classify(distances=gram_distances(...)) names the same phase as classify alone."""
     rng = np.random.default_rng(seed)

@@ -15,11 +15,12 @@ from hypothesis import strategies as st
 
 import ufm
 from proofs_check.catalog import dynamics, targets
+from tests.helpers import examples
 
 lams = st.floats(1e-3, 5e-2)
 # each example is op-by-op JAX work on a fresh shape: half the profile's examples (5 by default,
 # 100 under UFM_HYPOTHESIS_PROFILE=thorough)
-HALF = max(3, settings.default.max_examples // 2)
+HALF = examples(max(3, settings.default.max_examples // 2))
 bias_modes = st.sampled_from([None, 0.0, 0.05])
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 import ufm
 import ufm.testing as ut
 from proofs_check import closed_forms as cf
-from tests.helpers import class_means, etf_gram, normalized
+from tests.helpers import class_means, etf_gram, examples, normalized
 
 SIZES = [(3, 2, 4)]
 TOL = 1e-8
@@ -47,7 +47,7 @@ def _predicted_zero(prob):
 
 
 @pytest.mark.parametrize("regime", ["nonzero", "zero", "near_threshold"])
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(data=st.data())
 def test_problems_are_valid_and_inside_their_regime(regime, data):
     prob = data.draw(ut.ufm_problems(regime=regime, nonneg=None))
@@ -68,7 +68,7 @@ def test_problems_are_valid_and_inside_their_regime(regime, data):
         assert _predicted_zero(prob) == (regime == "zero")
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(ut.closed_form_problems(balanced=False, losses=("mse",), regime="nonzero"))
 def test_imbalanced_nonzero_regime_keeps_every_class(prob):
     """Dang et al. 2023: class k collapses to 0 iff sqrt(n_k) <= N sqrt(lam_W lam_H)."""
@@ -78,7 +78,7 @@ def test_imbalanced_nonzero_regime_keeps_every_class(prob):
     assert np.all(cf.predict(prob).quantities["w_norm2"] > 0)
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(ut.closed_form_problems(balanced=None,
                                losses=lambda K: ut.losses(encodings=True, K=K)))
 def test_closed_form_problems_satisfy_the_assumptions(prob):
@@ -87,7 +87,7 @@ def test_closed_form_problems_satisfy_the_assumptions(prob):
     assert not prob.nonneg
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(ut.closed_form_problems(losses=lambda K: ut.losses(kinds=("mse",), encodings=True, K=K),
                                regime="nonzero"))
 def test_encoded_mse_nonzero_regime_avoids_singular_values(prob):
@@ -105,7 +105,7 @@ def test_encoded_mse_nonzero_regime_avoids_singular_values(prob):
 
 
 @pytest.mark.parametrize("kinds", [("ce", "ls"), ("mse",)])
-@settings(deadline=None, max_examples=6)
+@settings(deadline=None, max_examples=examples(6))
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_minimize_reaches_closed_form_on_drawn_problems(kinds, data, seed):
     prob = data.draw(ut.closed_form_problems(sizes=SIZES, losses=kinds, regime="nonzero"))
@@ -121,7 +121,7 @@ def test_minimize_reaches_closed_form_on_drawn_problems(kinds, data, seed):
         np.testing.assert_allclose(normalized(W @ W.T), etf_gram(prob.K), atol=TOL)
 
 
-@settings(deadline=None, max_examples=6)
+@settings(deadline=None, max_examples=examples(6))
 @given(prob=ut.closed_form_problems(sizes=SIZES, losses=("ce", "mse"), regime="zero"),
        seed=st.integers(0, 2**16))
 def test_zero_regime_gives_the_zero_solution(prob, seed):
@@ -134,7 +134,7 @@ def test_zero_regime_gives_the_zero_solution(prob, seed):
 # ---------------------------------------------------------------- bounds of the small strategies
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(data=st.data())
 def test_problem_sizes_respect_bounds(data):
     min_K = data.draw(st.integers(2, 4))
@@ -145,14 +145,14 @@ def test_problem_sizes_respect_bounds(data):
     assert all(1 <= c <= 6 for c in prob.counts)
 
 
-@settings(deadline=None, max_examples=8)
+@settings(deadline=None, max_examples=examples(8))
 @given(prob=ut.ufm_problems(sizes=[(3, 2, 4), (2, (1, 3), 2)], bias=("free", "reg")))
 def test_sizes_fix_the_shapes(prob):
     assert (prob.K, prob.n, prob.d) in {(3, 2, 4), (2, (1, 3), 2)}
     assert prob.lam_b is not None and (float(prob.lam_b) == 0.0 or 1e-3 <= float(prob.lam_b) <= 1.0)
 
 
-@settings(deadline=None, max_examples=25)
+@settings(deadline=None, max_examples=examples(25))
 @given(loss=ut.losses(max_alpha=0.3, max_gamma=1.5, encodings=True, K=3, max_D=4))
 def test_losses_respect_bounds(loss):
     assert isinstance(loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.Focal, ufm.MSE))
@@ -165,7 +165,7 @@ def test_losses_respect_bounds(loss):
         loss.check(3)
 
 
-@settings(deadline=None, max_examples=20)
+@settings(deadline=None, max_examples=examples(20))
 @given(data=st.data(), K=st.integers(2, 5), balanced=st.sampled_from([True, False, None]))
 def test_class_counts_respect_bounds(data, K, balanced):
     counts = data.draw(ut.class_counts(K=K, min_n=2, max_n=4, balanced=balanced))
@@ -178,7 +178,7 @@ def test_class_counts_respect_bounds(data, K, balanced):
     ufm.UFM(K=K, n=counts, d=2, loss=ufm.CrossEntropy())
 
 
-@settings(deadline=None, max_examples=20)
+@settings(deadline=None, max_examples=examples(20))
 @given(lams=ut.lams(n=3, kappa=ut.kappas(threshold=0.25, regime="zero")))
 def test_lams_hit_the_target_kappa(lams):
     lam_W, lam_H = lams
@@ -188,7 +188,7 @@ def test_lams_hit_the_target_kappa(lams):
 
 
 @pytest.mark.parametrize("collapsed", ["etf", "orthogonal"])
-@settings(deadline=None, max_examples=5)
+@settings(deadline=None, max_examples=examples(5))
 @given(data=st.data())
 def test_collapsed_features_are_exact_frames(collapsed, data):
     K, n, d = 3, (2, 1, 3), 4
@@ -201,7 +201,7 @@ def test_collapsed_features_are_exact_frames(collapsed, data):
     np.testing.assert_allclose(normalized(M.T @ M), target, atol=1e-12)
 
 
-@settings(deadline=None, max_examples=5)
+@settings(deadline=None, max_examples=examples(5))
 @given(ut.features(K=3, n=2, d=2))
 def test_generic_features_have_distinct_means(HL):
     H, labels = HL
