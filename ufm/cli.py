@@ -499,12 +499,13 @@ def _host_devices() -> None:
 
 # The "fast" compile profile: XLA:CPU's classic loop emitters instead of its MLIR fusion emitters,
 # LLVM at -O0, and each program's kernels compiled as one LLVM module (no parallel codegen split:
-# less CPU on 2 cores, and a third fewer memory mappings per executable). Measured on the 2-core machine (benchmarks/bench_compile.py --profiles):
-# compiling a certified solve takes about a third of the time, while compiled code on small and
-# medium problems runs at 0.7-1.05x the speed (Lanczos and matmul bound: about equal) and
-# elementwise-heavy large problems 3-4x slower. For one-shot work made of many distinct shapes
-# (``ufm verify``, ``ufm solve``) compiling is most of the time; a sweep or a long flow runs one
-# program many times and keeps XLA's defaults.
+# less CPU on 2 cores, a third fewer memory mappings per executable). Measured on the 2-core
+# machine (benchmarks/bench_compile.py; README, "The theorem catalog"): a certified solve compiles
+# in about a third of the time; the compiled code runs at 0.7-1.05x the speed on small and medium
+# problems (matmul and Lanczos bound) and 3.5-5x slower on elementwise-heavy large ones (CE,
+# K=10, n=100, d=64). For one-shot work made of many distinct shapes (``ufm verify``, ``ufm
+# solve``) compiling is most of the time; a sweep or a long flow runs one program many times and
+# keeps XLA's defaults (the moonshot sweep: 116 s with the fast profile, 23.6 s without).
 FAST_COMPILE_FLAGS = ("--xla_cpu_use_fusion_emitters=false", "--xla_backend_optimization_level=0",
                       "--xla_cpu_parallel_codegen_split_count=1")
 COMPILE_PROFILES = ("fast", "optimized")
