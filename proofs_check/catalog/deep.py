@@ -38,6 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import sympy as sp
+from scipy.optimize import minimize_scalar
 
 import ufm
 from proofs_check.catalog._common import K, grad_norm_at
@@ -195,9 +196,10 @@ def dnc_params(prob: DeepUFM) -> DeepParams:
 def dnc_value_by_search(prob: DeepUFM) -> float:
     """The best objective over the DNC family, found numerically: ``min_x f(DNC(x))``, where
     ``DNC(x)`` is the point of :func:`dnc_params` with ``x`` in place of ``x*`` (``sigma_H(x)``,
-    ``sigma_l(x)`` from the module's expressions). A 601-point grid on ``[0, 1.5]`` and a golden
-    section on the bracket around its best point; ``x = 0`` is the zero point. It uses neither
-    ``gamma_c`` nor the roots of ``h'``, so it checks the closed-form DNC value ``h_m(x*)``."""
+    ``sigma_l(x)`` from the module's expressions). A 601-point grid on ``[0, 1.5]``, then SciPy's
+    bounded Brent on the bracket around its best point; ``x = 0`` is the zero point. It uses
+    neither ``gamma_c`` nor the roots of ``h'``, so it checks the closed-form DNC value
+    ``h_m(x*)``."""
     ev = Evaluator(DNC_EXPRESSIONS, deep_numbers(prob))
     lams = np.asarray(prob.lams, float)
     objective = jax.jit(prob.objective)
@@ -211,19 +213,8 @@ def dnc_value_by_search(prob: DeepUFM) -> float:
     vals = np.array([f(v) for v in grid])
     i = int(np.argmin(vals))
     lo, hi = grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]
-    r = (np.sqrt(5.0) - 1.0) / 2.0
-    a, b = hi - r * (hi - lo), lo + r * (hi - lo)
-    fa, fb = f(a), f(b)
-    for _ in range(80):
-        if fa < fb:
-            hi, b, fb = b, a, fa
-            a = hi - r * (hi - lo)
-            fa = f(a)
-        else:
-            lo, a, fa = a, b, fb
-            b = lo + r * (hi - lo)
-            fb = f(b)
-    return float(min(vals[i], fa, fb))
+    polished = minimize_scalar(f, bounds=(lo, hi), method="bounded", options={"xatol": 1e-12})
+    return float(min(vals[i], polished.fun))
 
 
 def layer_grams(prob: DeepUFM, params: DeepParams) -> list:

@@ -370,7 +370,7 @@ def gradient_flow(
         loop = _adaptive_loop
         compiled = loop._cache_size()
         max_steps_used = 100_000 if max_steps is None else int(max_steps)
-        state, rec = _adaptive_loop(
+        state, rec = loop(
             prob, params0, t0, t1, jnp.asarray(ts), rtol, atol, max_steps_used, metric_fns, saveat.params
         )
     if loop._cache_size() > compiled:  # a new shape: mind the memory-map limit

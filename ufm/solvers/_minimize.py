@@ -708,9 +708,9 @@ def minimize(
     else:  # the compiled solve in a loop on the host (XLA:CPU runs batched small matmuls slowly)
         compiled = _solve._cache_size()
         outs = [_solve(prob, x0, key, *args) for x0 in starts]
-        if not traced and _solve._cache_size() > compiled:  # a new shape: mind the memory-map limit
-            release_compiled_near_map_limit()
         if not traced:
+            if _solve._cache_size() > compiled:  # a new shape: mind the memory-map limit
+                release_compiled_near_map_limit()
             pieces = [_polish_piece(prob, out, key, args, x0) for out, x0 in zip(outs, starts)]
             outs = [o for o, _ in pieces]
         stacked = jax.tree_util.tree_map(lambda *xs: jnp.stack(xs), *outs) if restarts > 1 else None
