@@ -72,7 +72,7 @@ def main() -> int:
     import jax
 
     import ufm
-    from ufm import sweep as sw
+    from ufm import sweeps as sw
 
     ufm.enable_x64()
     prob = ufm.UFM(K=10, n=20, d=32, loss=ufm.CrossEntropy(), lam_W=1e-3, lam_H=1e-3)

@@ -1,7 +1,7 @@
 """Memorization-dilation: dilation against noise rate, expressivity strength lam and LS alpha.
 
 Solves :class:`ufm.MemorizationDilation` (both variants, CE and LS, K = 2 and K = 4) with
-:func:`ufm.minimize_md` (two random starts, certified), measures the dilation with
+:func:`ufm.minimize` (two random starts, certified), measures the dilation with
 :mod:`ufm.dilation`, prints a table, checks the qualitative claims of the theory reference
 (section 6) over the grid and reports every grid point where one fails. Saves
 ``md_dilation_study.png`` (or the path given as the first argument).

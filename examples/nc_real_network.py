@@ -15,7 +15,7 @@ collapse for understanding generalization in deep learning" (arXiv 2202.08384):
 
 then holds the last layer against the certified UFM minimizer (``ufm.minimize`` on ``ufm.UFM`` at
 the same K, n, loss and weight decay) and repeats the study with symmetric label noise, CE vs label
-smoothing, beside the memorization-dilation model solved by ``ufm.minimize_md``.
+smoothing, beside the memorization-dilation model solved by ``ufm.minimize``.
 
 Run: ``python examples/nc_real_network.py [out_dir] [--tiny]`` (``--tiny``: a seconds-long smoke
 version used by the tests). Needs the ``studies`` extra (scikit-learn) and matplotlib.
@@ -313,7 +313,7 @@ def md_comparison(cfg):
         prob = ufm.MemorizationDilation(K=K, n=cfg["md_n"], d=K, loss=loss, lam_W=cfg["wd"],
                                         lam_H=cfg["wd"], lam=cfg["md_lam"], eta=cfg["eta"])
         t0 = time.time()
-        sol = ufm.minimize_md(prob, throw=False, gtol=1e-7, ctol=1e-7)
+        sol = ufm.minimize(prob, throw=False, gtol=1e-7, ctol=1e-7)
         P = sol.params
         args = (P.H, prob.true_labels, prob.labels, K)
         out[name] = dict(rel_disp=float(np.mean(dl.relative_displacement(*args))),

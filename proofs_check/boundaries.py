@@ -101,7 +101,7 @@ def compare(prob, measured) -> list[dict]:
 
     Each measured boundary is matched with the nearest predicted threshold on its field.
     """
-    from ufm.sweep import compare_thresholds
+    from ufm.sweeps import compare_thresholds
 
     measured = [measured] if isinstance(measured, dict) else list(measured)
     rows = []

@@ -101,7 +101,7 @@ _linux = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs
 def test_compiled_solves_hold_memory_mappings_that_the_guard_returns():
     """Each compiled shape holds hundreds of memory mappings (XLA:CPU loads every kernel on its own);
     past the fraction of vm.max_map_count the guard frees them with ``jax.clear_caches``."""
-    from ufm.solvers import _common
+    from ufm._internal import runtime as _common
     from ufm.solvers._minimize import _solve
 
     ufm.minimize(ufm.UFM(K=3, n=2, d=7, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2), seed=0)
@@ -119,7 +119,7 @@ def test_compiled_solves_hold_memory_mappings_that_the_guard_returns():
 @_linux
 def test_minimize_checks_the_map_limit_after_a_new_shape_only(monkeypatch):
     """A new shape near the limit empties the caches; a warm call never reads /proc."""
-    from ufm.solvers import _common
+    from ufm._internal import runtime as _common
     from ufm.solvers._minimize import _solve
 
     prob = ufm.UFM(K=2, n=3, d=5, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2)

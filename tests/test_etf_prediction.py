@@ -159,4 +159,4 @@ def test_verdict_on_the_zero_side():
 
 
 def test_sympy_is_not_needed_by_ufm():
-    assert "sympy" not in getattr(ufm._etf, "__dict__", {}) and sp is not None
+    assert "sympy" not in getattr(ufm.etf._reduction, "__dict__", {}) and sp is not None

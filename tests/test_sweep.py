@@ -6,14 +6,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ufm
-import ufm._sweep_kernel as kernel
+import ufm.sweeps._kernel as kernel
 
 for _extra in ("xarray", "zarr", "tqdm"):  # the sweeps extra
     pytest.importorskip(_extra)
 from proofs_check import closed_forms as cf
 from proofs_check.boundaries import catalog_thresholds, compare
-from ufm import _atlas, geometry
-from ufm.sweep import locate_boundary, open_sweep, parse_grid, snake_order, sweep
+from ufm import geometry
+from ufm.sweeps import _phases
+from ufm.sweeps import locate_boundary, open_sweep, parse_grid, snake_order, sweep
 from tests.helpers import examples
 
 CE = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
@@ -28,7 +29,7 @@ def no_solve(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a solve ran")
 
-    monkeypatch.setattr("ufm.sweep.solve_chunk", boom)
+    monkeypatch.setattr("ufm.sweeps._driver.solve_chunk", boom)
 
 
 @pytest.mark.parametrize(
@@ -194,24 +195,24 @@ def test_atlas_names_exact_configurations():
     M = np.asarray(geometry.simplex_etf(K, d))
     G_etf = M @ M.T
     counts = (3,) * K
-    assert _atlas.classify(G_etf, G_etf, counts, d) == "simplex_etf"
-    assert _atlas.classify(np.eye(K), np.eye(K), counts, d) == "orthogonal_frame"
-    assert _atlas.classify(np.zeros((K, K)), np.zeros((K, K)), counts, d) == "zero"
+    assert _phases.classify(G_etf, G_etf, counts, d) == "simplex_etf"
+    assert _phases.classify(np.eye(K), np.eye(K), counts, d) == "orthogonal_frame"
+    assert _phases.classify(np.zeros((K, K)), np.zeros((K, K)), counts, d) == "zero"
     # minority collapse: the two minority classifier rows coincide
     W = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, 1, 0]])
-    assert _atlas.classify(W @ W.T, W @ W.T, (5, 5, 1, 1), 3) == "minority_collapse"
+    assert _phases.classify(W @ W.T, W @ W.T, (5, 5, 1, 1), 3) == "minority_collapse"
     # imbalanced, not collapsed, not a frame: SELI-like
     W2 = W + np.array([[0, 0, 0], [0, 0, 0], [0, 0, 0.3], [0, 0, -0.3]])
-    assert _atlas.classify(W2 @ W2.T, W2 @ W2.T, (5, 5, 1, 1), 3) == "seli_frame"
+    assert _phases.classify(W2 @ W2.T, W2 @ W2.T, (5, 5, 1, 1), 3) == "seli_frame"
     # balanced, rank 2 < K-1 = 3: low rank
     X = np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
-    assert _atlas.classify(X @ X.T, X @ X.T, counts, 2) == "low_rank"
-    sig = _atlas.gram_signature(X @ X.T)
+    assert _phases.classify(X @ X.T, X @ X.T, counts, 2) == "low_rank"
+    sig = _phases.gram_signature(X @ X.T)
     assert sig.startswith("rank 2") and "0.500,0.500" in sig
     # the order parameters vanish exactly in their phase
-    assert _atlas.order_parameter("simplex_etf", G_etf) < 1e-12
-    assert _atlas.order_parameter("orthogonal_frame", np.eye(K)) < 1e-12
-    assert _atlas.order_parameter("zero", np.zeros((K, K))) == 0.0
+    assert _phases.order_parameter("simplex_etf", G_etf) < 1e-12
+    assert _phases.order_parameter("orthogonal_frame", np.eye(K)) < 1e-12
+    assert _phases.order_parameter("zero", np.zeros((K, K))) == 0.0
 
 
 @given(st.integers(2, 5), st.integers(0, 3), st.integers(0, 10**6))
@@ -224,12 +225,12 @@ def test_batched_distances_give_the_same_phase(K, kind, seed):
     X = rng.standard_normal((K, 3))
     G = X @ X.T if base is None else base * rng.uniform(0.1, 10.0)
     G_stack = np.stack([G, G + 1e-3 * np.eye(K)])[:, None]  # (2, 1, K, K): points x seeds
-    etf, orth = _atlas.gram_distances(G_stack)
+    etf, orth = _phases.gram_distances(G_stack)
     counts = (2,) * K
     for i in range(2):
-        assert _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
+        assert _phases.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
                                distances=(etf[i, 0], orth[i, 0])) == \
-            _atlas.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
+            _phases.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
 
 
 # ---------------------------------------------------------------- boundaries vs the catalog

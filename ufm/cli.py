@@ -13,7 +13,7 @@ def enable_compilation_cache() -> None:
     """
     if os.environ.get("UFM_NO_COMPILATION_CACHE"):
         return
-    from ufm.solvers._common import enable_compilation_cache as enable
+    from ufm._internal.runtime import enable_compilation_cache as enable
 
     try:
         enable(os.path.join(os.path.expanduser("~"), ".cache", "ufm", "jax"), min_compile_time_secs=0.5)
@@ -190,12 +190,13 @@ def build_problem(table: dict):
 def _describe(prob, params):
     import numpy as np
 
-    from ufm import _atlas, metrics
+    from ufm import metrics
+    from ufm.sweeps import _phases
 
     Hbar, _ = metrics.class_means(params.H, prob.labels)
     G_H, G_W = np.asarray(Hbar.T @ Hbar), np.asarray(params.W @ params.W.T)
-    phase = _atlas.classify(G_H, G_W, prob.counts, prob.d)
-    out = {"phase": phase, "gram_signature": _atlas.gram_signature(G_H),
+    phase = _phases.classify(G_H, G_W, prob.counts, prob.d)
+    out = {"phase": phase, "gram_signature": _phases.gram_signature(G_H),
            "W_norm2": float(np.sum(np.asarray(params.W) ** 2)),
            "H_norm2": float(np.sum(np.asarray(params.H) ** 2))}
     if phase != "zero":
@@ -345,7 +346,7 @@ def cmd_sweep(argv) -> int:
 
     import numpy as np
 
-    from ufm import sweep as sw
+    from ufm import sweeps as sw
 
     spec = _read_spec(args.spec)
     prob = build_problem(_problem_dict(args, spec))
@@ -440,7 +441,7 @@ def cmd_plot(argv) -> int:
     import os
 
     from ufm import plot
-    from ufm.sweep import open_sweep
+    from ufm.sweeps import open_sweep
 
     if not os.path.isdir(args.store):
         raise SpecError(f"store: no sweep store at {args.store!r}")
@@ -559,7 +560,7 @@ def main(argv=None) -> int:
     if argv[0] == "sweep":
         _host_devices()
     enable_compilation_cache()
-    from ufm._precision import enable_x64
+    from ufm._internal.precision import enable_x64
 
     enable_x64()
     fn = BUILTIN.get(argv[0]) or _lookup(argv[0])

@@ -21,7 +21,7 @@ same minimizers); each ``to_*`` function is its inverse. The factor is returned 
 
 from __future__ import annotations
 
-from ufm._validate import check_int, check_nonneg
+from ufm._internal.validation import check_int, check_nonneg
 
 __all__ = [
     "from_tirer_bruna",

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import metrics
-from ufm._validate import check_finite_positive
+from ufm._internal.validation import check_finite_positive
 
 __all__ = [
     "Structure",

@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from ufm._tree import tree_axpy, tree_norm
-from ufm._validate import check_finite_positive, check_int
+from ufm._internal.tree import tree_axpy, tree_norm
+from ufm._internal.validation import check_finite_positive, check_int
 from ufm.solvers import global_certificate, grad_norm, hessian_spectrum, minimize, symmetry_basis
 
 __all__ = ["spectrum", "CriticalPoint", "classify", "Census", "census", "slice_1d", "slice_2d", "path",

@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import is_concrete
+from ufm._internal.validation import is_concrete
 
 __all__ = [
     "StreamingNC",

@@ -26,7 +26,7 @@ def _pyplot():
 
 
 def _phase_grid(phase, seed):
-    from ufm.sweep import PHASES
+    from ufm.sweeps import PHASES
 
     codes = phase.isel(seed=seed).values.astype(float)
     codes[codes < 0] = np.nan

@@ -46,7 +46,7 @@ import numpy as np
 from hypothesis import strategies as st
 
 import ufm
-from ufm._etf import etf_zero_threshold
+from ufm.etf._reduction import etf_zero_threshold
 from ufm.problems._base import normalize_counts
 
 __all__ = [
@@ -92,7 +92,7 @@ _THRESHOLDS: dict = {}
 
 
 def _etf_threshold(loss, K: int) -> float:
-    """:func:`ufm._etf.etf_zero_threshold`, cached per loss type, hyper-parameters and ``K``."""
+    """:func:`ufm.etf._reduction.etf_zero_threshold`, cached per loss type, hyper-parameters and ``K``."""
     import jax
 
     key = (type(loss).__name__, K, tuple(float(np.asarray(x)) for x in jax.tree_util.tree_leaves(loss)))
@@ -117,7 +117,7 @@ def kappa_threshold(loss, K: int, *, bias: str = "none", nonneg: bool = False) -
     - focal: ``sup_g (l(0) - l(g)) / ((K-1) g)``. It equals ``1/K`` only at ``gamma = 0`` (for
       ``K = 2, gamma = 3`` it is about ``0.385/K``), so ``1/K`` would be a poor approximation.
       CE, label smoothing and focal are all computed numerically by the simplex-ETF reduction
-      (``ufm._etf.etf_zero_threshold``: bracketing plus bisection in ``kappa``), not from the
+      (``ufm.etf._reduction.etf_zero_threshold``: bracketing plus bisection in ``kappa``), not from the
       closed forms above (the catalog checks those against it);
     - MSE, one-hot, any bias mode: ``1/K`` (``K kappa = 1``: Tirer & Bruna 2022; free and
       regularized bias, section 3). MSE with an encoding ``E`` and no or free bias: ``s_max/K``

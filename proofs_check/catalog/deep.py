@@ -572,7 +572,7 @@ def _srg_blocks(r: int):
 
 
 def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6, seed: int = 0):
-    """Optimize the free scalars of :func:`ufm.graph_params` (``ufm.minimize`` from ``starts`` random
+    """Optimize the free scalars of :func:`ufm.problems.graph_params` (``ufm.minimize`` from ``starts`` random
     scalar vectors) with the expansion at layer ``e`` (default ``L - 1``, the best: for K = 10,
     lam = 0.004 the values with ``e < L - 1`` were above the DNC value); returns
     ``(value, params, e)`` of the best. The value is ``prob.objective`` at explicit parameters, so
@@ -582,7 +582,7 @@ def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 
     rng = np.random.default_rng(seed)
     best = (np.inf, None, None)
     for ee in [prob.L - 1 if e is None else e]:
-        sp_ = ufm.GraphCandidate(prob, r, ee)
+        sp_ = ufm.problems.GraphCandidate(prob, r, ee)
         for i in range(starts):  # the first start: a = 1, c = s = t = 0: H = X0, identities, relu(B X0) = I
             th0 = np.asarray(sp_.init(None)) if i == 0 else np.concatenate(
                 [np.exp(rng.normal(0, 0.3, prob.L + 1)), rng.normal(0, 0.3, prob.L),

@@ -216,7 +216,7 @@ def _ff_measure(prob, params, names):
 
 
 def _ff_solve(prob, gtol=GTOL):
-    sol = ufm.minimize_md(prob, gtol=gtol, ctol=1e-12, throw=False)
+    sol = ufm.minimize(prob, gtol=gtol, ctol=1e-12, throw=False)
     return sol.params, {"grad_norm": max(sol.kkt["stationarity"], sol.kkt["violation"],
                                          sol.kkt["complementarity"]), "converged": sol.converged}
 

@@ -1,6 +1,6 @@
 """Model families: one module per family."""
 
-from ufm._validate import as_float_array as as_float_array
+from ufm._internal.validation import as_float_array as as_float_array
 from ufm.problems._base import Problem as Problem
 from ufm.problems._deep import DeepParams as DeepParams
 from ufm.problems._deep import DeepUFM as DeepUFM

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import check_int
+from ufm._internal.validation import check_int
 
 
 class Problem:

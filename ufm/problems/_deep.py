@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
+from ufm._internal.validation import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import ClassSizes, Problem
 from ufm.problems._base import normalize_counts

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array
+from ufm._internal.validation import as_float_array
 from ufm.losses import CrossEntropy, LabelSmoothing, Loss
 from ufm.problems._base import Problem
 from ufm.problems._md import smoothed_norm

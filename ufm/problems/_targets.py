@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, check_int, check_nonneg, is_concrete
+from ufm._internal.validation import as_float_array, check_int, check_nonneg, is_concrete
 from ufm.problems._base import Problem, affine_logits, weight_decay
 from ufm.problems._ufm import Params
 

@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import check_int, scalar_param
+from ufm._internal.validation import check_int, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import AffineClassifier, ClassSizes, Problem, normalize_counts
 

@@ -1,5 +1,7 @@
 """Solvers that take any Problem: gradient flow (dynamics) and a certified minimizer."""
 
+import warnings
+
 from ufm.solvers._certify import hessian_extreme_eigs as hessian_extreme_eigs
 from ufm.solvers._certify import hessian_spectrum as hessian_spectrum
 from ufm.solvers._certify import symmetry_basis as symmetry_basis
@@ -16,8 +18,10 @@ from ufm.solvers._relu import polish_relu as polish_relu
 
 
 def minimize_md(prob, **kwargs):
-    """Deprecated alias of :func:`ufm.minimize` for the M-D model (kept for old scripts): the
+    """Deprecated alias of :func:`ufm.minimize` for the M-D model (kept for one release): the
     model's radius constraints are solved by the augmented Lagrangian inside ``minimize``."""
+    warnings.warn("minimize_md is deprecated; use ufm.minimize (it solves the M-D model's radius "
+                  "constraints itself)", DeprecationWarning, stacklevel=2)
     return minimize(prob, **kwargs)
 
 from ufm.solvers._results import RESULTS as RESULTS

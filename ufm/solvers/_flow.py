@@ -11,15 +11,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm import _tree as tr
-from ufm._precision import require_x64
-from ufm._validate import check_finite, check_finite_positive, check_range
+from ufm._internal import tree as tr
+from ufm._internal.precision import require_x64
+from ufm._internal.validation import check_finite, check_finite_positive, check_range
 from ufm.problems._base import affine_logits, weight_decay
 from ufm.problems._ufm import UFM, Params
 from ufm.solvers._common import (
-    cast_tree, check_params, flow_rhs, release_compiled_near_map_limit, resolve_metrics,
+    cast_tree, check_params, flow_rhs, resolve_metrics,
 )
 from ufm.solvers._results import RESULTS, SolveError
+from ufm._internal.runtime import release_compiled_near_map_limit
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]
 

@@ -81,7 +81,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._etf import _bisect
+from ufm._internal.numerics import bisect
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing
 from ufm.problems._deep import DeepUFM
 from ufm.problems._ufm import UFM, Params
@@ -222,7 +222,7 @@ def scalar_reduction_min(s, c, N, m: int):
     lo = jnp.minimum(x_infl, s)
     hi = jnp.maximum(s, lo)
 
-    x_loc = _bisect(dphi, lo, hi, _BISECT)
+    x_loc = bisect(dphi, lo, hi, _BISECT)
     return jnp.minimum(phi(jnp.zeros_like(s)), phi(x_loc))
 
 

@@ -12,11 +12,12 @@ import numpy as np
 import optax
 from jax.flatten_util import ravel_pytree
 
-from ufm import _tree as tr
-from ufm._precision import require_x64
-from ufm._validate import check_finite_positive, check_int
+from ufm._internal import tree as tr
+from ufm._internal.precision import require_x64
+from ufm._internal.validation import check_finite_positive, check_int
 from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
-from ufm.solvers._common import check_params, random_start, release_compiled_near_map_limit
+from ufm._internal.runtime import release_compiled_near_map_limit
+from ufm.solvers._common import check_params, random_start
 from ufm.solvers._constrained import minimize_constrained, num_constraints
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._results import RESULTS, SolveError

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
-from ufm import _tree as tr
+from ufm._internal import tree as tr
 from ufm import metrics
 from ufm.solvers import RESULTS, global_certificate, minimize
 from ufm.solvers._global import _gap_ok

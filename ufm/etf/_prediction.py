@@ -1,6 +1,6 @@
 r"""The neural-collapse prediction of a balanced UFM under the simplex-ETF ansatz, for any symmetric loss.
 
-:func:`etf_prediction` reduces the model to the one-dimensional problem of :mod:`ufm._etf` (the
+:func:`etf_prediction` reduces the model to the one-dimensional problem of :mod:`ufm.etf._reduction` (the
 logit gap ``g``, plus a common offset where the loss is not shift-invariant and the model has a
 bias), takes its global minimum, and turns it into the invariants a solver can be held against:
 the objective value, the norms of the classifier rows and of the features, the bias, whether the
@@ -15,7 +15,7 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ufm import _etf
+from ufm.etf import _reduction as _etf
 from ufm.geometry import simplex_etf
 from ufm.problems import UFM, Params
 
@@ -93,7 +93,7 @@ def etf_prediction(prob) -> ETFPrediction:
 
     (``beta = 0`` without a bias or for a shift-invariant loss; ``lam_b = 0`` for a free bias).
     Its GLOBAL minimum over ``g >= 0`` is found by bracketing the whole range on a grid and
-    refining by bisection (:mod:`ufm._etf`); then ``||w_k||^2 = (K-1) g / (K c)`` and
+    refining by bisection (:mod:`ufm.etf._reduction`); then ``||w_k||^2 = (K-1) g / (K c)`` and
     ``||h_{k,i}|| = c ||w_k||``. The zero threshold is
     ``kappa* = sup_{g>0} (phi_0(0) - phi_0(g)) / ((K-1) g)`` with ``phi_0`` the loss part.
 

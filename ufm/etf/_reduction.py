@@ -54,7 +54,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._precision import require_x64
+from ufm._internal.numerics import bisect
+from ufm._internal.precision import require_x64
+from ufm.losses import Loss
 
 __all__ = ["etf_phi", "etf_logit_gap", "etf_solve", "etf_zero_threshold", "etf_loss",
            "is_shift_invariant", "check_permutation_symmetric", "ETFSolve", "BIAS_MODES"]
@@ -93,8 +95,6 @@ class ETFSolve(NamedTuple):
 
 
 def _check_loss_K(loss, K):
-    from ufm.losses import Loss
-
     if not isinstance(loss, Loss):
         raise ValueError(f"loss must be a ufm.Loss, got loss={loss!r}")
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
@@ -120,17 +120,6 @@ def _ell(loss, K, g, beta):
     return loss(z[:, None], jnp.zeros(1, dtype=jnp.int32))[0]
 
 
-def _bisect(dfun, lo, hi, steps):
-    """Bisection for a sign change of ``dfun`` (negative then positive) on ``[lo, hi]``."""
-
-    def body(_, b):
-        lo, hi = b
-        mid = 0.5 * (lo + hi)
-        up = dfun(mid) > 0.0
-        return jnp.where(up, lo, mid), jnp.where(up, mid, hi)
-
-    lo, hi = jax.lax.fori_loop(0, steps, body, (lo, hi))
-    return 0.5 * (lo + hi)
 
 
 def _bracket(grid, i):
@@ -150,7 +139,7 @@ def _inner(loss, K, lam_b, offset, g):
     betas = jnp.asarray(_beta_grid())
     vals = jax.vmap(f)(betas)
     j = jnp.argmin(jnp.where(jnp.isnan(vals), jnp.inf, vals))
-    beta = _bisect(jax.grad(f), *_bracket(betas, j), _BISECT_BETA)
+    beta = bisect(jax.grad(f), *_bracket(betas, j), _BISECT_BETA)
     value = f(beta)
     better = value <= vals[j]  # a kink at the grid point: keep the grid point
     return jnp.where(better, beta, betas[j]), jnp.where(better, value, vals[j])
@@ -176,7 +165,7 @@ def _solve(loss, K, kappa, lam_b, offset):
     phi = M(grid)[1] + (K - 1) * kappa * grid
     i = jnp.argmin(jnp.where(jnp.isnan(phi), jnp.inf, phi))
     dphi = lambda t: _dM(loss, K, lam_b, offset, t) + (K - 1) * kappa  # noqa: E731
-    g = _bisect(dphi, *_bracket(grid, i), _BISECT)
+    g = bisect(dphi, *_bracket(grid, i), _BISECT)
     beta, Mg = _inner(loss, K, lam_b, offset, g)
     value = Mg + (K - 1) * kappa * g
     zero = value >= M0 - 64 * jnp.finfo(jnp.float64).eps * (1.0 + jnp.abs(M0))
@@ -184,7 +173,7 @@ def _solve(loss, K, kappa, lam_b, offset):
 
 
 def _validated(loss, K, kappa, bias, lam_b):
-    require_x64("the ETF reduction (ufm._etf)")
+    require_x64("the ETF reduction (ufm.etf._reduction)")
     K = _check_loss_K(loss, K)
     kappa = float(kappa)
     if not math.isfinite(kappa) or kappa < 0:
@@ -249,7 +238,7 @@ def etf_loss(loss, K: int, g, beta=0.0) -> np.ndarray:
     Returns:
         NumPy array of the broadcast shape.
     """
-    require_x64("the ETF reduction (ufm._etf)")
+    require_x64("the ETF reduction (ufm.etf._reduction)")
     K = _check_loss_K(loss, K)
     g, beta = np.broadcast_arrays(np.asarray(g, dtype=float), np.asarray(beta, dtype=float))
     f = jax.jit(jax.vmap(lambda t, b: _ell(loss, K, t, b)))
@@ -280,7 +269,7 @@ def _threshold(loss, K, lam_b, offset):
     i = jnp.argmax(jnp.where(jnp.isnan(ratio), -jnp.inf, ratio))
     # the ratio increases where M(g) - M(0) - g M'(g) > 0: bisection on minus that sign
     tangent = lambda t: -(_inner(loss, K, lam_b, offset, t)[1] - M0 - t * _dM(loss, K, lam_b, offset, t))  # noqa: E731
-    g = _bisect(tangent, *_bracket(grid, i), _BISECT)
+    g = bisect(tangent, *_bracket(grid, i), _BISECT)
     refined = (M0 - _inner(loss, K, lam_b, offset, g)[1]) / ((K - 1) * g)
     interior = jnp.where(i == 0, ratio[0], jnp.maximum(ratio[i], refined))  # i = 0: the sup is at g -> 0
     return jnp.maximum(jnp.maximum(limit, interior), 0.0), limit
@@ -303,7 +292,7 @@ def etf_zero_threshold(loss, K: int, *, bias: str = "none", lam_b: float | None 
     Returns:
         ``kappa* >= 0`` (``0``: the zero solution wins for every ``kappa > 0``).
     """
-    require_x64("the ETF reduction (ufm._etf)")
+    require_x64("the ETF reduction (ufm.etf._reduction)")
     K = _check_loss_K(loss, K)
     lam_b = _check_mode(bias, lam_b)
     offset = bias != "none" and not is_shift_invariant(loss, K)

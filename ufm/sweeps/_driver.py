@@ -33,14 +33,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm import _atlas
-from ufm._sweep_kernel import (PointRecord, SolveOptions, replace_path, solve_chunk, solve_chunks_spmd,
+from ufm._internal.runtime import package_version
+from ufm.sweeps import _phases
+from ufm.sweeps._kernel import (PointRecord, SolveOptions, replace_path, solve_chunk, solve_chunks_spmd,
                                solve_fallback)
 
 __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "locate_boundary",
            "compare_thresholds", "PHASES"]
 
-PHASES = _atlas.PHASES
+PHASES = _phases.PHASES
 FORMAT = "ufm.sweep/2"
 _SCALARS = ("value", "kkt", "min_eig", "order", "result", "value_random", "value_warm", "warm_won", "disagree",
             "steps", "W_norm2", "H_norm2", "b_norm2", "nc1", "global_gap", "global_ok", "random_skipped")
@@ -147,7 +148,6 @@ def parse_grid(prob, grid) -> dict[str, np.ndarray]:
 
 
 def _meta(prob, axes, seeds, chunk, opts) -> dict:
-    from ufm import __version__
 
     return {
         "format": FORMAT,
@@ -157,7 +157,7 @@ def _meta(prob, axes, seeds, chunk, opts) -> dict:
         "chunk": int(chunk),
         "options": opts._asdict(),
         "phases": list(PHASES),
-        "ufm_version": __version__,
+        "ufm_version": package_version(),
     }
 
 
@@ -229,12 +229,12 @@ def _classify(rec, counts, d):
     ok = np.asarray(rec.result) == 0
     L, S = ok.shape
     phase = np.empty((L, S), np.int8)
-    etf, orth = _atlas.gram_distances(G_H)
+    etf, orth = _phases.gram_distances(G_H)
     for i in range(L):
         for s in range(S):
-            name = (_atlas.classify(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
+            name = (_phases.classify(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
                     if ok[i, s] else "uncertified")
-            phase[i, s] = _atlas.CODE[name]
+            phase[i, s] = _phases.CODE[name]
     return phase
 
 
@@ -246,7 +246,7 @@ def _solve_points(prob, paths, vals, seeds, opts, n=None):
 
 
 def _fallback(prob, paths, vals, rec, xs, seeds, opts, n):
-    """Re-solve (second order, :func:`ufm._sweep_kernel.solve_fallback`) the first ``n`` points
+    """Re-solve (second order, :func:`ufm.sweeps._kernel.solve_fallback`) the first ``n`` points
     whose global gap stayed open; returns the chunk's record as NumPy arrays."""
     rec = PointRecord(*(np.array(a) for a in rec))
     if opts.certify != "global":
@@ -322,7 +322,7 @@ def _dask_task(store, prob, axes, seeds, opts, c, run_id):
     """One chunk on a Dask worker: opens the shared store, solves, writes."""
     import zarr
 
-    from ufm import _precision
+    from ufm._internal import precision as _precision
 
     _precision.enable_x64()
     return _run_chunk(zarr.open_group(store, mode="r+"), prob, axes, seeds, opts, c, run_id)
@@ -393,7 +393,7 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
     References:
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375), the CE UFM landscape the phase diagrams map.
     """
-    from ufm._precision import require_x64
+    from ufm._internal.precision import require_x64
 
     require_x64("ufm.sweep")
     axes = parse_grid(prob, grid)
@@ -549,7 +549,7 @@ def _phase_at(prob, path, x, seeds, opts):
     if rec.result[best] != 0:
         raise RuntimeError(f"locate_boundary: no certified solve at {path}={x:.17g}")
     G_H, G_W = rec.G_H[best], rec.G_W[best]
-    return _atlas.classify(G_H, G_W, prob.counts, prob.d), G_H
+    return _phases.classify(G_H, G_W, prob.counts, prob.d), G_H
 
 
 def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, rtol: float = 1e-3,
@@ -559,7 +559,7 @@ def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, r
     1. Bisection (geometric when ``lo > 0``) on the atlas phase of the certified minimizer
        until the bracket is ``rtol`` wide relative to its centre.
     2. Refinement (``refine=True``): when one side's phase is exact (``zero``, ``simplex_etf``,
-       ``orthogonal_frame``), its order parameter :math:`m` (:func:`ufm._atlas.order_parameter`:
+       ``orthogonal_frame``), its order parameter :math:`m` (:func:`ufm.sweeps._phases.order_parameter`:
        the largest squared class-mean norm, or the distance to the ETF / frame) vanishes there
        and grows away from the boundary; six certified solves on the other side, at distances
        :math:`j\,\delta` (:math:`\delta` the bracket width), are fitted by a cubic in the field and
@@ -608,7 +608,7 @@ def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, r
         sign = 1.0 if exact[0] == pa else -1.0
         edge, delta = (b, b - a) if sign > 0 else (a, b - a)
         xs = edge + sign * delta * np.arange(1, 7)
-        ms = [_atlas.order_parameter(exact[0], _phase_at(prob, field, float(x), seeds, opts)[1])
+        ms = [_phases.order_parameter(exact[0], _phase_at(prob, field, float(x), seeds, opts)[1])
               for x in xs]
         coef = np.polynomial.polynomial.polyfit(xs - edge, ms, 3)
         roots = [r.real + edge for r in np.polynomial.polynomial.polyroots(coef)

@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import is_concrete, scalar_param, to_numeric
+from ufm._internal.validation import is_concrete, scalar_param, to_numeric
 
 __all__ = ["Loss", "CrossEntropy", "LabelSmoothing", "Focal", "MSE", "LOSS_NAMES"]
 

@@ -24,8 +24,8 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ufm import geometry
-from ufm._prediction import ETFPrediction, etf_params, etf_prediction
-from ufm._validate import check_finite_positive, check_int
+from ufm.etf._prediction import ETFPrediction, etf_params, etf_prediction
+from ufm._internal.validation import check_finite_positive, check_int
 from ufm.solvers import Solution, global_certificate, minimize
 
 __all__ = ["ETFVerdict", "etf_verdict"]

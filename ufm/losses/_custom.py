@@ -26,8 +26,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._validate import as_float_array, is_concrete
-from ufm.losses import Loss
+from ufm._internal.validation import as_float_array, is_concrete
+from ufm.losses._builtin import Loss
 
 __all__ = ["CustomLoss"]
 
