@@ -26,7 +26,7 @@ def main(out="collapse_dynamics.png", K=4, n=10, d=8, lam=5e-3, t1=5000.0):
     print(f"flow end: f = {traj.values[-1]:.12f}, grad_norm = {traj.metrics['grad_norm'][-1]:.2e}, "
           f"{traj.stats['num_steps']} adaptive steps ({traj.stats['num_rejected']} rejected)")
     print(f"certified: f = {sol.value:.12f}, grad_norm = {sol.grad_norm:.2e}, "
-          f"W is a {ufm.geometry.classify_rows(sol.params.W).kind}")
+          f"W is a {ufm.geometry.structure_of_rows(sol.params.W).kind}")
 
     import matplotlib
 

@@ -19,7 +19,7 @@ ufm.enable_x64()
 def main(out="landscape_slices.png", K=3, n=2, d=4, lam=5e-3):
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=lam, lam_H=lam, lam_b=lam)
     origin = jax.tree_util.tree_map(jnp.zeros_like, prob.init(jax.random.PRNGKey(0)))
-    cp = ufm.landscape.classify(prob, origin)
+    cp = ufm.landscape.kind_of(prob, origin)
     ts = np.linspace(-6.0, 6.0, 121)
     along = ufm.landscape.slice_1d(prob, origin, cp.escape, ts)
     sol = ufm.minimize(prob)

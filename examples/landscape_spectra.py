@@ -24,8 +24,8 @@ def main(out="landscape_spectra.png", K=4, n=2, d=5, lam=5e-3):
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=lam, lam_H=lam, lam_b=lam)
     origin = jax.tree_util.tree_map(jnp.zeros_like, prob.init(jax.random.PRNGKey(0)))
     sol = ufm.minimize(prob, certify="global")
-    at0 = ufm.landscape.classify(prob, origin)
-    at_min = ufm.landscape.classify(prob, sol.params)
+    at0 = ufm.landscape.kind_of(prob, origin)
+    at_min = ufm.landscape.kind_of(prob, sol.params)
     w_all, _ = ufm.landscape.spectrum(prob, sol.params, exclude_symmetry=False)
     print(f"origin: {at0.kind}, index {at0.index} (closed form (K-1)d = {(K - 1) * d}), "
           f"min eig {at0.min_eig:.6f}")

@@ -80,7 +80,7 @@ def test_relu_features_is_a_constraint():
     prob = _mse(2, activation="relu", relu_features=True)
     x = prob.init(jax.random.PRNGKey(0))
     assert prob.constrained and float(jnp.min(x.H)) >= 0
-    lo = prob.lower_bound(x)
+    lo = prob.box_lower(x)
     assert float(jnp.max(lo.H)) == 0.0 and all(bool(jnp.all(jnp.isinf(L))) for L in lo.Ws)
     assert float(jnp.min(prob.project(x._replace(H=-x.H)).H)) == 0.0
 

@@ -69,10 +69,10 @@ def test_rotation_is_orthogonal_and_seeded():
         (lambda: geometry.orthogonal_frame(2.5), "K"),
         (lambda: geometry.simplex_etf(3, scale=0.0), "scale"),
         (lambda: geometry.orthogonal_frame(3, scale=float("nan")), "scale"),
-        (lambda: geometry.classify_rows(np.ones((1, 3))), "X"),
-        (lambda: geometry.classify_gram(np.ones((3, 2))), "G"),
-        (lambda: geometry.classify_rows(np.ones((3, 3)), tol=-1.0), "tol"),
-        (lambda: geometry.classify_means(np.ones((2, 4)), np.array([0, 1, 0])), "labels"),
+        (lambda: geometry.structure_of_rows(np.ones((1, 3))), "X"),
+        (lambda: geometry.structure_of_gram(np.ones((3, 2))), "G"),
+        (lambda: geometry.structure_of_rows(np.ones((3, 3)), tol=-1.0), "tol"),
+        (lambda: geometry.structure_of_means(np.ones((2, 4)), np.array([0, 1, 0])), "labels"),
     ],
 )
 def test_bad_input_raises_naming_the_argument(call, match):
@@ -86,11 +86,11 @@ def test_bad_input_raises_naming_the_argument(call, match):
 @SETTINGS
 @given(K=st.integers(2, 6), extra_d=st.integers(0, 4), scale=st.floats(0.1, 10.0), seed=seeds)
 def test_classify_rows_recognizes_constructions(K, extra_d, scale, seed):
-    etf = geometry.classify_rows(geometry.simplex_etf(K, K + extra_d, scale, key_or_seed=seed))
+    etf = geometry.structure_of_rows(geometry.simplex_etf(K, K + extra_d, scale, key_or_seed=seed))
     assert etf.kind == "simplex_etf"
     assert etf.rank == K - 1
     assert etf.etf_distance <= 1e-10 and etf.equinorm <= 1e-10
-    orth = geometry.classify_rows(
+    orth = geometry.structure_of_rows(
         geometry.orthogonal_frame(K, K + extra_d, scale, key_or_seed=seed)
     )
     assert orth.kind == "orthogonal_frame"
@@ -105,7 +105,7 @@ def test_classify_rows_recognizes_constructions(K, extra_d, scale, seed):
 @given(K=st.integers(2, 6), d=st.integers(1, 10), seed=st.integers(0, 2**32 - 1))
 def test_classify_rows_random_is_other(K, d, seed):
     X = np.random.default_rng(seed).normal(size=(K, d))
-    s = geometry.classify_rows(X)
+    s = geometry.structure_of_rows(X)
     assert s.kind == "other"
     assert s.tol == 1e-6
     assert s.etf_distance > s.tol and s.orth_distance > s.tol
@@ -113,10 +113,10 @@ def test_classify_rows_random_is_other(K, d, seed):
 
 @pytest.mark.parametrize("K, d", [(2, 1), (3, 4), (6, 2)])
 def test_classify_rows_zero(K, d):
-    s = geometry.classify_rows(np.zeros((K, d)))
+    s = geometry.structure_of_rows(np.zeros((K, d)))
     assert s.kind == "zero"
     assert s.rank == 0
-    assert geometry.classify_rows(np.full((K, d), 1e-14), atol=1e-12).kind == "zero"
+    assert geometry.structure_of_rows(np.full((K, d), 1e-14), atol=1e-12).kind == "zero"
 
 
 @SETTINGS
@@ -130,7 +130,7 @@ def test_classify_is_rotation_invariant(K, extra_d, seed):
         np.asarray(geometry.orthogonal_frame(K, d)),
         rng.normal(size=(K, d)),
     ):
-        a, b = geometry.classify_rows(X), geometry.classify_rows(X @ Q.T)
+        a, b = geometry.structure_of_rows(X), geometry.structure_of_rows(X @ Q.T)
         assert a.kind == b.kind and a.rank == b.rank
         np.testing.assert_allclose(
             [a.etf_distance, a.orth_distance, a.equinorm],
@@ -152,20 +152,20 @@ def test_classify_means(K, counts, seed):
     d = K + 2
     # Class means on an orthogonal frame of nonnegative vectors (Nguyen et al. 2023).
     frame = np.asarray(geometry.orthogonal_frame(K, d, 3.0))
-    assert geometry.classify_means(frame.T[:, labels], labels).kind == "orthogonal_frame"
+    assert geometry.structure_of_means(frame.T[:, labels], labels).kind == "orthogonal_frame"
     # Class means on a shifted simplex ETF: the centred means are an ETF.
     etf = np.asarray(geometry.simplex_etf(K, d, 2.0, key_or_seed=seed))
     shifted = etf.T[:, labels] + rng.normal(size=(d, 1))
-    assert geometry.classify_means(shifted, labels).kind == "simplex_etf"
+    assert geometry.structure_of_means(shifted, labels).kind == "simplex_etf"
     # Random features (K >= 3: any two distinct centred means are antipodal, a K=2 simplex ETF).
     if K >= 3:
-        random_means = geometry.classify_means(rng.normal(size=(d, labels.size)), labels)
+        random_means = geometry.structure_of_means(rng.normal(size=(d, labels.size)), labels)
         assert random_means.kind == "other"
 
 
 def test_classify_means_zero_and_structure_fields():
     labels = np.array([0, 1, 2, 0])
-    s = geometry.classify_means(np.zeros((3, 4)), labels, tol=1e-3, atol=1e-9)
+    s = geometry.structure_of_means(np.zeros((3, 4)), labels, tol=1e-3, atol=1e-9)
     assert s.kind == "zero"
     assert (s.tol, s.atol) == (1e-3, 1e-9)
     assert isinstance(s, geometry.Structure)

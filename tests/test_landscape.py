@@ -30,7 +30,7 @@ def test_ce_origin_is_strict_saddle_with_closed_form_multiplicity(K, d, n, lam, 
     lam_min = cc.evaluate(zhu2021.lam_min_expr, prob)
     if lam_min >= -1e-6:  # outside the saddle regime (kappa >= 1/K): nothing to check
         return
-    cp = ufm.landscape.classify(prob, _origin(prob))
+    cp = ufm.landscape.kind_of(prob, _origin(prob))
     assert cp.kind == "saddle"
     assert cp.index == (K - 1) * d
     assert abs(cp.min_eig - lam_min) <= 1e-10
@@ -45,7 +45,7 @@ def test_ce_origin_is_strict_saddle_with_closed_form_multiplicity(K, d, n, lam, 
 def test_minimum_and_symmetry_counted_apart():
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
     sol = ufm.minimize(prob)
-    cp = ufm.landscape.classify(prob, sol.params)
+    cp = ufm.landscape.kind_of(prob, sol.params)
     assert cp.kind == "minimum" and cp.index == 0 and cp.null_dim == 0
     # rotations of R^4 keeping the (K-1) = 2-dimensional span of the ETF fixed form SO(2):
     # orbit dimension 6 - 1 = 5
@@ -57,10 +57,10 @@ def test_minimum_and_symmetry_counted_apart():
 
 def test_not_stationary_and_bad_input():
     prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
-    cp = ufm.landscape.classify(prob, prob.init(jax.random.PRNGKey(1)))
+    cp = ufm.landscape.kind_of(prob, prob.init(jax.random.PRNGKey(1)))
     assert cp.kind == "not stationary" and cp.escape is None
     with pytest.raises(ValueError, match="gtol"):
-        ufm.landscape.classify(prob, prob.init(jax.random.PRNGKey(1)), gtol=-1.0)
+        ufm.landscape.kind_of(prob, prob.init(jax.random.PRNGKey(1)), gtol=-1.0)
     with pytest.raises(ValueError, match="mode"):
         ufm.landscape.census(prob, mode="gpu")
 

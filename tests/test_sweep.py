@@ -195,18 +195,18 @@ def test_atlas_names_exact_configurations():
     M = np.asarray(geometry.simplex_etf(K, d))
     G_etf = M @ M.T
     counts = (3,) * K
-    assert _phases.classify(G_etf, G_etf, counts, d) == "simplex_etf"
-    assert _phases.classify(np.eye(K), np.eye(K), counts, d) == "orthogonal_frame"
-    assert _phases.classify(np.zeros((K, K)), np.zeros((K, K)), counts, d) == "zero"
+    assert _phases.phase_of(G_etf, G_etf, counts, d) == "simplex_etf"
+    assert _phases.phase_of(np.eye(K), np.eye(K), counts, d) == "orthogonal_frame"
+    assert _phases.phase_of(np.zeros((K, K)), np.zeros((K, K)), counts, d) == "zero"
     # minority collapse: the two minority classifier rows coincide
     W = np.array([[1.0, 0, 0], [-1, 0, 0], [0, 1, 0], [0, 1, 0]])
-    assert _phases.classify(W @ W.T, W @ W.T, (5, 5, 1, 1), 3) == "minority_collapse"
+    assert _phases.phase_of(W @ W.T, W @ W.T, (5, 5, 1, 1), 3) == "minority_collapse"
     # imbalanced, not collapsed, not a frame: SELI-like
     W2 = W + np.array([[0, 0, 0], [0, 0, 0], [0, 0, 0.3], [0, 0, -0.3]])
-    assert _phases.classify(W2 @ W2.T, W2 @ W2.T, (5, 5, 1, 1), 3) == "seli_frame"
+    assert _phases.phase_of(W2 @ W2.T, W2 @ W2.T, (5, 5, 1, 1), 3) == "seli_frame"
     # balanced, rank 2 < K-1 = 3: low rank
     X = np.array([[1.0, 0], [0, 1], [-1, 0], [0, -1]])
-    assert _phases.classify(X @ X.T, X @ X.T, counts, 2) == "low_rank"
+    assert _phases.phase_of(X @ X.T, X @ X.T, counts, 2) == "low_rank"
     sig = _phases.gram_signature(X @ X.T)
     assert sig.startswith("rank 2") and "0.500,0.500" in sig
     # the order parameters vanish exactly in their phase
@@ -228,9 +228,9 @@ def test_batched_distances_give_the_same_phase(K, kind, seed):
     etf, orth = _phases.gram_distances(G_stack)
     counts = (2,) * K
     for i in range(2):
-        assert _phases.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
+        assert _phases.phase_of(G_stack[i, 0], G_stack[i, 0], counts, K + 1,
                                distances=(etf[i, 0], orth[i, 0])) == \
-            _phases.classify(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
+            _phases.phase_of(G_stack[i, 0], G_stack[i, 0], counts, K + 1)
 
 
 # ---------------------------------------------------------------- boundaries vs the catalog

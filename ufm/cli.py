@@ -195,7 +195,7 @@ def _describe(prob, params):
 
     Hbar, _ = metrics.class_means(params.H, prob.labels)
     G_H, G_W = np.asarray(Hbar.T @ Hbar), np.asarray(params.W @ params.W.T)
-    phase = _phases.classify(G_H, G_W, prob.counts, prob.d)
+    phase = _phases.phase_of(G_H, G_W, prob.counts, prob.d)
     out = {"phase": phase, "gram_signature": _phases.gram_signature(G_H),
            "W_norm2": float(np.sum(np.asarray(params.W) ** 2)),
            "H_norm2": float(np.sum(np.asarray(params.H) ** 2))}

@@ -8,7 +8,7 @@ Two structures appear at neural collapse:
   :math:`I_K` (class means of nonnegative features; Nguyen et al., ICLR 2023, arXiv 2206.05530).
 
 Vectors are the rows of a (K, d) matrix, as for the classifier ``W``. Class means are columns of
-``Hbar: (d, K)``; use :func:`classify_means` for them.
+``Hbar: (d, K)``; use :func:`structure_of_means` for them.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm import metrics
+from ufm._internal.deprecation import moved_attribute
 from ufm._internal.validation import check_finite_positive
 
 __all__ = [
     "Structure",
-    "classify_gram",
-    "classify_means",
-    "classify_rows",
+    "structure_of_gram",
+    "structure_of_means",
+    "structure_of_rows",
     "orthogonal_frame",
     "random_rotation",
     "simplex_etf",
@@ -181,7 +182,7 @@ def orthogonal_frame(
 
 
 class Structure(NamedTuple):
-    """What :func:`classify_gram` found.
+    """What :func:`structure_of_gram` found.
 
     Attributes:
         kind: ``"zero"``, ``"orthogonal_frame"``, ``"simplex_etf"`` or ``"other"``.
@@ -205,7 +206,7 @@ class Structure(NamedTuple):
     atol: float
 
 
-def _classify(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Structure:
+def structure_from_grams(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Structure:
     """``etf``, ``orth``: the two distances when the caller computed them already (batched)."""
     tol, atol = _check_tol("tol", tol), _check_tol("atol", atol)
     G_orth = np.asarray(G_orth, dtype=np.float64)
@@ -230,7 +231,7 @@ def _classify(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Structure:
     return Structure(kind, etf, orth, equinorm, rank, max_norm, tol, atol)
 
 
-def classify_gram(G, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
+def structure_of_gram(G, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
     r"""Name the structure of K vectors from their Gram matrix.
 
     .. math::
@@ -261,11 +262,11 @@ def classify_gram(G, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
         raise ValueError(
             f"G must be a square (K, K) Gram matrix with K >= 2, got G.shape={G.shape}"
         )
-    return _classify(G, G, tol, atol)
+    return structure_from_grams(G, G, tol, atol)
 
 
-def classify_rows(X, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
-    r""":func:`classify_gram` of the rows of ``X`` (e.g. the classifier ``W``), ``G = X X^T``.
+def structure_of_rows(X, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
+    r""":func:`structure_of_gram` of the rows of ``X`` (e.g. the classifier ``W``), ``G = X X^T``.
 
     .. math::
 
@@ -287,10 +288,10 @@ def classify_rows(X, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 2:
         raise ValueError(f"X must have shape (K, d) with K >= 2 rows, got X.shape={X.shape}")
-    return classify_gram(X @ X.T, tol=tol, atol=atol)
+    return structure_of_gram(X @ X.T, tol=tol, atol=atol)
 
 
-def classify_means(
+def structure_of_means(
     H,
     labels,
     K: int | None = None,
@@ -328,4 +329,14 @@ def classify_means(
     """
     Hbar, h_G = metrics.class_means(H, labels, K, global_mean=global_mean)
     Mbar = Hbar - h_G[:, None]
-    return _classify(Hbar.T @ Hbar, Mbar.T @ Mbar, tol, atol)
+    return structure_from_grams(Hbar.T @ Hbar, Mbar.T @ Mbar, tol, atol)
+
+
+_RENAMED = {'classify_gram': 'structure_of_gram', 'classify_rows': 'structure_of_rows', 'classify_means': 'structure_of_means'}
+
+
+def __getattr__(name: str):
+    """Old names (kept for one release) resolve to the new ones with a DeprecationWarning."""
+    if name in _RENAMED:
+        return moved_attribute("ufm.geometry", name, "ufm.geometry", _RENAMED[name])
+    raise AttributeError(f"module 'ufm.geometry' has no attribute {name!r}")

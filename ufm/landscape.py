@@ -39,6 +39,7 @@ from jax.flatten_util import ravel_pytree
 
 from ufm._internal.tree import tree_axpy, tree_norm
 from ufm._internal.validation import check_finite_positive, check_int
+from ufm._internal.deprecation import moved_attribute
 from ufm.solvers import global_certificate, grad_norm, hessian_spectrum, minimize, symmetry_basis
 
 __all__ = ["spectrum", "CriticalPoint", "classify", "Census", "census", "slice_1d", "slice_2d", "path",
@@ -83,7 +84,7 @@ class CriticalPoint:
     exact: bool = True
 
 
-def classify(prob, params, *, gtol: float = 1e-8, eig_tol: float = 1e-8, method: str = "auto",
+def kind_of(prob, params, *, gtol: float = 1e-8, eig_tol: float = 1e-8, method: str = "auto",
              num_iters: int = 200) -> CriticalPoint:
     r"""Classify ``params`` as a critical point of ``prob.objective``.
 
@@ -324,3 +325,13 @@ def path(prob, a, b, *, num: int = 101, align: bool = True) -> dict:
     vals = slice_1d(prob, a, direction, ts)
     return {"t": ts, "values": vals, "barrier": float(vals.max() - max(vals[0], vals[-1])),
             "f_a": float(vals[0]), "f_b": float(vals[-1]), "distance": float(tree_norm(direction))}
+
+
+_RENAMED = {'classify': 'kind_of'}
+
+
+def __getattr__(name: str):
+    """Old names (kept for one release) resolve to the new ones with a DeprecationWarning."""
+    if name in _RENAMED:
+        return moved_attribute("ufm.landscape", name, "ufm.landscape", _RENAMED[name])
+    raise AttributeError(f"module 'ufm.landscape' has no attribute {name!r}")

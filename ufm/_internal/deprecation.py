@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import sys
 import types
@@ -39,3 +40,24 @@ def install_module_alias(old: str, new: str) -> None:
     if not old.startswith("ufm."):
         raise ValueError(f"old must name a ufm module, got old={old!r}")
     sys.modules.setdefault(old, _ModuleAlias(old, new))
+
+
+def renamed_keywords(**old_to_new: str):
+    """Decorator: keyword arguments renamed for one release. A call with an old name warns and
+    passes the value under the new name; passing both raises a ValueError naming both."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            for old, new in old_to_new.items():
+                if old in kwargs:
+                    if new in kwargs:
+                        raise ValueError(f"{fn.__name__}: pass {new}= only ({old}= is its deprecated name)")
+                    warnings.warn(f"{fn.__name__}({old}=...) is deprecated; use {new}=", DeprecationWarning,
+                                  stacklevel=2)
+                    kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap

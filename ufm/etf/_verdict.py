@@ -42,8 +42,8 @@ class ETFVerdict(NamedTuple):
         solution: the best certified :class:`ufm.Solution` (lowest value; among ties, an ETF).
         margin: ``prediction.value - solution.value``: by how much the solver beats the ansatz
             (``<= rtol * max(1, |value|)`` in magnitude when the ETF is optimal).
-        rows: :func:`ufm.geometry.classify_rows` of the solution's ``W``.
-        means: :func:`ufm.geometry.classify_means` of the solution's features.
+        rows: :func:`ufm.geometry.structure_of_rows` of the solution's ``W``.
+        means: :func:`ufm.geometry.structure_of_means` of the solution's features.
         values: the value of every start (random starts first, the ETF start last; ``nan`` where
             a start was not certified).
         certified: how many starts were certified (first and second order).
@@ -76,8 +76,8 @@ def _certified(sol: Solution) -> bool:
 
 
 def _is_etf(prob, sol, pred) -> tuple[bool, geometry.Structure, geometry.Structure]:
-    rows = geometry.classify_rows(sol.params.W)
-    means = geometry.classify_means(sol.params.H, prob.labels, prob.K)
+    rows = geometry.structure_of_rows(sol.params.W)
+    means = geometry.structure_of_means(sol.params.H, prob.labels, prob.K)
     want = "zero" if pred.zero else "simplex_etf"
     return rows.kind == want and means.kind == want, rows, means
 

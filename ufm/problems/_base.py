@@ -6,8 +6,8 @@ when they change). It offers pure methods only:
 
 - ``init(key, scale)``: a random starting point (a pytree of parameters);
 - ``objective(params)``: the scalar to minimize;
-- ``lower_bound(params)``: a pytree of lower bounds (``-inf`` where unconstrained); the feasible
-  set is the box ``params >= lower_bound``, and ``project`` clips onto it.
+- ``box_lower(params)``: the lower corner of the feasible box, a pytree (``-inf`` where unconstrained); the feasible
+  set is the box ``params >= box_lower``, and ``project`` clips onto it.
 
 Solvers use nothing else, so any model family that provides these works with
 :func:`ufm.minimize` and :func:`ufm.gradient_flow`.
@@ -16,6 +16,7 @@ Solvers use nothing else, so any model family that provides these works with
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -79,20 +80,31 @@ class Problem:
         ``(p, N)``), so that metrics apply to any family. Subclasses override."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its classifier and features")
 
-    def lower_bound(self, params):
-        """Pytree of lower bounds matching ``params``; ``-inf`` everywhere by default."""
+    def box_lower(self, params):
+        """The lower corner of the feasible box ``params >= box_lower(params)``: a pytree matching
+        ``params``, ``-inf`` everywhere by default (no constraint).
+
+        Named for the box, not for a bound on the objective: a lower bound on the global minimum
+        is :func:`ufm.global_certificate`'s ``lower_bound``.
+        """
         return jax.tree_util.tree_map(lambda x: jnp.full_like(x, -jnp.inf), params)
+
+    def lower_bound(self, params):
+        """Deprecated name of :meth:`box_lower` (kept for one release)."""
+        warnings.warn("Problem.lower_bound is deprecated; use Problem.box_lower (the feasible box)",
+                      DeprecationWarning, stacklevel=2)
+        return self.box_lower(params)
 
     @property
     def constrained(self) -> bool:
-        """Whether ``lower_bound`` is finite anywhere (decided statically)."""
+        """Whether ``box_lower`` is finite anywhere (decided statically)."""
         return False
 
     def project(self, params):
-        """Euclidean projection onto the feasible box ``params >= lower_bound(params)``."""
+        """Euclidean projection onto the feasible box ``params >= box_lower(params)``."""
         if not self.constrained:
             return params
-        return jax.tree_util.tree_map(jnp.maximum, params, self.lower_bound(params))
+        return jax.tree_util.tree_map(jnp.maximum, params, self.box_lower(params))
 
 
 def skew_basis(d: int) -> jax.Array:

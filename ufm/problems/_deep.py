@@ -95,7 +95,7 @@ class DeepUFM(ClassSizes, Problem):
             layer.
         activation: ``"relu"`` or ``"linear"`` (deep linear UFM).
         relu_features: a ReLU on ``H_1`` itself. Implemented as the constraint ``H_1 >= 0``
-            (``lower_bound``), not as an activation: the two models have the same optimal value
+            (``box_lower``), not as an activation: the two models have the same optimal value
             and the same minimizers, because at a minimizer of ``f(relu(H_1))`` the penalty forces
             every negative entry of ``H_1`` to ``0`` (it changes nothing else), so ``H_1 =
             relu(H_1) >= 0``; the constrained form keeps the objective smooth in ``H_1`` and lets
@@ -265,7 +265,7 @@ class DeepUFM(ClassSizes, Problem):
     def constrained(self) -> bool:
         return self.relu_features
 
-    def lower_bound(self, params: DeepParams) -> DeepParams:
+    def box_lower(self, params: DeepParams) -> DeepParams:
         """``H_1 >= 0`` with ``relu_features``; everything else unbounded."""
         inf = lambda x: jnp.full_like(x, -jnp.inf)
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)

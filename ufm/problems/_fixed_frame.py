@@ -150,6 +150,6 @@ class FixedFrame(Problem):
     def constrained(self) -> bool:
         return True
 
-    def lower_bound(self, params):
+    def box_lower(self, params):
         """``H >= 0`` and ``r >= 0``."""
         return FFParams(jnp.zeros_like(params.H), None if params.r is None else jnp.zeros_like(params.r))

@@ -283,7 +283,7 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
     def constrained(self) -> bool:
         return True
 
-    def lower_bound(self, params: MDParams) -> MDParams:
+    def box_lower(self, params: MDParams) -> MDParams:
         """``H >= 0`` and ``r >= 0``; ``W`` and ``b`` free."""
         inf = lambda x: jnp.full_like(x, -jnp.inf)
         b_lo = None if params.b is None else inf(params.b)

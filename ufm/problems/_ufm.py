@@ -124,7 +124,7 @@ class UFM(ClassSizes, AffineClassifier, Problem):
     def constrained(self) -> bool:
         return self.nonneg
 
-    def lower_bound(self, params: Params) -> Params:
+    def box_lower(self, params: Params) -> Params:
         """``H >= 0`` when ``nonneg``; everything else unbounded."""
         inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
         H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)

@@ -29,7 +29,9 @@ from ufm.solvers._results import SolveError as SolveError
 
 from ufm.solvers._global import GlobalCertificate as GlobalCertificate
 from ufm.solvers._global import global_certificate as global_certificate
+from ufm.solvers._global import global_gap_ok as global_gap_ok
+from ufm.solvers._global import global_unsupported_reason as global_unsupported_reason
 
 __all__ = ["gradient_flow", "minimize", "hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "Certificate", "SaveAt", "Trajectory", "Solution",
            "RESULTS", "SolveError", "AugmentedLagrangian", "minimize_constrained", "minimize_md", "polish_relu", "grad_norm",
-           "global_certificate", "GlobalCertificate"]
+           "global_certificate", "GlobalCertificate", "global_gap_ok", "global_unsupported_reason"]

@@ -28,7 +28,7 @@ def free_mask(prob, params, grad, eps=None):
     if not prob.constrained:
         return jax.tree_util.tree_map(jnp.ones_like, params)
     eps = jnp.minimum(1e-8, kkt_residual(prob, params, grad)) if eps is None else eps
-    lo = prob.lower_bound(params)
+    lo = prob.box_lower(params)
     return jax.tree_util.tree_map(lambda x, l, g: jnp.where((x - l <= eps) & (g > 0), 0.0, 1.0), params, lo, grad)
 
 
@@ -202,7 +202,7 @@ def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters):
 
 
 @functools.partial(jax.jit, static_argnames=("method", "exclude_symmetry", "num_iters"))
-def _spectrum(prob, params, key, method, exclude_symmetry, num_iters):
+def spectrum(prob, params, key, method, exclude_symmetry, num_iters):
     grad = jax.grad(prob.objective)(params)
     mask = free_mask(prob, params, grad)
     if method == "dense":
@@ -266,7 +266,7 @@ def hessian_spectrum(prob, params, k: int | None = None, *, exclude_symmetry: bo
     size = int(ravel_pytree(params)[0].size)
     method = resolve_method(method, size)
     num_iters = int(min(num_iters, size))
-    w, V = _spectrum(prob, params, jax.random.PRNGKey(seed), method, bool(exclude_symmetry), num_iters)
+    w, V = spectrum(prob, params, jax.random.PRNGKey(seed), method, bool(exclude_symmetry), num_iters)
     if k is not None:
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"k must be an integer >= 1, got k={k!r}")

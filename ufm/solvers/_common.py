@@ -20,7 +20,7 @@ def flow_rhs(prob, params):
     value, g = jax.value_and_grad(prob.objective)(params)
     v = tr.tree_scale(-1.0, g)
     if prob.constrained:
-        lo = prob.lower_bound(params)
+        lo = prob.box_lower(params)
         v = jax.tree_util.tree_map(lambda vi, xi, li: jnp.where((xi <= li) & (vi < 0), 0.0, vi), v, params, lo)
     return value, v
 

@@ -1,7 +1,7 @@
 r"""Inequality constraints ``c(theta) <= 0``: an augmented-Lagrangian method around :func:`minimize`.
 
 Any Problem whose ``constraints(params)`` returns a non-empty ``(M,)`` array (each entry must be
-``<= 0``) is solved here; the box ``params >= lower_bound`` stays with the inner solver.
+``<= 0``) is solved here; the box ``params >= box_lower`` stays with the inner solver.
 """
 
 from __future__ import annotations
@@ -62,9 +62,9 @@ class AugmentedLagrangian(Problem):
     def constrained(self) -> bool:
         return self.base.constrained
 
-    def lower_bound(self, params):
-        """``base.lower_bound``."""
-        return self.base.lower_bound(params)
+    def box_lower(self, params):
+        """``base.box_lower``."""
+        return self.base.box_lower(params)
 
     def project(self, params):
         """``base.project``."""

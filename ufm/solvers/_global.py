@@ -110,7 +110,7 @@ class GlobalCertificate:
     method: str = field(metadata=dict(static=True))
 
 
-def _unsupported(prob) -> str | None:
+def global_unsupported_reason(prob) -> str | None:
     """Why ``prob`` has no proven lower bound (``None`` when it has one)."""
     if isinstance(prob, UFM):
         if isinstance(prob.loss, Focal):
@@ -281,7 +281,7 @@ def global_certificate(prob, params) -> GlobalCertificate:
         Zhou et al., ICML 2022 (arXiv 2203.01238); Súkeník, Mondelli & Lampert, NeurIPS 2023
         (arXiv 2305.13165).
     """
-    why = _unsupported(prob)
+    why = global_unsupported_reason(prob)
     if why is not None:
         raise ValueError(f"global_certificate: {why}")
     value = prob.objective(params)
@@ -299,7 +299,7 @@ _GLOBAL_ROUNDS = 3  # the requested solve, new seeds, new seeds at the default i
 _SEED_STRIDE = 1000
 
 
-def _gap_ok(gap, value, gtol):
+def global_gap_ok(gap, value, gtol):
     return gap <= gtol * jnp.maximum(1.0, jnp.abs(value))
 
 
@@ -307,7 +307,7 @@ def _with_gap(sol, gap, gtol):
     """``sol`` with ``certificate.global_gap`` filled and ``not_global`` where the gap is too big."""
     from ufm.solvers._results import RESULTS
 
-    ok = _gap_ok(gap, sol.value, gtol)
+    ok = global_gap_ok(gap, sol.value, gtol)
     if isinstance(sol.result, RESULTS):
         result = RESULTS.not_global if (sol.result == RESULTS.successful and not bool(ok)) else sol.result
         gap = float(gap)
@@ -333,7 +333,7 @@ def minimize_global(minimize, prob, certify, kwargs: dict, throw: bool):
 
     if certify != "global":
         raise ValueError(f"certify must be None or 'global', got certify={certify!r}")
-    why = _unsupported(prob)
+    why = global_unsupported_reason(prob)
     if why is not None:
         raise ValueError(f"minimize(certify='global'): {why}")
     gtol = kwargs["gtol"]
@@ -350,14 +350,14 @@ def minimize_global(minimize, prob, certify, kwargs: dict, throw: bool):
                       init_scale=kwargs["init_scale"] if r == 1 else None)
         sol = minimize(prob, **kw, throw=False)
         gap = float(certificate(prob, sol.params).gap)
-        if sol.converged and not _gap_ok(gap, sol.value, gtol) and gap <= 1e3 * gtol * max(1.0, abs(sol.value)):
+        if sol.converged and not global_gap_ok(gap, sol.value, gtol) and gap <= 1e3 * gtol * max(1.0, abs(sol.value)):
             polished = minimize(prob, **dict(kw, params0=sol.params, restarts=1, gtol=gtol * 1e-2), throw=False)
             if polished.converged:
                 sol, gap = polished, float(certificate(prob, polished.params).gap)
         tried.append((sol, gap))
-        if sol.converged and bool(_gap_ok(gap, sol.value, gtol)):
+        if sol.converged and bool(global_gap_ok(gap, sol.value, gtol)):
             break
-    sol, gap = tried[-1] if bool(_gap_ok(tried[-1][1], tried[-1][0].value, gtol)) and tried[-1][0].converged \
+    sol, gap = tried[-1] if bool(global_gap_ok(tried[-1][1], tried[-1][0].value, gtol)) and tried[-1][0].converged \
         else min(tried, key=lambda sg: (not sg[0].converged, sg[0].value))
     sol = _with_gap(sol, gap, gtol)
     sol = dataclasses.replace(sol, stats=dict(sol.stats, global_rounds=len(tried), global_gaps=[g for _, g in tried]))

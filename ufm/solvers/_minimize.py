@@ -15,7 +15,7 @@ from jax.flatten_util import ravel_pytree
 from ufm._internal import tree as tr
 from ufm._internal.precision import require_x64
 from ufm._internal.validation import check_finite_positive, check_int
-from ufm.solvers._certify import _spectrum, free_mask, hessian_extreme_eigs, resolve_method
+from ufm.solvers._certify import spectrum, free_mask, hessian_extreme_eigs, resolve_method
 from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.solvers._common import check_params, random_start
 from ufm.solvers._constrained import minimize_constrained, num_constraints
@@ -306,7 +306,7 @@ def _curvature(prob, x, key, second, num_iters):
     flat = ravel_pytree(x)[0]
     if second is None:
         return jnp.asarray(jnp.nan, flat.dtype), jnp.zeros_like(flat)
-    w, V = _spectrum(prob, x, key, second, True, num_iters)
+    w, V = spectrum(prob, x, key, second, True, num_iters)
     return w[0], V[:, 0]
 
 

@@ -232,7 +232,7 @@ def _classify(rec, counts, d):
     etf, orth = _phases.gram_distances(G_H)
     for i in range(L):
         for s in range(S):
-            name = (_phases.classify(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
+            name = (_phases.phase_of(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
                     if ok[i, s] else "uncertified")
             phase[i, s] = _phases.CODE[name]
     return phase
@@ -437,11 +437,11 @@ def sweep(prob, grid, seeds: int = 1, store=None, *, chunk: int | None = None, c
 def _certify_mode(prob, certify) -> str:
     """``"global"`` or ``"local"`` from ``certify`` (``"auto"``: global where the family has a
     proven lower bound)."""
-    from ufm.solvers._global import _unsupported
+    from ufm.solvers import global_unsupported_reason
 
     if certify not in ("auto", "global", "local"):
         raise ValueError(f"certify must be 'auto', 'global' or 'local', got certify={certify!r}")
-    why = _unsupported(prob)
+    why = global_unsupported_reason(prob)
     if certify == "global" and why is not None:
         raise ValueError(f"certify='global': {why}")
     if certify == "auto":
@@ -549,7 +549,7 @@ def _phase_at(prob, path, x, seeds, opts):
     if rec.result[best] != 0:
         raise RuntimeError(f"locate_boundary: no certified solve at {path}={x:.17g}")
     G_H, G_W = rec.G_H[best], rec.G_W[best]
-    return _phases.classify(G_H, G_W, prob.counts, prob.d), G_H
+    return _phases.phase_of(G_H, G_W, prob.counts, prob.d), G_H
 
 
 def locate_boundary(prob, field: str, lo: float, hi: float, *, seeds: int = 2, rtol: float = 1e-3,

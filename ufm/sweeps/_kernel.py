@@ -33,7 +33,7 @@ import jax.numpy as jnp
 from ufm._internal import tree as tr
 from ufm import metrics
 from ufm.solvers import RESULTS, global_certificate, minimize
-from ufm.solvers._global import _gap_ok
+from ufm.solvers import global_gap_ok
 
 
 POLISH = 1e-2  # the global path's solves run Newton to gtol * POLISH (see _global_seed)
@@ -148,7 +148,7 @@ def _local_step(p, keys, warm, has_warm, seeds, opts):
     disagree = _disagree(ok[:seeds], ok[seeds:], v_r, v_w, opts.agree_rtol)
     if opts.certify == "global":  # a fallback point: the gap is measured, not required
         gap = jax.vmap(lambda xx, ff: _gap(p, xx, ff))(best, take(fx))
-        gok = _gap_ok(gap, take(fx), opts.gtol) & (take(res) == RESULTS.successful)
+        gok = global_gap_ok(gap, take(fx), opts.gtol) & (take(res) == RESULTS.successful)
     else:
         gap, gok = jnp.full((seeds,), jnp.nan, fx.dtype), jnp.zeros((seeds,), bool)
     summ = jax.vmap(lambda xx: _summary(p, xx))(best)
@@ -176,7 +176,7 @@ def _global_seed(p, key, warm, has_warm, opts):
                         jnp.where(res == RESULTS.successful, jnp.int32(RESULTS.max_steps_reached), res))
         order = first.astype(jnp.int32)
         gap = _gap(p, x, fx)
-        good = (res == RESULTS.successful) & _gap_ok(gap, fx, opts.gtol)
+        good = (res == RESULTS.successful) & global_gap_ok(gap, fx, opts.gtol)
         return x, fx, kkt, eig, order, steps, res, gap, good
 
     def skipped(x0):

@@ -2,7 +2,7 @@ r"""The geometry atlas: name the phase of a solution from its Gram matrices.
 
 A sweep keeps, for every solution, the uncentred Gram of the class means
 ``G_H = Hbar^T Hbar`` (K x K) and the Gram of the classifier rows ``G_W = W W^T``. The phase is read
-from them with :func:`ufm.geometry.classify_gram` (the zero / orthogonal-frame / simplex-ETF tests
+from them with :func:`ufm.geometry.structure_of_gram` (the zero / orthogonal-frame / simplex-ETF tests
 live there, in one place) plus the two tests that need the class counts:
 
 - ``minority_collapse``: imbalanced counts and the minority classifier rows coincide
@@ -75,7 +75,7 @@ def _distances(G):
 _DISTANCES = None
 
 
-def classify(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6, distances=None) -> str:
+def phase_of(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6, distances=None) -> str:
     r"""Phase name of one solution from its Gram matrices.
 
     .. math:: G_H = \bar H^T \bar H, \qquad G_W = W W^T
@@ -85,7 +85,7 @@ def classify(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6,
         G_W: (D, D) Gram of the classifier rows (``D = K`` for one-hot losses).
         counts: per-class sample counts ``(n_1, ..., n_K)``.
         d: feature dimension.
-        tol: tolerance on the normalized distances of :func:`ufm.geometry.classify_gram`.
+        tol: tolerance on the normalized distances of :func:`ufm.geometry.structure_of_gram`.
         distances: optional ``(etf, orth)`` of ``G_H`` from :func:`gram_distances` (batched).
         atol: norm below which class means count as zero. The default 1e-6 is what a certified
             solve (relative KKT residual 1e-10) reaches at a zero minimizer away from its
@@ -100,9 +100,9 @@ def classify(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6,
         ICML 2023 (arXiv 2301.00437).
     """
     if distances is None:
-        s = geometry.classify_gram(G_H, tol=tol, atol=atol)
+        s = geometry.structure_of_gram(G_H, tol=tol, atol=atol)
     else:  # the same rule, with the two distances computed for a whole chunk at once
-        s = geometry._classify(G_H, G_H, tol, atol, etf=distances[0], orth=distances[1])
+        s = geometry.structure_from_grams(G_H, G_H, tol, atol, etf=distances[0], orth=distances[1])
     if s.kind == "zero":
         return "zero"
     K = G_H.shape[0]
@@ -140,13 +140,13 @@ def order_parameter(phase: str, G_H) -> float:
 
     ``zero``: the largest squared class-mean norm ``max_k G_kk`` (it vanishes linearly in the
     distance to a continuous zero threshold, where norms vanish like its square root).
-    ``simplex_etf`` / ``orthogonal_frame``: the normalized distance of :func:`ufm.geometry.classify_gram`.
+    ``simplex_etf`` / ``orthogonal_frame``: the normalized distance of :func:`ufm.geometry.structure_of_gram`.
     Used to place a boundary between bisection points by extrapolating to 0.
     """
     G = np.asarray(G_H, dtype=np.float64)
     if phase == "zero":
         return float(np.max(np.diag(G)))
-    s = geometry.classify_gram(G, tol=1.0, atol=0.0)
+    s = geometry.structure_of_gram(G, tol=1.0, atol=0.0)
     if phase == "simplex_etf":
         return s.etf_distance
     if phase == "orthogonal_frame":
