@@ -1,10 +1,13 @@
 """The layers of ARCHITECTURE.md, checked by parsing every module's imports (no import is run).
 
     proofs_check (catalog, verify)     uses only ufm's public names
-    ufm.sweep, ufm.landscape, ufm.cli  drive solvers over many problems
+    ufm.cli, ufm.plot, ufm.testing     the command line, figures, hypothesis strategies
+    ufm.sweeps                         drive solvers over grids of problems
+    ufm.etf, ufm.landscape             the ETF ansatz and landscape tools, built on the solvers
     ufm.solvers                        minimize, gradient_flow, constrained solves, certificates
     ufm.problems                       models: no solver, no metric
-    ufm.losses, ufm.metrics, ufm.geometry, ufm.conventions   pure functions of arrays
+    ufm.losses, ufm.metrics, ufm.geometry, ufm.conventions, ufm.dilation   pure functions of arrays
+    ufm._internal                      tree arithmetic, validation, precision, runtime, numerics
 """
 
 from __future__ import annotations
@@ -69,15 +72,34 @@ def test_problems_import_neither_solvers_nor_metrics():
             continue
         targets = [imp] + [f"{imp}.{n}" for n in names if imp == "ufm"]
         for t in targets:
-            if any(_under(t, f"ufm.{layer}") for layer in ("solvers", "metrics", "sweep", "landscape", "cli")):
+            if any(_under(t, f"ufm.{layer}") for layer in ("solvers", "metrics", "sweeps", "landscape", "etf", "cli", "plot", "testing")):
                 bad.append((mod, t))
     assert not bad, f"ufm.problems reaches up the layers: {bad}"
 
 
 def test_solvers_do_not_import_the_drivers():
     bad = [(mod, imp) for mod, _, imp, _ in _all_imports("ufm")
-           if _under(mod, "ufm.solvers") and any(_under(imp, f"ufm.{x}") for x in ("sweep", "landscape", "cli"))]
+           if _under(mod, "ufm.solvers") and any(_under(imp, f"ufm.{x}") for x in ("sweeps", "landscape", "etf", "cli", "plot", "testing"))]
     assert not bad, f"ufm.solvers imports a driver module: {bad}"
+
+
+def test_internal_imports_nothing_above_it():
+    bad = [(mod, imp) for mod, _, imp, _ in _all_imports("ufm")
+           if _under(mod, "ufm._internal") and _under(imp, "ufm") and not _under(imp, "ufm._internal")]
+    assert not bad, f"ufm._internal reaches up the layers: {bad}"
+
+
+def test_pure_array_layer_imports_no_problem_or_solver():
+    lower = ("losses", "metrics", "geometry", "conventions", "dilation")
+    upper = ("problems", "solvers", "etf", "landscape", "sweeps", "cli", "plot", "testing")
+    bad = [(mod, imp) for mod, _, imp, _ in _all_imports("ufm")
+           if any(_under(mod, f"ufm.{x}") for x in lower) and any(_under(imp, f"ufm.{x}") for x in upper)]
+    assert not bad, f"a pure function of arrays reaches up the layers: {bad}"
+
+
+def test_ufm_init_does_not_import_the_cli():
+    assert not [imp for mod, _, imp, names in _all_imports("ufm") if mod == "ufm"
+                and (_under(imp, "ufm.cli") or (imp == "ufm" and "cli" in names))]
 
 
 def _private(name: str) -> bool:

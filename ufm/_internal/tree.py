@@ -1,51 +1,43 @@
-"""Small pytree helpers used by the solvers (sums over every leaf, in float64)."""
+"""Pytree arithmetic for the solvers, from ``optax.tree_utils`` (a dependency already).
+
+The names are ufm's (``tree_axpy``, ``tree_dot``, ...), the arithmetic is optax's; only
+``tree_all_finite`` has no counterpart there.
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
+import optax.tree_utils as otu
+
+PyTree = Any
+
+tree_dot = otu.tree_vdot  # sum over leaves of <a_leaf, b_leaf>
+tree_sub = otu.tree_sub  # x - y, leaf by leaf
+tree_mul = otu.tree_mul  # x * y, leaf by leaf
+tree_scale = otu.tree_scale  # alpha * x
+tree_zeros_like = otu.tree_zeros_like
+tree_where = otu.tree_where  # jnp.where(pred, x, y), leaf by leaf
 
 
-def tree_dot(a, b) -> jax.Array:
-    """Sum over leaves of <a_leaf, b_leaf>."""
-    leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda x, y: jnp.vdot(x, y), a, b))
-    return sum(leaves, jnp.asarray(0.0))
+def tree_norm(a: PyTree) -> jax.Array:
+    """Euclidean norm of all leaves stacked into one vector (``optax.tree_utils.tree_norm``)."""
+    return otu.tree_norm(a)
 
 
-def tree_norm(a) -> jax.Array:
-    """Euclidean norm of all leaves stacked into one vector."""
-    return jnp.sqrt(tree_dot(a, a))
+def tree_axpy(alpha: Any, x: PyTree, y: PyTree) -> PyTree:
+    """``alpha * x + y``, leaf by leaf (``optax.tree_utils.tree_add_scale(y, alpha, x)``)."""
+    return otu.tree_add_scale(y, alpha, x)
 
 
-def tree_axpy(alpha, x, y):
-    """alpha * x + y, leaf by leaf."""
-    return jax.tree_util.tree_map(lambda u, v: alpha * u + v, x, y)
-
-
-def tree_scale(alpha, x):
-    return jax.tree_util.tree_map(lambda u: alpha * u, x)
-
-
-def tree_sub(x, y):
-    return jax.tree_util.tree_map(lambda u, v: u - v, x, y)
-
-
-def tree_mul(x, y):
-    return jax.tree_util.tree_map(lambda u, v: u * v, x, y)
-
-
-def tree_zeros_like(x):
-    return jax.tree_util.tree_map(jnp.zeros_like, x)
-
-
-def tree_all_finite(x) -> jax.Array:
+def tree_all_finite(x: PyTree) -> jax.Array:
+    """Whether every entry of every leaf is finite (``True`` for an empty tree)."""
     leaves = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda u: jnp.all(jnp.isfinite(u)), x))
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.asarray(True)
 
 
-def tree_where(pred, x, y):
-    return jax.tree_util.tree_map(lambda u, v: jnp.where(pred, u, v), x, y)
-
-
-def tree_size(x) -> int:
-    return sum(int(u.size) for u in jax.tree_util.tree_leaves(x))
+def tree_size(x: PyTree) -> int:
+    """Number of entries over all leaves, as a Python int (static)."""
+    return int(otu.tree_size(x))
