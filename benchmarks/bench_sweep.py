@@ -20,7 +20,8 @@ first compiles):
 
 1. ``sweep, 1 device``;
 2. ``sweep, 2 host devices, SPMD``: one ``shard_map`` program, a chunk per device (the default);
-3. ``sweep, 2 host devices, threads``: one thread per device (each device compiles its own copy);
+3. ``sweep, 2 host devices, threads`` (``local_mode="threads"``): one thread per device (each
+   device compiles its own copy);
 4. ``dask, 2 processes`` (``--dask``): ``ufm.sweep(client=...)`` on a ``LocalCluster``.
 
 The machine is shared: every row also reports the CPU seconds this process used, and the other
@@ -118,11 +119,10 @@ def main() -> int:
     for label, dv, mode in (("sweep, 1 device", devs[:1], "spmd"),
                             (f"sweep, {len(devs)} host devices, SPMD", devs, "spmd"),
                             (f"sweep, {len(devs)} host devices, threads", devs, "threads")):
-        sw.LOCAL_MODE = mode
         with _Clock() as c:
-            sw.sweep(prob, grid, chunk=chunk, devices=dv, progress=False)
+            sw.sweep(prob, grid, chunk=chunk, devices=dv, progress=False, local_mode=mode)
         with _Clock() as s:
-            ds = sw.sweep(prob, grid, chunk=chunk, devices=dv, progress=False)
+            ds = sw.sweep(prob, grid, chunk=chunk, devices=dv, progress=False, local_mode=mode)
         comp[label] = c.wall - s.wall
         v = ds.value.values.reshape(-1)
         worst = max(worst, float(np.max(np.abs(v - ref_v) / np.maximum(1.0, np.abs(ref_v)))))
@@ -132,7 +132,6 @@ def main() -> int:
         rows.append((label, s.wall, s.cpu, f"{int(ds.converged.sum())}/{P}", scope))
         print(f"  {label}: {s.wall:.2f} s ({t_a / s.wall:.1f}x A, {t_b / s.wall:.2f}x B), "
               f"random starts skipped {int(ds.random_skipped.sum())}/{P}", flush=True)
-    sw.LOCAL_MODE = "spmd"
 
     if args.dask and not args.quick:
         from distributed import Client, LocalCluster

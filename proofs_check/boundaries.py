@@ -1,6 +1,6 @@
 r"""The catalog's phase thresholds along one hyper-parameter, for sweeps and phase diagrams.
 
-``ufm.sweep`` measures boundaries (:func:`ufm.sweep.locate_boundary`) but never imports the
+``ufm.sweeps`` measures boundaries (:func:`ufm.sweeps.locate_boundary`) but never imports the
 catalog; this module turns the catalog's SymPy threshold expressions into numbers for a given
 problem and field, and compares them with measured boundaries:
 
@@ -21,6 +21,7 @@ import sympy as sp
 import ufm
 from proofs_check.catalog import imbalanced_ce, mse, zhou2022, zhu2021
 from proofs_check.catalog._common import K, N, alpha, kappa_expr, lam_b, lam_H, lam_W, n
+from ufm.sweeps import compare_thresholds
 
 __all__ = ["catalog_thresholds", "compare"]
 
@@ -95,14 +96,12 @@ def catalog_thresholds(prob, field: str) -> list[dict]:
 
 
 def compare(prob, measured) -> list[dict]:
-    r"""Measured boundaries (:func:`ufm.sweep.locate_boundary`) against the catalog.
+    r"""Measured boundaries (:func:`ufm.sweeps.locate_boundary`) against the catalog.
 
     .. math:: \mathrm{rel\_error} = |x_\mathrm{measured} - x_\mathrm{predicted}| / |x_\mathrm{predicted}|
 
     Each measured boundary is matched with the nearest predicted threshold on its field.
     """
-    from ufm.sweeps import compare_thresholds
-
     measured = [measured] if isinstance(measured, dict) else list(measured)
     rows = []
     for m in measured:

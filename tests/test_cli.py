@@ -1,4 +1,4 @@
-"""The ufm command line: solve, flow, sweep, plot (issue 11)."""
+"""The ufm command line: solve, flow, sweep, plot."""
 
 import importlib.util
 import json
@@ -96,7 +96,7 @@ def _done(store):
 @needs_sweeps
 @pytest.mark.slow
 def test_thousand_point_sweep_survives_a_kill_and_resumes(tmp_path):
-    """The issue-11 acceptance run: kill the command halfway, rerun it, every point stored once."""
+    """The acceptance run: kill the command halfway, rerun it, every point stored once."""
     import zarr
 
     store = str(tmp_path / "ce1000.zarr")

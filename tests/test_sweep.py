@@ -1,4 +1,4 @@
-"""ufm.sweep: grids, the chunk kernel, the resumable store, Dask, the atlas and boundaries (issue 11)."""
+"""ufm.sweeps: grids, the chunk kernel, the resumable store, Dask, the atlas and boundaries."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ufm
-import ufm.sweeps._kernel as kernel
 
 for _extra in ("xarray", "zarr", "tqdm"):  # the sweeps extra
     pytest.importorskip(_extra)
@@ -15,6 +14,7 @@ from proofs_check.boundaries import catalog_thresholds, compare
 from ufm import geometry
 from ufm.sweeps import _phases
 from ufm.sweeps import locate_boundary, open_sweep, parse_grid, snake_order, sweep
+from ufm.sweeps._grid import replace_path
 from tests.helpers import examples
 
 CE = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
@@ -29,7 +29,7 @@ def no_solve(monkeypatch):
     def boom(*a, **k):
         raise AssertionError("a solve ran")
 
-    monkeypatch.setattr("ufm.sweeps._driver.solve_chunk", boom)
+    monkeypatch.setattr("ufm.sweeps._kernel.solve_chunk", boom)
 
 
 @pytest.mark.parametrize(
@@ -61,7 +61,7 @@ def test_out_of_range_nested_field(no_solve):
 
 
 def test_sweep_matches_minimize_and_closed_form(tmp_path):
-    ds = sweep(CE, GRID, seeds=1, store=tmp_path / "s.zarr", chunk=CHUNK)
+    ds = sweep(CE, GRID, starts=1, store=tmp_path / "s.zarr", chunk=CHUNK)
     assert ds.value.dims == ("lam_W", "seed")
     assert bool(ds.done.all()) and bool(ds.converged.all())
     assert ds.attrs["ufm_version"] == ufm.__version__ and "UFM(" in ds.attrs["problem"]
@@ -145,7 +145,7 @@ def test_certify_global_needs_a_bound(no_solve):
 
 @pytest.mark.slow
 def test_local_path_second_order(tmp_path):
-    ds = sweep(CE, GRID, seeds=1, chunk=CHUNK, certify="local")
+    ds = sweep(CE, GRID, starts=1, chunk=CHUNK, certify="local")
     assert bool(ds.converged.all()) and (ds.order.values == 2).all()
     assert np.all(ds.min_eig.values >= -1e-8) and np.isnan(ds.global_gap.values).all()
     assert not bool(ds.random_skipped.any()) and not bool(ds.disagree.any())
@@ -218,13 +218,13 @@ def test_atlas_names_exact_configurations():
 @given(st.integers(2, 5), st.integers(0, 3), st.integers(0, 10**6))
 @settings(max_examples=examples(25), deadline=None)
 def test_batched_distances_give_the_same_phase(K, kind, seed):
-    """classify(distances=gram_distances(...)) names the same phase as classify alone."""
+    """phase_of(distances=gram_distances(...)) names the same phase as phase_of alone."""
     rng = np.random.default_rng(seed)
     M = np.asarray(geometry.simplex_etf(K, K + 1))
     base = [M @ M.T, np.eye(K), np.zeros((K, K)), None][kind]
     X = rng.standard_normal((K, 3))
     G = X @ X.T if base is None else base * rng.uniform(0.1, 10.0)
-    G_stack = np.stack([G, G + 1e-3 * np.eye(K)])[:, None]  # (2, 1, K, K): points x seeds
+    G_stack = np.stack([G, G + 1e-3 * np.eye(K)])[:, None]  # (2, 1, K, K): points x starts
     etf, orth = _phases.gram_distances(G_stack)
     counts = (2,) * K
     for i in range(2):
@@ -257,10 +257,10 @@ def test_mse_regularized_bias_transition_matches_the_catalog():
 
 def test_replace_path_rebuilds_nested_fields():
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(0.1), lam_W=5e-3, lam_H=5e-3)
-    new = kernel.replace_path(prob, "loss.alpha", 0.3)
+    new = replace_path(prob, "loss.alpha", 0.3)
     assert float(new.loss.alpha) == 0.3 and float(prob.loss.alpha) == 0.1
     with pytest.raises(ValueError, match="alpha"):
-        kernel.replace_path(prob, "loss.alpha", 1.0)
+        replace_path(prob, "loss.alpha", 1.0)
 
 
 def test_open_sweep_rejects_other_stores(tmp_path):

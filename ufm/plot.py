@@ -8,8 +8,18 @@ file name, draws with the Agg backend and returns the path it wrote.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+from ufm import metrics
+from ufm.solvers import Trajectory
+from ufm.sweeps import PHASES
+
+if TYPE_CHECKING:
+    import xarray
 
 __all__ = ["phase_diagram", "flow_metrics", "spectra"]
 
@@ -26,26 +36,25 @@ def _pyplot():
 
 
 def _phase_grid(phase, seed):
-    from ufm.sweeps import PHASES
-
     codes = phase.isel(seed=seed).values.astype(float)
     codes[codes < 0] = np.nan
     return codes, PHASES
 
 
-def phase_diagram(ds, path, *, x: str | None = None, y: str | None = None, seed: int = 0,
-                  thresholds=None, boundaries=None, title: str | None = None) -> str:
+def phase_diagram(ds: xarray.Dataset, path: str | os.PathLike, *, x: str | None = None,
+                  y: str | None = None, seed: int = 0, thresholds: Mapping[str, Any] | None = None,
+                  boundaries: Sequence[Mapping[str, Any]] | None = None, title: str | None = None) -> str:
     r"""Draw the atlas phase of every grid point of a sweep (a map, or a strip for one field).
 
     Points where the random and the warm start disagree are marked with a cross; catalog
     thresholds (``{field: value}``, ``{label: (field, value)}``, or ``{label: (x, f)}`` with
     ``f`` mapping y values to the threshold's x, a curve) are drawn dashed, and
-    measured boundaries (:func:`ufm.sweep.locate_boundary` results) as solid ones.
+    measured boundaries (:func:`ufm.sweeps.locate_boundary` results) as solid ones.
 
     .. math:: \text{phase}(x_i, y_j) = \text{atlas}(G_H, G_W) \text{ of the certified minimizer}
 
     Args:
-        ds: a sweep Dataset (:func:`ufm.sweep.open_sweep`).
+        ds: a sweep Dataset (:func:`ufm.sweeps.open_sweep`).
         path: output image file (PNG, PDF, SVG by extension).
         x, y: the grid fields on the axes (default: the first one or two).
         seed: which random seed to draw.
@@ -82,7 +91,8 @@ def phase_diagram(ds, path, *, x: str | None = None, y: str | None = None, seed:
         ax.plot(xs[ii], ys[jj] if y else np.full(ii.size, 0.5), "kx", ms=4, label="random ≠ warm")
     for label, (field, value) in _overlay(thresholds).items():
         if callable(value) and y:  # a curve x = value(y), e.g. the CE zero threshold
-            yy = np.geomspace(ys.min(), ys.max(), 200) if ys.min() > 0 else np.linspace(ys.min(), ys.max(), 200)
+            space = np.geomspace if ys.min() > 0 else np.linspace
+            yy = space(ys.min(), ys.max(), 200)
             xx = np.asarray(value(yy), dtype=float)
             inside = (xx >= xs.min()) & (xx <= xs.max())
             ax.plot(xx[inside], yy[inside], "k--", lw=1, label=f"predicted {label}")
@@ -151,7 +161,8 @@ def _save(fig, plt, path):
     return path
 
 
-def flow_metrics(traj, path, *, names=None, title: str = "") -> str:
+def flow_metrics(traj: Trajectory, path: str | os.PathLike, *, names: Sequence[str] | None = None,
+                 title: str = "") -> str:
     r"""NC metrics and the objective along a gradient flow, on log-log axes.
 
     .. math:: t \mapsto f(\theta(t)),\ \mathrm{NC1}(t),\ \mathrm{NC2}(t),\ \dots
@@ -181,7 +192,7 @@ def flow_metrics(traj, path, *, names=None, title: str = "") -> str:
     return _save(fig, plt, path)
 
 
-def spectra(params, labels, path, *, title: str = "") -> str:
+def spectra(params: Any, labels: ArrayLike, path: str | os.PathLike, *, title: str = "") -> str:
     r"""Singular values of the classifier ``W`` and of the class means ``Hbar`` (normalized).
 
     .. math:: \sigma_i(W)/\sigma_1(W), \qquad \sigma_i(\bar H)/\sigma_1(\bar H)
@@ -197,8 +208,6 @@ def spectra(params, labels, path, *, title: str = "") -> str:
     Returns:
         ``path``.
     """
-    from ufm import metrics
-
     plt = _pyplot()
     Hbar, _ = metrics.class_means(params.H, labels)
     fig, ax = plt.subplots(figsize=(5, 3.4))

@@ -1,11 +1,13 @@
 """The compiled part of a sweep: one call solves a chunk of grid points.
 
-A chunk is a run of consecutive grid points (C order, so neighbours along the last axis). One
-``jax.jit`` call scans over its points. Two certification paths (``SolveOptions.certify``):
+A chunk is a run of consecutive grid points in the reflected order of
+:func:`ufm.sweeps.snake_order` (each point a grid neighbour of the previous one). One ``jax.jit``
+call scans over its points (:func:`solve_chunk`; :func:`solve_chunks_spmd`: one chunk per device).
+Two certification paths (``SolveOptions.certify``):
 
 ``"local"`` (every family): at each point it solves (a compiled loop on CPU, where batched small
-matmuls are slow; one ``vmap`` on GPU/TPU) ``seeds`` random starts (``prob.init(PRNGKey(s))``, the
-start ``ufm.minimize(prob, seed=s)`` uses) and ``seeds`` warm starts (the previous point's
+matmuls are slow; one ``vmap`` on GPU/TPU) ``starts`` random starts (``prob.init(PRNGKey(s))``, the
+start ``ufm.minimize(prob, seed=s)`` uses) and ``starts`` warm starts (the previous point's
 certified solution for the same seed) with the second-order certificate of ``ufm.minimize``. It
 keeps the better certified run per seed and records both values, so a branch followed past a
 transition shows up as a disagreement instead of a wrong phase.
@@ -18,23 +20,32 @@ random start is skipped (nothing can be lower than a proven global minimum: ``va
 NaN and ``random_skipped`` says why). Otherwise the random start is solved as well, and the
 globally certified run is kept. A point where neither run closes the gap is flagged
 (``global_ok`` false); :func:`solve_fallback` then solves it with the local (second-order) path,
-outside this kernel, so the compiled chunk stays small.
+outside the chunk's compiled call, so that call stays small (:func:`with_fallback`, on the host).
+
+:func:`solve_points` and :func:`solve_groups` are the whole solve of one chunk (or one chunk per
+device): the compiled call, then the fallback; they return NumPy records.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh
+from jax.sharding import PartitionSpec
 
-from ufm._internal import tree as tr
 from ufm import metrics
-from ufm.solvers import RESULTS, global_certificate, minimize
-from ufm.solvers import global_gap_ok
+from ufm._internal import tree as tr
+from ufm.problems import Problem
+from ufm.solvers import RESULTS, global_certificate, global_gap_ok, global_unsupported_reason, minimize
+from ufm.sweeps._grid import replace_path
 
+__all__ = ["SolveOptions", "PointRecord", "solve_options", "solve_points", "solve_groups", "solve_chunk",
+           "solve_chunks_spmd", "solve_fallback", "with_fallback", "POLISH"]
 
 POLISH = 1e-2  # the global path's solves run Newton to gtol * POLISH (see _global_seed)
 
@@ -75,14 +86,6 @@ class PointRecord(NamedTuple):
     random_skipped: jax.Array  # (L, S) bool, no random start: the warm run is globally certified
 
 
-def replace_path(obj, path: str, value):
-    """``dataclasses.replace`` along a dotted path (``"loss.alpha"``); runs the constructors' checks
-    on concrete values, lets tracers through."""
-    head, _, rest = path.partition(".")
-    new = value if not rest else replace_path(getattr(obj, head), rest, value)
-    return dataclasses.replace(obj, **{head: new})
-
-
 def _point_problem(prob, paths, values):
     for i, path in enumerate(paths):
         prob = replace_path(prob, path, values[i])
@@ -91,9 +94,9 @@ def _point_problem(prob, paths, values):
 
 def _summary(prob, x):
     labels = jnp.asarray(prob.labels)
-    Hbar, _ = metrics._means(x.H, labels, prob.K, "weighted")
+    Hbar, _ = metrics.class_means(x.H, labels, prob.K)
     b2 = jnp.sum(x.b**2) if x.b is not None else jnp.zeros(())
-    nc1 = metrics.nc1.__wrapped__(x.H, labels, prob.K)
+    nc1 = metrics.nc1(x.H, labels, prob.K)
     return (jnp.sum(x.W**2), jnp.sum(x.H**2), b2, nc1, Hbar.T @ Hbar, x.W @ x.W.T)
 
 
@@ -106,24 +109,24 @@ def _solve_one(prob, x0, opts, order, gtol=None):
             jnp.asarray(sol.stats["num_steps"], jnp.int32), jnp.asarray(sol.result, jnp.int32))
 
 
-def _solve_starts(prob, starts, opts):
+def _solve_starts(prob, x0s, opts):
     """Certified solves (``ufm.minimize(throw=False)``, traced) from stacked starting points."""
 
     def one(x0):
         return _solve_one(prob, x0, opts, opts.order)
 
     if opts.batch == "vmap":
-        return jax.vmap(one)(starts)
-    return jax.lax.map(one, starts)
+        return jax.vmap(one)(x0s)
+    return jax.lax.map(one, x0s)
 
 
-def _pick(value, result, has_warm, seeds):
+def _pick(value, result, has_warm, starts):
     """Index (per seed) of the kept run among [random_s, warm_s]: certified first, then lowest."""
     ok = result == RESULTS.successful
-    ok = ok.at[seeds:].set(ok[seeds:] & has_warm)
+    ok = ok.at[starts:].set(ok[starts:] & has_warm)
     score = jnp.where(ok, value, jnp.inf)
-    warm_better = has_warm & (score[seeds:] < score[:seeds])
-    return jnp.where(warm_better, jnp.arange(seeds) + seeds, jnp.arange(seeds)), ok
+    warm_better = has_warm & (score[starts:] < score[:starts])
+    return jnp.where(warm_better, jnp.arange(starts) + starts, jnp.arange(starts)), ok
 
 
 def _disagree(ok_r, ok_w, v_r, v_w, rtol):
@@ -136,25 +139,25 @@ def _gap(prob, x, fx):
     return global_certificate(prob, x).gap.astype(jnp.result_type(fx))
 
 
-def _local_step(p, keys, warm, has_warm, seeds, opts):
+def _local_step(p, keys, warm, has_warm, starts, opts):
     """One point, the local path: random and warm starts, second-order certificates."""
     rand = jax.vmap(p.init)(keys)
-    starts = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), rand, warm)
-    x, fx, kkt, eig, order, steps, res = _solve_starts(p, starts, opts)
-    idx, ok = _pick(fx, res, has_warm, seeds)
+    x0s = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), rand, warm)
+    x, fx, kkt, eig, order, steps, res = _solve_starts(p, x0s, opts)
+    idx, ok = _pick(fx, res, has_warm, starts)
     take = lambda a: a[idx]  # noqa: E731
     best = jax.tree_util.tree_map(take, x)
-    v_r, v_w = fx[:seeds], jnp.where(has_warm, fx[seeds:], jnp.nan)
-    disagree = _disagree(ok[:seeds], ok[seeds:], v_r, v_w, opts.agree_rtol)
+    v_r, v_w = fx[:starts], jnp.where(has_warm, fx[starts:], jnp.nan)
+    disagree = _disagree(ok[:starts], ok[starts:], v_r, v_w, opts.agree_rtol)
     if opts.certify == "global":  # a fallback point: the gap is measured, not required
         gap = jax.vmap(lambda xx, ff: _gap(p, xx, ff))(best, take(fx))
         gok = global_gap_ok(gap, take(fx), opts.gtol) & (take(res) == RESULTS.successful)
     else:
-        gap, gok = jnp.full((seeds,), jnp.nan, fx.dtype), jnp.zeros((seeds,), bool)
+        gap, gok = jnp.full((starts,), jnp.nan, fx.dtype), jnp.zeros((starts,), bool)
     summ = jax.vmap(lambda xx: _summary(p, xx))(best)
     rec = PointRecord(take(fx), take(kkt), take(eig), take(order), take(res), v_r, v_w,
-                      idx >= seeds, disagree, take(steps), *summ, gap, gok,
-                      jnp.zeros((seeds,), bool))
+                      idx >= starts, disagree, take(steps), *summ, gap, gok,
+                      jnp.zeros((starts,), bool))
     return best, rec
 
 
@@ -164,7 +167,7 @@ def _global_seed(p, key, warm, has_warm, opts):
     The two attempts (warm start, then the random one where needed) are one ``lax.scan`` over a
     ``lax.cond``, so the solver appears once in the compiled program."""
     rand = p.init(key)
-    starts = jax.tree_util.tree_map(lambda u, v: jnp.stack([u, v]), tr.tree_where(has_warm, warm, rand), rand)
+    x0s = jax.tree_util.tree_map(lambda u, v: jnp.stack([u, v]), tr.tree_where(has_warm, warm, rand), rand)
 
     def run(x0):
         # Newton is run to gtol * POLISH: the gap of a first-order point is about 10x its KKT
@@ -190,7 +193,7 @@ def _global_seed(p, key, warm, has_warm, opts):
         # start already (no neighbour)
         return stop | out[-1] | ~has_warm, out
 
-    _, outs = jax.lax.scan(attempt, jnp.asarray(False), starts)
+    _, outs = jax.lax.scan(attempt, jnp.asarray(False), x0s)
     a = [jax.tree_util.tree_map(lambda u: u[0], o) for o in outs]
     b = [jax.tree_util.tree_map(lambda u: u[1], o) for o in outs]
     skip = has_warm & a[-1]  # the warm run is a proven global minimizer: no random start
@@ -216,7 +219,7 @@ def _leaf_dtype(tree):
     return jax.tree_util.tree_leaves(tree)[0].dtype
 
 
-def _global_step(p, keys, warm, has_warm, seeds, opts):
+def _global_step(p, keys, warm, has_warm, starts, opts):
     def one(args):
         key, w = args
         return _global_seed(p, key, w, has_warm, opts)
@@ -229,53 +232,142 @@ def _global_step(p, keys, warm, has_warm, seeds, opts):
     return best, rec
 
 
-def _chunk(prob, paths, values, seeds, opts):
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
+def _chunk(prob, paths, values, starts, opts):
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(starts))
     warm0 = jax.vmap(prob.init)(keys)
     step_fn = _global_step if opts.certify == "global" else _local_step
 
     def step(carry, vals):
         warm, has_warm = carry
         p = _point_problem(prob, paths, vals)
-        best, rec = step_fn(p, keys, warm, has_warm, seeds, opts)
+        best, rec = step_fn(p, keys, warm, has_warm, starts, opts)
         return (best, jnp.asarray(True)), (rec, best)
 
     _, (recs, xs) = jax.lax.scan(step, (warm0, jnp.asarray(False)), values)
     return recs, xs
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts"))
-def solve_chunk(prob, paths, values, seeds, opts):
+@functools.partial(jax.jit, static_argnames=("paths", "starts", "opts"))
+def solve_chunk(prob: Problem, paths: tuple[str, ...], values: jax.Array, starts: int,
+                opts: SolveOptions) -> tuple[PointRecord, Any]:
     """Solve the points ``values`` (shape ``(L, len(paths))``) of a chunk.
 
     Returns ``(PointRecord, kept params)``, every leaf with leading axes ``(L, S)``.
     """
-    return _chunk(prob, paths, values, seeds, opts)
+    return _chunk(prob, paths, values, starts, opts)
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts", "mesh"))
-def solve_chunks_spmd(prob, paths, values, seeds, opts, mesh):
+@functools.partial(jax.jit, static_argnames=("paths", "starts", "opts", "mesh"))
+def solve_chunks_spmd(prob: Problem, paths: tuple[str, ...], values: jax.Array, starts: int,
+                      opts: SolveOptions, mesh: Mesh) -> tuple[PointRecord, Any]:
     """One chunk per device of ``mesh`` (a 1-D mesh, axis ``"d"``) in one SPMD program.
 
     ``values`` has shape ``(G, L, len(paths))``, ``G`` the mesh size; the result is that of
     :func:`solve_chunk` with a leading axis ``G``. Compiled once for all devices (a thread per
     device would compile the same program once per device).
     """
-    from jax.sharding import PartitionSpec as P
 
     def body(pr, vals):
-        out = _chunk(pr, paths, vals[0], seeds, opts)
+        out = _chunk(pr, paths, vals[0], starts, opts)
         return jax.tree_util.tree_map(lambda a: a[None], out)
 
-    return jax.shard_map(body, mesh=mesh, in_specs=(P(), P("d")), out_specs=P("d"),
-                         check_vma=False)(prob, values)
+    return jax.shard_map(body, mesh=mesh, in_specs=(PartitionSpec(), PartitionSpec("d")),
+                         out_specs=PartitionSpec("d"), check_vma=False)(prob, values)
 
 
-@functools.partial(jax.jit, static_argnames=("paths", "seeds", "opts"))
-def solve_fallback(prob, paths, vals, warm, has_warm, seeds, opts):
+@functools.partial(jax.jit, static_argnames=("paths", "starts", "opts"))
+def solve_fallback(prob: Problem, paths: tuple[str, ...], vals: jax.Array, warm: Any, has_warm: jax.Array,
+                   starts: int, opts: SolveOptions) -> PointRecord:
     """One point (``vals``, shape ``(len(paths),)``) by the local path: random and warm starts
     with second-order certificates, the global gap measured; a :class:`PointRecord` without the
     leading point axis. For points where the global path did not close the gap."""
-    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(seeds))
+    keys = jax.vmap(jax.random.PRNGKey)(jnp.arange(starts))
     p = _point_problem(prob, paths, vals)
-    return _local_step(p, keys, warm, has_warm, seeds, opts)[1]
+    return _local_step(p, keys, warm, has_warm, starts, opts)[1]
+
+
+# ---------------------------------------------------------------- on the host
+
+
+def _certify_mode(prob, certify) -> str:
+    """``"global"`` or ``"local"`` from ``certify`` (``"auto"``: global where the family has a
+    proven lower bound)."""
+    if certify not in ("auto", "global", "local"):
+        raise ValueError(f"certify must be 'auto', 'global' or 'local', got certify={certify!r}")
+    why = global_unsupported_reason(prob)
+    if certify == "global" and why is not None:
+        raise ValueError(f"certify='global': {why}")
+    if certify == "auto":
+        return "global" if why is None else "local"
+    return certify
+
+
+def _batch_mode(devices) -> str:
+    """Starts of a point: a compiled loop on CPU (measured faster there), ``vmap`` elsewhere."""
+    return "map" if all(d.platform == "cpu" for d in devices) else "vmap"
+
+
+def solve_options(prob: Problem, devices: Sequence[jax.Device], *, gtol: float = 1e-10,
+                  max_steps: int = 10_000, max_newton: int = 100, order: str = "auto",
+                  certify: str = "auto") -> SolveOptions:
+    """The :class:`SolveOptions` of a sweep of ``prob`` on ``devices``, validated.
+
+    ``certify="auto"`` becomes ``"global"`` where the family has a proven lower bound
+    (:func:`ufm.solvers.global_unsupported_reason` is None), else ``"local"``; the starts of a
+    point run as a compiled loop when every device is a CPU, as one ``vmap`` otherwise.
+
+    Raises:
+        ValueError: ``order`` not ``"auto"``, ``"first"`` or ``"second"``; ``certify`` not
+            ``"auto"``, ``"global"`` or ``"local"``; ``certify="global"`` for a family without a
+            proven lower bound (the message says why).
+    """
+    if order not in ("auto", "first", "second"):
+        raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
+    return SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
+                        order=order, batch=_batch_mode(devices), certify=_certify_mode(prob, certify))
+
+
+def with_fallback(prob: Problem, paths: tuple[str, ...], vals: np.ndarray, rec: PointRecord, xs: Any,
+                  starts: int, opts: SolveOptions, n: int) -> PointRecord:
+    """A chunk's record as NumPy arrays, its first ``n`` points whose global gap stayed open
+    (``opts.certify == "global"``) re-solved by :func:`solve_fallback` (second order).
+
+    Args:
+        prob, paths, vals, starts, opts: as given to :func:`solve_chunk` (``vals``: ``(L, F)``).
+        rec, xs: its record and kept parameters (leading axes ``(L, S)``).
+        n: the chunk's real points (the rest pad a short last chunk).
+    """
+    rec = PointRecord(*(np.array(a) for a in rec))
+    if opts.certify != "global":
+        return rec
+    for i in np.flatnonzero(~rec.global_ok[:n].all(axis=1)):
+        # the warm start is the previous point's kept run; without one, the random start stands
+        # in (has_warm is False, so it is not used)
+        warm = jax.tree_util.tree_map(lambda a: a[max(i - 1, 0)], xs)
+        fb = solve_fallback(prob, paths, vals[i], warm, jnp.asarray(i > 0), starts, opts)
+        redo = ~rec.global_ok[i]
+        for name, a in zip(PointRecord._fields, fb):
+            getattr(rec, name)[i, redo] = np.asarray(a)[redo]
+    return rec
+
+
+def solve_points(prob: Problem, paths: tuple[str, ...], vals: np.ndarray, starts: int,
+                 opts: SolveOptions, n: int | None = None) -> PointRecord:
+    """Solve consecutive points (:func:`solve_chunk`), then the fallback for the first ``n``
+    (default all) whose global gap stayed open; a :class:`PointRecord` of NumPy arrays."""
+    rec, xs = solve_chunk(prob, paths, vals, starts, opts)
+    return with_fallback(prob, paths, vals, rec, xs, starts, opts, len(vals) if n is None else n)
+
+
+def solve_groups(prob: Problem, paths: tuple[str, ...], values: np.ndarray, starts: int,
+                 opts: SolveOptions, mesh: Mesh, ns: Sequence[int]) -> Iterator[PointRecord]:
+    """One chunk per device in one SPMD call (:func:`solve_chunks_spmd`), then each chunk's
+    fallback: yields the records of the first ``len(ns)`` chunks, chunk ``j`` with ``ns[j]`` real
+    points (``values``: ``(G, L, F)``; rows past ``len(ns)`` pad the group to the mesh size)."""
+    recs, xs = solve_chunks_spmd(prob, paths, values, starts, opts, mesh)
+    recs = jax.tree_util.tree_map(np.asarray, recs)
+    xs = jax.tree_util.tree_map(np.asarray, xs)
+    for j, n in enumerate(ns):
+        pick = lambda a: a[j]  # noqa: E731
+        yield with_fallback(prob, paths, values[j], jax.tree_util.tree_map(pick, recs),
+                            jax.tree_util.tree_map(pick, xs), starts, opts, n)

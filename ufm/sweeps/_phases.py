@@ -19,9 +19,16 @@ Solutions that are not certified get ``uncertified``: a phase is only named for 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import jax
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ufm import geometry, metrics
+
+__all__ = ["PHASES", "CODE", "phase_of", "phase_codes", "gram_distances", "gram_signature",
+           "order_parameter"]
 
 PHASES = (
     "zero",
@@ -53,29 +60,22 @@ def _minority_collapsed(G_W, G_H, counts, tol, atol) -> bool:
     return bool(np.sqrt(np.clip(dist2, 0.0, None)).max() <= tol * np.sqrt(d.max()))
 
 
-def gram_distances(G_H) -> tuple[np.ndarray, np.ndarray]:
+# both distances of a stack of Grams in one compiled call (jit compiles on the first call)
+_DISTANCES = jax.jit(jax.vmap(lambda g: (metrics.nc2_etf(g), metrics.orthogonal_frame_distance(g))))
+
+
+def gram_distances(G_H: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """:func:`ufm.metrics.nc2_etf` and :func:`ufm.metrics.orthogonal_frame_distance` of a stack
-    of Grams ``(..., K, K)``, in one compiled call (NaN for a zero Gram); for :func:`classify`."""
+    of Grams ``(..., K, K)``, in one compiled call (NaN for a zero Gram); for :func:`phase_of`."""
     G = np.asarray(G_H, dtype=np.float64)
     flat = G.reshape((-1,) + G.shape[-2:])
-    etf, orth = _distances(flat)
+    etf, orth = _DISTANCES(flat)
     etf = np.where(np.any(flat != 0, axis=(1, 2)), np.asarray(etf), np.nan)
     return etf.reshape(G.shape[:-2]), np.asarray(orth).reshape(G.shape[:-2])
 
 
-def _distances(G):
-    import jax
-
-    global _DISTANCES
-    if _DISTANCES is None:
-        _DISTANCES = jax.jit(jax.vmap(lambda g: (metrics.nc2_etf(g), metrics.orthogonal_frame_distance(g))))
-    return _DISTANCES(G)
-
-
-_DISTANCES = None
-
-
-def phase_of(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6, distances=None) -> str:
+def phase_of(G_H: ArrayLike, G_W: ArrayLike, counts: Sequence[int], d: int, *, tol: float = 1e-6,
+             atol: float = 1e-6, distances: tuple[ArrayLike, ArrayLike] | None = None) -> str:
     r"""Phase name of one solution from its Gram matrices.
 
     .. math:: G_H = \bar H^T \bar H, \qquad G_W = W W^T
@@ -117,7 +117,36 @@ def phase_of(G_H, G_W, counts, d: int, *, tol: float = 1e-6, atol: float = 1e-6,
     return "other"
 
 
-def gram_signature(G_H, digits: int = 3) -> str:
+def phase_codes(G_H: ArrayLike, G_W: ArrayLike, certified: ArrayLike, counts: Sequence[int],
+                d: int) -> np.ndarray:
+    """Codes into :data:`PHASES` of a chunk's solutions, leading axes ``(L, S)`` (points, starts).
+
+    :func:`phase_of` for every certified solution (the two Gram distances computed for the whole
+    chunk in one call, :func:`gram_distances`); ``"uncertified"`` where ``certified`` is false.
+
+    Args:
+        G_H: ``(L, S, K, K)`` class-mean Grams.
+        G_W: ``(L, S, D, D)`` classifier Grams.
+        certified: ``(L, S)`` bool, the solve was certified.
+        counts: per-class sample counts.
+        d: feature dimension.
+
+    Returns:
+        ``(L, S)`` int8 codes.
+    """
+    G_H, G_W, ok = np.asarray(G_H), np.asarray(G_W), np.asarray(certified)
+    L, S = ok.shape
+    phase = np.empty((L, S), np.int8)
+    etf, orth = gram_distances(G_H)
+    for i in range(L):
+        for s in range(S):
+            name = (phase_of(G_H[i, s], G_W[i, s], counts, d, distances=(etf[i, s], orth[i, s]))
+                    if ok[i, s] else "uncertified")
+            phase[i, s] = CODE[name]
+    return phase
+
+
+def gram_signature(G_H: ArrayLike, digits: int = 3) -> str:
     r"""A short description of a Gram matrix: rank and trace-normalized eigenvalues.
 
     .. math:: \mathrm{eig}(G_H) / \mathrm{tr}(G_H), \text{ largest first}
@@ -135,7 +164,7 @@ def gram_signature(G_H, digits: int = 3) -> str:
     return f"rank {rank}; eig/tr " + ",".join(f"{v:.{digits}f}" for v in e[:rank])
 
 
-def order_parameter(phase: str, G_H) -> float:
+def order_parameter(phase: str, G_H: ArrayLike) -> float:
     r"""A continuous quantity that is exactly 0 in ``phase`` and grows away from it.
 
     ``zero``: the largest squared class-mean norm ``max_k G_kk`` (it vanishes linearly in the

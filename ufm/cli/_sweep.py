@@ -1,0 +1,185 @@
+"""``ufm sweep``: certified solves over a grid from flags or a spec's ``[sweep]`` table."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from ufm.cli._spec import SpecError, emit, parser, problem_from
+from ufm.sweeps import locate_boundary, parse_grid, sweep
+
+__all__ = ["cmd_sweep", "SWEEP_KEYS"]
+
+SWEEP_KEYS = ("grid", "starts", "seeds", "chunk", "store", "boundary", "certify")  # seeds: old name
+
+
+def _sweep_parser() -> argparse.ArgumentParser:
+    p = parser("sweep", (
+        "Certified solves over a product grid of hyper-parameters (a phase diagram). Results go "
+        "chunk by chunk to a Zarr store; run the same command again to resume after an "
+        "interruption (nothing finished is recomputed). Uses every CPU core (one JAX host device "
+        "per core) or a Dask cluster (--dask)."),
+        ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
+         "values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
+         "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
+         "--grid lam_W=log:1e-4:1e-1:100 --grid lam_H=log:1e-4:1e-1:100 --store ce.zarr"))
+    p.add_argument("--grid", action="append", metavar="FIELD=VALUES", help="a grid axis (repeat)")
+    p.add_argument("--starts", type=int, help="random starts per point, seeds 0..starts-1 (default 1)")
+    p.add_argument("--seeds", type=int, help=argparse.SUPPRESS)  # the deprecated name of --starts
+    p.add_argument("--store", help="Zarr store directory (resumable); default: in memory")
+    p.add_argument("--chunk", type=int, help="grid points per compiled call")
+    p.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler address, or local:N for a "
+                   "LocalCluster of N worker processes")
+    p.add_argument("--boundary", action="append", metavar="FIELD:LO:HI",
+                   help="also locate the phase boundary along FIELD in [LO, HI] by bisection")
+    p.add_argument("--order", choices=("auto", "first", "second"), default="auto",
+                   help="local certificate: second order where affordable (auto), or first/second")
+    p.add_argument("--certify", choices=("auto", "global", "local"),
+                   help="auto (default): where the family has a proven lower bound (UFM with "
+                   "CE/LS/MSE, deep linear MSE), first-order solves whose global gap closes (a "
+                   "certified global minimizer; the random start is skipped where the warm start's "
+                   "gap closed), with a second-order fallback; local: second order, both starts")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    return p
+
+
+def _parse_grid_flag(items, spec_grid) -> dict:
+    """--grid FIELD=log:LO:HI:NUM | lin:LO:HI:NUM | V1,V2,..."""
+    grid = dict(spec_grid)
+    for item in items or []:
+        field, sep, rhs = item.partition("=")
+        if not sep:
+            raise SpecError(f"--grid must look like lam_W=log:1e-4:1e-1:100, got {item!r}")
+        kind, _, rest = rhs.partition(":")
+        try:
+            if kind in ("log", "lin") and rest:
+                lo, hi, num = rest.split(":")
+                grid[field] = {kind: [float(lo), float(hi), int(num)]}
+            else:
+                grid[field] = [float(v) for v in rhs.split(",") if v]
+        except ValueError:
+            raise SpecError(f"--grid {field}: cannot read {rhs!r} (log:LO:HI:NUM, lin:LO:HI:NUM "
+                            f"or V1,V2,...)") from None
+    if not grid:
+        raise SpecError("--grid (or a [sweep.grid] table) is required: e.g. --grid lam_W=log:1e-4:1e-1:20")
+    return grid
+
+
+def _parse_boundaries(items) -> list[tuple[str, float, float]]:
+    out = []
+    for item in items:
+        parts = str(item).split(":")
+        try:
+            field, lo, hi = parts[0], float(parts[1]), float(parts[2])
+        except (IndexError, ValueError):
+            raise SpecError(f"--boundary must look like lam_W:1e-3:1, got {item!r}") from None
+        out.append((field, lo, hi))
+    return out
+
+
+def _deprecated(old: str, new: str) -> None:
+    print(f"ufm sweep: {old} is deprecated; use {new}", file=sys.stderr)
+
+
+def _starts(args, sspec) -> int:
+    """``--starts`` / ``[sweep] starts`` (default 1); the old name ``seeds`` still works, with a
+    printed deprecation line."""
+    if args.seeds is not None:
+        if args.starts is not None:
+            raise SpecError("pass --starts only (--seeds is its deprecated name)")
+        _deprecated("--seeds", "--starts")
+        return args.seeds
+    if args.starts is not None:
+        return args.starts
+    if "seeds" in sspec:
+        if "starts" in sspec:
+            raise SpecError("spec [sweep]: give starts only (seeds is its deprecated name)")
+        _deprecated("spec [sweep] key 'seeds'", "'starts'")
+        return int(sspec["seeds"])
+    return int(sspec.get("starts", 1))
+
+
+def _settings(args, spec) -> dict:
+    """The sweep's settings: flags over the spec's ``[sweep]`` table; errors name the key."""
+    sspec = dict(spec.get("sweep", {}))
+    unknown = sorted(set(sspec) - set(SWEEP_KEYS))
+    if unknown:
+        raise SpecError(f"spec [sweep]: unknown key(s) {unknown}; known: grid, starts, chunk, store, "
+                        f"boundary, certify")
+    certify = args.certify or sspec.get("certify", "auto")
+    if certify not in ("auto", "global", "local"):
+        raise SpecError(f"spec [sweep] certify must be auto, global or local, got {certify!r}")
+    return {"grid": _parse_grid_flag(args.grid, sspec.get("grid", {})), "starts": _starts(args, sspec),
+            "store": args.store or sspec.get("store"), "chunk": args.chunk or sspec.get("chunk"),
+            "certify": certify,
+            "boundaries": _parse_boundaries(args.boundary or sspec.get("boundary", []))}
+
+
+def _dask_client(address):
+    if not address:
+        return None, None
+    from distributed import Client, LocalCluster
+
+    if address.startswith("local:"):
+        try:
+            nw = int(address.split(":", 1)[1])
+        except ValueError:
+            raise SpecError(f"--dask local:N needs an integer N, got {address!r}") from None
+        cluster = LocalCluster(n_workers=nw, threads_per_worker=1, dashboard_address=None)
+        return Client(cluster), cluster
+    return Client(address), None
+
+
+def _run(prob, s, args):
+    """The sweep itself, on the Dask cluster of ``--dask`` if any; returns (Dataset, seconds)."""
+    client, cluster = _dask_client(args.dask)
+    t0 = time.perf_counter()
+    try:
+        ds = sweep(prob, s["grid"], starts=s["starts"], store=s["store"], chunk=s["chunk"],
+                   client=client, order=args.order, certify=s["certify"],
+                   progress=not args.no_progress and not args.json)
+    finally:
+        if client is not None:
+            client.close()
+        if cluster is not None:
+            cluster.close()
+    return ds, time.perf_counter() - t0
+
+
+def _report(prob, s, ds, elapsed, found) -> tuple[dict, list[str]]:
+    names, counts = np.unique(ds["phase_name"].values.astype(str), return_counts=True)
+    starts = s["starts"]
+    rec = {"problem": repr(prob), "store": s["store"], "points": int(ds["done"].size),
+           "starts": starts, "seeds": starts,  # seeds: the old key, kept for one release
+           "seconds": elapsed, "phases": dict(zip(names.tolist(), counts.tolist())),
+           "converged": int(ds["converged"].sum()), "disagree": int(ds["disagree"].sum()),
+           "global": int(ds["global_ok"].sum()), "random_skipped": int(ds["random_skipped"].sum()),
+           "boundaries": found}
+    lines = [f"{rec['points']} points x {starts} starts in {elapsed:.1f} s "
+             f"({rec['points'] * starts / elapsed:.1f} solves/s); store: {s['store'] or '(memory)'}",
+             f"certified: {rec['converged']} ({rec['global']} global: gap to the proven lower bound "
+             f"closed); random/warm disagree: {rec['disagree']}; random starts skipped: "
+             f"{rec['random_skipped']}",
+             "phases: " + ", ".join(f"{n} {c}" for n, c in rec["phases"].items())]
+    lines += [f"boundary {b['field']}: {b['boundary']:.10g} ({b['phases'][0]} -> {b['phases'][1]})"
+              for b in found]
+    return rec, lines
+
+
+def cmd_sweep(argv: Sequence[str]) -> int:
+    """``ufm sweep``: a resumable certified sweep (and located boundaries); prints a summary."""
+    args = _sweep_parser().parse_args(argv)
+    prob, spec = problem_from(args)
+    s = _settings(args, spec)
+    parse_grid(prob, s["grid"])  # every spec error before any solve or any store
+    for b in s["boundaries"]:
+        parse_grid(prob, {b[0]: [b[1], b[2]]})
+    ds, elapsed = _run(prob, s, args)
+    found = [locate_boundary(prob, f, lo, hi) for f, lo, hi in s["boundaries"]]
+    rec, lines = _report(prob, s, ds, elapsed, found)
+    emit(args, rec, lines)
+    return 0

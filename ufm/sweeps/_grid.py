@@ -1,0 +1,165 @@
+r"""The grid of a sweep: which fields can be swept, their values, and the order points run in.
+
+A grid maps sweepable fields of a problem (scalar hyper-parameters, dotted for nested ones:
+``"lam_W"``, ``"loss.alpha"``) to values; the points are the product of the axes. Points are solved
+and stored in the reflected order of :func:`snake_order`, a path of grid neighbours, cut into
+chunks of consecutive points (one compiled call each).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from ufm.problems import Problem
+
+__all__ = ["GridSpec", "sweepable_fields", "parse_grid", "replace_path", "snake_order", "grid_size",
+           "chunk_points"]
+
+# ``{field: [v1, v2, ...]}`` or ``{field: {"log" | "lin": [lo, hi, num]}}``
+GridSpec = Mapping[str, Union[Sequence[float], Mapping[str, Sequence[float]]]]
+
+
+def sweepable_fields(prob: Problem) -> list[str]:
+    """Dotted names of the scalar hyper-parameters of ``prob`` (``lam_W``, ``loss.alpha``, ...).
+
+    Sizes (static fields) are not sweepable: each value would compile anew.
+    """
+    out = []
+    for f in dataclasses.fields(prob):
+        if f.metadata.get("static"):
+            continue
+        v = getattr(prob, f.name)
+        if dataclasses.is_dataclass(v):
+            out += [f"{f.name}.{sub}" for sub in sweepable_fields(v)]
+        elif v is not None and np.ndim(v) == 0 and not isinstance(v, bool):
+            out.append(f.name)
+    return out
+
+
+def _check_field(prob, path: str) -> None:
+    fields = sweepable_fields(prob)
+    if path in fields:
+        return
+    head = path.split(".")[0]
+    names = {f.name: f for f in dataclasses.fields(prob)}
+    if head in names and names[head].metadata.get("static"):
+        why = "it is a size (static): each value compiles anew; loop over sweeps instead"
+    elif head == "lam_b" and prob.lam_b is None:
+        why = "the problem has no bias (lam_b=None); build it with lam_b=0.0 to sweep lam_b"
+    else:
+        why = "it is not a scalar hyper-parameter of this problem"
+    raise ValueError(f"grid field {path!r} cannot be swept: {why}; sweepable fields: {fields}")
+
+
+def _values(path: str, spec) -> np.ndarray:
+    """A list of numbers, or ``{"log": [lo, hi, num]}`` / ``{"lin": [lo, hi, num]}``."""
+    where = f"grid[{path!r}]"
+    if isinstance(spec, Mapping):
+        if len(spec) != 1 or next(iter(spec)) not in ("log", "lin"):
+            raise ValueError(f"{where} must be a list of values or {{'log'|'lin': [lo, hi, num]}}, "
+                             f"got {dict(spec)!r}")
+        kind, args = next(iter(spec.items()))
+        try:
+            lo, hi, num = args
+            lo, hi, num = float(lo), float(hi), int(num)
+        except (TypeError, ValueError):
+            raise ValueError(f"{where}: {kind} needs [lo, hi, num], got {args!r}") from None
+        if num < 1:
+            raise ValueError(f"{where} is empty: num={num}; give num >= 1")
+        if kind == "log" and (lo <= 0 or hi <= 0):
+            raise ValueError(f"{where}: a log grid needs lo, hi > 0, got lo={lo}, hi={hi}")
+        return np.geomspace(lo, hi, num) if kind == "log" else np.linspace(lo, hi, num)
+    try:
+        arr = np.atleast_1d(np.asarray(spec, dtype=np.float64))
+    except (TypeError, ValueError):
+        raise ValueError(f"{where} must be numbers, got {spec!r}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{where} must be a 1-D list of values, got shape {arr.shape}")
+    return arr
+
+
+def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
+    """Validate a grid against ``prob`` before anything is solved.
+
+    Args:
+        prob: the base problem; grid values replace its fields.
+        grid: mapping from a sweepable field (:func:`sweepable_fields`, e.g. ``"lam_W"``,
+            ``"loss.alpha"``) to a list of values or ``{"log": [lo, hi, num]}``.
+
+    Returns:
+        ``{field: float64 values}`` in the given order.
+
+    Raises:
+        ValueError: naming the field, for an unknown or static field, an empty or non-finite
+            list, repeated values, or a value outside the field's range (checked by building the
+            problem with that value).
+    """
+    if not isinstance(grid, Mapping) or not grid:
+        raise ValueError(f"grid must be a non-empty mapping field -> values, e.g. "
+                         f"{{'lam_W': [1e-3, 1e-2]}}; sweepable fields: {sweepable_fields(prob)}")
+    axes = {}
+    for path, spec in grid.items():
+        _check_field(prob, str(path))
+        arr = _values(path, spec)
+        if arr.size == 0:
+            raise ValueError(f"grid[{path!r}] is empty: give at least one value")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError(f"grid[{path!r}] must be finite numbers, got {arr.tolist()}")
+        if np.unique(arr).size != arr.size:
+            raise ValueError(f"grid[{path!r}] repeats values: {arr.tolist()}")
+        for v in (arr.min(), arr.max()):
+            try:
+                replace_path(prob, path, float(v))
+            except ValueError as e:
+                raise ValueError(f"grid[{path!r}]: value {v:g} is out of range: {e}") from None
+        axes[path] = arr
+    return axes
+
+
+def replace_path(obj: Any, path: str, value: Any) -> Any:
+    """``dataclasses.replace`` along a dotted path (``"loss.alpha"``); runs the constructors' checks
+    on concrete values, lets tracers through (the compiled kernel builds each point's problem so)."""
+    head, _, rest = path.partition(".")
+    new = value if not rest else replace_path(getattr(obj, head), rest, value)
+    return dataclasses.replace(obj, **{head: new})
+
+
+def snake_order(shape: Sequence[int]) -> np.ndarray:
+    """Grid point (C-order index) stored at each position: a reflected (boustrophedon) order.
+
+    Position ``p`` has C-order digits ``c``; digit ``j >= 1`` is reflected (``n_j - 1 - c_j``)
+    when the prefix ``c_0 .. c_{j-1}``, read as one C-order number, is odd. Consecutive prefixes
+    differ by one, so consecutive positions are grid neighbours (one digit changes by one): a
+    chunk's warm starts never jump across the grid (in C order every row start would).
+    """
+    shape = tuple(int(s) for s in shape)
+    c = np.unravel_index(np.arange(int(np.prod(shape))), shape)
+    g = [c[0]]
+    for j in range(1, len(shape)):
+        q = np.ravel_multi_index(c[:j], shape[:j])
+        g.append(np.where(q % 2 == 1, shape[j] - 1 - c[j], c[j]))
+    return np.ravel_multi_index(tuple(g), shape)
+
+
+def grid_size(axes: Mapping[str, np.ndarray]) -> int:
+    """Number of grid points ``P``: the product of the axis lengths."""
+    return int(np.prod([len(v) for v in axes.values()]))
+
+
+def chunk_points(axes: Mapping[str, np.ndarray], chunk: int, c: int) -> tuple[int, int, np.ndarray]:
+    """Chunk ``c`` of ``chunk`` consecutive positions in :func:`snake_order`.
+
+    Returns:
+        ``(start, stop, values)``: the positions ``start .. stop - 1`` it covers and the field
+        values of its points, shape ``(chunk, len(axes))``; a short last chunk is padded by
+        repeating its last point, so every chunk has the same compiled shape.
+    """
+    shape = tuple(len(v) for v in axes.values())
+    start, stop = c * chunk, min((c + 1) * chunk, grid_size(axes))
+    flat = np.minimum(np.arange(start, start + chunk), stop - 1)
+    idx = np.unravel_index(snake_order(shape)[flat], shape)
+    return start, stop, np.stack([v[i] for v, i in zip(axes.values(), idx)], axis=1)
