@@ -40,12 +40,11 @@ import math
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog._common import K, g
+from proofs_check.symbols import K, g
 from proofs_check.theorem import Proof
 
 __all__ = ["p", "kap", "SymbolicLoss"]

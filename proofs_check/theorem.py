@@ -37,10 +37,12 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.closed_forms import rel_error
+# problem_numbers, describe and rel_error are defined below the record type and are part of its
+# public face
+from proofs_check.measure import describe, problem_numbers, rel_error
 
 __all__ = ["Citation", "Evaluator", "Proof", "Theorem", "rel_error", "minimize_solver", "problem_numbers",
-           "DEFAULT_TOL", "PROOF_KINDS"]
+           "describe", "DEFAULT_TOL", "PROOF_KINDS", "GTOL"]
 
 DEFAULT_TOL = 1e-8
 GTOL = 1e-12
@@ -119,26 +121,6 @@ def _run_proof(proof: Proof) -> tuple[bool, str]:
     return proof._run()
 
 
-def problem_numbers(prob) -> dict:
-    """Numbers of a problem by symbol name: ``K``, ``N``, ``n`` (balanced), ``lambda_W``,
-    ``lambda_H``, ``lambda_b`` (with a bias), ``alpha`` (label smoothing), ``gamma`` (focal)."""
-    out = {}
-    for name, attr in (("K", "K"), ("N", "N"), ("lambda_W", "lam_W"), ("lambda_H", "lam_H")):
-        v = getattr(prob, attr, None)
-        if v is not None and np.ndim(v) == 0:
-            out[name] = float(v)
-    if getattr(prob, "balanced", False) and np.ndim(getattr(prob, "n", None)) == 0:
-        out["n"] = float(prob.n)
-    if getattr(prob, "lam_b", None) is not None:
-        out["lambda_b"] = float(prob.lam_b)
-    loss = getattr(prob, "loss", None)
-    if isinstance(loss, ufm.LabelSmoothing):
-        out["alpha"] = float(loss.alpha)
-    if isinstance(loss, ufm.Focal):
-        out["gamma"] = float(loss.gamma)
-    return out
-
-
 @functools.lru_cache(maxsize=4096)
 def _lambdified(expr, names: tuple):
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
@@ -210,35 +192,6 @@ def minimize_solver(prob, *, restarts: int = 2):
     """
     sol = ufm.minimize(prob, gtol=GTOL, restarts=restarts, throw=False)
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
-
-
-def describe(prob) -> str:
-    """A compact, human-readable instance description (UFM, DeepUFM and other problems)."""
-    if hasattr(prob, "describe"):
-        return prob.describe()
-    if hasattr(prob, "widths"):
-        lams = np.asarray(prob.lams)
-        lam = f"{lams[0]:.4g}" if np.all(lams == lams[0]) else str(np.round(lams, 5).tolist())
-        rf = ", relu_features" if prob.relu_features else ""
-        return (f"K={prob.K} n={prob.n} widths={list(prob.widths)} {prob.activation}{rf} "
-                f"{type(prob.loss).__name__} lam_W={lam} lam_H={float(prob.lam_H):.4g}")
-    loss = prob.loss
-    lname = type(loss).__name__
-    if isinstance(loss, ufm.LabelSmoothing):
-        lname += f"({float(loss.alpha):.4g})"
-    elif isinstance(loss, ufm.Focal):
-        lname += f"({float(loss.gamma):.4g})"
-    elif isinstance(loss, ufm.MSE) and loss.encoding is not None:
-        lname += f"(E {loss.encoding.shape[0]}x{loss.encoding.shape[1]})"
-    if not isinstance(prob, ufm.UFM):
-        fields = ", ".join(f"{k}={float(getattr(prob, k)):.4g}" for k in ("lam_W", "lam_H", "lam")
-                           if hasattr(prob, k))
-        return f"{type(prob).__name__}(K={prob.K} {lname} {fields})"
-    bias = "none" if prob.lam_b is None else f"{float(prob.lam_b):.4g}"
-    n = prob.n if prob.balanced else list(prob.counts)
-    extra = ", H>=0" if prob.nonneg else ""
-    return (f"K={prob.K} n={n} d={prob.d} {lname} lam_W={float(prob.lam_W):.4g} "
-            f"lam_H={float(prob.lam_H):.4g} lam_b={bias}{extra}")
 
 
 def _tolist(v):

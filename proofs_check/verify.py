@@ -19,16 +19,22 @@ columns); ``--rows`` prints every row; the JSON and Markdown reports always hold
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import textwrap
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import jax
 import numpy as np
 
-import proofs_check  # noqa: F401  (turns on float64)
 import ufm.cli
+
+# float64: proofs_check/__init__.py turns it on, and it runs before this module (its package) is
+# imported; importing the package from here instead would make a cycle with its __init__, which
+# imports this module for ``main``.
 from proofs_check.catalog import all_theorems
 
 __all__ = ["run", "summarize", "format_summary", "format_table", "format_markdown", "main"]
@@ -56,8 +62,6 @@ def run(theorems=None, *, random: int = 0, seed: int = 0, prove: bool = True,
         workers: theorems checked concurrently in threads (XLA compiles outside the GIL, and
             compilation dominates the run on a CPU).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     theorems = all_theorems() if theorems is None else theorems
     rng = np.random.default_rng(seed)
     jobs = []
@@ -183,9 +187,6 @@ def format_markdown(rows: list[dict], theorems=None) -> str:
 
 def main(argv=None, out=None) -> int:
     """Command-line entry (``ufm verify`` and ``python -m proofs_check``)."""
-    import argparse
-    import json
-
     ap = argparse.ArgumentParser(prog="ufm verify", description="Check ufm's solvers against the theorem catalog.")
     ap.add_argument("--json", metavar="FILE", help="write the records as a JSON list")
     ap.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")

@@ -1,19 +1,19 @@
-"""Symbols, matrices and instance helpers shared by the catalog modules."""
+"""Matrices, assumption and instance helpers shared by the catalog modules (siblings only)."""
 
 from __future__ import annotations
 
+import jax
 import numpy as np
 import sympy as sp
 
 import ufm
+from proofs_check.symbols import K, N, alpha, c_expr, g, gamma, kappa_expr, lam_b, lam_H, lam_W, n
 
-# Positive symbols of the canonical objective (theory reference, section 1).
-K, n, N = sp.symbols("K n N", positive=True)
-lam_W, lam_H, lam_b = sp.symbols("lambda_W lambda_H lambda_b", positive=True)
-alpha, gamma = sp.symbols("alpha gamma", nonnegative=True)
-g = sp.symbols("g", real=True)  # logit gap (true class minus another class)
-kappa_expr = sp.sqrt(n * lam_W * lam_H)
-c_expr = sp.sqrt(lam_W / (n * lam_H))
+# The symbols are defined in proofs_check.symbols; imported here for the helpers below and kept
+# importable from this module (siblings and proofs_check.boundaries import them from here).
+__all__ = ["K", "n", "N", "lam_W", "lam_H", "lam_b", "alpha", "gamma", "g", "kappa_expr", "c_expr", "P",
+           "scalars", "evaluate", "kappa", "lams_for", "balanced_ok", "etf_invariants", "grad_norm_at",
+           "away_from"]
 
 
 def P(k: int) -> np.ndarray:
@@ -93,8 +93,6 @@ def etf_invariants(prob, a2: float, c: float, value: float) -> dict:
 
 def grad_norm_at(prob, params) -> float:
     """``||grad f(params)||`` (Euclidean over every leaf) of an unconstrained problem."""
-    import jax
-
     leaves = jax.tree_util.tree_leaves(jax.grad(prob.objective)(params))
     return float(np.sqrt(sum(float(np.sum(np.asarray(x) ** 2)) for x in leaves)))
 
