@@ -5,9 +5,10 @@ module only dispatches a problem to its theorem (through :mod:`proofs_check.cata
 sits above the catalog, which never imports it). Every function takes a :class:`ufm.UFM` and
 returns a :class:`Prediction`: the invariants the theory predicts (objective value, Gram matrices,
 norms, bias), never raw ``W`` or ``H``, which are only defined up to a rotation; :func:`measure`
-(:func:`proofs_check.measure.measure_ufm`) computes the same invariants from a solution. The formulas are those of ``shared/theory/README.md``; each
-function states its source, tag and assumptions, and :func:`assumptions` tells whether a problem
-is inside them (with the reason when it is not).
+(:func:`proofs_check.measure.measure_ufm`) computes the same invariants from a solution. The
+formulas are those of ``shared/theory/README.md``; each function states its source, tag and
+assumptions, and :func:`assumptions` tells whether a problem is inside them (with the reason when
+it is not).
 
 Notation (balanced classes, ``n`` per class): ``kappa = sqrt(n lam_W lam_H)``,
 ``c = sqrt(lam_W / (n lam_H))``, ``P = I - 11^T/K``, ``J = 11^T``.

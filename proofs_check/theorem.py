@@ -29,7 +29,7 @@ source, instance, quantity, predicted, measured, rel_error, passed, plus ``tag``
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,7 @@ class Citation:
 
     @property
     def short(self) -> str:
+        """``authors year, arXiv id``: the ``source`` column of the report."""
         arxiv = f", arXiv {self.arxiv}" if self.arxiv else ""
         return f"{self.authors} {self.year}{arxiv}"
 
@@ -153,12 +154,12 @@ class Evaluator:
     def __contains__(self, name):
         return name in self.expressions
 
-    def get(self, name: str, default=float("nan"), **values):
+    def get(self, name: str, default: Any = float("nan"), **values: Any) -> Any:
         """``self(name, **values)`` when the theorem has that expression, else ``default`` (a branch
         the theorem makes no prediction for, reached only when another expression was replaced)."""
         return self(name, **values) if name in self.expressions else default
 
-    def diff(self, name: str, var: str, **values):
+    def diff(self, name: str, var: str, **values: Any) -> Any:
         """The derivative of expression ``name`` in its symbol ``var``, evaluated like ``__call__``
         (so replacing the expression replaces its derivative too)."""
         self.used.add(name)
@@ -185,7 +186,7 @@ class Evaluator:
         return float(out) if out.ndim == 0 else out
 
 
-def minimize_solver(prob, *, restarts: int = 2):
+def minimize_solver(prob: Any, *, restarts: int = 2) -> tuple[Any, dict]:
     """The default numerical solve: ``ufm.minimize`` with certificate ``1e-12`` and two starts.
 
     Returns ``(params, {"grad_norm": value, "converged": bool})``.
@@ -257,23 +258,24 @@ class Theorem:
 
     @property
     def source(self) -> str:
+        """The citation's short form (:attr:`Citation.short`), the report's ``source``."""
         return self.citation.short
 
-    def evaluator(self, prob) -> Evaluator:
+    def evaluator(self, prob: Any) -> Evaluator:
         """An :class:`Evaluator` of this theorem's expressions at ``prob``'s numbers."""
         return Evaluator(self.expressions, self.variables(prob))
 
-    def predict(self, prob) -> dict:
+    def predict(self, prob: Any) -> dict:
         """The predicted invariants: the expressions, lambdified, assembled by ``assemble``."""
         return self.assemble(prob, self.evaluator(prob))
 
-    def expressions_used(self, prob) -> set:
+    def expressions_used(self, prob: Any) -> set:
         """Names of the expressions that :meth:`predict` evaluates on ``prob``."""
         ev = self.evaluator(prob)
         self.assemble(prob, ev)
         return set(ev.used)
 
-    def tolerance(self, quantity) -> tuple[float, str]:
+    def tolerance(self, quantity: str) -> tuple[float, str]:
         """``(relative tolerance, reason)`` of a quantity (``(1e-8, "")`` by default)."""
         t = self.tolerances.get(quantity, DEFAULT_TOL)
         return (float(t), "") if np.ndim(t) == 0 and not isinstance(t, tuple) else (float(t[0]), str(t[1]))
@@ -283,12 +285,12 @@ class Theorem:
                 "instance": instance, "quantity": quantity, "predicted": predicted, "measured": measured,
                 "rel_error": err, "passed": bool(passed)}
 
-    def solve_and_measure(self, prob, names) -> tuple[dict, dict]:
+    def solve_and_measure(self, prob: Any, names: Iterable[str]) -> tuple[dict, dict]:
         """Solve ``prob`` and measure the invariants ``names``: ``(measured, info)``."""
         params, info = self.solve(prob)
         return self.measure(prob, params, list(names)), info
 
-    def compare(self, prob, predicted: dict, measured: dict, info: dict) -> list[dict]:
+    def compare(self, prob: Any, predicted: dict, measured: dict, info: dict) -> list[dict]:
         """Rows comparing ``predicted`` with ``measured`` (one per quantity) plus the certificate."""
         inst = describe(prob)
         rows = []
@@ -307,7 +309,7 @@ class Theorem:
             rows.append(self._row(inst, "certificate grad_norm", 0.0, g, g, bool(info["converged"]), "certificate"))
         return rows
 
-    def check(self, prob) -> list[dict]:
+    def check(self, prob: Any) -> list[dict]:
         """Solve ``prob`` and compare every predicted invariant; one row per quantity.
 
         Raises ``ValueError`` when ``prob`` is outside the assumptions (with the reason).

@@ -3,20 +3,26 @@
 ``dispatch`` (no entry) says which entry holds the closed form of a shallow UFM; ``_common`` holds
 the helpers the modules share.
 
-| module | topic |
-|---|---|
-| ``zhu2021`` | CE UFM: simplex ETF and its scale, zero-solution threshold, strict saddle at 0 |
-| ``zhou2022`` | label smoothing and focal loss |
-| ``mse`` | MSE: no bias (Tirer & Bruna), free bias, regularized bias, encodings, imbalance (Dang et al.) |
-| ``nguyen2023`` | nonnegative features: orthogonal frame |
-| ``imbalanced_ce`` | imbalanced CE against the class-level convex program (``nuclear_norm``: its lemma); minority collapse |
-| ``deep`` | deep UFM, listing ``deep_linear`` (h_m reduction, DNC, jump, origin local min) and ``deep_relu`` (DNC for K = 2 and Tirer-Bruna L = 2, low-rank counterexample of Súkeník et al. 2024); shared: ``deep_reduction`` |
-| ``md`` | memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes) |
-| ``duality`` | global certificates: the class-level dual (tight at minimizers, valid for d < K and H >= 0), the deep linear scalar reduction |
-| ``landscape`` | measured landscapes: no spurious second-order points (CE, MSE, d > K), spurious minima with H >= 0 and in deep linear models |
-| ``targets`` | per-sample targets, listing ``regression`` (SVT of the targets), ``multilabel`` (PAL-CE, tag-wise average), ``imbalanced_mse`` (free bias, SVT of Yhat); shared: ``svt`` |
-| ``dynamics`` | gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} - W_l W_l^T), explicit Euler's exact discrete law and order |
-| ``custom_losses`` | losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1 |
+- ``zhu2021``: CE UFM: simplex ETF and its scale, zero-solution threshold, strict saddle at 0;
+- ``zhou2022``: label smoothing and focal loss;
+- ``mse``: MSE: no bias (Tirer & Bruna), free bias, regularized bias, encodings, imbalance (Dang et
+  al.);
+- ``nguyen2023``: nonnegative features: orthogonal frame;
+- ``imbalanced_ce``: imbalanced CE against the class-level convex program (its lemma:
+  ``nuclear_norm``); minority collapse;
+- ``deep``: deep UFM, listing ``deep_linear`` (DNC, jump, origin local min) and ``deep_relu`` (DNC
+  for K = 2 and Tirer-Bruna L = 2, low-rank counterexample of Súkeník et al. 2024); the h_m
+  reduction they share: ``deep_reduction``;
+- ``md``: memorization-dilation: LS finite margin, binary fixed-frame dilation (three regimes);
+- ``duality``: global certificates: the class-level dual (tight at minimizers, valid for d < K and
+  H >= 0), the deep linear scalar reduction;
+- ``landscape``: measured landscapes: no spurious second-order points (CE, MSE, d > K), spurious
+  minima with H >= 0 and in deep linear models;
+- ``targets``: per-sample targets, listing ``regression`` (SVT of the targets), ``multilabel``
+  (PAL-CE, tag-wise average), ``imbalanced_mse`` (free bias, SVT of Yhat); shared: ``svt``;
+- ``dynamics``: gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} -
+  W_l W_l^T), explicit Euler's exact discrete law and order;
+- ``custom_losses``: losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from proofs_check.catalog.deep_linear import DEEP_LINEAR, JUMP, ORIGIN
 from proofs_check.catalog.deep_reduction import (
-    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, SUKENIK_2024, TIRER_BRUNA, Lam, check_dnc_instance, deep_numbers,
-    dnc_assemble, dnc_params, dnc_prediction, dnc_value_by_search, factor_proofs, gam, gamma, h, h_sym, jump_gamma,
-    layer_grams, measure, ms, mu, scalar_optimum, solve_deep, x, x_star,
+    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, SUKENIK_2024, TIRER_BRUNA, Lam, check_dnc_instance,
+    deep_numbers, dnc_assemble, dnc_params, dnc_prediction, dnc_value_by_search, factor_proofs, gam, gamma, h,
+    h_sym, jump_gamma, layer_grams, measure, ms, mu, scalar_optimum, solve_deep, x, x_star,
 )
 from proofs_check.catalog.deep_relu import DNC_BINARY, LOW_RANK, TWO_LAYER, srg_candidate
 

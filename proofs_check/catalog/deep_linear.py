@@ -14,8 +14,8 @@ import sympy as sp
 import ufm
 from proofs_check.catalog._common import grad_norm_at
 from proofs_check.catalog.deep_reduction import (
-    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, check_dnc_instance, deep_numbers, dnc_assemble, factor_proofs, gam,
-    h_sym, jump_gamma, measure, ms, solve_deep, x,
+    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, check_dnc_instance, deep_numbers, dnc_assemble, factor_proofs,
+    gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
 )
 from proofs_check.theorem import GTOL, Proof, Theorem
 from ufm import DeepUFM

@@ -32,6 +32,9 @@ nuclear norm ``K a``), hence not ``Hbar``'s Gram nor ``sigma(W_1)``. These are n
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -81,7 +84,7 @@ x, gam, Lam = sp.symbols("x gamma Lambda", positive=True)
 ms, mu = sp.symbols("m mu", positive=True)
 
 
-def h_sym(m):
+def h_sym(m: Any) -> sp.Expr:
     """``h_m(x) = (x-1)^2/2 + (m/2) gamma x^(2/m)`` as a SymPy expression (``m`` a number or symbol)."""
     m = sp.sympify(m)
     return (x - 1) ** 2 / 2 + m / 2 * gam * x ** (2 / m)
@@ -97,7 +100,7 @@ DNC_EXPRESSIONS = {
 }
 
 
-def deep_numbers(prob) -> dict:
+def deep_numbers(prob: DeepUFM) -> dict:
     """``K``, ``n``, ``m = L + 1`` and ``Lambda = n lam_H prod_l lam_l`` of a DeepUFM."""
     lams = np.asarray(prob.lams, float)
     return {"K": float(prob.K), "n": float(prob.n), "m": float(prob.L + 1),
@@ -114,7 +117,7 @@ def gamma(prob: DeepUFM) -> float:
     return Evaluator(DNC_EXPRESSIONS, deep_numbers(prob))("gamma")
 
 
-def h(xv, m: int, g: float):
+def h(xv: Any, m: int, g: float) -> Any:
     """``h_m(x)`` (the expression ``h(x)``)."""
     return _ev(m, g)("h(x)", x=np.asarray(xv, float))
 
@@ -137,7 +140,7 @@ def _roots(ev, **extra) -> float:
     return 0.5 * (lo + hi)
 
 
-def x_star(ev) -> tuple[float, float]:
+def x_star(ev: Evaluator) -> tuple[float, float]:
     """``(x*, x_loc)``: the global minimizer of ``h_m`` (0 when ``gamma >= gamma_c``) and the
     largest critical point."""
     r = _roots(ev)
@@ -153,7 +156,10 @@ def scalar_optimum(m: int, g: float) -> tuple[float, float]:
     return x_star(ev)
 
 
-def check_dnc_instance(prob):
+def check_dnc_instance(prob: Any) -> tuple[bool, str]:
+    """The assumptions shared by the DNC entries: a DeepUFM, one-hot MSE, no bias, balanced, every
+    width ``>= K``, every ``lam > 0``, ``gamma`` at least 5% away from the jump (``m >= 3``) or
+    from 1 (``m = 2``)."""
     if not isinstance(prob, DeepUFM):
         return False, "needs a ufm.DeepUFM"
     if not isinstance(prob.loss, ufm.MSE) or prob.loss.encoding is not None:
@@ -243,7 +249,7 @@ def layer_grams(prob: DeepUFM, params: DeepParams) -> list:
     return out
 
 
-def measure(prob: DeepUFM, params: DeepParams, names) -> dict:
+def measure(prob: DeepUFM, params: DeepParams, names: Iterable[str]) -> dict:
     """The invariants named ``value``, ``sigma_W[l]`` (top ``K`` singular values of ``W_l``,
     1-based ``l``), ``gram[l]`` (post-activation class-mean Gram of layer ``l``)."""
     out = {}
@@ -266,7 +272,9 @@ def _determined(prob) -> list:
             + [f"gram[{l}]" for l in range(first, prob.L + 1)])
 
 
-def dnc_assemble(prob, ev):
+def dnc_assemble(prob: DeepUFM, ev: Evaluator) -> dict:
+    """The DNC entries' ``assemble``: the value, and ``sigma_W[l]`` (``K`` equal values) and
+    ``gram[l] = c_l I`` for the layers the model determines (module docstring)."""
     p = _dnc_from(prob, ev)
     q = {"value": p["value"]}
     for name in _determined(prob)[1:]:
@@ -276,7 +284,8 @@ def dnc_assemble(prob, ev):
     return q
 
 
-def solve_deep(prob, *, restarts: int = 8, init_scale=1.0):
+def solve_deep(prob: DeepUFM, *, restarts: int = 8,
+               init_scale: float | None = 1.0) -> tuple[DeepParams, dict]:
     """``ufm.minimize`` with restarts (default init: He/LeCun scale, which avoids the basin of the
     origin), then for ReLU models :func:`ufm.solvers.polish_relu` on the activation piece
     (kept when it is consistent with the piece and does not raise the value).
@@ -294,7 +303,7 @@ def solve_deep(prob, *, restarts: int = 8, init_scale=1.0):
 
 
 # ---- proofs ------------------------------------------------------------------------------------
-def factor_proofs():
+def factor_proofs() -> tuple[Proof, ...]:
     """Balanced factorization (m = 3, symbolic mu_i): s_i = Lambda^(1/2m) x^(1/m) / sqrt(mu_i)."""
     m = 3
     mus = sp.symbols("mu0:3", positive=True)

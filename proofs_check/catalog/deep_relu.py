@@ -21,7 +21,7 @@ from proofs_check.catalog.deep_reduction import (
     dnc_assemble, dnc_value_by_search, factor_proofs, measure, solve_deep, x_star,
 )
 from proofs_check.theorem import Proof, Theorem
-from ufm import DeepUFM
+from ufm import DeepParams, DeepUFM
 
 __all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate"]
 
@@ -101,7 +101,8 @@ def _srg_proofs():
 
 
 # ---- the low-rank counterexample ---------------------------------------------------------------
-def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6, seed: int = 0):
+def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6,
+                  seed: int = 0) -> tuple[float, DeepParams | None, int | None]:
     """Optimize the free scalars of :func:`ufm.problems.graph_params` (``ufm.minimize`` from ``starts`` random
     scalar vectors) with the expansion at layer ``e`` (default ``L - 1``, the best: for K = 10,
     lam = 0.004 the values with ``e < L - 1`` were above the DNC value); returns

@@ -55,6 +55,8 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import sympy as sp
 
@@ -173,13 +175,13 @@ def _focal_ok(prob):
     return ok, why
 
 
-def minority_classes(prob) -> list[int]:
+def minority_classes(prob: ufm.UFM) -> list[int]:
     """Classes with the smallest count (the minority group ``B``)."""
     counts = np.asarray(prob.counts)
     return [int(k) for k in np.flatnonzero(counts == counts.min())]
 
 
-def threshold_ratio(prob) -> float:
+def threshold_ratio(prob: ufm.UFM) -> float:
     """``N sqrt(lam_W lam_H) / ((1-alpha) sqrt(n_B))``: minority collapse iff ``>= 1``."""
     tau = Evaluator({"tau*": tau_star}, _minority_variables(prob))("tau*")
     return float(np.sqrt(prob.lam_W * prob.lam_H)) / tau
@@ -246,7 +248,7 @@ def _minority_assemble(side):
     return assemble
 
 
-def measure(prob, params, names) -> dict:
+def measure(prob: ufm.UFM, params: ufm.Params, names: Iterable[str]) -> dict:
     """:func:`proofs_check.measure.measure_ufm` plus ``minority_classifier_gap`` and
     ``minority_feature_gap`` (``max ||w_i - w_j||`` and ``max ||h_i - h_j||`` over minority
     pairs)."""

@@ -17,7 +17,9 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, gam, h_sym, ms, solve_deep, x, x_star
-from proofs_check.catalog.svt import Nn, PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, s, sig, svt_prediction
+from proofs_check.catalog.svt import (
+    Nn, PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, s, sig, svt_prediction,
+)
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 

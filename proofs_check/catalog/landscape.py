@@ -16,6 +16,8 @@ r"""Landscape theorems, measured with ``ufm.landscape.census``: where random sta
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sympy as sp
 
@@ -35,7 +37,7 @@ SUKENIK = Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165
 GAP_TOL = 1e-9
 
 
-def run_census(prob, starts, init_scales=(None,), order="auto"):
+def run_census(prob: Any, starts: int, init_scales: tuple = (None,), order: str = "auto") -> Any:
     """``ufm.landscape.census`` (``order="auto"``: second-order certified end points, saddles
     escaped; ``"first"``: where plain descent stops, each end point classified).
 

@@ -62,7 +62,8 @@ def _gram_sqrts(Zp):
     return (U * sv) @ U.T, (Vt.T * sv) @ Vt
 
 
-def invariants(prob, Zp, b=None, value=None) -> dict:
+def invariants(prob: ufm.UFM, Zp: np.ndarray, b: np.ndarray | None = None,
+               value: float | None = None) -> dict:
     r"""Invariants of the minimizer whose collapsed logits are ``Z' = W Hbar D^{1/2}`` (bias ``b``).
 
     ``W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}``, ``Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}

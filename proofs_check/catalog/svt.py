@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from proofs_check.catalog._common import lam_H, lam_W
-from proofs_check.theorem import Proof
+from proofs_check.theorem import Evaluator, Proof
 
 __all__ = ["s", "sig", "Nn", "mu", "phi", "S_STAR", "V_STAR", "MU", "PROOFS_SVT", "SVT_EXPRESSIONS",
            "svt_prediction", "away_from_threshold"]
@@ -56,7 +56,7 @@ PROOFS_SVT = (
 SVT_EXPRESSIONS = {"mu": MU, "s*": S_STAR, "value*": V_STAR}
 
 
-def svt_prediction(ev, M: np.ndarray) -> dict:
+def svt_prediction(ev: Evaluator, M: np.ndarray) -> dict:
     """Minimizer of ``(1/2N)||Z - M||^2 + mu||Z||_*``: each singular value of ``M`` through the
     expressions ``s*`` and ``value*`` (``ev`` evaluates them), then the factor Grams
     ``(Z Z^T)^{1/2}``, ``(Z^T Z)^{1/2}``."""
