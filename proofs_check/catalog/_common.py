@@ -11,8 +11,8 @@ import sympy as sp
 import ufm
 from proofs_check.symbols import K, N, alpha, c_expr, g, gamma, kappa_expr, lam_b, lam_H, lam_W, n
 
-# The symbols are defined in proofs_check.symbols; imported here for the helpers below and kept
-# importable from this module (siblings and proofs_check.boundaries import them from here).
+# The symbols are defined in proofs_check.symbols; the helpers below use them and the sibling
+# modules import them from here, with the helpers.
 __all__ = ["K", "n", "N", "lam_W", "lam_H", "lam_b", "alpha", "gamma", "g", "kappa_expr", "c_expr", "P",
            "scalars", "evaluate", "kappa", "lams_for", "balanced_ok", "etf_invariants", "grad_norm_at",
            "away_from"]

@@ -7,8 +7,8 @@ regularized one to ``mse.MSE_REG_BIAS``; cross-entropy to ``zhu2021.CE_ETF``, la
 expressions (``Theorem.predict``). :func:`closed_form_assumptions` says whether the problem is
 inside the closed forms, and why not when it is not.
 
-Used by the catalog's own entries (the global certificates of ``duality`` compare with the closed
-minimum) and by :mod:`proofs_check.closed_forms`, the public face above the catalog.
+Used by the catalog's own entries (the global certificates of ``duality`` compare with the
+closed-form minimum) and by :mod:`proofs_check.closed_forms`, the public face above the catalog.
 """
 
 from __future__ import annotations
