@@ -1,6 +1,12 @@
 """proofs_check: closed forms of UFM minimizers, checked against ufm's numerics.
 
 ``ufm verify`` (or ``python -m proofs_check``) runs every check and prints one table.
+
+Layers, bottom to top: ``symbols`` and ``measure`` (a problem's numbers, a solution's invariants),
+``theorem`` (the record type), ``custom`` and ``convex`` (tools of the catalog), ``catalog`` (one
+module per paper or topic), ``closed_forms`` (dispatches a problem to its catalog entry),
+``boundaries`` (thresholds for sweeps), ``verify`` (runs the catalog). This package's import turns
+on float64 before any of them is imported.
 """
 
 import ufm

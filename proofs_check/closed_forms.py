@@ -1,11 +1,14 @@
 r"""Closed-form minimizers of the regularized UFM, evaluated numerically in float64.
 
 The numbers come from the catalog's SymPy expressions (``Theorem.predict``, lambdified): this
-module only dispatches a problem to its theorem. Every function takes a :class:`ufm.UFM` and
-returns a :class:`Prediction`: the invariants the theory predicts (objective value, Gram matrices, norms, bias), never raw ``W`` or ``H``, which are
-only defined up to a rotation. The formulas are those of ``shared/theory/README.md``; each
-function states its source, tag and assumptions, and :func:`assumptions` tells whether a problem
-is inside them (with the reason when it is not).
+module only dispatches a problem to its theorem (through :mod:`proofs_check.catalog.dispatch`; it
+sits above the catalog, which never imports it). Every function takes a :class:`ufm.UFM` and
+returns a :class:`Prediction`: the invariants the theory predicts (objective value, Gram matrices,
+norms, bias), never raw ``W`` or ``H``, which are only defined up to a rotation; :func:`measure`
+(:func:`proofs_check.measure.measure_ufm`) computes the same invariants from a solution. The
+formulas are those of ``shared/theory/README.md``; each function states its source, tag and
+assumptions, and :func:`assumptions` tells whether a problem is inside them (with the reason when
+it is not).
 
 Notation (balanced classes, ``n`` per class): ``kappa = sqrt(n lam_W lam_H)``,
 ``c = sqrt(lam_W / (n lam_H))``, ``P = I - 11^T/K``, ``J = 11^T``.
@@ -15,11 +18,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
-
 import ufm
+from proofs_check.catalog.dispatch import closed_form_assumptions, closed_form_theorem
+from proofs_check.measure import measure_ufm, rel_error
+from proofs_check.theorem import Theorem
 
-__all__ = ["Prediction", "ce_family", "mse", "predict", "assumptions", "measure", "rel_error"]
+__all__ = ["Prediction", "ce_family", "mse", "predict", "assumptions", "theorem_for", "measure", "rel_error"]
+
+# the invariants of a solution, named as in a Prediction (defined below the catalog, in
+# proofs_check.measure, so that the catalog's theorems measure with it)
+measure = measure_ufm
 
 
 @dataclass(frozen=True)
@@ -36,26 +44,20 @@ class Prediction:
     quantities: dict = field(default_factory=dict)
 
 
-def _theorem_for(prob):
+def theorem_for(prob: ufm.UFM) -> Theorem:
     """The catalog theorem whose expressions give the closed form for ``prob``."""
-    from proofs_check.catalog import mse as mse_cat
-    from proofs_check.catalog import zhou2022, zhu2021
-
-    loss = prob.loss
-    if isinstance(loss, ufm.MSE):
-        if not prob.has_bias:
-            return mse_cat.MSE_ENCODING  # the general bias-free SVT (any counts, any encoding)
-        return mse_cat.MSE_FREE_BIAS if float(prob.lam_b) == 0.0 else mse_cat.MSE_REG_BIAS
-    return {ufm.CrossEntropy: zhu2021.CE_ETF, ufm.LabelSmoothing: zhou2022.LS_ETF,
-            ufm.Focal: zhou2022.FOCAL_ETF}[type(loss)]
+    return closed_form_theorem(prob)
 
 
-def _prediction(prob) -> Prediction:
-    th = _theorem_for(prob)
+_theorem_for = theorem_for  # the former private name, kept for existing callers
+
+
+def _prediction(prob: ufm.UFM) -> Prediction:
+    th = theorem_for(prob)
     return Prediction(theorem=th.name, source=th.source, tag=th.tag, quantities=th.predict(prob))
 
 
-def ce_family(prob) -> Prediction:
+def ce_family(prob: ufm.UFM) -> Prediction:
     r"""Simplex-ETF global minimizer of the CE, label-smoothing and focal UFM.
 
     With the ETF ansatz (rows ``w_k`` of equal norm ``a``, ``h_k = c w_k``) the objective reduces
@@ -77,7 +79,7 @@ def ce_family(prob) -> Prediction:
     return _prediction(prob)
 
 
-def mse(prob) -> Prediction:
+def mse(prob: ufm.UFM) -> Prediction:
     r"""Global minimizer of the MSE UFM through the convex class-level program.
 
     With ``Z = W Hbar`` (``D x K``) and counts ``D_n = diag(n_k)``, the lemma
@@ -101,77 +103,14 @@ def mse(prob) -> Prediction:
 
 # ---- dispatch ------------------------------------------------------------------------------
 
-def assumptions(prob) -> tuple[bool, str]:
+def assumptions(prob: ufm.UFM) -> tuple[bool, str]:
     """Whether :func:`predict` has a closed form for ``prob``, and why not when it has none."""
-    if prob.nonneg:
-        return False, "nonnegative features: see the positive-feature theorems (section 5)"
-    loss = prob.loss
-    if isinstance(loss, ufm.MSE):
-        if prob.has_bias and not prob.balanced:
-            return False, "MSE with a bias needs balanced classes for a closed form"
-        if prob.has_bias and float(prob.lam_b) > 0 and loss.encoding is not None:
-            return False, "MSE with a regularized bias: closed form only for the one-hot code"
-        if float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
-            return False, "needs lam_W > 0 and lam_H > 0"
-        if prob.d < min(prob.D, prob.K):
-            return False, f"needs d >= rank of the fitted logits (d={prob.d} < min(D, K)); the minimizer is not unique"
-        return True, ""
-    if not prob.balanced:
-        return False, "cross-entropy closed forms need balanced classes"
-    if prob.d < prob.K - 1:
-        return False, f"a simplex ETF needs d >= K-1 (d={prob.d}, K={prob.K})"
-    if float(prob.lam_W) <= 0 or float(prob.lam_H) <= 0:
-        return False, "needs lam_W > 0 and lam_H > 0 (otherwise no minimizer exists)"
-    return True, ""
+    return closed_form_assumptions(prob)
 
 
-def predict(prob) -> Prediction:
+def predict(prob: ufm.UFM) -> Prediction:
     """The closed form that applies to ``prob`` (raises ``ValueError`` outside the assumptions)."""
     ok, why = assumptions(prob)
     if not ok:
         raise ValueError(f"no closed form for this problem: {why}")
     return _prediction(prob)
-
-
-# ---- the same invariants measured on a solution --------------------------------------------
-
-def measure(prob, params, names) -> dict:
-    """The invariants named in a Prediction, computed from ``params`` (float64 NumPy)."""
-    W, H = np.asarray(params.W), np.asarray(params.H)
-    labels = prob.labels
-    Hbar = np.stack([H[:, labels == k].mean(axis=1) for k in range(prob.K)], axis=1)
-    out = {}
-    for name in names:
-        if name == "value":
-            out[name] = float(prob.objective(params))
-        elif name == "W_gram":
-            out[name] = W @ W.T
-        elif name == "Hbar_gram":
-            out[name] = Hbar.T @ Hbar
-        elif name == "w_norm2":
-            out[name] = np.sum(W**2, axis=1)
-        elif name == "h_norm2":
-            out[name] = np.sum(Hbar**2, axis=0)
-        elif name == "logit_means":
-            out[name] = W @ Hbar
-        elif name == "within_class_spread":
-            out[name] = float(np.sqrt(np.sum((H - Hbar[:, labels]) ** 2) / H.shape[1]))
-        elif name == "class_mean_cosine":  # cosine between the first two class means
-            G = Hbar.T @ Hbar
-            out[name] = float(G[0, 1] / np.sqrt(G[0, 0] * G[1, 1])) if G[0, 0] > 0 else 0.0
-        elif name == "bias":
-            out[name] = np.asarray(params.b)
-        elif name == "bias_centred":
-            b = np.asarray(params.b)
-            out[name] = b - b.mean()
-        else:
-            raise KeyError(f"unknown invariant {name!r}")
-    return out
-
-
-def rel_error(measured, predicted) -> float:
-    """``||m - p|| / ||p||`` (Frobenius), or the absolute ``||m - p||`` when ``p = 0``."""
-    m, p = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
-    scale = np.linalg.norm(p)
-    err = np.linalg.norm(m - p)
-    return float(err / scale) if scale > 0 else float(err)

@@ -90,7 +90,7 @@ class ClassLevelSolution:
     iterations: int
     converged: bool
 
-    def quantities(self, prob) -> dict:
+    def quantities(self, prob: ufm.UFM) -> dict:
         """The invariants in :func:`proofs_check.closed_forms.measure`'s names.
 
         ``bias`` (``bias_centred`` for a free bias with a softmax loss, whose ``b`` is defined up
@@ -126,7 +126,7 @@ class _State(NamedTuple):
     res_x: jax.Array  # shape=(), float64: the same at x, evaluated once res_y <= tol (else inf)
 
 
-def class_level_objective(prob, Zp, b):
+def class_level_objective(prob: ufm.UFM, Zp: jax.Array, b: jax.Array | None) -> jax.Array:
     """Smooth part ``sum_k n_k/N loss(z'_k/sqrt(n_k) + b, k) + lam_b/2 ||b||^2`` (no nuclear norm).
 
     Args:
@@ -242,7 +242,7 @@ def _check(prob):
         )
 
 
-def solve_class_level(prob, *, tol: float = 1e-13, max_iters: int = 100_000) -> ClassLevelSolution:
+def solve_class_level(prob: ufm.UFM, *, tol: float = 1e-13, max_iters: int = 100_000) -> ClassLevelSolution:
     r"""Solve the class-level convex program of a UFM (module docstring) to round-off.
 
     .. math:: \min_{Z', b}\; \sum_k \frac{n_k}N\,\ell(z'_k/\sqrt{n_k} + b, k)

@@ -40,12 +40,11 @@ import math
 from dataclasses import dataclass, field
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog._common import K, g
+from proofs_check.symbols import K, g
 from proofs_check.theorem import Proof
 
 __all__ = ["p", "kap", "SymbolicLoss"]
@@ -96,9 +95,10 @@ class SymbolicLoss:
     # ---- the expression and its derivatives (symbolic) ----------------------------------------
     @functools.cached_property
     def symbols(self) -> tuple:
+        """The parameter symbols of the expression (every free symbol but ``p``), sorted by name."""
         return tuple(sorted((s for s in self.expr.free_symbols if s.name != "p"), key=lambda s: s.name))
 
-    def exact(self, expr=None, values: dict | None = None):
+    def exact(self, expr: sp.Expr | None = None, values: dict | None = None) -> sp.Expr:
         """``expr`` (default the loss) with the parameters replaced by exact rationals of ``values``
         (default ``params``)."""
         expr = self.expr if expr is None else expr
@@ -106,28 +106,28 @@ class SymbolicLoss:
         return expr.subs({s: _rational(values[s.name]) for s in self.symbols})
 
     @functools.cached_property
-    def on_etf(self):
+    def on_etf(self) -> sp.Expr:
         """``l(p(g))``: the loss of every sample on the ETF with logit gap ``g``."""
         return self.expr.subs(p, p_of_g)
 
     @functools.cached_property
-    def phi(self):
+    def phi(self) -> sp.Expr:
         """``phi(g) = l(p(g)) + (K-1) kappa g``."""
         return self.on_etf + (K - 1) * kap * g
 
     @functools.cached_property
-    def dphi_in_p(self):
+    def dphi_in_p(self) -> sp.Expr:
         """``phi'(g)`` in terms of ``p``: ``l'(p) p (1-p) + (K-1) kappa``."""
         return sp.diff(self.expr, p) * p * (1 - p) + (K - 1) * kap
 
     @functools.cached_property
-    def convexity_factor(self):
+    def convexity_factor(self) -> sp.Expr:
         """``q(p) = l''(p) p(1-p) + l'(p)(1-2p)``; ``phi''(g) = p(1-p) q(p)``."""
         d1, d2 = sp.diff(self.expr, p), sp.diff(self.expr, p, 2)
         return sp.simplify(d2 * p * (1 - p) + d1 * (1 - 2 * p))
 
     @functools.cached_property
-    def threshold(self):
+    def threshold(self) -> sp.Expr:
         """``kappa_0 = -l'(1/K)/K^2``, where ``phi'(0) = 0``."""
         return sp.simplify(-sp.diff(self.expr, p).subs(p, 1 / K) / K**2)
 
@@ -152,7 +152,8 @@ class SymbolicLoss:
         other = 1 / sp.cancel(sp.radsimp(1 / root))
         return other if sp.simplify(other - root) == 0 else root
 
-    def stationary_p(self, values: dict | None = None, K_value: int = 4, frac: float = 0.5):
+    def stationary_p(self, values: dict | None = None, K_value: int = 4,
+                     frac: float = 0.5) -> sp.Expr | None:
         """The root that lies in ``(1/K, 1)`` at ``K = K_value``, ``kappa = frac * kappa_0`` (the ETF
         branch; the lowest ``phi`` if several do) and the parameter ``values`` (default ``params``):
         a root of the symbolic-parameter solve when one fits, else of the solve at exact ``values``;
@@ -226,14 +227,15 @@ class SymbolicLoss:
         per_sample.__name__ = self.name
         return per_sample
 
-    def loss(self, **values) -> ufm.CustomLoss:
+    def loss(self, **values: float) -> ufm.CustomLoss:
         """The :class:`ufm.CustomLoss` of this expression (parameters default to ``params``)."""
         return ufm.CustomLoss(self._fn, self.name, **{**self.params, **values})
 
-    def loss_values(self, loss) -> dict:
+    def loss_values(self, loss: ufm.CustomLoss) -> dict:
+        """``{parameter name: value}`` of a :class:`ufm.CustomLoss` built by :meth:`loss`."""
         return {s.name: float(getattr(loss, s.name)) for s in self.symbols}
 
-    def closed_form(self, prob) -> tuple[float, float, float]:
+    def closed_form(self, prob: ufm.UFM) -> tuple[float, float, float]:
         """``(g*, kappa_0, f*)`` at the instance's parameter values, lambdified from the expressions:
         ``g* = log((K-1) p*/(1-p*))`` with the closed-form ``p*``, ``0`` when ``kappa >= kappa_0``;
         ``f* = phi(g*)``. Needs a closed-form root and a proof of convexity (else ``ValueError``: use
@@ -252,7 +254,7 @@ class SymbolicLoss:
             gv = math.log((prob.K - 1) * pv / (1 - pv))
         return gv, thr, float(sp.lambdify([g] + args, self.phi)(gv, *subs))
 
-    def predict(self, prob) -> dict:
+    def predict(self, prob: ufm.UFM) -> dict:
         """Invariants of the ETF minimizer (value, Grams, norms, no within-class spread) from
         :meth:`closed_form`: ``||w_k||^2 = (K-1) g*/(K c)``, ``h_k = c w_k``."""
         gv, _, value = self.closed_form(prob)

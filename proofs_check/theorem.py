@@ -29,7 +29,7 @@ source, instance, quantity, predicted, measured, rel_error, passed, plus ``tag``
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,10 +37,12 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.closed_forms import rel_error
+# problem_numbers, describe and rel_error are defined below the record type and are part of its
+# public face
+from proofs_check.measure import describe, problem_numbers, rel_error
 
 __all__ = ["Citation", "Evaluator", "Proof", "Theorem", "rel_error", "minimize_solver", "problem_numbers",
-           "DEFAULT_TOL", "PROOF_KINDS"]
+           "describe", "DEFAULT_TOL", "PROOF_KINDS", "GTOL"]
 
 DEFAULT_TOL = 1e-8
 GTOL = 1e-12
@@ -64,6 +66,7 @@ class Citation:
 
     @property
     def short(self) -> str:
+        """``authors year, arXiv id``: the ``source`` column of the report."""
         arxiv = f", arXiv {self.arxiv}" if self.arxiv else ""
         return f"{self.authors} {self.year}{arxiv}"
 
@@ -119,26 +122,6 @@ def _run_proof(proof: Proof) -> tuple[bool, str]:
     return proof._run()
 
 
-def problem_numbers(prob) -> dict:
-    """Numbers of a problem by symbol name: ``K``, ``N``, ``n`` (balanced), ``lambda_W``,
-    ``lambda_H``, ``lambda_b`` (with a bias), ``alpha`` (label smoothing), ``gamma`` (focal)."""
-    out = {}
-    for name, attr in (("K", "K"), ("N", "N"), ("lambda_W", "lam_W"), ("lambda_H", "lam_H")):
-        v = getattr(prob, attr, None)
-        if v is not None and np.ndim(v) == 0:
-            out[name] = float(v)
-    if getattr(prob, "balanced", False) and np.ndim(getattr(prob, "n", None)) == 0:
-        out["n"] = float(prob.n)
-    if getattr(prob, "lam_b", None) is not None:
-        out["lambda_b"] = float(prob.lam_b)
-    loss = getattr(prob, "loss", None)
-    if isinstance(loss, ufm.LabelSmoothing):
-        out["alpha"] = float(loss.alpha)
-    if isinstance(loss, ufm.Focal):
-        out["gamma"] = float(loss.gamma)
-    return out
-
-
 @functools.lru_cache(maxsize=4096)
 def _lambdified(expr, names: tuple):
     syms = sorted(expr.free_symbols, key=lambda s: s.name)
@@ -171,12 +154,12 @@ class Evaluator:
     def __contains__(self, name):
         return name in self.expressions
 
-    def get(self, name: str, default=float("nan"), **values):
+    def get(self, name: str, default: Any = float("nan"), **values: Any) -> Any:
         """``self(name, **values)`` when the theorem has that expression, else ``default`` (a branch
         the theorem makes no prediction for, reached only when another expression was replaced)."""
         return self(name, **values) if name in self.expressions else default
 
-    def diff(self, name: str, var: str, **values):
+    def diff(self, name: str, var: str, **values: Any) -> Any:
         """The derivative of expression ``name`` in its symbol ``var``, evaluated like ``__call__``
         (so replacing the expression replaces its derivative too)."""
         self.used.add(name)
@@ -203,42 +186,13 @@ class Evaluator:
         return float(out) if out.ndim == 0 else out
 
 
-def minimize_solver(prob, *, restarts: int = 2):
+def minimize_solver(prob: Any, *, restarts: int = 2) -> tuple[Any, dict]:
     """The default numerical solve: ``ufm.minimize`` with certificate ``1e-12`` and two starts.
 
     Returns ``(params, {"grad_norm": value, "converged": bool})``.
     """
     sol = ufm.minimize(prob, gtol=GTOL, restarts=restarts, throw=False)
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
-
-
-def describe(prob) -> str:
-    """A compact, human-readable instance description (UFM, DeepUFM and other problems)."""
-    if hasattr(prob, "describe"):
-        return prob.describe()
-    if hasattr(prob, "widths"):
-        lams = np.asarray(prob.lams)
-        lam = f"{lams[0]:.4g}" if np.all(lams == lams[0]) else str(np.round(lams, 5).tolist())
-        rf = ", relu_features" if prob.relu_features else ""
-        return (f"K={prob.K} n={prob.n} widths={list(prob.widths)} {prob.activation}{rf} "
-                f"{type(prob.loss).__name__} lam_W={lam} lam_H={float(prob.lam_H):.4g}")
-    loss = prob.loss
-    lname = type(loss).__name__
-    if isinstance(loss, ufm.LabelSmoothing):
-        lname += f"({float(loss.alpha):.4g})"
-    elif isinstance(loss, ufm.Focal):
-        lname += f"({float(loss.gamma):.4g})"
-    elif isinstance(loss, ufm.MSE) and loss.encoding is not None:
-        lname += f"(E {loss.encoding.shape[0]}x{loss.encoding.shape[1]})"
-    if not isinstance(prob, ufm.UFM):
-        fields = ", ".join(f"{k}={float(getattr(prob, k)):.4g}" for k in ("lam_W", "lam_H", "lam")
-                           if hasattr(prob, k))
-        return f"{type(prob).__name__}(K={prob.K} {lname} {fields})"
-    bias = "none" if prob.lam_b is None else f"{float(prob.lam_b):.4g}"
-    n = prob.n if prob.balanced else list(prob.counts)
-    extra = ", H>=0" if prob.nonneg else ""
-    return (f"K={prob.K} n={n} d={prob.d} {lname} lam_W={float(prob.lam_W):.4g} "
-            f"lam_H={float(prob.lam_H):.4g} lam_b={bias}{extra}")
 
 
 def _tolist(v):
@@ -304,23 +258,24 @@ class Theorem:
 
     @property
     def source(self) -> str:
+        """The citation's short form (:attr:`Citation.short`), the report's ``source``."""
         return self.citation.short
 
-    def evaluator(self, prob) -> Evaluator:
+    def evaluator(self, prob: Any) -> Evaluator:
         """An :class:`Evaluator` of this theorem's expressions at ``prob``'s numbers."""
         return Evaluator(self.expressions, self.variables(prob))
 
-    def predict(self, prob) -> dict:
+    def predict(self, prob: Any) -> dict:
         """The predicted invariants: the expressions, lambdified, assembled by ``assemble``."""
         return self.assemble(prob, self.evaluator(prob))
 
-    def expressions_used(self, prob) -> set:
+    def expressions_used(self, prob: Any) -> set:
         """Names of the expressions that :meth:`predict` evaluates on ``prob``."""
         ev = self.evaluator(prob)
         self.assemble(prob, ev)
         return set(ev.used)
 
-    def tolerance(self, quantity) -> tuple[float, str]:
+    def tolerance(self, quantity: str) -> tuple[float, str]:
         """``(relative tolerance, reason)`` of a quantity (``(1e-8, "")`` by default)."""
         t = self.tolerances.get(quantity, DEFAULT_TOL)
         return (float(t), "") if np.ndim(t) == 0 and not isinstance(t, tuple) else (float(t[0]), str(t[1]))
@@ -330,12 +285,12 @@ class Theorem:
                 "instance": instance, "quantity": quantity, "predicted": predicted, "measured": measured,
                 "rel_error": err, "passed": bool(passed)}
 
-    def solve_and_measure(self, prob, names) -> tuple[dict, dict]:
+    def solve_and_measure(self, prob: Any, names: Iterable[str]) -> tuple[dict, dict]:
         """Solve ``prob`` and measure the invariants ``names``: ``(measured, info)``."""
         params, info = self.solve(prob)
         return self.measure(prob, params, list(names)), info
 
-    def compare(self, prob, predicted: dict, measured: dict, info: dict) -> list[dict]:
+    def compare(self, prob: Any, predicted: dict, measured: dict, info: dict) -> list[dict]:
         """Rows comparing ``predicted`` with ``measured`` (one per quantity) plus the certificate."""
         inst = describe(prob)
         rows = []
@@ -354,7 +309,7 @@ class Theorem:
             rows.append(self._row(inst, "certificate grad_norm", 0.0, g, g, bool(info["converged"]), "certificate"))
         return rows
 
-    def check(self, prob) -> list[dict]:
+    def check(self, prob: Any) -> list[dict]:
         """Solve ``prob`` and compare every predicted invariant; one row per quantity.
 
         Raises ``ValueError`` when ``prob`` is outside the assumptions (with the reason).

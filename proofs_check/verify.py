@@ -19,17 +19,25 @@ columns); ``--rows`` prints every row; the JSON and Markdown reports always hold
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 import textwrap
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TextIO
 
 import jax
 import numpy as np
 
-import proofs_check  # noqa: F401  (turns on float64)
 import ufm.cli
+
+# float64: proofs_check/__init__.py turns it on, and it runs before this module (its package) is
+# imported; importing the package from here instead would make a cycle with its __init__, which
+# imports this module for ``main``.
 from proofs_check.catalog import all_theorems
+from proofs_check.theorem import Theorem
 
 __all__ = ["run", "summarize", "format_summary", "format_table", "format_markdown", "main"]
 
@@ -42,7 +50,7 @@ def _run_one(th, instances, prove):
     return rows, time.perf_counter() - t
 
 
-def run(theorems=None, *, random: int = 0, seed: int = 0, prove: bool = True,
+def run(theorems: list[Theorem] | None = None, *, random: int = 0, seed: int = 0, prove: bool = True,
         progress: Callable[[str], None] | None = None, workers: int = 2) -> list[dict]:
     """Prove and check every theorem; returns all rows in catalog order (module docstring).
 
@@ -56,8 +64,6 @@ def run(theorems=None, *, random: int = 0, seed: int = 0, prove: bool = True,
         workers: theorems checked concurrently in threads (XLA compiles outside the GIL, and
             compilation dominates the run on a CPU).
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     theorems = all_theorems() if theorems is None else theorems
     rng = np.random.default_rng(seed)
     jobs = []
@@ -104,7 +110,7 @@ KIND_COLUMNS = (("proof", "proofs"), ("definition", "defs"), ("sample", "samples
                 ("numeric", "solves"))
 
 
-def summarize(rows: list[dict], theorems=None) -> list[dict]:
+def summarize(rows: list[dict], theorems: list[Theorem] | None = None) -> list[dict]:
     """One record per theorem: instances, proof rows by kind, numeric rows, worst relative error
     of the numeric rows, rows failed, and what is assumed without proof."""
     assumed = {t.name: list(t.assumed) for t in (theorems or [])}
@@ -128,7 +134,7 @@ def summarize(rows: list[dict], theorems=None) -> list[dict]:
     return out
 
 
-def format_summary(rows: list[dict], theorems=None, *, width: int = 100) -> str:
+def format_summary(rows: list[dict], theorems: list[Theorem] | None = None, *, width: int = 100) -> str:
     """One line per theorem that fits ``width`` columns: instances solved, numeric checks (closed
     form vs solve, and bounds), symbolic proofs, definitions, sample-point checks, the worst
     relative error of the numeric checks, the number of statements assumed without proof, pass.
@@ -164,7 +170,7 @@ def format_table(rows: list[dict], *, width: int = 48) -> str:
     return "\n".join([line(head), line(["-" * w for w in widths]), *map(line, body)])
 
 
-def format_markdown(rows: list[dict], theorems=None) -> str:
+def format_markdown(rows: list[dict], theorems: list[Theorem] | None = None) -> str:
     """The per-theorem summary, then every row, as GitHub-flavoured Markdown (full names)."""
     out = ["| theorem | instances | proofs | definitions | sample checks | solves | worst rel. error "
            "| assumed without proof | pass |", "|---|---|---|---|---|---|---|---|---|"]
@@ -181,11 +187,8 @@ def format_markdown(rows: list[dict], theorems=None) -> str:
     return "\n".join(out)
 
 
-def main(argv=None, out=None) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
     """Command-line entry (``ufm verify`` and ``python -m proofs_check``)."""
-    import argparse
-    import json
-
     ap = argparse.ArgumentParser(prog="ufm verify", description="Check ufm's solvers against the theorem catalog.")
     ap.add_argument("--json", metavar="FILE", help="write the records as a JSON list")
     ap.add_argument("--markdown", metavar="FILE", help="write the table as Markdown")

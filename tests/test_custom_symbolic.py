@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 
 import ufm
 from proofs_check.catalog.custom_losses import POLY1, POLY1_ETF
-from proofs_check.catalog._common import K
 from proofs_check.custom import SymbolicLoss, kap, p
+from proofs_check.symbols import K
 from proofs_check.theorem import Proof
 
 

@@ -1,19 +1,21 @@
-"""Symbols, matrices and instance helpers shared by the catalog modules."""
+"""Matrices, assumption and instance helpers shared by the catalog modules (siblings only)."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import jax
 import numpy as np
 import sympy as sp
 
 import ufm
+from proofs_check.symbols import K, N, alpha, c_expr, g, gamma, kappa_expr, lam_b, lam_H, lam_W, n
 
-# Positive symbols of the canonical objective (theory reference, section 1).
-K, n, N = sp.symbols("K n N", positive=True)
-lam_W, lam_H, lam_b = sp.symbols("lambda_W lambda_H lambda_b", positive=True)
-alpha, gamma = sp.symbols("alpha gamma", nonnegative=True)
-g = sp.symbols("g", real=True)  # logit gap (true class minus another class)
-kappa_expr = sp.sqrt(n * lam_W * lam_H)
-c_expr = sp.sqrt(lam_W / (n * lam_H))
+# The symbols are defined in proofs_check.symbols; the helpers below use them and the sibling
+# modules import them from here, with the helpers.
+__all__ = ["K", "n", "N", "lam_W", "lam_H", "lam_b", "alpha", "gamma", "g", "kappa_expr", "c_expr", "P",
+           "scalars", "evaluate", "kappa", "lams_for", "balanced_ok", "etf_invariants", "grad_norm_at",
+           "away_from"]
 
 
 def P(k: int) -> np.ndarray:
@@ -21,7 +23,7 @@ def P(k: int) -> np.ndarray:
     return np.eye(k) - np.ones((k, k)) / k
 
 
-def scalars(prob) -> dict:
+def scalars(prob: ufm.UFM) -> dict:
     """Numeric values of the catalog symbols for a balanced problem."""
     out = {K: prob.K, n: prob.n, lam_W: float(prob.lam_W), lam_H: float(prob.lam_H)}
     if prob.lam_b is not None:
@@ -33,7 +35,7 @@ def scalars(prob) -> dict:
     return out
 
 
-def evaluate(expr, prob, **extra) -> float:
+def evaluate(expr: sp.Expr, prob: ufm.UFM, **extra: float) -> float:
     """Evaluate a SymPy expression at the problem's numbers (float64 via lambdify)."""
     subs = {sym.name: v for sym, v in scalars(prob).items()}
     subs.update(extra)  # by symbol name, e.g. n_k=2.0, N=16.0
@@ -45,7 +47,8 @@ def evaluate(expr, prob, **extra) -> float:
     return float(fn(*[subs[s.name] for s in free]))
 
 
-def kappa(prob) -> float:
+def kappa(prob: ufm.UFM) -> float:
+    """``kappa = sqrt(n lam_W lam_H)`` of a balanced problem (the number of ``kappa_expr``)."""
     return float(np.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H)))
 
 
@@ -54,7 +57,8 @@ def lams_for(kappa_value: float, n_value: int, rho: float = 1.0) -> tuple[float,
     return kappa_value * rho / np.sqrt(n_value), kappa_value / (rho * np.sqrt(n_value))
 
 
-def balanced_ok(prob, *, need_d=None, losses=None) -> tuple[bool, str]:
+def balanced_ok(prob: ufm.UFM, *, need_d: int | None = None,
+                losses: tuple | None = None) -> tuple[bool, str]:
     """Common assumptions: balanced classes, lam_W, lam_H > 0, d large enough, loss type."""
     if losses is not None and not isinstance(prob.loss, losses):
         return False, f"loss must be one of {[t.__name__ for t in losses]}"
@@ -69,7 +73,7 @@ def balanced_ok(prob, *, need_d=None, losses=None) -> tuple[bool, str]:
     return True, ""
 
 
-def etf_invariants(prob, a2: float, c: float, value: float) -> dict:
+def etf_invariants(prob: ufm.UFM, a2: float, c: float, value: float) -> dict:
     r"""Invariants of the simplex-ETF configuration (``a2 = 0``: the zero solution).
 
     Rows ``w_k`` of squared norm ``a2`` forming a simplex ETF, ``h_{k,i} = c w_k``:
@@ -91,10 +95,8 @@ def etf_invariants(prob, a2: float, c: float, value: float) -> dict:
     return q
 
 
-def grad_norm_at(prob, params) -> float:
+def grad_norm_at(prob: Any, params: Any) -> float:
     """``||grad f(params)||`` (Euclidean over every leaf) of an unconstrained problem."""
-    import jax
-
     leaves = jax.tree_util.tree_leaves(jax.grad(prob.objective)(params))
     return float(np.sqrt(sum(float(np.sum(np.asarray(x) ** 2)) for x in leaves)))
 

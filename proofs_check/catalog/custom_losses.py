@@ -23,9 +23,9 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import balanced_ok, kappa, lams_for
 from proofs_check.custom import SymbolicLoss, p
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Theorem
 
 LENG = Citation("Leng et al.", 2022, "ICLR", "2204.12511")
@@ -90,7 +90,7 @@ POLY1_ETF = Theorem(
                                           float(rng.uniform(0.0, 1.0)),
                                           lam_b=[None, 0.0, 5e-3][int(rng.integers(3))],
                                           rho=float(np.exp(rng.uniform(-0.5, 0.5)))),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"phi(g)": POLY1.phi, "phi'(p)": POLY1.dphi_in_p, "threshold": POLY1.threshold},
     proofs=POLY1.proofs(),
 )

@@ -29,8 +29,8 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
-from proofs_check.catalog import deep as deep_cat
+from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, deep_numbers, x_star
+from proofs_check.catalog.dispatch import closed_form, closed_form_assumptions
 from proofs_check.theorem import Citation, Proof, Theorem, minimize_solver
 
 __all__ = ["THEOREMS"]
@@ -154,7 +154,7 @@ def _certificate(prob, params, names):
 def _tight_assume(prob):
     if not isinstance(prob, ufm.UFM) or not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE)):
         return False, "a ufm.UFM with CE, LS or MSE"
-    ok, why = cf.assumptions(prob)
+    ok, why = closed_form_assumptions(prob)
     if not ok:
         return False, f"needs a closed form for the minimum: {why}"
     return True, ""
@@ -162,8 +162,8 @@ def _tight_assume(prob):
 
 def _tight_assemble(prob, ev):
     """Gap 0; the bound equals the minimum predicted by the instance's own catalog theorem (its
-    SymPy expressions, through ``closed_forms``)."""
-    return {"gap": 0.0, "lower_bound": cf.predict(prob).quantities["value"]}
+    SymPy expressions, through :mod:`proofs_check.catalog.dispatch`)."""
+    return {"gap": 0.0, "lower_bound": closed_form(prob)["value"]}
 
 
 def _tight_instances():
@@ -205,14 +205,14 @@ DUAL_TIGHT = Theorem(
 def _valid_assume(prob):
     if not isinstance(prob, ufm.UFM) or not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE)):
         return False, "a ufm.UFM with CE, LS or MSE"
-    ok, why = cf.assumptions(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))
+    ok, why = closed_form_assumptions(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))
     return (True, "") if ok else (False, f"the d >= K signed instance needs a closed form: {why}")
 
 
 def _valid_assemble(prob, ev):
     """The minimum of the d >= K signed instance: <= the minimum of ``prob`` (rank constraint or
     ``H >= 0`` added), hence an upper bound for the lower bound."""
-    return {"lower_bound": cf.predict(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False)).quantities["value"]}
+    return {"lower_bound": closed_form(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))["value"]}
 
 
 DUAL_VALID = Theorem(
@@ -255,15 +255,15 @@ DEEP_BOUND = Theorem(
                "(m/2) Lambda'^{1/m} x^{2/m} for any widths (Hölder for Schatten quasi-norms, Mirsky); "
                "balanced one-hot this is min_x h_m(x), attained (gap 0) when every width >= K."),
     assumptions=_deep_assume,
-    assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": ev("h(x)", x=deep_cat._x_star(ev)[0])},
+    assemble=lambda prob, ev: {"gap": 0.0, "lower_bound": ev("h(x)", x=x_star(ev)[0])},
     # unequal widths ("any widths"); the shape is shared with an instance of deep.DEEP_LINEAR
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
     solve=functools.partial(minimize_solver, restarts=3),
     tolerances={"gap": (1e-9, "absolute: the predicted gap is 0; the solve stops at KKT 1e-12")},
-    expressions={k: deep_cat.DNC_EXPRESSIONS[k] for k in ("gamma", "h(x)", "gamma_c")},
-    variables=deep_cat.deep_numbers,
+    expressions={k: DNC_EXPRESSIONS[k] for k in ("gamma", "h(x)", "gamma_c")},
+    variables=deep_numbers,
     proofs=DEEP_PROOFS,
 )
 

@@ -55,92 +55,21 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
-from proofs_check import convex
-from proofs_check.catalog._common import N, alpha, away_from, lam_H, lam_W
+from proofs_check.catalog._common import N, alpha, away_from
+from proofs_check.catalog.nuclear_norm import PROOFS_LEMMA
+from proofs_check.catalog.zhou2022 import focal_threshold
+from proofs_check.convex import solve_class_level
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699")
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
-
-# ---- the nuclear-norm lemma (theory reference, section 1, lemma 2) ----------------------------
-
-w_s, h_s, z_s = sp.symbols("w h z", real=True)
-zp = sp.symbols("z", positive=True)
-s1, s2 = sp.symbols("s_1 s_2", positive=True)
-th, ph = sp.symbols("theta phi", real=True)
-
-
-def _rot(a):
-    return sp.Matrix([[sp.cos(a), -sp.sin(a)], [sp.sin(a), sp.cos(a)]])
-
-
-def _balanced_factors():
-    """``Z' = U S V^T`` (2 x 2, generic rotations) and ``W = c^{1/2} U S^{1/2}``,
-    ``Ht = c^{-1/2} S^{1/2} V^T`` with ``c = sqrt(lam_H/lam_W)``."""
-    U, V = _rot(th), _rot(ph)
-    S, S_half = sp.diag(s1, s2), sp.diag(sp.sqrt(s1), sp.sqrt(s2))
-    c = sp.sqrt(lam_H / lam_W)
-    return U * S * V.T, sp.sqrt(c) * U * S_half, S_half * V.T / sp.sqrt(c)
-
-
-def _balanced_scalar_residuals():
-    w = (lam_H / lam_W) ** sp.Rational(1, 4) * sp.sqrt(zp)
-    h = (lam_W / lam_H) ** sp.Rational(1, 4) * sp.sqrt(zp)
-    mu = sp.sqrt(lam_W * lam_H)
-    pen = lam_W / 2 * w**2 + lam_H / 2 * h**2
-    return w * h - zp, pen - mu * zp, lam_W * w - mu * h, lam_H * h - mu * w
-
-
-def _factor_penalty_residuals():
-    Zp, W, Ht = _balanced_factors()
-    pen = lam_W / 2 * (W.T * W).trace() + lam_H / 2 * (Ht * Ht.T).trace()
-    return (*tuple(W * Ht - Zp), pen - sp.sqrt(lam_W * lam_H) * (s1 + s2))
-
-
-def _factor_gram_residuals():
-    Zp, W, Ht = _balanced_factors()
-    G_W, G_H = W * W.T, Ht.T * Ht
-    return tuple(G_W * G_W - (lam_H / lam_W) * Zp * Zp.T) + tuple(
-        G_H * G_H - (lam_W / lam_H) * Zp.T * Zp
-    )
-
-
-PROOFS_LEMMA = (
-    Proof(
-        "lower bound: lam_W/2 w^2 + lam_H/2 h^2 - sqrt(lam_W lam_H) w h = (sqrt(lam_W) w - "
-        "sqrt(lam_H) h)^2/2 "
-        ">= 0, so the penalty of any factorization w h = z is >= sqrt(lam_W lam_H)|z|",
-        lambda: (
-            lam_W / 2 * w_s**2
-            + lam_H / 2 * h_s**2
-            - sp.sqrt(lam_W * lam_H) * w_s * h_s
-            - (sp.sqrt(lam_W) * w_s - sp.sqrt(lam_H) * h_s) ** 2 / 2
-        ),
-    ),
-    Proof(
-        "equality at w = (lam_H/lam_W)^(1/4) sqrt z, h = (lam_W/lam_H)^(1/4) sqrt z: w h = z, "
-        "the penalty is sqrt(lam_W lam_H) z, and the Lagrangian is stationary with multiplier "
-        "sqrt(lam_W lam_H)",
-        lambda: _balanced_scalar_residuals(),
-    ),
-    Proof(
-        "matrix case (2 x 2, generic rotations U, V): W = c^(1/2) U S^(1/2), Ht = c^(-1/2) "
-        "S^(1/2) V^T "
-        "(c = sqrt(lam_H/lam_W)) factor Z' = U S V^T with penalty sqrt(lam_W lam_H) ||Z'||_*",
-        _factor_penalty_residuals,
-    ),
-    Proof(
-        "Gram identities: (W W^T)^2 = (lam_H/lam_W) Z' Z'^T and (Ht^T Ht)^2 = (lam_W/lam_H) Z'^T "
-        "Z', i.e. "
-        "W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^(1/2), Ht^T Ht = sqrt(lam_W/lam_H)(Z'^T Z')^(1/2)",
-        _factor_gram_residuals,
-    ),
-)
 
 # ---- the minority-collapse certificate --------------------------------------------------------
 
@@ -241,20 +170,18 @@ def _focal_ok(prob):
     if ok and not prob.balanced:
         return False, "balanced classes (the focal class-level program is not convex)"
     if ok:
-        from proofs_check.catalog.zhou2022 import focal_threshold
-
         kap = float(np.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H)))
         return away_from(kap, focal_threshold(prob.K, float(prob.loss.gamma)), "kappa")
     return ok, why
 
 
-def minority_classes(prob) -> list[int]:
+def minority_classes(prob: ufm.UFM) -> list[int]:
     """Classes with the smallest count (the minority group ``B``)."""
     counts = np.asarray(prob.counts)
     return [int(k) for k in np.flatnonzero(counts == counts.min())]
 
 
-def threshold_ratio(prob) -> float:
+def threshold_ratio(prob: ufm.UFM) -> float:
     """``N sqrt(lam_W lam_H) / ((1-alpha) sqrt(n_B))``: minority collapse iff ``>= 1``."""
     tau = Evaluator({"tau*": tau_star}, _minority_variables(prob))("tau*")
     return float(np.sqrt(prob.lam_W * prob.lam_H)) / tau
@@ -282,7 +209,7 @@ def _minority_ok(prob, side):
 
 
 def _convex_assemble(prob, ev) -> dict:
-    sol = convex.solve_class_level(prob)
+    sol = solve_class_level(prob)
     if not sol.converged:
         raise RuntimeError(
             f"solve_class_level did not converge (residual {sol.residual:.3g} after "
@@ -314,15 +241,15 @@ def _minority_assemble(side):
             return dict.fromkeys(names, float("nan"))
         if collapsed:
             return dict.fromkeys(names, 0.0)
-        sol = convex.solve_class_level(prob)
+        sol = solve_class_level(prob)
         B = minority_classes(prob)
         return dict(zip(names, (_pair_gap(sol.W, B), _pair_gap(sol.Hbar.T, B))))
 
     return assemble
 
 
-def measure(prob, params, names) -> dict:
-    """:func:`proofs_check.closed_forms.measure` plus ``minority_classifier_gap`` and
+def measure(prob: ufm.UFM, params: ufm.Params, names: Iterable[str]) -> dict:
+    """:func:`proofs_check.measure.measure_ufm` plus ``minority_classifier_gap`` and
     ``minority_feature_gap`` (``max ||w_i - w_j||`` and ``max ||h_i - h_j||`` over minority
     pairs)."""
     B = minority_classes(prob)
@@ -333,7 +260,7 @@ def measure(prob, params, names) -> dict:
         "minority_classifier_gap": lambda: _pair_gap(W, B),
         "minority_feature_gap": lambda: _pair_gap(Hbar.T, B),
     }
-    out = cf.measure(prob, params, [q for q in names if q not in extra])
+    out = measure_ufm(prob, params, [q for q in names if q not in extra])
     out.update({q: extra[q]() for q in names if q in extra})
     return out
 
@@ -414,7 +341,7 @@ CONVEX_IMBALANCED = Theorem(
     assemble=_convex_assemble,
     instances=_convex_instances,
     random_instance=_random_convex,
-    measure=cf.measure,
+    measure=measure_ufm,
     proofs=PROOFS_LEMMA,
     no_closed_form=("no closed form exists for imbalanced CE: the prediction is the class-level convex "
                     "program solved by proofs_check.convex.solve_class_level (accelerated proximal gradient "
@@ -444,7 +371,7 @@ CONVEX_FOCAL = Theorem(
         float(rng.uniform(0.5, 3.0)),
         *_lams(rng.uniform(0.2, 0.6), 5, 20, float(np.exp(rng.uniform(-0.7, 0.7)))),
     ),
-    measure=cf.measure,
+    measure=measure_ufm,
     proofs=PROOFS_LEMMA[:2],
     no_closed_form=("the prediction is a stationary point of the (nonconvex for focal) class-level program "
                     "found by proofs_check.convex.solve_class_level from Z' = 0"),

@@ -16,13 +16,15 @@ r"""Landscape theorems, measured with ``ufm.landscape.census``: where random sta
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog import deep as deep_cat
-from proofs_check.catalog import nguyen2023, zhu2021
 from proofs_check.catalog._common import K, lam_H, lam_W, n
+from proofs_check.catalog.deep_reduction import dnc_prediction, h_sym, x
+from proofs_check.catalog.nguyen2023 import POSITIVE_FRAME
 from proofs_check.theorem import Citation, Proof, Theorem
 
 __all__ = ["THEOREMS", "run_census"]
@@ -35,7 +37,7 @@ SUKENIK = Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165
 GAP_TOL = 1e-9
 
 
-def run_census(prob, starts, init_scales=(None,), order="auto"):
+def run_census(prob: Any, starts: int, init_scales: tuple = (None,), order: str = "auto") -> Any:
     """``ufm.landscape.census`` (``order="auto"``: second-order certified end points, saddles
     escaped; ``"first"``: where plain descent stops, each end point classified).
 
@@ -137,7 +139,7 @@ def _nonneg_assume(prob):
     lam_W = 5e-3, lam_H = lam_b = 1e-2. Elsewhere spurious minima need not exist (the thorough
     property run found none at K = 3, n = 1, d = 6, lam_W = lam_H = 2/3, no bias), so no other
     problem is accepted."""
-    ok, why = nguyen2023.POSITIVE_FRAME.assumptions(prob)
+    ok, why = POSITIVE_FRAME.assumptions(prob)
     if not ok:
         return ok, why
     if (prob.K, prob.n if prob.balanced else None, prob.d) != (3, 2, 4) or not isinstance(prob.loss, ufm.CrossEntropy) \
@@ -161,7 +163,7 @@ NONNEG_SPURIOUS = Theorem(
                     "each classified by its Hessian and its global gap (ufm.global_certificate)"),
     instances=lambda: [ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2,
                                nonneg=True)],
-    measure=_spurious_measure(lambda prob: nguyen2023.POSITIVE_FRAME.predict(prob)["value"]),
+    measure=_spurious_measure(lambda prob: POSITIVE_FRAME.predict(prob)["value"]),
     solve=lambda prob: (lambda c: (c, _info(c)))(run_census(prob, 24, (None, 0.1), "first")),
     proofs=(Proof("(K/(K-1))^2 - K/(K-1) = K/(K-1)^2 > 0: per unit of penalty the signed margin factor "
                   "K/(K-1) exceeds the nonnegative one kp (kp^2 = K/(K-1)), so the signed bound is not "
@@ -189,10 +191,10 @@ DEEP_SPURIOUS = Theorem(
                     "each classified by its Hessian and its global gap (ufm.global_certificate)"),
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
-    measure=_spurious_measure(lambda prob: deep_cat.dnc_prediction(prob)["value"]),
+    measure=_spurious_measure(lambda prob: dnc_prediction(prob)["value"]),
     solve=lambda prob: (lambda c: (c, _info(c)))(run_census(prob, 4, (1e-3,))),
     proofs=(Proof("h_3'(x) -> +inf as x -> 0+ (the origin is a local minimum of the reduction)",
-                  lambda: sp.limit(sp.diff(deep_cat.h_sym(3), deep_cat.x), deep_cat.x, 0, "+") == sp.oo),),
+                  lambda: sp.limit(sp.diff(h_sym(3), x), x, 0, "+") == sp.oo),),
 )
 
 THEOREMS = [CE_NO_SPURIOUS, MSE_NO_SPURIOUS, NONNEG_SPURIOUS, DEEP_SPURIOUS, CE_NO_SPURIOUS_200,

@@ -36,6 +36,8 @@ Hence (same frame) ``D`` decreases in ``alpha`` (``D_LS < D_CE``), the dilation 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import sympy as sp
 from scipy.optimize import brentq
@@ -146,7 +148,8 @@ PROOFS_FF = (
 
 
 # ---- the fixed-frame sub-problem (ufm.FixedFrame) ---------------------------------------------
-def fixed_frame(loss, lam_, variant="per_sample", M=1, n_=4, lw=5e-3, lh=5e-3, d=3) -> ufm.FixedFrame:
+def fixed_frame(loss: Any, lam_: float, variant: str = "per_sample", M: int = 1, n_: int = 4,
+                lw: float = 5e-3, lh: float = 5e-3, d: int = 3) -> ufm.FixedFrame:
     """A :class:`ufm.FixedFrame` whose frame is the binary positive optimum of the clean problem
     ``(n, lam_W, lam_H, loss)``, from the expressions of ``nguyen2023.POSITIVE_FRAME`` (K = 2):
     ``a^2 = ||w_k||^2`` and ``rho^2 = ||h_k||^2`` at the margin ``delta*``."""
@@ -159,7 +162,7 @@ def fixed_frame(loss, lam_, variant="per_sample", M=1, n_=4, lw=5e-3, lh=5e-3, d
                           rho=float(np.sqrt(ev("||h_k||^2", delta=dl))), lam=lam_, variant=variant, M=M)
 
 
-def ff_numbers(prob) -> dict:
+def ff_numbers(prob: ufm.FixedFrame) -> dict:
     """``a``, ``rho``, ``alpha``, ``lambda_eff`` (``lam``, or ``lam/eta`` for MD-R), ``epsilon``."""
     lam_e = float(prob.lam) / (prob.eta if prob.variant == "radius" else 1.0)
     return {"a": float(prob.a), "rho": float(prob.rho), "alpha": float(prob.alpha), "lambda_eff": lam_e,
@@ -200,7 +203,7 @@ def _ff_assemble(prob, ev) -> dict:
     return {"dilation": D_eps, "noisy_margin": ev("margin(D)", D=D_eps)}
 
 
-def fixed_frame_prediction(prob) -> dict:
+def fixed_frame_prediction(prob: ufm.FixedFrame) -> dict:
     """``regime``, ``q``, ``dilation``, ``noisy_margin`` of a :class:`ufm.FixedFrame` (the
     expressions of this module)."""
     ev = Evaluator(FF_EXPRESSIONS, ff_numbers(prob))

@@ -15,10 +15,10 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
     K, N, P, away_from, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
 )
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
@@ -62,7 +62,8 @@ def _gram_sqrts(Zp):
     return (U * sv) @ U.T, (Vt.T * sv) @ Vt
 
 
-def invariants(prob, Zp, b=None, value=None) -> dict:
+def invariants(prob: ufm.UFM, Zp: np.ndarray, b: np.ndarray | None = None,
+               value: float | None = None) -> dict:
     r"""Invariants of the minimizer whose collapsed logits are ``Z' = W Hbar D^{1/2}`` (bias ``b``).
 
     ``W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}``, ``Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}
@@ -159,7 +160,7 @@ MSE_BIAS_FREE = Theorem(
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lams_for(1.2 / 4, 5)[0],
                                lam_H=lams_for(1.2 / 4, 5)[1])],
     random_instance=_tb_random,
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb},
     proofs=PROOFS_TB,
     assumed=("the minimizer has collapsed features (zero within-class spread), shown for the regularized "
@@ -204,7 +205,7 @@ MSE_FREE_BIAS = Theorem(
                                lam_W=2e-2, lam_H=2e-2, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((5, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=0.0),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"kappa": kappa_expr, "sigma*(s)": sv - K * kap, "b*/sum(E)": 1 / K},
     proofs=PROOFS_FREE,
     assumed=("collapsed features at the minimizer and the nuclear-norm lemma's reduction to the class-level "
@@ -279,7 +280,7 @@ MSE_REG_BIAS = Theorem(
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=lb)
                        for lb in (0.05, 0.5, 5.0)],
     random_instance=_reg_random,
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"kappa": kappa_expr, "x*": x_reg, "y*": y_reg, "beta*": beta_reg, "f(x, y, beta)": red_reg},
     proofs=PROOFS_REG,
     assumed=("collapsed features and the class-level reduction (as for the free bias); that the optimal "
@@ -318,7 +319,7 @@ MSE_ENCODING = Theorem(
                                lam_W=1e-2, lam_H=3e-2)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((6, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2))),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"sigma*(s)": sv - N * sp.sqrt(lam_W * lam_H)},
     proofs=PROOFS_ENC,
     assumed=("collapsed features and the class-level reduction (nuclear-norm lemma); the SVT solves "
@@ -366,7 +367,7 @@ MSE_IMBALANCED = Theorem(
                        ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=0.12, lam_H=0.09)],
     random_instance=lambda rng: ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(),
                                         lam_W=float(rng.uniform(5e-3, 0.15)), lam_H=float(rng.uniform(5e-3, 0.15))),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"a_k": a_dang},
     proofs=PROOFS_DANG,
     assumed=("collapsed features and the class-level reduction (Dang et al. 2023 for the imbalanced "

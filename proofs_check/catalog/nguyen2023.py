@@ -24,8 +24,8 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import K, P, alpha, away_from, lam_H, lam_W, n
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import GTOL, Citation, Proof, Theorem, problem_numbers
 
 NGUYEN = Citation("Nguyen et al.", 2023, "ICLR", "2206.05530")
@@ -122,7 +122,7 @@ POSITIVE_FRAME = Theorem(
                        ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(0.2), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2, nonneg=True)],
     random_instance=lambda rng: ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=float(rng.uniform(1e-3, 5e-2)),
                                         lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=1e-2, nonneg=True),
-    measure=cf.measure,
+    measure=measure_ufm,
     solve=_solve,
     expressions={"beta": beta_expr, "threshold": threshold, "delta*": delta_star, "||w_k||^2": w_norm2,
                  "||h_k||^2": h_norm2, "f(delta)": phi},

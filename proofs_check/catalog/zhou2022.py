@@ -20,11 +20,11 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
     K, alpha, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, gamma, kappa, kappa_expr, lams_for,
 )
 from proofs_check.catalog.zhu2021 import PROOFS_ETF, a2_of_g
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
@@ -88,7 +88,7 @@ LS_ETF = Theorem(
                 lam_H=lams_for(1.2 * 0.7 / 4, 5)[1], lam_b=5e-3),
     ],
     random_instance=_ls_random,
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"kappa": kappa_expr, "c": c_expr, "threshold": threshold_ls, "q": q_ls, "g*": g_of_q,
                  "||w_k||^2": a2_of_g, "f(g)": phi_ls},
     proofs=PROOFS_ETF[:2] + PROOFS_LS,
@@ -165,7 +165,7 @@ FOCAL_ETF = Theorem(
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(float(rng.uniform(0, 3))),
                                         lam_W=float(rng.uniform(1e-3, 3e-2)), lam_H=float(rng.uniform(1e-3, 3e-2)),
                                         lam_b=5e-3),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={"kappa": kappa_expr, "c": c_expr, "||w_k||^2": a2_of_g, "f(g)": phi_focal},
     proofs=PROOFS_ETF[:2] + PROOFS_FOCAL,
     assumed=("every global minimizer is a simplex ETF with b = 0 (Zhou et al. 2022, for the focal loss)",

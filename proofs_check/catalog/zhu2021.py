@@ -15,11 +15,11 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check import closed_forms as cf
 from proofs_check.catalog._common import (
     K, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, grad_norm_at, kappa, kappa_expr, lam_b,
     lam_H, lam_W, lams_for, n,
 )
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
 ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
@@ -107,7 +107,7 @@ CE_ETF = Theorem(
     assemble=_etf_assemble,
     instances=_instances_nonzero,
     random_instance=lambda rng: _random_ce(rng, (0.05, 0.9)),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions=CE_EXPRESSIONS,
     proofs=PROOFS_ETF,
     assumed=("every global minimizer is a simplex ETF with h_{k,i} = c w_k and b = 0 (Zhu et al. 2021, "
@@ -125,7 +125,7 @@ CE_ZERO = Theorem(
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.CrossEntropy(), lam_W=lams_for(1.2 / 4, 5)[0],
                                lam_H=lams_for(1.2 / 4, 5)[1], lam_b=5e-3)],
     random_instance=lambda rng: _random_ce(rng, (1.1, 2.0)),
-    measure=cf.measure,
+    measure=measure_ufm,
     expressions={k: v for k, v in CE_EXPRESSIONS.items() if k not in ("g*", "c")},
     proofs=PROOFS_ETF[2:4] + PROOFS_THRESHOLD,
     assumed=("the global minimizer lies on the simplex-ETF ansatz (Zhu et al. 2021, Theorem 3.1), on which "

@@ -1,0 +1,163 @@
+r"""Deep ReLU UFM (theory section 7): deep neural collapse where it is optimal (K = 2, any L; the
+extended two-layer UFM of Tirer & Bruna) and the low-rank counterexample where it is not (K = 10,
+L = 4: a strongly-regular-graph construction beats DNC, Súkeník et al. 2024).
+
+With ReLUs after ``W_1 .. W_{L-1}`` the DNC closed form determines the value, the post-activation
+Grams of layers ``2..L`` and ``sigma(W_l)`` for ``l >= 2``, not the pre-activations of layer 1
+(:mod:`proofs_check.catalog.deep_reduction`); :mod:`proofs_check.catalog.deep` lists the entries.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import jax.numpy as jnp
+import numpy as np
+import sympy as sp
+
+import ufm
+from proofs_check.catalog.deep_reduction import (
+    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, SUKENIK_2024, TIRER_BRUNA, check_dnc_instance, deep_numbers,
+    dnc_assemble, dnc_value_by_search, factor_proofs, measure, solve_deep, x_star,
+)
+from proofs_check.theorem import Proof, Theorem
+from ufm import DeepParams, DeepUFM
+
+__all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate"]
+
+
+def _relu_assume(prob, *, K2=False, L2=False):
+    ok, why = check_dnc_instance(prob)
+    if not ok:
+        return ok, why
+    if prob.activation != "relu" or prob.relu_features:
+        return False, "needs activation='relu' without relu_features"
+    if K2 and prob.K != 2:
+        return False, "needs K = 2"
+    if L2 and prob.L != 2:
+        return False, "needs L = 2"
+    return True, ""
+
+
+DNC_BINARY = Theorem(
+    name="Deep ReLU UFM, K = 2: DNC is optimal (orthogonal post-ReLU means, equal singular values)",
+    citation=SUKENIK_2023,
+    tag="paper",
+    statement=("Binary MSE deep UFM with ReLU, any L: the global minimizers are DNC points, f* = h_m(x*); "
+               "post-ReLU class means of layers >= 2 form an orthogonal frame c_l I and W_l (l >= 2) has "
+               "K equal singular values. Pre-activations of layer 1 are not unique (not compared)."),
+    assumptions=lambda p: _relu_assume(p, K2=True),
+    assemble=dnc_assemble,
+    instances=lambda: [DeepUFM(K=2, n=2, widths=(4, 4, 4), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)],
+    measure=measure,
+    solve=solve_deep,
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
+    proofs=factor_proofs(),
+    assumed=("that the DNC points are the global minimizers of the binary ReLU model (Súkeník et al. 2023, "
+             "Theorem for K = 2); the proofs are the linear model's (a DNC point is nonnegative, so the "
+             "ReLUs act as the identity on it)", REDUCTION),
+)
+
+TWO_LAYER = Theorem(
+    name="Extended UFM (L = 2, ReLU): DNC closed form with m = 3",
+    citation=TIRER_BRUNA,
+    tag="derived",
+    statement=("Two weight layers with a ReLU between (Tirer & Bruna's extended UFM), MSE, K classes: "
+               "f* = h_3(x*), post-ReLU class means c_2 I, W_2 with K equal singular values "
+               "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique."),
+    assumptions=lambda p: _relu_assume(p, L2=True),
+    assemble=dnc_assemble,
+    # one compiled shape (K = 3, widths 5): the instances differ in their lams only, which minimize
+    # traces (a ReLU model's compilation dominates this entry's cost)
+    instances=lambda: [DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
+                       DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3)],
+    measure=measure,
+    solve=solve_deep,
+    expressions=DNC_EXPRESSIONS,
+    variables=deep_numbers,
+    proofs=factor_proofs(),
+    assumed=("that DNC points are the global minimizers of the two-layer ReLU model (derived from Tirer & "
+             "Bruna's extended UFM; confirmed numerically by the solves, not proved); the proofs are the "
+             "linear model's", REDUCTION),
+)
+
+
+def _srg_proofs():
+    def residual():
+        r = 5
+        edges = list(itertools.combinations(range(r), 2))
+        X0 = sp.Matrix([[1 if a in e else 0 for e in edges] for a in range(r)])
+        B = sp.Matrix([[sp.Integer(1 if a in e else 0) - sp.Rational(1, 2) for a in range(r)] for e in edges])
+        Z = B * X0
+        relu = Z.applyfunc(lambda v: sp.Max(v, 0))
+        A = sp.Matrix(len(edges), len(edges), lambda i, j: 1 if i != j and set(edges[i]) & set(edges[j]) else 0)
+        G = X0.T * X0
+        return sp.And(relu == sp.eye(len(edges)), X0.rank() == r, G == 2 * sp.eye(10) + A,
+                      sorted(A.eigenvals().items()) == [(-2, 5), (1, 4), (6, 1)])
+    return (Proof("SRG construction (r=5, K=10): class {a,b} -> e_a + e_b (rank 5, Gram 2I + A of the "
+                  "triangular graph T(5), eigenvalues 6, 1 (x4), -2 (x5)); rows e_c + e_d - 1/2 then "
+                  "ReLU give exactly I_10: rank 5 expands to rank 10 without a bias", residual),)
+
+
+# ---- the low-rank counterexample ---------------------------------------------------------------
+def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6,
+                  seed: int = 0) -> tuple[float, DeepParams | None, int | None]:
+    """Optimize the free scalars of :func:`ufm.problems.graph_params` (``ufm.minimize`` from ``starts`` random
+    scalar vectors) with the expansion at layer ``e`` (default ``L - 1``, the best: for K = 10,
+    lam = 0.004 the values with ``e < L - 1`` were above the DNC value); returns
+    ``(value, params, e)`` of the best. The value is ``prob.objective`` at explicit parameters, so
+    it is an upper bound on the deep UFM's optimum."""
+    if prob.K != r * (r - 1) // 2:
+        raise ValueError(f"r must satisfy K = r(r-1)/2, got r={r}, K={prob.K}")
+    rng = np.random.default_rng(seed)
+    best = (np.inf, None, None)
+    for ee in [prob.L - 1 if e is None else e]:
+        sp_ = ufm.problems.GraphCandidate(prob, r, ee)
+        for i in range(starts):  # the first start: a = 1, c = s = t = 0: H = X0, identities, relu(B X0) = I
+            th0 = np.asarray(sp_.init(None)) if i == 0 else np.concatenate(
+                [np.exp(rng.normal(0, 0.3, prob.L + 1)), rng.normal(0, 0.3, prob.L),
+                 [abs(rng.normal(0, 0.3)), rng.normal(0, 0.1)]])
+            # a short fixed-step gradient flow first: L-BFGS's first steps from th0 can jump onto
+            # the dead-ReLU plateau (value 1/2); then the certified polish
+            flow = ufm.gradient_flow(sp_, t1=100.0, dt=0.02, params0=jnp.asarray(th0),
+                                     saveat=ufm.SaveAt(t1=True, params=False), throw=False)
+            sol = ufm.minimize(sp_, params0=flow.final, gtol=1e-10, throw=False)
+            if np.isfinite(sol.value) and sol.value < best[0]:
+                best = (sol.value, sp_.build(sol.params), ee)
+    return best
+
+
+def _lowrank_assemble(prob, ev):
+    v = ev("h(x)", x=x_star(ev)[0])  # the DNC value only: no sigma(mu) in this theorem
+    return {"DNC value h_m(x*) = best objective over the DNC family": v,
+            "SRG candidate value (<= DNC value)": v, "solver value (<= DNC value)": v}
+
+
+def _lowrank_measure(prob, params, names):
+    return {"DNC value h_m(x*) = best objective over the DNC family": dnc_value_by_search(prob),
+            "SRG candidate value (<= DNC value)": srg_candidate(prob, 5, starts=3)[0],
+            "solver value (<= DNC value)": float(prob.objective(params))}
+
+
+LOW_RANK = Theorem(
+    name="Deep ReLU UFM, K = 10, L = 4: low-rank solutions beat DNC (never assert equality)",
+    citation=SUKENIK_2024,
+    tag="paper",
+    statement=("K = 10, L = 4, all lam = 0.004, widths 30, n = 1: the strongly-regular-graph candidate "
+               "(rank 5 class means in the hidden layers, ReLU expansion to rank 10) and the solver both "
+               "reach a value below the DNC value h_5(x*) ~ 0.0992."),
+    assumptions=lambda p: _relu_assume(p) if p.K == 10 else (False, "needs K = 10"),
+    assemble=_lowrank_assemble,
+    # sigma(mu) builds the DNC point; here the DNC point is searched numerically (the measured side)
+    expressions={k: v for k, v in DNC_EXPRESSIONS.items() if k != "sigma(mu)"},
+    variables=deep_numbers,
+    instances=lambda: [DeepUFM(K=10, n=1, widths=(30,) * 4, loss=ufm.MSE(), lam_W=0.004, lam_H=0.004)],
+    measure=_lowrank_measure,
+    proofs=_srg_proofs(),
+    solve=lambda prob: solve_deep(prob, restarts=3, init_scale=None),
+    slow=True,
+    upper_bounds=("SRG candidate value (<= DNC value)", "solver value (<= DNC value)"),
+)
+
+THEOREMS = [DNC_BINARY, TWO_LAYER, LOW_RANK]
