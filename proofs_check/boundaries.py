@@ -20,7 +20,7 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog import imbalanced_ce, mse, zhou2022, zhu2021
-from proofs_check.catalog._common import K, N, alpha, kappa_expr, lam_b, lam_H, lam_W, n
+from proofs_check.symbols import K, N, alpha, kappa_expr, lam_b, lam_H, lam_W, n
 from ufm.sweeps import compare_thresholds
 
 __all__ = ["catalog_thresholds", "compare"]
