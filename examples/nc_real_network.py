@@ -167,7 +167,7 @@ def main_study(cfg):
         ftr, ltr = np_forward(params, Xtr)
         fte, lte = np_forward(params, Xte)
         W, b = (np.asarray(a, np.float64) for a in params[-1])
-        rep = collapse_report(ftr[-1], ytr, fte[-1], yte, W, b)
+        rep = collapse_report(ftr[-1], ytr, fte[-1], yte, W=W, b=b)
         layers = [collapse_report(a, ytr, c, yte) for a, c in zip([Xtr] + ftr, [Xte] + fte)]
         rows.append(dict(step=t, train=rep["train"], test=rep["test"],
                          layer_nc1_train=[r["train"]["nc1"] for r in layers],
@@ -272,7 +272,7 @@ def ufm_comparison(cfg, params, data):
     P = sol.params
     Wu, Hu, bu = (np.asarray(a) for a in (P.W, P.H, P.b))
     rep_u = collapse_report(Hu, np.asarray(prob.labels), W=Wu, b=bu)["train"]
-    rep_n = collapse_report(H, ytr, fte[-1], yte, W, b)
+    rep_n = collapse_report(H, ytr, fte[-1], yte, W=W, b=b)
 
     def margin(Wm, bm, Hm, y):  # mean over samples of (true logit - best other logit)
         Z = Wm @ Hm + bm[:, None]
@@ -319,7 +319,7 @@ def md_comparison(cfg):
         out[name] = dict(rel_disp=float(np.mean(dl.relative_displacement(*args))),
                          disp=float(np.mean(dl.displacement(*args))),
                          centre_dist=float(dl.centre_distance(*args)), kkt=sol.kkt,
-                         clean_mean_acc=float(np.mean(dl.clean_mean_accuracy(P.W, P.b, *args))),
+                         clean_mean_acc=float(np.mean(dl.clean_mean_accuracy(P.W, *args[:3], b=P.b, K=K))),
                          converged=bool(sol.converged), solve_s=time.time() - t0)
     return out
 
@@ -337,7 +337,8 @@ def plot_main(rows, trans, cmp, path):
     a.set(title="(i) NC1 of the penultimate features: train vs test", xlabel="step")
     a.legend(fontsize=8)
     a = ax[0, 1]
-    for key, lab in (("nc2_H", "NC2 (features)"), ("nc2_W", "NC2 (classifier)"), ("nc3", "NC3"), ("nc4", "NC4")):
+    for key, lab in (("nc2_H", "NC2 (features)"), ("nc2_W", "NC2 (classifier)"), ("nc3", "NC3"),
+                     ("nc4", "NC4")):
         a.plot(s, [r["train"][key] for r in rows], label=f"train {lab}")
     a.plot(s, [r["test"]["nc2_H"] for r in rows], "--", label="test NC2 (features)")
     a.plot(s, [r["test"]["nc4"] for r in rows], "--", label="test NC4 (vs train means)")
@@ -352,7 +353,8 @@ def plot_main(rows, trans, cmp, path):
     a = ax[1, 0]
     L = len(rows[0]["layer_nc1_train"])
     for layer in range(L):
-        a.semilogy(s, [r["layer_nc1_train"][layer] for r in rows], label="input" if layer == 0 else f"layer {layer}")
+        a.semilogy(s, [r["layer_nc1_train"][layer] for r in rows],
+                   label="input" if layer == 0 else f"layer {layer}")
     a.set(title="(iii) cascade: train NC1 per layer", xlabel="step")
     a.legend(fontsize=8)
     a = ax[1, 1]
@@ -399,7 +401,8 @@ def plot_noise(noise, md, path):
         a.legend(fontsize=8)
     names = list(md) if md is not None else []
     ax[2].bar(np.arange(len(names)) - 0.2, [md[k]["rel_disp"] for k in names], 0.4, label="M-D model (ufm)")
-    ax[2].bar(np.arange(len(names)) + 0.2, [noise[k][-1]["rel_disp"] for k in names], 0.4, label="network (final)")
+    ax[2].bar(np.arange(len(names)) + 0.2, [noise[k][-1]["rel_disp"] for k in names], 0.4,
+              label="network (final)")
     if md is None:
         ax[2].set_axis_off()
     ax[2].set_xticks(np.arange(len(names)), names)
@@ -445,7 +448,8 @@ def summarize(R):
     first100 = next((r["step"] for r in rows if r["train"]["acc"] == 1.0), None)
     print(f"timings (s): {json.dumps({k: round(v, 1) for k, v in R['timings'].items()})}")
     print(f"train acc reaches 1.0 at step {first100}; final step {rows[-1]['step']}")
-    print("step   trainNC1  testNC1(vs train)  testNC1(own)  train_acc test_acc test_ncc  layerNC1(train, input..penult)")
+    print("step   trainNC1  testNC1(vs train)  testNC1(own)  train_acc test_acc test_ncc  "
+          "layerNC1(train, input..penult)")
     for r in rows[:: max(1, len(rows) // 8)] + [rows[-1]]:
         print(f"{r['step']:>5} {r['train']['nc1']:>9.3g} {r['test']['nc1_vs_train']:>12.3g} "
               f"{r['test']['nc1']:>14.3g} {r['train']['acc']:>9.3f} {r['test']['acc']:>8.3f} "
@@ -455,7 +459,8 @@ def summarize(R):
         print(f"   {r['step']:>5} {r['source_train_nc1']:>12.3g} {r['source_test_acc']:>12.3f} "
               f"{r['probe_acc']:>10.3f} {r['probe_ncc_acc']:>10.3f}")
     best = max(trans, key=lambda r: r["probe_acc"])
-    print(f"transfer: best probe acc {best['probe_acc']:.3f} at step {best['step']}, final {trans[-1]['probe_acc']:.3f}")
+    print(f"transfer: best probe acc {best['probe_acc']:.3f} at step {best['step']}, "
+          f"final {trans[-1]['probe_acc']:.3f}")
     if cmp is None:
         return
     print("UFM vs network (last layer):")
@@ -467,13 +472,16 @@ def summarize(R):
         print(f"  {k}: UFM {cmp['ufm'].get(k, float('nan')):.3g}  net train {cmp['net_train'].get(k):.3g}  "
               f"net test {cmp['net_test'].get(k):.3g}")
     print(f"  test nc1_vs_train {cmp['net_test']['nc1_vs_train']:.3g}")
-    print("label noise (final): name  test_acc  memorized  rel_disp disp centre_dist  |  M-D model rel_disp disp centre_dist")
+    print("label noise (final): name  test_acc  memorized  rel_disp disp centre_dist  |  "
+          "M-D model rel_disp disp centre_dist")
     for name, rs in noise.items():
         peak = max(rs, key=lambda r: r["test_acc"])
         print(f"  {name}: {rs[-1]['test_acc']:.3f} (peak {peak['test_acc']:.3f} @ {peak['step']}) "
-              f"{rs[-1]['memorized']:.3f} {rs[-1]['rel_disp']:.3f} {rs[-1]['disp']:.3g} {rs[-1]['centre_dist']:.3g}"
+              f"{rs[-1]['memorized']:.3f} {rs[-1]['rel_disp']:.3f} {rs[-1]['disp']:.3g} "
+              f"{rs[-1]['centre_dist']:.3g}"
               + ("" if md is None else f"  |  {md[name]['rel_disp']:.3f} {md[name]['disp']:.3g} "
-                 f"{md[name]['centre_dist']:.3g} (converged {md[name]['converged']}, {md[name]['solve_s']:.0f} s)"))
+                 f"{md[name]['centre_dist']:.3g} (converged {md[name]['converged']}, "
+                 f"{md[name]['solve_s']:.0f} s)"))
 
 
 if __name__ == "__main__":

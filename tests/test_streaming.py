@@ -72,7 +72,7 @@ def test_test_nc1_against_train_statistics(seed, size, n_batches):
     ys = y[K + 30:]
     if np.unique(ys).size < K:
         Hs, ys = np.concatenate([Hs, Ht[:, :K]], axis=1), np.concatenate([ys, yt[:K]])
-    rep = m.collapse_report(Ht, yt, Hs, ys, W, b)
+    rep = m.collapse_report(Ht, yt, Hs, ys, W=W, b=b)
     # definition: test features centred at the train means, train Sigma_B
     Hbar_tr, _ = m.class_means(Ht, yt, K)
     Mbar_tr = np.asarray(m.centred_means(Ht, yt, K))
@@ -96,10 +96,12 @@ def test_float32_input_accumulates_in_float64_without_x64():
     H32 = H.astype(np.float32)
     ref = m.collapse_report(H32.astype(np.float64), y, W=W, b=b)["train"]
     with jax.enable_x64(False):
+        assert not jax.config.jax_enable_x64  # the reports below really run without x64
         rep = m.collapse_report(H32, y, W=W, b=b)["train"]
         acc = m.StreamingNC(K=4, d=9, W=W, b=b).update(H32[:, :100], y[:100]).update(H32[:, 100:], y[100:])
         res = acc.result()
-    assert not jax.config.jax_enable_x64 or True  # the context manager restores the setting
+        assert not jax.config.jax_enable_x64  # their local float64 context changed no setting
+    assert jax.config.jax_enable_x64  # the context manager restores the setting (conftest: x64 on)
     for key in ref:
         if key in COUNTS:
             assert rep[key] == ref[key] and (key not in res or res[key] == ref[key])

@@ -16,18 +16,19 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm import metrics
 from ufm._internal.deprecation import moved_attribute
 from ufm._internal.validation import check_finite_positive
+from ufm.metrics import class_means, nc2_etf, orthogonal_frame_distance
 
 __all__ = [
     "Structure",
+    "structure_from_grams",
     "structure_of_gram",
     "structure_of_means",
     "structure_of_rows",
@@ -40,13 +41,13 @@ __all__ = [
 # ---------------------------------------------------------------- input checks
 
 
-def _check_K(K) -> int:
+def _check_K(K: Any) -> int:
     if isinstance(K, bool) or not isinstance(K, (numbers.Integral, np.integer)) or K < 2:
         raise ValueError(f"K must be an integer >= 2, got K={K!r}")
     return int(K)
 
 
-def _check_d(d, minimum: int, what: str) -> int:
+def _check_d(d: Any, minimum: int, what: str) -> int:
     if isinstance(d, bool) or not isinstance(d, (numbers.Integral, np.integer)):
         raise ValueError(f"d must be an integer >= {minimum}, got d={d!r}")  # noqa: TRY004
     if d < minimum:
@@ -54,7 +55,7 @@ def _check_d(d, minimum: int, what: str) -> int:
     return int(d)
 
 
-def _check_tol(name: str, value) -> float:
+def _check_tol(name: str, value: Any) -> float:
     v = float(value)
     if not math.isfinite(v) or v < 0:
         raise ValueError(f"{name} must be a finite number >= 0, got {name}={value}")
@@ -64,7 +65,7 @@ def _check_tol(name: str, value) -> float:
 # ---------------------------------------------------------------- constructors
 
 
-def random_rotation(d: int, key_or_seed) -> jax.Array:
+def random_rotation(d: int, key_or_seed: Any) -> jax.Array:
     r"""A Haar-random orthogonal matrix.
 
     .. math::
@@ -92,13 +93,13 @@ def random_rotation(d: int, key_or_seed) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnums=1)
-def _haar(key, d: int) -> jax.Array:
+def _haar(key: jax.Array, d: int) -> jax.Array:
     A = jax.random.normal(key, (d, d), dtype=float)
     Q, R = jnp.linalg.qr(A)
     return Q * jnp.sign(jnp.diag(R))[None, :]
 
 
-def _embed(X, d: int, key_or_seed) -> jax.Array:
+def _embed(X: np.ndarray, d: int, key_or_seed: Any) -> jax.Array:
     """Pad the rows of X with zeros to width d, then rotate by a random Q if a seed is given."""
     X = np.pad(np.asarray(X, dtype=np.float64), ((0, 0), (0, d - X.shape[1])))
     if key_or_seed is None:
@@ -106,7 +107,9 @@ def _embed(X, d: int, key_or_seed) -> jax.Array:
     return jnp.asarray(X) @ random_rotation(d, key_or_seed)
 
 
-def simplex_etf(K: int, d: int | None = None, scale: float = 1.0, key_or_seed=None) -> jax.Array:
+def simplex_etf(
+    K: int, d: int | None = None, scale: float = 1.0, key_or_seed: Any = None
+) -> jax.Array:
     r"""The rows of a (K, d) simplex equiangular tight frame.
 
     .. math::
@@ -144,7 +147,7 @@ def simplex_etf(K: int, d: int | None = None, scale: float = 1.0, key_or_seed=No
 
 
 def orthogonal_frame(
-    K: int, d: int | None = None, scale: float = 1.0, key_or_seed=None
+    K: int, d: int | None = None, scale: float = 1.0, key_or_seed: Any = None
 ) -> jax.Array:
     r"""The rows of a (K, d) orthogonal frame.
 
@@ -206,8 +209,46 @@ class Structure(NamedTuple):
     atol: float
 
 
-def structure_from_grams(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Structure:
-    """``etf``, ``orth``: the two distances when the caller computed them already (batched)."""
+def structure_from_grams(
+    G_orth: Any,
+    G_etf: Any,
+    tol: float,
+    atol: float,
+    etf: float | None = None,
+    orth: float | None = None,
+) -> Structure:
+    r"""The :class:`Structure` of K vectors from two Gram matrices: the uncentred one for the
+    orthogonal-frame test, norms and rank, and the one the ETF test reads (centred for class means).
+
+    .. math::
+
+        d_\mathrm{ETF} = \left\| \frac{G_\mathrm{etf}}{\|G_\mathrm{etf}\|_F}
+        - \frac{P}{\sqrt{K-1}} \right\|_F, \qquad
+        d_\mathrm{orth} = \left\| \frac{G_\mathrm{orth}}{\|G_\mathrm{orth}\|_F}
+        - \frac{I_K}{\sqrt{K}} \right\|_F,
+
+    with the decision rule of :func:`structure_of_gram` (which is this function with
+    ``G_orth = G_etf = G``). A zero ``G_etf`` gives ``d_ETF = NaN`` (no ETF).
+
+    Args:
+        G_orth: (K, K) uncentred Gram matrix.
+        G_etf: (K, K) Gram matrix for the ETF test.
+        tol: tolerance on the normalized distances, >= 0.
+        atol: norm below which the vectors count as zero, >= 0.
+        etf: :math:`d_\mathrm{ETF}` when the caller computed it already (e.g. batched over many
+            Grams); None computes it.
+        orth: :math:`d_\mathrm{orth}` likewise.
+
+    Returns:
+        A :class:`Structure`.
+
+    Raises:
+        ValueError: if ``tol`` or ``atol`` is negative or not finite.
+
+    References:
+        Papyan, Han & Donoho, PNAS 2020 (simplex ETF); Nguyen et al., ICLR 2023,
+        arXiv 2206.05530 (orthogonal frame).
+    """
     tol, atol = _check_tol("tol", tol), _check_tol("atol", atol)
     G_orth = np.asarray(G_orth, dtype=np.float64)
     G_etf = np.asarray(G_etf, dtype=np.float64)
@@ -218,9 +259,9 @@ def structure_from_grams(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Struc
     if max_norm <= atol:
         return Structure("zero", math.nan, math.nan, math.nan, 0, max_norm, tol, atol)
     if etf is None:
-        etf = float(metrics.nc2_etf(G_etf)) if np.any(G_etf) else math.nan
+        etf = float(nc2_etf(G_etf)) if np.any(G_etf) else math.nan
     if orth is None:
-        orth = float(metrics.orthogonal_frame_distance(G_orth))
+        orth = float(orthogonal_frame_distance(G_orth))
     equinorm = float(norms.std() / norms.mean())
     if orth <= tol:
         kind = "orthogonal_frame"
@@ -231,7 +272,7 @@ def structure_from_grams(G_orth, G_etf, tol, atol, etf=None, orth=None) -> Struc
     return Structure(kind, etf, orth, equinorm, rank, max_norm, tol, atol)
 
 
-def structure_of_gram(G, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
+def structure_of_gram(G: Any, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
     r"""Name the structure of K vectors from their Gram matrix.
 
     .. math::
@@ -265,7 +306,7 @@ def structure_of_gram(G, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure
     return structure_from_grams(G, G, tol, atol)
 
 
-def structure_of_rows(X, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
+def structure_of_rows(X: Any, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure:
     r""":func:`structure_of_gram` of the rows of ``X`` (e.g. the classifier ``W``), ``G = X X^T``.
 
     .. math::
@@ -292,13 +333,14 @@ def structure_of_rows(X, *, tol: float = 1e-6, atol: float = 1e-12) -> Structure
 
 
 def structure_of_means(
-    H,
-    labels,
+    H: Any,
+    labels: Any,
     K: int | None = None,
     *,
     tol: float = 1e-6,
     atol: float = 1e-12,
     global_mean: str = "unweighted",
+    layout: str = "dN",
 ) -> Structure:
     r"""Name the structure of the class means of features ``H``.
 
@@ -314,12 +356,14 @@ def structure_of_means(
     ``global_mean="weighted"`` to match :mod:`ufm.metrics`' default.
 
     Args:
-        H: (d, N) features.
+        H: features, ``(d, N)`` (one sample per column) or, with ``layout="Nd"``, ``(N, d)`` (one
+            sample per row, as networks give them).
         labels: (N,) integer labels in ``0..K-1``.
         K: number of classes; default ``max(labels) + 1``.
         tol: tolerance on the normalized distances.
         atol: norm below which the means count as zero.
         global_mean: ``"unweighted"`` (default) or ``"weighted"`` centring for the ETF test.
+        layout: ``"dN"`` (default) or ``"Nd"``, as in :mod:`ufm.metrics`.
 
     Returns:
         A :class:`Structure`.
@@ -327,15 +371,19 @@ def structure_of_means(
     References:
         Papyan, Han & Donoho, PNAS 2020; Nguyen et al., ICLR 2023, arXiv 2206.05530.
     """
-    Hbar, h_G = metrics.class_means(H, labels, K, global_mean=global_mean)
+    Hbar, h_G = class_means(H, labels, K, global_mean=global_mean, layout=layout)
     Mbar = Hbar - h_G[:, None]
     return structure_from_grams(Hbar.T @ Hbar, Mbar.T @ Mbar, tol, atol)
 
 
-_RENAMED = {'classify_gram': 'structure_of_gram', 'classify_rows': 'structure_of_rows', 'classify_means': 'structure_of_means'}
+_RENAMED = {
+    "classify_gram": "structure_of_gram",
+    "classify_rows": "structure_of_rows",
+    "classify_means": "structure_of_means",
+}
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     """Old names (kept for one release) resolve to the new ones with a DeprecationWarning."""
     if name in _RENAMED:
         return moved_attribute("ufm.geometry", name, "ufm.geometry", _RENAMED[name])
