@@ -52,7 +52,7 @@ def solve(K, variant, loss, eta, lam):
     fits_noise = float(np.mean(np.argmax(Z[:, idx], axis=0) == prob.labels[idx]))
     return {"D": float(np.mean(dl.displacement(*args))), "Drel": float(np.mean(dl.relative_displacement(*args))),
                 "spread": float(np.mean(dl.class_spread(*args))), "nc1": float(dl.nc1_noisy(P.H, prob.labels, K)),
-                "memorized": fits_noise, "cross": float(np.mean(dl.segment_crossing(P.W, P.b, *args))),
+                "memorized": fits_noise, "cross": float(np.mean(dl.segment_crossing(P.W, *args[:3], b=P.b, K=K))),
                 "converged": sol.converged}
 
 
