@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from ufm._internal.validation import is_concrete, scalar_param, to_numeric
@@ -118,7 +119,7 @@ class LabelSmoothing(Loss):
         (arXiv 2210.02192), which shows CE, LS and focal share the neural-collapse minimizers.
     """
 
-    alpha: jax.Array = 0.1
+    alpha: ArrayLike = 0.1  # stored as a float64 array
     name = "ls"
     shift_invariant = True
 
@@ -148,7 +149,7 @@ class Focal(Loss):
        versus sum); see :mod:`ufm.conventions`.
     """
 
-    gamma: jax.Array = 2.0
+    gamma: ArrayLike = 2.0  # stored as a float64 array
     name = "focal"
     shift_invariant = True
 
@@ -178,7 +179,7 @@ class MSE(Loss):
         encodings and the role of the bias.
     """
 
-    encoding: jax.Array | None = None
+    encoding: ArrayLike | None = None  # stored as a float64 array
     name = "mse"
 
     def __post_init__(self):
