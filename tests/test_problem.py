@@ -91,3 +91,57 @@ def test_bad_input_raises_value_error_naming_argument(kwargs, name):
 def test_d_below_K_minus_1_is_a_valid_model():
     prob = ufm.UFM(K=5, n=2, d=2, loss=ufm.CrossEntropy())
     assert np.isfinite(float(prob.objective(prob.init(jax.random.PRNGKey(0)))))
+
+
+def _assert_trees_equal(a, b):
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+@pytest.mark.parametrize("nonneg", [False, True])
+def test_lower_bound_is_the_deprecated_name_of_box_lower(nonneg):
+    prob = ufm.UFM(K=3, n=2, d=2, loss=ufm.CrossEntropy(), lam_b=0.1, nonneg=nonneg)
+    p = prob.init(jax.random.PRNGKey(0))
+    with pytest.warns(DeprecationWarning, match="box_lower"):
+        old = prob.lower_bound(p)
+    new = prob.box_lower(p)
+    _assert_trees_equal(old, new)
+    assert np.all(np.asarray(new.H) == (0.0 if nonneg else -np.inf))
+    assert np.all(np.isneginf(np.asarray(new.W))) and np.all(np.isneginf(np.asarray(new.b)))
+
+
+def test_problem_written_for_lower_bound_keeps_its_box():
+    """A Problem subclass that still defines the old name gets it as box_lower (with a warning), so
+    project() and the solvers keep its constraint."""
+    with pytest.warns(DeprecationWarning, match="box_lower"):
+        class OldStyle(ufm.Problem):
+            def init(self, key, scale=None):
+                return jnp.ones(3)
+
+            def objective(self, params):
+                return jnp.sum(params**2)
+
+            @property
+            def constrained(self):
+                return True
+
+            def lower_bound(self, params):
+                return jnp.full_like(params, 0.5)
+
+    prob, x = OldStyle(), jnp.array([-1.0, 0.2, 2.0])
+    np.testing.assert_array_equal(np.asarray(prob.box_lower(x)), [0.5, 0.5, 0.5])
+    np.testing.assert_array_equal(np.asarray(prob.project(x)), [0.5, 0.5, 2.0])
+
+
+def test_package_exports_are_the_model_terms():
+    """ufm.problems.affine_logits / weight_decay are the UFM's logits and penalty; normalize_counts
+    stores equal counts as the balanced int."""
+    prob = ufm.UFM(K=3, n=(1, 2, 2), d=2, loss=ufm.CrossEntropy(), lam_W=0.1, lam_H=0.2, lam_b=0.3)
+    p = prob.init(jax.random.PRNGKey(2))
+    p = p._replace(b=jnp.arange(3.0))
+    np.testing.assert_array_equal(np.asarray(ufm.problems.affine_logits(p.W, p.H, p.b)),
+                                  np.asarray(prob.logits(p)))
+    assert float(ufm.problems.weight_decay(prob, p)) == float(prob.penalty(p))
+    assert ufm.problems.normalize_counts((2, 2, 2), 3) == (2, (2, 2, 2))
+    assert ufm.problems.normalize_counts((1, 2, 2), 3) == ((1, 2, 2), (1, 2, 2))

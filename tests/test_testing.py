@@ -53,7 +53,7 @@ def test_problems_are_valid_and_inside_their_regime(regime, data):
     prob = data.draw(ut.ufm_problems(regime=regime, nonneg=None))
     assert isinstance(prob, ufm.UFM) and prob.balanced and 2 <= prob.K <= 4
     if isinstance(prob.loss, ufm.Focal):  # threshold from the 1-D ETF reduction (section 2)
-        ratio = _kappa(prob) / ut.kappa_threshold(prob.loss, prob.K, bias=ut._bias_of(prob),
+        ratio = _kappa(prob) / ut.kappa_threshold(prob.loss, prob.K, bias=ut.bias_of(prob),
                                                    nonneg=prob.nonneg)
     else:
         ratio = _kappa(prob) / _threshold(prob)
@@ -232,3 +232,12 @@ def test_focal_threshold_is_one_over_K_only_without_focusing():
 def test_bad_arguments_raise_at_construction(call, name):
     with pytest.raises(ValueError, match=name):
         call()
+
+
+def test_public_face_is_the_package():
+    """``ufm.testing`` is a package whose face re-exports every public strategy and helper."""
+    assert hasattr(ut, "__path__")
+    for name in ut.__all__:
+        assert getattr(ut, name) is not None, name
+    assert ut.BIAS_MODES == ("none", "free", "reg")
+    assert ut.bias_of(ufm.UFM(K=3, n=2, d=2, loss=ufm.CrossEntropy(), lam_b=0.0)) == "free"

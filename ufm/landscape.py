@@ -3,7 +3,7 @@ r"""The loss landscape of a Problem: critical points, basins of attraction, slic
 - :func:`spectrum`: the Hessian spectrum at a point on the free, non-symmetry directions (dense
   ``eigh`` up to 2000 parameters, Lanczos on Hessian-vector products above; it is
   :func:`ufm.solvers.hessian_spectrum`, re-exported).
-- :func:`classify`: what kind of point ``params`` is: ``"not stationary"``, ``"saddle"`` (with
+- :func:`kind_of`: what kind of point ``params`` is: ``"not stationary"``, ``"saddle"`` (with
   its index and an escape direction), ``"minimum"`` (strict, modulo the symmetry) or
   ``"degenerate"`` (second order holds but a flat direction outside the symmetry orbit remains).
   Symmetry directions (rotations of the feature space, a free bias shift) are counted apart in
@@ -29,6 +29,8 @@ References:
 from __future__ import annotations
 
 import functools
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,13 +38,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
+from jax.typing import ArrayLike
 
+from ufm._internal.deprecation import moved_attribute
 from ufm._internal.tree import tree_axpy, tree_norm
 from ufm._internal.validation import check_finite_positive, check_int
-from ufm._internal.deprecation import moved_attribute
+from ufm.problems import Problem
 from ufm.solvers import global_certificate, grad_norm, hessian_spectrum, minimize, symmetry_basis
 
-__all__ = ["spectrum", "CriticalPoint", "classify", "Census", "census", "slice_1d", "slice_2d", "path",
+__all__ = ["spectrum", "CriticalPoint", "kind_of", "Census", "census", "slice_1d", "slice_2d", "path",
            "KINDS"]
 
 KINDS = ("minimum", "saddle", "degenerate", "not stationary")
@@ -52,7 +56,7 @@ spectrum = hessian_spectrum
 
 @dataclass(frozen=True)
 class CriticalPoint:
-    """What :func:`classify` found at a point.
+    """What :func:`kind_of` found at a point.
 
     Attributes:
         kind: ``"minimum"``, ``"saddle"``, ``"degenerate"`` or ``"not stationary"``.
@@ -84,12 +88,13 @@ class CriticalPoint:
     exact: bool = True
 
 
-def kind_of(prob, params, *, gtol: float = 1e-8, eig_tol: float = 1e-8, method: str = "auto",
-             num_iters: int = 200) -> CriticalPoint:
+def kind_of(prob: Problem, params: Any, *, gtol: float = 1e-8, eig_tol: float = 1e-8, method: str = "auto",
+            num_iters: int = 200) -> CriticalPoint:
     r"""Classify ``params`` as a critical point of ``prob.objective``.
 
     .. math:: \text{stationary: } \lVert \theta - P(\theta - \nabla f)\rVert \le
-        \mathrm{gtol}\max(1,|f|);\quad \text{index} = \#\{\lambda_i(\Pi \nabla^2 f\,\Pi) < -\mathrm{eig\_tol}\}
+        \mathrm{gtol}\max(1,|f|);\quad
+        \text{index} = \#\{\lambda_i(\Pi \nabla^2 f\,\Pi) < -\mathrm{eig\_tol}\}
 
     with ``Pi`` the projection onto the free components orthogonal to the symmetry orbit
     (:func:`ufm.solvers.symmetry_basis`). A stationary point with ``index > 0`` is a strict
@@ -98,9 +103,13 @@ def kind_of(prob, params, *, gtol: float = 1e-8, eig_tol: float = 1e-8, method: 
 
     Args:
         prob: a Problem. params: the point.
-        gtol: relative stationarity tolerance. eig_tol: absolute eigenvalue tolerance.
+        gtol: relative stationarity tolerance (default ``1e-8``, looser than the solvers'
+            ``1e-10`` on purpose: it judges a point handed in, which may come from a closed form or
+            another solver; a point :func:`ufm.minimize` certified at ``1e-10`` passes with margin).
+        eig_tol: absolute eigenvalue tolerance.
         method: ``"auto"`` (dense up to 2000 parameters), ``"dense"`` or ``"lanczos"``.
-        num_iters: Lanczos steps.
+        num_iters: Lanczos steps (default 200, that of :func:`ufm.solvers.hessian_spectrum`: these
+            are Krylov steps, not solver iterations, and fewer resolve fewer eigenvalues).
 
     Returns:
         A :class:`CriticalPoint`.
@@ -143,7 +152,7 @@ class Census:
         init_scale: the entry scale of each start (``nan`` for the default scale), ``(S,)``.
         value: objective at the end point. kkt: its KKT residual. min_eig: smallest Hessian
             eigenvalue on the free non-symmetry directions. index: negative eigenvalues there.
-        kind: the :func:`classify` kind of each end point (``"minimum"``, ``"saddle"``,
+        kind: the :func:`kind_of` kind of each end point (``"minimum"``, ``"saddle"``,
             ``"degenerate"``, ``"not stationary"``).
         gap: global gap ``f - lower_bound`` (:func:`ufm.global_certificate`), ``nan`` where the
             family has none. is_global: ``gap <= gap_tol max(1, |f|)``.
@@ -169,10 +178,12 @@ class Census:
         for s in _unique_nan(self.init_scale):
             sel = np.isnan(self.init_scale) if np.isnan(s) else self.init_scale == s
             vals = np.sort(self.value[sel])
-            distinct = [float(v) for i, v in enumerate(vals) if i == 0 or v - vals[i - 1] > 1e-7 * max(1.0, abs(v))]
+            distinct = [float(v) for i, v in enumerate(vals)
+                        if i == 0 or v - vals[i - 1] > 1e-7 * max(1.0, abs(v))]
             row = {"init_scale": None if np.isnan(s) else float(s), "starts": int(sel.sum())}
             row.update({k: int(np.sum(self.kind[sel] == k)) for k in KINDS})
-            row["share_global"] = float(np.mean(self.is_global[sel])) if np.any(np.isfinite(self.gap[sel])) else None
+            has_gap = np.any(np.isfinite(self.gap[sel]))
+            row["share_global"] = float(np.mean(self.is_global[sel])) if has_gap else None
             row["distinct_values"] = distinct[:8]
             rows.append(row)
         return rows
@@ -203,9 +214,9 @@ def _run_starts(prob, keys, scale, default_scale, order, gtol, method, mode):
     return jax.vmap(fn)(keys) if mode == "vmap" else jax.lax.map(fn, keys)
 
 
-def census(prob, *, starts: int = 32, init_scales=(None,), seed: int = 0, mode: str = "auto",
-           order: str = "first", gtol: float = 1e-10, eig_tol: float = 1e-8, gap_tol: float = 1e-9,
-           method: str = "dense") -> Census:
+def census(prob: Problem, *, starts: int = 32, init_scales: Sequence[float | None] = (None,), seed: int = 0,
+           mode: str = "auto", order: str = "first", gtol: float = 1e-10, eig_tol: float = 1e-8,
+           gap_tol: float = 1e-9, method: str = "dense") -> Census:
     r"""Run ``starts`` random starts per init scale and classify every end point.
 
     Each start is ``prob.init(key, scale)`` followed by :func:`ufm.minimize` (``throw=False``,
@@ -223,7 +234,9 @@ def census(prob, *, starts: int = 32, init_scales=(None,), seed: int = 0, mode: 
         seed: base PRNG seed. gtol, order: passed to minimize.
         eig_tol: eigenvalue tolerance of the classification. gap_tol: relative global gap under
             which an end point counts as the certified global minimum.
-        method: ``"dense"`` or ``"lanczos"`` curvature.
+        method: ``"dense"`` or ``"lanczos"`` curvature. The default is ``"dense"``, not ``"auto"``:
+            the census counts the index and the null dimension of every end point, which only the
+            dense spectrum gives as exact multiplicities.
 
     Returns:
         A :class:`Census` (``census.table()`` summarizes it by init scale).
@@ -232,8 +245,6 @@ def census(prob, *, starts: int = 32, init_scales=(None,), seed: int = 0, mode: 
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375); Nguyen et al., ICLR 2023 (arXiv 2206.05530);
         Súkeník et al., NeurIPS 2023 (arXiv 2305.13165).
     """
-    import time
-
     starts = check_int("starts", starts, 1)
     if mode not in ("auto", "vmap", "map"):
         raise ValueError(f"mode must be 'auto', 'vmap' or 'map', got mode={mode!r}")
@@ -244,8 +255,9 @@ def census(prob, *, starts: int = 32, init_scales=(None,), seed: int = 0, mode: 
     for i, scale in enumerate(init_scales):
         keys = jax.random.split(jax.random.PRNGKey(seed + 7919 * i), starts)
         s = None if scale is None else float(check_finite_positive("init_scales", scale))
+        scale_arg = jnp.asarray(1.0 if s is None else s)
         value, kkt, w, gap = jax.block_until_ready(
-            _run_starts(prob, keys, jnp.asarray(1.0 if s is None else s), s is None, order, gtol, method, mode))
+            _run_starts(prob, keys, scale_arg, s is None, order, gtol, method, mode))
         cols["scale"].append(np.full(starts, np.nan if s is None else s))
         for name, arr in (("value", value), ("kkt", kkt), ("w", w), ("gap", gap)):
             cols[name].append(np.asarray(arr))
@@ -268,7 +280,8 @@ def _as_tree(params, direction):
     flat, unravel = ravel_pytree(params)
     if isinstance(direction, (jax.Array, np.ndarray)) and np.ndim(direction) == 1:
         if direction.shape[0] != flat.size:
-            raise ValueError(f"direction must have {flat.size} entries (ravel_pytree order), got {direction.shape[0]}")
+            raise ValueError(f"direction must have {flat.size} entries (ravel_pytree order), "
+                             f"got {direction.shape[0]}")
         return unravel(jnp.asarray(direction, flat.dtype))
     return direction
 
@@ -281,7 +294,7 @@ def _values_along(prob, params, d1, d2, ts, ss):
     return jax.vmap(lambda t: jax.vmap(lambda s: f(t, s))(ss))(ts)
 
 
-def slice_1d(prob, params, direction, ts) -> np.ndarray:
+def slice_1d(prob: Problem, params: Any, direction: Any, ts: ArrayLike) -> np.ndarray:
     r"""``f(theta + t v)`` for every ``t`` in ``ts`` (``v``: a pytree like ``params`` or a flat
     vector in ``ravel_pytree`` order, e.g. an eigenvector from :func:`spectrum`)."""
     d = _as_tree(params, direction)
@@ -289,7 +302,7 @@ def slice_1d(prob, params, direction, ts) -> np.ndarray:
     return np.asarray(_values_along(prob, params, d, zero, jnp.asarray(ts), jnp.zeros(1)))[:, 0]
 
 
-def slice_2d(prob, params, d1, d2, ts, ss) -> np.ndarray:
+def slice_2d(prob: Problem, params: Any, d1: Any, d2: Any, ts: ArrayLike, ss: ArrayLike) -> np.ndarray:
     r"""``f(theta + t u + s v)`` on the grid ``ts x ss``, shape ``(len(ts), len(ss))``."""
     return np.asarray(_values_along(prob, params, _as_tree(params, d1), _as_tree(params, d2),
                                     jnp.asarray(ts), jnp.asarray(ss)))
@@ -305,7 +318,7 @@ def _align(prob, a, b):
     return b._replace(W=b.W @ Q.T, H=Q @ b.H)
 
 
-def path(prob, a, b, *, num: int = 101, align: bool = True) -> dict:
+def path(prob: Problem, a: Any, b: Any, *, num: int = 101, align: bool = True) -> dict:
     r"""The objective on the straight path ``(1 - t) a + t b``, ``t in [0, 1]``, and its barrier
 
     .. math:: \mathrm{barrier} = \max_t f((1-t)a + tb) - \max(f(a), f(b)).

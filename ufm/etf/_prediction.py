@@ -15,7 +15,9 @@ from typing import NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-from ufm.etf import _reduction as _etf
+from ufm.etf._reduction import (
+    check_permutation_symmetric, etf_solve, etf_zero_threshold, is_shift_invariant,
+)
 from ufm.geometry import simplex_etf
 from ufm.problems import UFM, Params
 
@@ -76,10 +78,10 @@ def _check_problem(prob) -> None:
     if prob.loss.out_dim(prob.K) != prob.K:
         raise ValueError(f"etf_prediction needs K={prob.K} logits; the loss has {prob.loss.out_dim(prob.K)} "
                          "(an MSE encoding with D != K)")
-    _etf.check_permutation_symmetric(prob.loss, prob.K)
+    check_permutation_symmetric(prob.loss, prob.K)
 
 
-def etf_prediction(prob) -> ETFPrediction:
+def etf_prediction(prob: UFM) -> ETFPrediction:
     r"""The simplex-ETF prediction of a balanced UFM with a permutation-symmetric loss.
 
     Under the ansatz (rows ``w_k`` a simplex ETF of norm ``a``, ``h_{k,i} = c w_k``,
@@ -123,16 +125,16 @@ def etf_prediction(prob) -> ETFPrediction:
     c = math.sqrt(lam_W / (n * lam_H))
     bias = _bias_mode(prob)
     lam_b = None if prob.lam_b is None else float(prob.lam_b)
-    sol = _etf.etf_solve(prob.loss, K, kappa, bias=bias, lam_b=lam_b)
-    threshold = _etf.etf_zero_threshold(prob.loss, K, bias=bias, lam_b=lam_b)
+    sol = etf_solve(prob.loss, K, kappa, bias=bias, lam_b=lam_b)
+    threshold = etf_zero_threshold(prob.loss, K, bias=bias, lam_b=lam_b)
     a = math.sqrt((K - 1) * sol.g / (K * c))
     return ETFPrediction(value=sol.value, g=sol.g, offset=sol.beta if bias != "none" else 0.0,
                          w_norm=a, h_norm=c * a, zero=sol.zero, kappa=kappa, kappa_threshold=threshold,
                          value_zero=sol.value_zero, bias=bias,
-                         shift_invariant=_etf.is_shift_invariant(prob.loss, K))
+                         shift_invariant=is_shift_invariant(prob.loss, K))
 
 
-def etf_params(prob, prediction: ETFPrediction | None = None, *, seed: int | None = None) -> Params:
+def etf_params(prob: UFM, prediction: ETFPrediction | None = None, *, seed: int | None = None) -> Params:
     r"""The UFM point of the prediction: ``W`` a simplex ETF with row norm ``w_norm``,
     ``h_{k,i} = c w_k``, ``b = offset 1``.
 

@@ -53,6 +53,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ufm._internal.numerics import bisect
 from ufm._internal.precision import require_x64
@@ -100,7 +101,8 @@ def _check_loss_K(loss, K):
     if isinstance(K, bool) or not isinstance(K, (int, np.integer)) or K < 2:
         raise ValueError(f"K must be an integer >= 2, got K={K!r}")
     if loss.out_dim(int(K)) != int(K):
-        raise ValueError(f"the ETF reduction needs logits of dimension K={K}; {loss!r} has {loss.out_dim(int(K))}")
+        raise ValueError(f"the ETF reduction needs logits of dimension K={K}; {loss!r} has "
+                         f"{loss.out_dim(int(K))}")
     loss.check(int(K))
     return int(K)
 
@@ -185,7 +187,8 @@ def _validated(loss, K, kappa, bias, lam_b):
     return K, kappa, lam_b, offset
 
 
-def etf_solve(loss, K: int, kappa: float, *, bias: str = "none", lam_b: float | None = None) -> ETFSolve:
+def etf_solve(loss: Loss, K: int, kappa: float, *, bias: str = "none",
+              lam_b: float | None = None) -> ETFSolve:
     r"""Global minimum of the ETF reduction ``phi_kappa`` over ``g >= 0`` (and the offset).
 
     Args:
@@ -218,7 +221,8 @@ def etf_solve(loss, K: int, kappa: float, *, bias: str = "none", lam_b: float | 
     return ETFSolve(float(g), float(beta), float(value), float(M0), float(beta0), False)
 
 
-def etf_logit_gap(loss, K: int, kappa: float, *, bias: str = "none", lam_b: float | None = None) -> float:
+def etf_logit_gap(loss: Loss, K: int, kappa: float, *, bias: str = "none",
+                  lam_b: float | None = None) -> float:
     r"""Global minimizer ``g* = argmin_{g >= 0} phi_kappa(g)`` of the ETF reduction.
 
     See :func:`etf_solve` (this is its ``g``): ``0.0`` when the zero solution is optimal. The ETF
@@ -227,7 +231,7 @@ def etf_logit_gap(loss, K: int, kappa: float, *, bias: str = "none", lam_b: floa
     return etf_solve(loss, K, kappa, bias=bias, lam_b=lam_b).g
 
 
-def etf_loss(loss, K: int, g, beta=0.0) -> np.ndarray:
+def etf_loss(loss: Loss, K: int, g: ArrayLike, beta: ArrayLike = 0.0) -> np.ndarray:
     r"""``l(g (e_0 - 1/K) + beta 1, 0)``: the loss of one sample whose own logit exceeds the others by ``g``.
 
     Args:
@@ -245,7 +249,8 @@ def etf_loss(loss, K: int, g, beta=0.0) -> np.ndarray:
     return np.asarray(f(jnp.ravel(g), jnp.ravel(beta))).reshape(g.shape)
 
 
-def etf_phi(loss, K: int, kappa: float, g, *, bias: str = "none", lam_b: float | None = None) -> np.ndarray:
+def etf_phi(loss: Loss, K: int, kappa: float, g: ArrayLike, *, bias: str = "none",
+            lam_b: float | None = None) -> np.ndarray:
     r"""The reduced objective ``phi_kappa(g) = M(g) + (K - 1) kappa g`` (module docstring).
 
     It equals the UFM objective at the simplex-ETF point with logit gap ``g`` and the best offset.
@@ -267,15 +272,18 @@ def _threshold(loss, K, lam_b, offset):
     M = jax.vmap(lambda t: _inner(loss, K, lam_b, offset, t)[1])(grid)
     ratio = (M0 - M) / ((K - 1) * grid)
     i = jnp.argmax(jnp.where(jnp.isnan(ratio), -jnp.inf, ratio))
-    # the ratio increases where M(g) - M(0) - g M'(g) > 0: bisection on minus that sign
-    tangent = lambda t: -(_inner(loss, K, lam_b, offset, t)[1] - M0 - t * _dM(loss, K, lam_b, offset, t))  # noqa: E731
+
+    def tangent(t):
+        # the ratio increases where M(g) - M(0) - g M'(g) > 0: bisection on minus that sign
+        return -(_inner(loss, K, lam_b, offset, t)[1] - M0 - t * _dM(loss, K, lam_b, offset, t))
+
     g = bisect(tangent, *_bracket(grid, i), _BISECT)
     refined = (M0 - _inner(loss, K, lam_b, offset, g)[1]) / ((K - 1) * g)
     interior = jnp.where(i == 0, ratio[0], jnp.maximum(ratio[i], refined))  # i = 0: the sup is at g -> 0
     return jnp.maximum(jnp.maximum(limit, interior), 0.0), limit
 
 
-def etf_zero_threshold(loss, K: int, *, bias: str = "none", lam_b: float | None = None) -> float:
+def etf_zero_threshold(loss: Loss, K: int, *, bias: str = "none", lam_b: float | None = None) -> float:
     r"""Zero-solution threshold ``kappa* = sup_{g > 0} (M(0) - M(g)) / ((K - 1) g)``.
 
     The minimizer of the reduction is nonzero exactly when ``kappa < kappa*``. The ``g -> 0`` limit
@@ -308,7 +316,7 @@ def _random_logits(K, count, seed):
     return rng.standard_normal((K, count)) * 2.0, rng.integers(0, K, count)
 
 
-def is_shift_invariant(loss, K: int, *, rtol: float = 1e-10) -> bool:
+def is_shift_invariant(loss: Loss, K: int, *, rtol: float = 1e-10) -> bool:
     """Whether ``l(z + t 1, y) = l(z, y)`` (a loss of logit differences), tested at random points."""
     Z, y = _random_logits(K, 8, 0)
     t = np.linspace(-3.0, 3.0, 8)
@@ -317,7 +325,7 @@ def is_shift_invariant(loss, K: int, *, rtol: float = 1e-10) -> bool:
     return bool(np.all(np.abs(a - b) <= rtol * np.maximum(1.0, np.abs(a))))
 
 
-def check_permutation_symmetric(loss, K: int, *, rtol: float = 1e-10) -> None:
+def check_permutation_symmetric(loss: Loss, K: int, *, rtol: float = 1e-10) -> None:
     """Raise ``ValueError`` unless ``l(z o pi^-1, pi(y)) = l(z, y)`` at random points and relabellings."""
     Z, y = _random_logits(K, 8, 1)
     rng = np.random.default_rng(2)

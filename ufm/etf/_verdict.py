@@ -24,8 +24,9 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ufm import geometry
-from ufm.etf._prediction import ETFPrediction, etf_params, etf_prediction
 from ufm._internal.validation import check_finite_positive, check_int
+from ufm.etf._prediction import ETFPrediction, etf_params, etf_prediction
+from ufm.problems import UFM
 from ufm.solvers import Solution, global_certificate, minimize
 
 __all__ = ["ETFVerdict", "etf_verdict"]
@@ -65,6 +66,7 @@ class ETFVerdict(NamedTuple):
 
     @property
     def optimal(self) -> bool:
+        """Whether the verdict is ``"ETF optimal"``."""
         return self.verdict == "ETF optimal"
 
 
@@ -90,7 +92,7 @@ def _solves(prob, pred, starts, seed, gtol, max_steps):
     return runs
 
 
-def etf_verdict(prob, *, starts: int = 4, seed: int = 0, rtol: float = 1e-8, gtol: float = 1e-12,
+def etf_verdict(prob: UFM, *, starts: int = 4, seed: int = 0, rtol: float = 1e-8, gtol: float = 1e-12,
                 max_steps: int = 10_000) -> ETFVerdict:
     r"""Is the simplex ETF the minimizer? Certified solves against :func:`ufm.etf_prediction`.
 
@@ -107,7 +109,9 @@ def etf_verdict(prob, *, starts: int = 4, seed: int = 0, rtol: float = 1e-8, gto
 
     Other arguments:
         seed: first seed. rtol: relative agreement of values (default ``1e-8``).
-        gtol: certificate tolerance of each solve (default ``1e-12``). max_steps: first-stage cap.
+        gtol: certificate tolerance of each solve (default ``1e-12``, tighter than the solvers'
+            ``1e-10``: the verdict compares values to ``rtol = 1e-8`` and sorts near-ties, so each
+            certified value must be accurate well below that). max_steps: first-stage cap.
 
     Returns:
         An :class:`ETFVerdict`; ``verdict.optimal`` is ``verdict.verdict == "ETF optimal"``.
@@ -143,10 +147,10 @@ def etf_verdict(prob, *, starts: int = 4, seed: int = 0, rtol: float = 1e-8, gto
             f"the best certified value is above the prediction by {-margin:.3g}: the ETF start did not "
             "certify; try a larger max_steps")
     elif is_etf:
+        agree = abs(margin) / max(1.0, abs(pred.value))
         verdict, msg = "ETF optimal", (
-            f"best certified value agrees with the prediction to {abs(margin) / max(1.0, abs(pred.value)):.1e} "
-            f"and the solution is {'zero' if pred.zero else 'a simplex ETF'} ({len(ok)} of {len(runs)} starts "
-            "certified)")
+            f"best certified value agrees with the prediction to {agree:.1e} and the solution is "
+            f"{'zero' if pred.zero else 'a simplex ETF'} ({len(ok)} of {len(runs)} starts certified)")
     else:
         verdict, msg = "inconclusive", (
             f"values agree ({abs(margin):.3g}) but the solution is not {'zero' if pred.zero else 'an ETF'} "

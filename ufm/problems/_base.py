@@ -6,8 +6,8 @@ when they change). It offers pure methods only:
 
 - ``init(key, scale)``: a random starting point (a pytree of parameters);
 - ``objective(params)``: the scalar to minimize;
-- ``box_lower(params)``: the lower corner of the feasible box, a pytree (``-inf`` where unconstrained); the feasible
-  set is the box ``params >= box_lower``, and ``project`` clips onto it.
+- ``box_lower(params)``: the lower corner of the feasible box, a pytree (``-inf`` where
+  unconstrained); the feasible set is the box ``params >= box_lower``, and ``project`` clips onto it.
 
 Solvers use nothing else, so any model family that provides these works with
 :func:`ufm.minimize` and :func:`ufm.gradient_flow`.
@@ -17,26 +17,32 @@ from __future__ import annotations
 
 import numbers
 import warnings
+from collections.abc import Sequence
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ufm._internal.validation import check_int
+
+PyTree = Any
+"""A pytree of arrays: the parameters of a Problem (a NamedTuple such as :class:`ufm.Params`)."""
 
 
 class Problem:
     """Base class of the ufm model families (see the module docstring for the contract)."""
 
-    def init(self, key: jax.Array, scale: float | None = None):  # pragma: no cover
+    def init(self, key: jax.Array, scale: float | None = None) -> PyTree:  # pragma: no cover
         """A random feasible starting point (a pytree of parameters), entries of size ``scale``."""
         raise NotImplementedError
 
-    def objective(self, params) -> jax.Array:  # pragma: no cover
+    def objective(self, params: PyTree) -> jax.Array:  # pragma: no cover
         """The scalar the solvers minimize (a pure, differentiable function of ``params``)."""
         raise NotImplementedError
 
-    def symmetry_tangents(self, params):
+    def symmetry_tangents(self, params: PyTree) -> PyTree | None:
         r"""Tangent vectors of the continuous symmetries of ``objective`` at ``params``.
 
         A continuous symmetry is a Lie group ``G`` acting on the parameters with
@@ -54,33 +60,42 @@ class Problem:
         """
         return None
 
-    def smooth_piece(self, params):
+    def smooth_piece(self, params: PyTree) -> Problem | None:
         """For a piecewise-smooth objective (ReLU models): the smooth problem that agrees with
         this one on the piece through ``params`` (host-side; concrete ``params``). ``None`` when
         the objective is smooth (the default); see :meth:`ufm.DeepUFM.smooth_piece`."""
         return None
 
-    def smoothed(self, beta):
+    def smoothed(self, beta: ArrayLike) -> Problem | None:
         """A smooth surrogate of a piecewise-smooth objective with sharpness ``beta`` (``None`` for
         a smooth problem, the default); see :meth:`ufm.DeepUFM.smoothed`."""
         return None
 
-    def piece_report(self, piece, params) -> dict:
+    def piece_report(self, piece: Problem, params: PyTree) -> dict:
         """Whether ``params`` lies on ``piece`` (``consistent``), the units exactly at a kink
         (``kinks``) and ``gap = |f_piece - f|``; only for problems with :meth:`smooth_piece`."""
         raise NotImplementedError(f"{type(self).__name__} is smooth: it has no activation pieces")
 
-    def constraints(self, params) -> jax.Array:
+    def constraints(self, params: PyTree) -> jax.Array:
         """``(M,)`` inequality constraints ``c(params) <= 0`` beyond the box (none by default);
         :func:`ufm.minimize` solves a problem with ``M > 0`` by an augmented Lagrangian."""
         return jnp.zeros((0,))
 
-    def classifier(self, params):
+    def classifier(self, params: PyTree) -> tuple[jax.Array, jax.Array]:
         """``(W, H)``: the last linear classifier and the features it reads (shape ``(D, p)``,
         ``(p, N)``), so that metrics apply to any family. Subclasses override."""
         raise NotImplementedError(f"{type(self).__name__} does not expose its classifier and features")
 
-    def box_lower(self, params):
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Keep a subclass written for the old name working: one that defines ``lower_bound`` and
+        not ``box_lower`` gets its ``lower_bound`` as ``box_lower``, with a DeprecationWarning."""
+        super().__init_subclass__(**kwargs)
+        if "lower_bound" in cls.__dict__ and "box_lower" not in cls.__dict__:
+            warnings.warn(f"{cls.__name__} defines Problem.lower_bound, a deprecated name; define box_lower "
+                          "(the feasible box) instead", DeprecationWarning, stacklevel=2)
+            cls.box_lower = cls.__dict__["lower_bound"]
+
+    def box_lower(self, params: PyTree) -> PyTree:
         """The lower corner of the feasible box ``params >= box_lower(params)``: a pytree matching
         ``params``, ``-inf`` everywhere by default (no constraint).
 
@@ -89,7 +104,7 @@ class Problem:
         """
         return jax.tree_util.tree_map(lambda x: jnp.full_like(x, -jnp.inf), params)
 
-    def lower_bound(self, params):
+    def lower_bound(self, params: PyTree) -> PyTree:
         """Deprecated name of :meth:`box_lower` (kept for one release)."""
         warnings.warn("Problem.lower_bound is deprecated; use Problem.box_lower (the feasible box)",
                       DeprecationWarning, stacklevel=2)
@@ -100,7 +115,7 @@ class Problem:
         """Whether ``box_lower`` is finite anywhere (decided statically)."""
         return False
 
-    def project(self, params):
+    def project(self, params: PyTree) -> PyTree:
         """Euclidean projection onto the feasible box ``params >= box_lower(params)``."""
         if not self.constrained:
             return params
@@ -117,7 +132,7 @@ def skew_basis(d: int) -> jax.Array:
     return jnp.asarray(A)
 
 
-def stack_tangents(params, **leaves):
+def stack_tangents(params: PyTree, **leaves: jax.Array) -> PyTree:
     """One stacked tangent pytree: the named leaves given (each with a leading axis ``m``), every
     other leaf zero (for example ``stack_tangents(params, W=dW, H=dH)``)."""
     m = jax.tree_util.tree_leaves(leaves)[0].shape[0]
@@ -125,7 +140,7 @@ def stack_tangents(params, **leaves):
     return zeros._replace(**leaves)
 
 
-def concat_tangents(*stacks):
+def concat_tangents(*stacks: PyTree | None) -> PyTree | None:
     """Concatenate stacked tangent pytrees along their leading axis (``None`` entries skipped)."""
     stacks = [s for s in stacks if s is not None]
     if not stacks:
@@ -133,7 +148,7 @@ def concat_tangents(*stacks):
     return jax.tree_util.tree_map(lambda *xs: jnp.concatenate(xs, axis=0), *stacks)
 
 
-def rotation_tangents(params, W, H):
+def rotation_tangents(params: PyTree, W: jax.Array, H: jax.Array) -> tuple[jax.Array, jax.Array]:
     r"""Tangents of the feature rotation ``H -> Q H``, ``W -> W Q^T`` (``Q`` in ``O(p)``):
     for each skew generator ``A``, ``dH = A H`` and ``dW = -W A`` (``W Q^T`` with
     ``Q = exp(sA)``, ``d/ds = W A^T = -W A``). Returns the pair ``(dW, dH)`` stacked."""
@@ -141,7 +156,7 @@ def rotation_tangents(params, W, H):
     return -jnp.einsum("ip,mpq->miq", W, A), jnp.einsum("mpq,qn->mpn", A, H)
 
 
-def bias_shift_tangent(prob, params):
+def bias_shift_tangent(prob: Problem, params: PyTree) -> PyTree | None:
     r"""``b -> b + s 1`` leaves a shift-invariant loss (``softmax(z + s 1) = softmax(z)``) unchanged;
     it is a symmetry of the objective only for a free bias (``lam_b = 0``). Returns the stacked
     tangent ``(1, ...)`` (zero when ``lam_b > 0``), or ``None`` without a bias or for a loss that
@@ -152,7 +167,7 @@ def bias_shift_tangent(prob, params):
     return stack_tangents(params, b=one[None, :])
 
 
-def normalize_counts(n, K):
+def normalize_counts(n: int | Sequence[int], K: int) -> tuple[int | tuple[int, ...], tuple[int, ...]]:
     """``n`` int (balanced) or a sequence of per-class counts -> (n as stored, counts tuple).
 
     A sequence of equal counts is stored as the int (balanced).
@@ -188,6 +203,7 @@ class ClassSizes:
 
     @property
     def balanced(self) -> bool:
+        """Whether every class has the same count (``n`` stored as an int)."""
         return isinstance(self.n, int)
 
     @property
@@ -197,16 +213,17 @@ class ClassSizes:
 
     @property
     def has_bias(self) -> bool:
+        """Whether the model has a bias ``b`` (``lam_b`` is not ``None``)."""
         return self.lam_b is not None
 
 
-def affine_logits(W, H, b):
+def affine_logits(W: jax.Array, H: jax.Array, b: jax.Array | None) -> jax.Array:
     """``Z = W H + b 1^T``, shape ``(D, N)`` (``b`` may be ``None``)."""
     Z = W @ H
     return Z if b is None else Z + b[:, None]
 
 
-def weight_decay(prob, params):
+def weight_decay(prob: Problem, params: PyTree) -> jax.Array:
     """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2`` for parameters with ``W, H, b``."""
     pen = 0.5 * prob.lam_W * jnp.sum(params.W**2) + 0.5 * prob.lam_H * jnp.sum(params.H**2)
     if params.b is not None:
@@ -218,23 +235,23 @@ class AffineClassifier:
     """The data and penalty terms of a one-layer model with parameters ``(W, H, b)``: needs
     ``loss``, ``labels`` (the labels the loss sees) and ``lam_W``, ``lam_H``, ``lam_b``."""
 
-    def logits(self, params) -> jax.Array:
+    def logits(self, params: PyTree) -> jax.Array:
         """``Z = W H + b 1^T``, shape ``(D, N)``."""
         return affine_logits(params.W, params.H, params.b)
 
-    def data_term(self, params) -> jax.Array:
+    def data_term(self, params: PyTree) -> jax.Array:
         """``(1/N) sum_i loss(W h_i + b, y_i)`` with ``y = self.labels``."""
         return jnp.mean(self.loss(self.logits(params), jnp.asarray(self.labels)))
 
-    def penalty(self, params) -> jax.Array:
+    def penalty(self, params: PyTree) -> jax.Array:
         """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
         return weight_decay(self, params)
 
-    def classifier(self, params):
+    def classifier(self, params: PyTree) -> tuple[jax.Array, jax.Array]:
         """``(W, H)``: the classifier and the features it reads."""
         return params.W, params.H
 
-    def symmetry_tangents(self, params):
+    def symmetry_tangents(self, params: PyTree) -> PyTree | None:
         r"""Rotations of the feature space, ``H -> Q H``, ``W -> W Q^T`` (``Q`` in ``O(d)``): they
         keep ``W H``, ``||W||`` and ``||H||`` (and every distance between columns of ``H``), so
         ``f`` is invariant. Tangents ``dH = A H``, ``dW = -W A`` for skew ``A``

@@ -10,11 +10,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ufm._internal.validation import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
 from ufm.losses import Loss
-from ufm.problems._base import ClassSizes, Problem
-from ufm.problems._base import normalize_counts
+from ufm.problems._base import (
+    ClassSizes, Problem, PyTree, bias_shift_tangent, concat_tangents, normalize_counts, rotation_tangents,
+    skew_basis, stack_tangents,
+)
 
 __all__ = ["DeepParams", "DeepUFM"]
 
@@ -144,7 +147,8 @@ class DeepUFM(ClassSizes, Problem):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be 'relu' or 'linear', got activation={self.activation!r}")
         if not isinstance(self.loss, Loss):
-            raise ValueError(f"loss must be a ufm loss (ufm.MSE(), ufm.CrossEntropy(), ...), got loss={self.loss!r}")
+            raise ValueError(f"loss must be a ufm loss (ufm.MSE(), ufm.CrossEntropy(), ...), "
+                             f"got loss={self.loss!r}")
         self.loss.check(self.K)
         object.__setattr__(self, "lam_W", _per_layer("lam_W", self.lam_W, len(self.widths)))
         for name in ("lam_H", "lam_b"):
@@ -263,22 +267,23 @@ class DeepUFM(ClassSizes, Problem):
 
     @property
     def constrained(self) -> bool:
+        """Whether the features are constrained (``relu_features``: ``H_1 >= 0``)."""
         return self.relu_features
 
     def box_lower(self, params: DeepParams) -> DeepParams:
         """``H_1 >= 0`` with ``relu_features``; everything else unbounded."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)
+        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
         H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
         return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
 
-    def smooth_piece(self, params: DeepParams, rtol: float = 1e-3):
+    def smooth_piece(self, params: DeepParams, rtol: float = 1e-3) -> DeepUFM | None:
         """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU
         model without a fixed pattern; ``None`` otherwise (the objective is smooth)."""
         if self.activation != "relu" or self.pattern is not None or self.smoothing is not None or self.L < 2:
             return None
         return self.on_pattern(params, rtol)
 
-    def smoothed(self, beta):
+    def smoothed(self, beta: ArrayLike) -> DeepUFM | None:
         """The same ReLU model with ``relu`` replaced by ``softplus(beta z)/beta`` (``None`` for a
         linear model or a fixed pattern)."""
         if self.activation != "relu" or self.pattern is not None or self.L < 2:
@@ -305,13 +310,13 @@ class DeepUFM(ClassSizes, Problem):
         gap = abs(float(self.objective(params)) - float(piece.objective(params)))
         return {"consistent": consistent, "kinks": kinks, "gap": gap}
 
-    def classifier(self, params: DeepParams):
+    def classifier(self, params: DeepParams) -> tuple[jax.Array, jax.Array]:
         """``(W_L, X_L)``: the last layer and the features it reads (post-activation of layer
         ``L - 1``; ``H_1`` when ``L = 1``), so that the one-layer metrics apply."""
         _, post = self.layers(params)
         return params.Ws[-1], post[-1]
 
-    def symmetry_tangents(self, params: DeepParams):
+    def symmetry_tangents(self, params: DeepParams) -> PyTree | None:
         r"""Continuous symmetries of the deep objective (derived, not assumed):
 
         - the input rotation ``H_1 -> Q H_1``, ``W_1 -> W_1 Q^T`` (``Q`` in ``O(d_1)``), for every
@@ -325,9 +330,6 @@ class DeepUFM(ClassSizes, Problem):
           breaks it), so a ReLU hidden layer contributes no continuous symmetry;
         - ``b -> b + s 1`` for a free bias with a shift-invariant loss.
         """
-        from ufm.problems._base import (bias_shift_tangent, concat_tangents, rotation_tangents,
-                                        skew_basis, stack_tangents)
-
         Ws = list(params.Ws)
         parts = []
         if params.H.shape[0] > 1:

@@ -104,35 +104,37 @@ class FixedFrame(Problem):
         return self.M / self.n
 
     @property
-    def alpha(self):
+    def alpha(self) -> jax.Array | float:
         """Label-smoothing parameter (0 for cross-entropy)."""
         return self.loss.alpha if isinstance(self.loss, LabelSmoothing) else 0.0
 
     @property
     def num_noisy(self) -> int:
+        """Number of noisy features, ``M``."""
         return self.M
 
     def describe(self) -> str:
+        """A one-line description of the instance (for reports)."""
         lname = type(self.loss).__name__ + (f"({float(self.alpha):.4g})" if self.alpha else "")
         return (f"FixedFrame {self.variant} M={self.M} n={self.n} d={self.d} {lname} a={float(self.a):.5g} "
                 f"rho={float(self.rho):.5g} lam={float(self.lam):.5g}")
 
-    def frame(self):
+    def frame(self) -> tuple[jax.Array, jax.Array]:
         """``W (2, d)`` and ``h_0 (d,)``."""
         e = jnp.eye(self.d)[:2]
         W = self.a * np.sqrt(2.0) * (e - 0.5 * jnp.sum(e, axis=0, keepdims=True))
         return W, self.rho * e[0]
 
-    def distances(self, params):
+    def distances(self, params: FFParams) -> jax.Array:
         """``phi_eps(h_i - h_0)`` per noisy feature, ``(M,)``."""
         _, h0 = self.frame()
         return smoothed_norm(params.H - h0[:, None], self.eps)
 
-    def constraints(self, params):
+    def constraints(self, params: FFParams) -> jax.Array:
         """``phi_eps(h_i - h_0) - r <= 0`` (radius variant; empty otherwise)."""
         return self.distances(params) - params.r[0] if self.variant == "radius" else jnp.zeros((0,))
 
-    def objective(self, params):
+    def objective(self, params: FFParams) -> jax.Array:
         """The data term plus the expressivity cost (the radius constraints are separate)."""
         W, _ = self.frame()
         data = jnp.mean(self.loss(W @ params.H, jnp.ones((self.M,), dtype=int)))
@@ -140,16 +142,18 @@ class FixedFrame(Problem):
             return data + self.lam / self.eta * params.r[0]
         return data + self.lam * jnp.mean(self.distances(params))
 
-    def init(self, key, scale=None):
-        """Noisy features near ``h_0`` (absolute value of a Gaussian perturbation), radius 1."""
+    def init(self, key: jax.Array, scale: float | None = None) -> FFParams:
+        """Noisy features near ``h_0`` (absolute value of a Gaussian perturbation), radius 1
+        (``scale`` is not used: the perturbation has standard deviation 0.3)."""
         _, h0 = self.frame()
         H = jnp.abs(h0[:, None] + 0.3 * jax.random.normal(key, (self.d, self.M)))
         return FFParams(H, jnp.ones((1,)) if self.variant == "radius" else None)
 
     @property
     def constrained(self) -> bool:
+        """Always: ``H >= 0`` (and ``r >= 0`` for the radius variant)."""
         return True
 
-    def box_lower(self, params):
+    def box_lower(self, params: FFParams) -> FFParams:
         """``H >= 0`` and ``r >= 0``."""
         return FFParams(jnp.zeros_like(params.H), None if params.r is None else jnp.zeros_like(params.r))

@@ -31,7 +31,7 @@ def _edge_incidence(r: int) -> np.ndarray:
     return np.array([[1.0 if a in e else 0.0 for e in edges] for a in range(r)])
 
 
-def graph_params(prob: DeepUFM, r: int, e: int, th) -> DeepParams:
+def graph_params(prob: DeepUFM, r: int, e: int, th: jax.Array) -> DeepParams:
     r"""Deep-UFM parameters of the graph candidate with free scalars ``th``.
 
     Class ``{a, b}`` is represented by ``a_0 (e_a + e_b + s 1)`` in ``R^r`` up to layer ``e``;
@@ -96,14 +96,14 @@ class GraphCandidate(Problem):
         if not 1 <= self.e <= self.deep.L:
             raise ValueError(f"e must be in 1..L={self.deep.L}, got e={self.e}")
 
-    def build(self, th) -> DeepParams:
+    def build(self, th: jax.Array) -> DeepParams:
         """The deep UFM's parameters at the free scalars ``th``."""
         return graph_params(self.deep, self.r, self.e, th)
 
-    def objective(self, th):
+    def objective(self, th: jax.Array) -> jax.Array:
         """The deep UFM's objective at :meth:`build` ``(th)``."""
         return self.deep.objective(self.build(th))
 
-    def init(self, key, scale=None):
+    def init(self, key: jax.Array, scale: float | None = None) -> jax.Array:
         """The exact start ``a = 1``, ``c = s = t = 0`` (``key`` and ``scale`` are not used)."""
         return jnp.zeros(2 * self.deep.L + 3).at[: self.deep.L + 1].set(1.0)

@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
 from ufm._internal.validation import check_int, check_range, scalar_param
 from ufm.losses import Loss
@@ -51,7 +52,7 @@ class MDParams(NamedTuple):
     r: jax.Array | None  # shape=(K,), float64, or None
 
 
-def smoothed_norm(x: jax.Array, eps, axis: int = 0) -> jax.Array:
+def smoothed_norm(x: jax.Array, eps: ArrayLike, axis: int = 0) -> jax.Array:
     r"""Smoothed Euclidean norm along ``axis``.
 
     .. math:: \varphi_\varepsilon(x) = \sqrt{\lVert x\rVert_2^2 + \varepsilon^2} - \varepsilon
@@ -87,11 +88,13 @@ def _noise_counts(K: int, n: int, eta, noise) -> np.ndarray:
 def _check_noise(K, n, eta, noise):
     if noise is not None:
         if eta is not None:
-            raise ValueError("pass either eta (uniform noise rate) or noise (a K x K transition matrix), not both")
+            raise ValueError("pass either eta (uniform noise rate) or noise (a K x K transition matrix), "
+                             "not both")
         T = np.asarray(noise, dtype=float)
-        if T.shape != (K, K) or np.any(~np.isfinite(T)) or np.any(T < 0) or np.any(np.abs(T.sum(1) - 1) > 1e-9):
-            raise ValueError(f"noise must be a row-stochastic K x K matrix (K={K}, entries >= 0, rows summing "
-                             f"to 1; T[k, j] = P(label j | true class k)), got noise={noise!r}")
+        bad = T.shape != (K, K) or np.any(~np.isfinite(T)) or np.any(T < 0)
+        if bad or np.any(np.abs(T.sum(1) - 1) > 1e-9):
+            raise ValueError(f"noise must be a row-stochastic K x K matrix (K={K}, entries >= 0, rows "
+                             f"summing to 1; T[k, j] = P(label j | true class k)), got noise={noise!r}")
         return None, tuple(tuple(float(v) for v in row) for row in T)
     eta = 0.1 if eta is None else eta
     if isinstance(eta, bool) or not isinstance(eta, (numbers.Real, np.floating, np.integer)):
@@ -181,8 +184,8 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         object.__setattr__(self, "noise", noise)
         worst = int((self.n - np.diag(self.counts_matrix)).max())
         if worst > self.n - 1:
-            raise ValueError(f"eta={self.eta} with n={self.n} relabels {worst} of {self.n} samples of a class; "
-                                 "each class needs a clean sample (lower eta or raise n)")
+            raise ValueError(f"eta={self.eta} with n={self.n} relabels {worst} of {self.n} samples of a "
+                             "class; each class needs a clean sample (lower eta or raise n)")
         for name in ("lam_W", "lam_H", "lam", "lam_b"):
             value = getattr(self, name)
             if value is None and name != "lam_b":
@@ -227,6 +230,7 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
 
     @property
     def num_noisy(self) -> int:
+        """Number of noisy (relabelled) samples."""
         return int(self.noisy_mask.sum())
 
     # ---- model terms --------------------------------------------------------------------------
@@ -281,11 +285,12 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
 
     @property
     def constrained(self) -> bool:
+        """Always: ``H >= 0`` (and ``r >= 0`` for the radius variant)."""
         return True
 
     def box_lower(self, params: MDParams) -> MDParams:
         """``H >= 0`` and ``r >= 0``; ``W`` and ``b`` free."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)
+        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
         b_lo = None if params.b is None else inf(params.b)
         r_lo = None if params.r is None else jnp.zeros_like(params.r)
         return MDParams(inf(params.W), jnp.zeros_like(params.H), b_lo, r_lo)

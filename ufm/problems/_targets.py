@@ -15,6 +15,7 @@ samples and ``lam/2`` penalties. Parameters are :class:`ufm.Params` ``(W, H, b)`
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from itertools import combinations
 
@@ -95,6 +96,7 @@ class _TargetModel(Problem):
 
     @property
     def has_bias(self) -> bool:
+        """Whether the model has a bias ``b`` (``lam_b`` is not ``None``)."""
         return self.lam_b is not None
 
     @property
@@ -123,20 +125,20 @@ class _TargetModel(Problem):
         b = jnp.zeros((self.D,), dtype=jnp.float64) if self.has_bias else None
         return Params(W, H, b)
 
-    def logits(self, params) -> jax.Array:
+    def logits(self, params: Params) -> jax.Array:
         """``Z = W H + b 1^T``, shape ``(D, N)``."""
         return affine_logits(params.W, params.H, params.b)
 
-    def penalty(self, params) -> jax.Array:
+    def penalty(self, params: Params) -> jax.Array:
         """``lam_W/2 ||W||^2 + lam_H/2 ||H||^2 + lam_b/2 ||b||^2``."""
         return weight_decay(self, params)
 
-    def objective(self, params) -> jax.Array:
+    def objective(self, params: Params) -> jax.Array:
         """The mean data term plus the penalties (class docstring)."""
         return jnp.mean(self.sample_losses(self.logits(params))) + self.penalty(params)
 
 
-def label_set_targets(K: int, counts) -> np.ndarray:
+def label_set_targets(K: int, counts: Mapping[int, int]) -> np.ndarray:
     r"""Multi-hot targets of every label set of each multiplicity, ``counts[m]`` copies each.
 
     For ``counts = {1: n_1, 2: n_2}`` the columns are ``n_1`` copies of each ``e_k``, then ``n_2``
@@ -203,15 +205,17 @@ class MultiLabelUFM(_TargetModel):
             raise ValueError("Y must be multi-hot: every entry 0 or 1")
         empty = np.flatnonzero(Y.sum(axis=0) == 0)
         if empty.size:
-            raise ValueError(f"Y: every sample needs at least one label; columns {empty[:5].tolist()} are empty")
+            raise ValueError(f"Y: every sample needs at least one label; columns {empty[:5].tolist()} "
+                             "are empty")
 
     @property
     def K(self) -> int:
         """Number of classes (rows of ``Y``)."""
         return self.D
 
-    def sample_losses(self, Z) -> jax.Array:
-        r"""``sum_{k in S_i} (logsumexp(z_i) - z_{ki}) = |S_i| logsumexp(z_i) - <y_i, z_i>``, shape ``(N,)``."""
+    def sample_losses(self, Z: jax.Array) -> jax.Array:
+        r"""``sum_{k in S_i} (logsumexp(z_i) - z_{ki}) = |S_i| logsumexp(z_i) - <y_i, z_i>``,
+        shape ``(N,)``."""
         Y = jnp.asarray(self.Y)
         return jnp.sum(Y, axis=0) * jax.nn.logsumexp(Z, axis=0) - jnp.sum(Y * Z, axis=0)
 
@@ -239,6 +243,6 @@ class RegressionUFM(_TargetModel):
         Multivariate Regression", NeurIPS 2024, arXiv 2409.04180.
     """
 
-    def sample_losses(self, Z) -> jax.Array:
+    def sample_losses(self, Z: jax.Array) -> jax.Array:
         r"""``(1/2) ||z_i - y_i||^2``, shape ``(N,)``."""
         return 0.5 * jnp.sum((Z - jnp.asarray(self.Y)) ** 2, axis=0)

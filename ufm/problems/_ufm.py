@@ -122,6 +122,7 @@ class UFM(ClassSizes, AffineClassifier, Problem):
 
     @property
     def constrained(self) -> bool:
+        """Whether the features are constrained (``nonneg``: ``H >= 0``)."""
         return self.nonneg
 
     def box_lower(self, params: Params) -> Params:

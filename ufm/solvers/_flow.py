@@ -13,14 +13,11 @@ import numpy as np
 
 from ufm._internal import tree as tr
 from ufm._internal.precision import require_x64
-from ufm._internal.validation import check_finite, check_finite_positive, check_range
-from ufm.problems._base import affine_logits, weight_decay
-from ufm.problems._ufm import UFM, Params
-from ufm.solvers._common import (
-    cast_tree, check_params, flow_rhs, resolve_metrics,
-)
-from ufm.solvers._results import RESULTS, SolveError
 from ufm._internal.runtime import release_compiled_near_map_limit
+from ufm._internal.validation import check_finite, check_finite_positive, check_range
+from ufm.problems import UFM, Params, Problem, affine_logits, weight_decay
+from ufm.solvers._common import cast_tree, check_params, flow_rhs, resolve_metrics
+from ufm.solvers._results import RESULTS, SolveError
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]
 
@@ -236,7 +233,8 @@ def _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0):
         x_new, value_new, k_new, err = _rk_step(prob, s, h, rtol, atol)
         finite = jnp.isfinite(value_new) & jnp.isfinite(err)
         accept = finite & (err <= 1.0)
-        factor = jnp.where(finite, jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** (-1.0 / 3.0), 0.2, 5.0), 0.2)
+        grow = jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** (-1.0 / 3.0), 0.2, 5.0)
+        factor = jnp.where(finite, grow, 0.2)
         h_next = jnp.where(accept & clipped, jnp.maximum(s.h, h * factor), h * factor)
         big = jnp.abs(value_new) > _DIVERGENCE_FACTOR * (1.0 + jnp.abs(f0))
         result = jnp.where(accept & big, RESULTS.diverged, s.result)
@@ -276,8 +274,92 @@ def _adaptive_loop(prob, params0, t0, t1, ts, rtol, atol, max_steps, metric_fns,
     return jax.lax.scan(advance, state, ts)
 
 
+class _FlowArgs(NamedTuple):
+    """The validated options of one :func:`gradient_flow` call (host values)."""
+
+    t0: float
+    t1: float
+    dt: float | None
+    momentum: float
+    rtol: float
+    atol: float
+    ts: np.ndarray  # shape=(S,), float64: the recording times
+    save_params: bool
+    metric_fns: tuple
+    dtype: np.dtype
+
+
+def _flow_args(t0, t1, dt, momentum, saveat, metrics, rtol, atol, dtype) -> _FlowArgs:
+    """Check every option before anything is compiled; raise ``ValueError`` naming the argument."""
+    t0 = check_finite("t0", t0)
+    t1 = check_finite("t1", t1)
+    t1 = check_finite_positive("t1 - t0", t1 - t0) + t0
+    if dt is not None:
+        dt = check_finite_positive("dt", dt)
+    check_range("momentum", momentum, 0.0, 1.0)
+    if momentum > 0 and dt is None:
+        raise ValueError("momentum > 0 needs a fixed step: pass dt (the learning rate)")
+    rtol = check_finite_positive("rtol", rtol)
+    atol = check_finite_positive("atol", atol)
+    saveat = SaveAt(ts=np.linspace(t0, t1, 101)) if saveat is None else saveat
+    if not isinstance(saveat, SaveAt):
+        raise ValueError(f"saveat must be a ufm.SaveAt, got {saveat!r}")
+    ts = saveat.times(t0, t1)
+    metric_fns = resolve_metrics(metrics)
+    dtype = jnp.dtype(jnp.float64 if dtype is None else dtype)
+    if dtype == jnp.float64:
+        require_x64("gradient_flow (dtype=float64, the default; pass dtype='float32' for a float32 flow)")
+    return _FlowArgs(t0, t1, dt, momentum, rtol, atol, ts, saveat.params, metric_fns, dtype)
+
+
+def _integrate(prob, params0, args: _FlowArgs, max_steps: int | None):
+    """Run the compiled loop (fixed or adaptive) once: ``(final state, records, step cap)``."""
+    if args.dt is not None:
+        save_steps = np.ceil((args.ts - args.t0) / args.dt - 1e-9).astype(np.int32)
+        loop = _fixed_loop if jax.default_backend() == "cpu" else _fixed_loop_other_backends
+        compiled = loop._cache_size()
+        state, rec = loop(prob, params0, args.t0, args.dt, args.momentum, jnp.asarray(save_steps),
+                          args.metric_fns, args.save_params)
+        max_steps_used = int(save_steps[-1])
+    else:
+        loop = _adaptive_loop
+        compiled = loop._cache_size()
+        max_steps_used = 100_000 if max_steps is None else int(max_steps)
+        state, rec = loop(prob, params0, args.t0, args.t1, jnp.asarray(args.ts), args.rtol, args.atol,
+                          max_steps_used, args.metric_fns, args.save_params)
+    if loop._cache_size() > compiled:  # a new shape: mind the memory-map limit
+        release_compiled_near_map_limit()
+    return state, rec, max_steps_used
+
+
+def _trajectory(state, rec, args: _FlowArgs, max_steps_used: int, throw: bool) -> Trajectory:
+    """The host shell after the loop: the final ``RESULTS`` member, the stats, the error if asked."""
+    dt, ts = args.dt, args.ts
+    result = RESULTS(int(state.result))
+    values = np.asarray(rec["value"])
+    if result == RESULTS.successful and not np.all(np.isfinite(values)):
+        result = RESULTS.nonfinite
+    if result == RESULTS.successful and float(state.t) < ts[-1] - 1e-12 * max(1.0, abs(ts[-1])):
+        result = RESULTS.max_steps_reached
+    stats = dict(num_steps=int(state.num_steps), num_rejected=int(state.num_rejected),
+                 max_steps=max_steps_used, dt=dt)
+    if throw and result != RESULTS.successful:
+        how = (f"dt={dt}" if dt is not None else
+               f"adaptive steps (rtol={args.rtol}, atol={args.atol}, last h={float(state.h):.3g})")
+        fix = "use a smaller dt or dt=None" if dt is not None else "loosen rtol/atol or raise max_steps"
+        raise SolveError(
+            f"gradient_flow: {result.message} at t={float(state.t):.6g} after {stats['num_steps']} "
+            f"steps with {how}; {fix}"
+        )
+    return Trajectory(
+        times=np.asarray(rec["t"]), values=values, params=rec.get("params"),
+        metrics={k: np.asarray(v) for k, v in rec["metrics"].items()}, final=state.params,
+        result=result, stats=stats,
+    )
+
+
 def gradient_flow(
-    prob,
+    prob: Problem,
     *,
     t1: float,
     t0: float = 0.0,
@@ -286,12 +368,12 @@ def gradient_flow(
     saveat: SaveAt | None = None,
     metrics: Sequence[str] | Mapping[str, Callable] = (),
     seed: int = 0,
-    params0=None,
+    params0: Any = None,
     init_scale: float | None = None,
     rtol: float = 1e-6,
     atol: float = 1e-9,
     max_steps: int | None = None,
-    dtype=None,
+    dtype: Any = None,
     throw: bool = True,
 ) -> Trajectory:
     r"""Integrate the gradient flow of a Problem and record it at chosen times.
@@ -340,59 +422,11 @@ def gradient_flow(
         The dynamics of Mixon, Parshall & Pi 2020 (arXiv 2011.11619) and Han, Papyan & Donoho,
         ICLR 2022 (central path); the Bogacki-Shampine pair (Appl. Math. Lett. 1989).
     """
-    t0 = check_finite("t0", t0)
-    t1 = check_finite("t1", t1)
-    t1 = check_finite_positive("t1 - t0", t1 - t0) + t0
-    if dt is not None:
-        dt = check_finite_positive("dt", dt)
-    check_range("momentum", momentum, 0.0, 1.0)
-    if momentum > 0 and dt is None:
-        raise ValueError("momentum > 0 needs a fixed step: pass dt (the learning rate)")
-    rtol = check_finite_positive("rtol", rtol)
-    atol = check_finite_positive("atol", atol)
-    saveat = SaveAt(ts=np.linspace(t0, t1, 101)) if saveat is None else saveat
-    if not isinstance(saveat, SaveAt):
-        raise ValueError(f"saveat must be a ufm.SaveAt, got {saveat!r}")
-    ts = saveat.times(t0, t1)
-    metric_fns = resolve_metrics(metrics)
-    dtype = jnp.dtype(jnp.float64 if dtype is None else dtype)
-    if dtype == jnp.float64:
-        require_x64("gradient_flow (dtype=float64, the default; pass dtype='float32' for a float32 flow)")
-    params0 = prob.init(jax.random.PRNGKey(seed), init_scale) if params0 is None else check_params(prob, params0)
-    prob, params0 = cast_tree(prob, dtype), cast_tree(prob.project(params0), dtype)
-
-    if dt is not None:
-        save_steps = np.ceil((ts - t0) / dt - 1e-9).astype(np.int32)
-        loop = _fixed_loop if jax.default_backend() == "cpu" else _fixed_loop_other_backends
-        compiled = loop._cache_size()
-        state, rec = loop(prob, params0, t0, dt, momentum, jnp.asarray(save_steps), metric_fns, saveat.params)
-        max_steps_used = int(save_steps[-1])
+    args = _flow_args(t0, t1, dt, momentum, saveat, metrics, rtol, atol, dtype)
+    if params0 is None:
+        params0 = prob.init(jax.random.PRNGKey(seed), init_scale)
     else:
-        loop = _adaptive_loop
-        compiled = loop._cache_size()
-        max_steps_used = 100_000 if max_steps is None else int(max_steps)
-        state, rec = loop(
-            prob, params0, t0, t1, jnp.asarray(ts), rtol, atol, max_steps_used, metric_fns, saveat.params
-        )
-    if loop._cache_size() > compiled:  # a new shape: mind the memory-map limit
-        release_compiled_near_map_limit()
-    result = RESULTS(int(state.result))
-    values = np.asarray(rec["value"])
-    if result == RESULTS.successful and not np.all(np.isfinite(values)):
-        result = RESULTS.nonfinite
-    if result == RESULTS.successful and float(state.t) < ts[-1] - 1e-12 * max(1.0, abs(ts[-1])):
-        result = RESULTS.max_steps_reached
-    stats = dict(num_steps=int(state.num_steps), num_rejected=int(state.num_rejected),
-                 max_steps=max_steps_used, dt=dt)
-    if throw and result != RESULTS.successful:
-        how = f"dt={dt}" if dt is not None else f"adaptive steps (rtol={rtol}, atol={atol}, last h={float(state.h):.3g})"
-        fix = "use a smaller dt or dt=None" if dt is not None else "loosen rtol/atol or raise max_steps"
-        raise SolveError(
-            f"gradient_flow: {result.message} at t={float(state.t):.6g} after {stats['num_steps']} "
-            f"steps with {how}; {fix}"
-        )
-    return Trajectory(
-        times=np.asarray(rec["t"]), values=values, params=rec.get("params"),
-        metrics={k: np.asarray(v) for k, v in rec["metrics"].items()}, final=state.params,
-        result=result, stats=stats,
-    )
+        params0 = check_params(prob, params0)
+    prob, params0 = cast_tree(prob, args.dtype), cast_tree(prob.project(params0), args.dtype)
+    state, rec, max_steps_used = _integrate(prob, params0, args, max_steps)
+    return _trajectory(state, rec, args, max_steps_used, throw)
