@@ -44,7 +44,7 @@ def test_predictions_of_every_accepting_theorem_are_finite_and_agree(prob):
         pred = th.predict(prob)
         assert all(np.all(np.isfinite(np.asarray(v, float))) for v in pred.values()), th.name
         ok, _ = cf.assumptions(prob)
-        if ok and cf._theorem_for(prob) is th:
+        if ok and cf.theorem_for(prob) is th:
             other = cf.predict(prob).quantities
             assert all(cf.rel_error(other[q], v) == 0.0 for q, v in pred.items())
 

@@ -73,7 +73,7 @@ def random_rotation(d: int, key_or_seed: Any) -> jax.Array:
         Q = Q_0 \operatorname{diag}(\operatorname{sign} \operatorname{diag} R), \qquad
         Q_0 R = A, \quad A_{ij} \sim \mathcal{N}(0, 1)
 
-    (QR of a Gaussian matrix, signs fixed so that the law is Haar).
+    (QR of a Gaussian matrix, signs fixed so that the law is Haar: ``jax.random.orthogonal``).
 
     Args:
         d: size of the matrix, >= 1.
@@ -94,9 +94,7 @@ def random_rotation(d: int, key_or_seed: Any) -> jax.Array:
 
 @functools.partial(jax.jit, static_argnums=1)
 def _haar(key: jax.Array, d: int) -> jax.Array:
-    A = jax.random.normal(key, (d, d), dtype=float)
-    Q, R = jnp.linalg.qr(A)
-    return Q * jnp.sign(jnp.diag(R))[None, :]
+    return jax.random.orthogonal(key, d, dtype=float)
 
 
 def _embed(X: np.ndarray, d: int, key_or_seed: Any) -> jax.Array:
