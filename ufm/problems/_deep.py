@@ -130,9 +130,9 @@ class DeepUFM(ClassSizes, Problem):
     n: int | tuple[int, ...] = field(metadata=dict(static=True))
     widths: tuple[int, ...] = field(metadata=dict(static=True))
     loss: Loss
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam_b: jax.Array | None = None
+    lam_W: ArrayLike = 5e-3  # stored as a float64 array
+    lam_H: ArrayLike = 5e-3  # stored as a float64 array
+    lam_b: ArrayLike | None = None  # stored as a float64 array
     activation: str = field(default="relu", metadata=dict(static=True))
     relu_features: bool = field(default=False, metadata=dict(static=True))
     pattern: tuple | None = None

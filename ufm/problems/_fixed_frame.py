@@ -15,6 +15,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from ufm._internal.validation import as_float_array
@@ -69,7 +70,7 @@ class FixedFrame(Problem):
     loss: Loss
     a: jax.Array
     rho: jax.Array
-    lam: jax.Array
+    lam: ArrayLike  # stored as a float64 array
     variant: str = field(default="per_sample", metadata={"static": True})
     M: int = field(default=1, metadata={"static": True})
     eps: jax.Array = 1e-6

@@ -158,13 +158,13 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
     n: int = field(metadata={"static": True})
     d: int = field(metadata={"static": True})
     loss: Loss
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam: jax.Array = 1e-2
+    lam_W: ArrayLike = 5e-3  # stored as a float64 array
+    lam_H: ArrayLike = 5e-3  # stored as a float64 array
+    lam: ArrayLike = 1e-2  # stored as a float64 array
     eta: float | None = field(default=None, metadata={"static": True})
     noise: Any = field(default=None, metadata={"static": True})
     variant: str = field(default="radius", metadata={"static": True})
-    lam_b: jax.Array | None = None
+    lam_b: ArrayLike | None = None  # stored as a float64 array
     eps: jax.Array = 1e-6
 
     def __post_init__(self):

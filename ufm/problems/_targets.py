@@ -21,6 +21,7 @@ from itertools import combinations
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from ufm._internal.validation import as_float_array, check_int, check_nonneg, is_concrete
@@ -67,9 +68,9 @@ class _TargetModel(Problem):
 
     Y: jax.Array
     d: int = field(metadata=dict(static=True))
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam_b: jax.Array | None = None
+    lam_W: ArrayLike = 5e-3  # stored as a float64 array
+    lam_H: ArrayLike = 5e-3  # stored as a float64 array
+    lam_b: ArrayLike | None = None  # stored as a float64 array
 
     def __post_init__(self):
         Y = None

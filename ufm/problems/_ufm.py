@@ -8,6 +8,7 @@ from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 import numpy as np
 
 from ufm._internal.validation import check_int, scalar_param
@@ -69,9 +70,9 @@ class UFM(ClassSizes, AffineClassifier, Problem):
     n: int | tuple[int, ...] = field(metadata=dict(static=True))
     d: int = field(metadata=dict(static=True))
     loss: Loss
-    lam_W: jax.Array = 5e-3
-    lam_H: jax.Array = 5e-3
-    lam_b: jax.Array | None = None
+    lam_W: ArrayLike = 5e-3  # stored as a float64 array
+    lam_H: ArrayLike = 5e-3  # stored as a float64 array
+    lam_b: ArrayLike | None = None  # stored as a float64 array
     nonneg: bool = field(default=False, metadata=dict(static=True))
 
     def __post_init__(self):
