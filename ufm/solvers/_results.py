@@ -165,6 +165,8 @@ class Solution:
     Attributes:
         params: the point found (for :class:`ufm.UFM`, ``Params(W, H, b)``).
         value: the *objective* ``f(params)`` (unlike optimistix, where ``value`` is the argmin).
+        grad_norm: ``||theta - P(theta - grad f)||_2``, a property reading ``certificate.kkt`` (the
+            one stored copy of the KKT residual).
         result: a :class:`ufm.RESULTS` member (an int32 code inside ``jit``). ``successful``
             means what was asked is certified (see ``converged``); ``saddle`` means a point with
             negative curvature that the escapes did not leave.
