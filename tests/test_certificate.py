@@ -16,7 +16,6 @@ import pytest
 
 import ufm
 from ufm import _etf
-from ufm.solvers import _minimize as mm
 
 
 def _zeros_like(params):
@@ -122,11 +121,11 @@ def test_vmap_over_lams_matches_sequential_and_does_not_recompile():
     assert batched._cache_size() == size == 1
 
 
-def test_traced_solution_holds_arrays_and_restarts_vmap_over_seeds():
+def test_traced_solution_holds_arrays_and_starts_vmap_over_seeds():
     prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
-    sol = jax.jit(lambda p: ufm.minimize(p, restarts=2, throw=False))(prob)
+    sol = jax.jit(lambda p: ufm.minimize(p, starts=2, throw=False))(prob)
     assert isinstance(sol.value, jax.Array) and sol.certificate.order == "second" and bool(sol.converged)
-    host = ufm.minimize(prob, restarts=2)
+    host = ufm.minimize(prob, starts=2)
     np.testing.assert_allclose(float(sol.value), host.value, rtol=1e-12)
 
 
@@ -169,7 +168,7 @@ def test_etf_threshold_matches_the_closed_forms(K):
 
 
 def test_certificate_is_a_pytree_with_order_names():
-    c = mm.Certificate(kkt=jnp.asarray([1e-12, 1.0]), min_eig=jnp.asarray([1e-3, jnp.nan]),
+    c = ufm.Certificate(kkt=jnp.asarray([1e-12, 1.0]), min_eig=jnp.asarray([1e-3, jnp.nan]),
                        order_code=jnp.asarray([2, 0]))
     assert list(c.order) == ["second", "none"]
     assert len(jax.tree_util.tree_leaves(c)) == 3

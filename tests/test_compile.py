@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from hypothesis import given
@@ -100,9 +101,10 @@ _linux = pytest.mark.skipif(not os.path.exists("/proc/self/maps"), reason="needs
 @_linux
 def test_compiled_solves_hold_memory_mappings_that_the_guard_returns():
     """Each compiled shape holds hundreds of memory mappings (XLA:CPU loads every kernel on its own);
-    past the fraction of vm.max_map_count the guard frees them with ``jax.clear_caches``."""
+    past the fraction of vm.max_map_count the guard frees them (``clear_cache`` of ufm's own jitted
+    functions)."""
     from ufm._internal import runtime as _common
-    from ufm.solvers._minimize import _solve
+    from ufm.solvers._core import solve as _solve
 
     ufm.minimize(ufm.UFM(K=3, n=2, d=7, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2), seed=0)
     before = _common._mapped_regions()
@@ -120,10 +122,12 @@ def test_compiled_solves_hold_memory_mappings_that_the_guard_returns():
 def test_minimize_checks_the_map_limit_after_a_new_shape_only(monkeypatch):
     """A new shape near the limit empties the caches; a warm call never reads /proc."""
     from ufm._internal import runtime as _common
-    from ufm.solvers._minimize import _solve
+    from ufm.solvers._core import solve as _solve
 
     prob = ufm.UFM(K=2, n=3, d=5, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=1e-2)
     ufm.minimize(prob, seed=0)
+    user = jax.jit(lambda x: 2.0 * x)  # the caller's own compiled function
+    user(np.arange(3.0))
     reads = []
     real = _common._mapped_regions
     monkeypatch.setattr(_common, "_mapped_regions", lambda: reads.append(1) or real())
@@ -134,3 +138,91 @@ def test_minimize_checks_the_map_limit_after_a_new_shape_only(monkeypatch):
     assert reads and sol.converged
     assert _solve._cache_size() == 0  # freed after the solve; its result stays valid
     assert np.isfinite(float(sol.value))
+    assert user._cache_size() == 1  # the caller's cache is not ufm's to free
+
+
+def _user_cache_survives_releases(monkeypatch, new_shapes):
+    """Near the map limit ufm empties only its own jitted functions (registered in
+    ``ufm._internal.runtime``), never ``jax.clear_caches``: a caller's jitted function keeps its
+    executable (same cache size, no compilation on the next call) while each of ``new_shapes``
+    (callables that compile one new shape of a registered function and return that function)
+    is compiled and released."""
+    from ufm._internal import runtime
+
+    compiles = []
+    watching = [False]
+    jax.monitoring.register_event_duration_secs_listener(
+        lambda name, secs, **kw: compiles.append(name)
+        if watching[0] and name == "/jax/core/compile/backend_compile_duration" else None)
+    user = jax.jit(lambda x: jnp.sin(x) * 2.0)
+    x = jnp.arange(3.0)
+    want = np.asarray(user(x))
+    assert user._cache_size() == 1
+    monkeypatch.setattr(jax, "clear_caches", lambda: pytest.fail("jax.clear_caches called"))
+    monkeypatch.setattr(runtime, "_map_limit", lambda: 100)  # every process is "near the limit"
+    monkeypatch.setattr(runtime, "_mapped_regions", lambda: 100)
+    for new_shape in new_shapes:
+        fn = new_shape()
+        assert fn in runtime._COMPILED and fn._cache_size() >= 1
+        assert runtime.release_compiled_near_map_limit()
+        assert fn._cache_size() == 0
+    assert user._cache_size() == 1
+    watching[0] = True
+    got = np.asarray(user(x))
+    watching[0] = False
+    assert compiles == []  # no recompilation
+    np.testing.assert_array_equal(got, want)
+
+
+def _random_start_shape(d):
+    from ufm.solvers._common import _random_start
+
+    def new_shape():
+        random_start(ufm.UFM(K=2, n=1, d=d, loss=ufm.MSE(), lam_W=1e-2, lam_H=1e-2), 0)
+        return _random_start
+
+    return new_shape
+
+
+def test_release_keeps_the_callers_cache_across_200_new_shapes(monkeypatch):
+    """200 new shapes of a cheap registered function (a one-line jit, ~20 ms a compile, standing in
+    for ufm's), then three of ufm's compiled random start; ``-m slow`` runs 200 of the latter."""
+    from ufm._internal import runtime
+
+    cheap = runtime.register_compiled(jax.jit(lambda v: v * 2.0 + 1.0))
+
+    def cheap_shape(n):
+        def new_shape():
+            cheap(jnp.zeros(n))
+            return cheap
+
+        return new_shape
+
+    try:
+        _user_cache_survives_releases(monkeypatch, [cheap_shape(n) for n in range(1, 201)]
+                                      + [_random_start_shape(d) for d in (1, 2, 3)])
+    finally:
+        runtime._COMPILED.remove(cheap)
+
+
+@pytest.mark.slow
+def test_release_keeps_the_callers_cache_across_200_new_ufm_shapes(monkeypatch):
+    """200 new shapes of ufm's compiled random start (~1 s a compile on two CPU cores)."""
+    _user_cache_survives_releases(monkeypatch, [_random_start_shape(d) for d in range(1, 201)])
+
+
+def test_register_compiled_takes_jitted_functions_once():
+    from ufm._internal import runtime
+
+    f = jax.jit(lambda x: x + 1.0)
+    n = len(runtime._COMPILED)
+    try:
+        assert runtime.register_compiled(f) is f and runtime.register_compiled(f) is f
+        assert len(runtime._COMPILED) == n + 1
+        f(1.0)
+        runtime.release_compiled()
+        assert f._cache_size() == 0
+    finally:
+        runtime._COMPILED.remove(f)
+    with pytest.raises(TypeError, match="jax.jit"):
+        runtime.register_compiled(lambda x: x)

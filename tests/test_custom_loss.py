@@ -58,9 +58,9 @@ def test_solves_like_the_builtin_and_new_parameters_do_not_recompile():
     builtin = ufm.minimize(ufm.UFM(loss=ufm.LabelSmoothing(0.2), **kw), gtol=1e-12)
     custom = ufm.minimize(ufm.UFM(loss=ufm.CustomLoss(smoothed, alpha=0.2), **kw), gtol=1e-12)
     assert abs(custom.value - builtin.value) <= 1e-10 * builtin.value
-    before = ufm.solvers._minimize._solve._cache_size()
+    before = ufm.solvers._core.solve._cache_size()
     ufm.minimize(ufm.UFM(loss=ufm.CustomLoss(smoothed, alpha=0.05), **kw))
-    assert ufm.solvers._minimize._solve._cache_size() == before
+    assert ufm.solvers._core.solve._cache_size() == before
 
 
 def test_vmap_over_a_parameter():

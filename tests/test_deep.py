@@ -188,7 +188,7 @@ def test_low_rank_beats_dnc():
     assert srg <= dnc
     m = layer_metrics(prob, params, rank_rtol=1e-6)
     assert m["rank"][:3].max() < 10 and m["nc1"].max() <= 1e-20
-    sol = ufm.minimize(prob, restarts=4, throw=False)
+    sol = ufm.minimize(prob, starts=4, throw=False)
     assert sol.value <= dnc  # never equality: DNC is not optimal here
 
 

@@ -35,7 +35,7 @@ def _perturb(params, seed, scale):
 
 
 def _gap_at_solution(prob):
-    sol = ufm.minimize(prob, gtol=1e-12, restarts=2)
+    sol = ufm.minimize(prob, gtol=1e-12, starts=2)
     cert = ufm.global_certificate(prob, sol.params)
     f_star = cf.predict(prob).quantities["value"]
     assert abs(float(cert.value) - sol.value) <= 1e-14 * max(1.0, abs(sol.value))
@@ -72,7 +72,7 @@ def test_bound_below_true_minimum_anywhere(prob, d, nonneg, seed, scale):
 def test_not_tight_below_rank_or_with_nonneg():
     """d < K (MSE, no bias: the optimal class logits have rank K): the bound is strictly below."""
     prob = ufm.UFM(K=4, n=3, d=2, loss=ufm.MSE(), lam_W=2e-3, lam_H=2e-3)
-    sol = ufm.minimize(prob, restarts=2)
+    sol = ufm.minimize(prob, starts=2)
     cert = ufm.global_certificate(prob, sol.params)
     assert float(cert.gap) > 1e-3
     f_big = cf.predict(dataclasses.replace(prob, d=4)).quantities["value"]

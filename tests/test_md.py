@@ -128,7 +128,7 @@ def test_theory_reference_min_formula_is_not_the_minimizer_beyond_the_edge():
 def test_full_model_certificate_and_multipliers(variant):
     prob = MemorizationDilation(K=3, n=5, d=3, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam=2e-2,
                                 eta=0.2, variant=variant)
-    sol = ufm.minimize(prob, restarts=2, gtol=1e-10, ctol=1e-10)
+    sol = ufm.minimize(prob, starts=2, gtol=1e-10, ctol=1e-10)
     assert sol.converged
     assert sol.grad_norm <= 1e-10 * max(1.0, abs(sol.value))
     if variant == "radius":
@@ -157,7 +157,7 @@ def test_new_lam_reuses_the_compiled_solver():
 
 # ---- qualitative claims on a small grid ------------------------------------------------------
 def _D(prob, ctol=1e-9):
-    sol = minimize_md(prob, restarts=2, gtol=1e-9, ctol=ctol)
+    sol = minimize_md(prob, starts=2, gtol=1e-9, ctol=ctol)
     return float(np.mean(dl.displacement(sol.params.H, prob.true_labels, prob.labels, prob.K)))
 
 

@@ -60,7 +60,7 @@ def test_cross_entropy_family_reaches_etf(loss_name, bias, frac, rho, alpha, gam
     lam_W, lam_H = _lams(frac * _threshold(loss), rho)
     prob = ufm.UFM(K=K, n=n, d=d, loss=loss, lam_W=lam_W, lam_H=lam_H,
                    lam_b=lam_b if bias == "reg" else bias)
-    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, restarts=2)
+    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, starts=2)
     _assert_matches_closed_form(prob, sol)
     W = np.asarray(sol.params.W)
     if cf.ce_family(prob).quantities["w_norm2"][0] > 0:
@@ -99,7 +99,7 @@ def test_mse_reaches_svt_closed_form(bias, encoding, frac, rho, lam_b, seed):
         assume(np.all(np.abs(s - tau) > 0.1 * tau))
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.MSE(E), lam_W=lam_W, lam_H=lam_H,
                    lam_b=lam_b if bias == "reg" else bias)
-    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, restarts=2)
+    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, starts=2)
     _assert_matches_closed_form(prob, sol)
 
 
@@ -112,7 +112,7 @@ def test_imbalanced_mse_per_class_collapse(counts, scale, seed):
     lam = scale * np.sqrt(np.median(counts)) / N  # N sqrt(lam_W lam_H) around sqrt(n_median)
     assume(np.all(np.abs(np.sqrt(counts) - N * lam) > 0.1 * np.sqrt(counts)))  # off the thresholds
     prob = ufm.UFM(K=3, n=tuple(counts), d=d, loss=ufm.MSE(), lam_W=lam, lam_H=lam)
-    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, restarts=2)
+    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, starts=2)
     _assert_matches_closed_form(prob, sol)
     a = np.maximum(np.sqrt(counts) - N * lam, 0.0)
     np.testing.assert_allclose(np.sum(np.asarray(sol.params.W) ** 2, axis=1), a, atol=1e-9)
@@ -151,7 +151,7 @@ def test_closed_form_point_is_stationary_with_predicted_value(loss):
     pred = cf.ce_family(prob)
     x = _etf_point(prob, pred)
     g = jax.grad(prob.objective)(x)
-    assert float(ufm.solvers._common.kkt_residual(prob, x, g)) <= 1e-12
+    assert float(ufm.solvers.kkt_residual(prob, x, g)) <= 1e-12
     np.testing.assert_allclose(float(prob.objective(x)), pred.quantities["value"], rtol=1e-13)
 
 
@@ -167,7 +167,7 @@ def test_nonnegative_features_orthogonal_frame_and_kkt():
     """Nguyen et al. 2023, sec. 3: with H >= 0 the class means form an orthogonal frame and the
     classifier a simplex ETF; the certificate is the KKT residual."""
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, nonneg=True)
-    sol = ufm.minimize(prob, restarts=2, hessian=True)
+    sol = ufm.minimize(prob, starts=2, hessian=True)
     assert sol.converged and float(sol.params.H.min()) >= 0.0
     M = class_means(sol.params.H, prob.labels, 3)
     np.testing.assert_allclose(normalized(M.T @ M), np.eye(3) / np.sqrt(3), atol=1e-8)
@@ -199,13 +199,14 @@ def test_results_enum_and_throw():
 def test_new_lam_does_not_recompile():
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=1e-2)
     ufm.minimize(prob)
-    before = ufm.solvers._minimize._solve._cache_size()
+    before = ufm.solvers._core.solve._cache_size()
     ufm.minimize(ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=2e-3, lam_b=0.5))
-    assert ufm.solvers._minimize._solve._cache_size() == before
+    assert ufm.solvers._core.solve._cache_size() == before
 
 
 @pytest.mark.parametrize("kwargs,name", [(dict(gtol=0.0), "gtol"), (dict(gtol=float("nan")), "gtol"),
-                                         (dict(restarts=0), "restarts"), (dict(max_steps=0), "max_steps")])
+                                         (dict(starts=0), "starts"), (dict(restarts=0), "restarts"),
+                                         (dict(max_steps=0), "max_steps")])
 def test_minimize_rejects_bad_options(kwargs, name):
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy())
     with pytest.raises(ValueError, match=name):

@@ -1,9 +1,12 @@
 """The process that runs ufm: JAX's persistent compilation cache (opt-in) and the guard that keeps
-XLA:CPU below the kernel's memory-map limit."""
+XLA:CPU below the kernel's memory-map limit by freeing the executables of ufm's own jitted functions."""
 
 from __future__ import annotations
 
 import importlib.metadata
+import os
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import jax
 import numpy as np
@@ -18,7 +21,7 @@ def package_version() -> str:
         return "0+unknown"
 
 
-def enable_compilation_cache(path, *, min_compile_time_secs: float = 0.0) -> str:
+def enable_compilation_cache(path: str | os.PathLike, *, min_compile_time_secs: float = 0.0) -> str:
     r"""Opt in to JAX's persistent compilation cache in the directory ``path``.
 
     Every compiled executable that took at least ``min_compile_time_secs`` to compile is written
@@ -40,8 +43,6 @@ def enable_compilation_cache(path, *, min_compile_time_secs: float = 0.0) -> str
     Returns:
         The absolute path of the cache directory.
     """
-    import os
-
     if isinstance(path, bool) or not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
         raise ValueError(f"path must be a non-empty str or os.PathLike directory, got path={path!r}")
     try:
@@ -67,9 +68,37 @@ def enable_compilation_cache(path, *, min_compile_time_secs: float = 0.0) -> str
 # /proc/self/maps. Linux caps a process at vm.max_map_count mappings (65,530 by default), and XLA
 # does not survive hitting the cap: the next compile dies with a segmentation fault inside
 # backend_compile_and_load. A process that solves about a hundred distinct shapes (a thorough
-# hypothesis run, a size sweep, ``ufm verify --random``) reached it. Freeing JAX's compiled
-# executables (``jax.clear_caches``) returns the mappings; shapes still in use compile again.
+# hypothesis run, a size sweep, ``ufm verify --random``) reached it. Freeing the executables of
+# ufm's own jitted functions returns their mappings; shapes still in use compile again. The
+# caller's own jitted functions, and JAX's other caches, are left alone: ufm frees only what it
+# compiled (functions recorded with :func:`register_compiled`).
 MAP_LIMIT_FRACTION = 0.6
+
+_COMPILED: list = []  # ufm's jitted functions whose executables release_compiled() may free
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def register_compiled(fn: _F) -> _F:
+    """Record ``fn``, one of ufm's own ``jax.jit`` functions, as a cache :func:`release_compiled`
+    may empty; returns ``fn`` unchanged, so it stacks as a decorator above ``@jax.jit``.
+
+    Raises:
+        TypeError: ``fn`` has no ``clear_cache`` (it is not a ``jax.jit`` function).
+    """
+    if not callable(getattr(fn, "clear_cache", None)):
+        raise TypeError(f"register_compiled needs a jax.jit function (with clear_cache), got {fn!r}")
+    if all(f is not fn for f in _COMPILED):
+        _COMPILED.append(fn)
+    return fn
+
+
+def release_compiled() -> int:
+    """Empty the compilation cache of every function recorded with :func:`register_compiled`
+    (``fn.clear_cache()``, JAX's public per-function eviction); returns how many were emptied.
+    Nothing else is touched: the caller's jitted functions keep their executables."""
+    for fn in _COMPILED:
+        fn.clear_cache()
+    return len(_COMPILED)
 
 
 def _map_limit() -> int | None:
@@ -91,16 +120,17 @@ def _mapped_regions() -> int | None:
 
 
 def release_compiled_near_map_limit(fraction: float = MAP_LIMIT_FRACTION) -> bool:
-    """Free JAX's compiled executables (``jax.clear_caches()``) when this process holds more than
-    ``fraction`` of the kernel's memory-map limit; returns whether it did.
+    """Free the executables of ufm's own jitted functions (:func:`release_compiled`) when this
+    process holds more than ``fraction`` of the kernel's memory-map limit; returns whether it did.
 
     Called by ``minimize`` and ``gradient_flow`` after they compiled a new shape (a read of
     /proc/self/maps, ~1 ms against the seconds of a compile), never on a warm call. Without it
     XLA:CPU crashes with a segmentation fault once a process has compiled ~100 distinct problem
-    shapes (see the note above). Changes no JAX setting; only the compilation caches are emptied.
+    shapes (see the note above). Changes no JAX setting and never calls ``jax.clear_caches``: the
+    caller's compiled functions keep their caches.
     """
     limit, used = _map_limit(), _mapped_regions()
     if limit is None or used is None or used <= fraction * limit:
         return False
-    jax.clear_caches()
+    release_compiled()
     return True

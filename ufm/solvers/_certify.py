@@ -3,12 +3,15 @@ r"""Second-order certificates: extreme eigenvalues of the Hessian from Hessian-v
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
+from ufm._internal.runtime import register_compiled
+from ufm.problems import Problem
 from ufm.solvers._common import kkt_residual
 
 __all__ = ["hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "free_mask"]
@@ -18,7 +21,7 @@ _SYM_RTOL = 1e-6  # tangent directions below this fraction of the largest one ar
 # comes from the tangents' Gram matrix, whose eigenvalues are the squares: 1e-12 relative, above round-off)
 
 
-def free_mask(prob, params, grad, eps=None):
+def free_mask(prob: Problem, params: Any, grad: Any, eps: Any = None) -> Any:
     r"""1.0 on free components, 0.0 on the (epsilon-)active bound constraints.
 
     A component is active when ``theta_i - lo_i <= eps`` and ``g_i > 0`` (Bertsekas' projected
@@ -29,7 +32,8 @@ def free_mask(prob, params, grad, eps=None):
         return jax.tree_util.tree_map(jnp.ones_like, params)
     eps = jnp.minimum(1e-8, kkt_residual(prob, params, grad)) if eps is None else eps
     lo = prob.box_lower(params)
-    return jax.tree_util.tree_map(lambda x, l, g: jnp.where((x - l <= eps) & (g > 0), 0.0, 1.0), params, lo, grad)
+    return jax.tree_util.tree_map(lambda x, l, g: jnp.where((x - l <= eps) & (g > 0), 0.0, 1.0),
+                                  params, lo, grad)
 
 
 def _hvp(prob, params, v):
@@ -45,7 +49,7 @@ def _flat_tangents(prob, params):
     return flat.T
 
 
-def symmetry_basis(prob, params, mask=None):
+def symmetry_basis(prob: Problem, params: Any, mask: Any = None) -> tuple[jax.Array, jax.Array]:
     r"""Orthonormal basis of the tangent space of the symmetry orbit through ``params``.
 
     The problem's generators (:meth:`ufm.Problem.symmetry_tangents`; for :class:`ufm.UFM` the
@@ -66,8 +70,8 @@ def symmetry_basis(prob, params, mask=None):
     Returns:
         ``(P, s)``: ``P`` of shape ``(n, r)`` whose nonzero columns (first) are orthonormal and
         span the tangent space (columns for dropped directions are exactly zero, last), and ``s``
-        the ``r`` singular values of ``T`` in descending order (0 for dropped directions); ``r = 0`` when the problem has no continuous
-        symmetry. Traceable (``jit``/``vmap``).
+        the ``r`` singular values of ``T`` in descending order (0 for dropped directions);
+        ``r = 0`` when the problem has no continuous symmetry. Traceable (``jit``/``vmap``).
 
     References:
         Absil, Mahony & Sepulchre, Optimization Algorithms on Matrix Manifolds (2008), ch. 3
@@ -201,8 +205,12 @@ def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters):
     return w, V.T @ Y
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("method", "exclude_symmetry", "num_iters"))
-def spectrum(prob, params, key, method, exclude_symmetry, num_iters):
+def spectrum(prob: Problem, params: Any, key: jax.Array, method: str, exclude_symmetry: bool,
+             num_iters: int) -> tuple[jax.Array, jax.Array]:
+    """The compiled spectrum of :func:`hessian_spectrum` (``method`` ``"dense"`` or ``"lanczos"``,
+    static), on the free components of ``params``: ``(ascending eigenvalues, eigenvectors)``."""
     grad = jax.grad(prob.objective)(params)
     mask = free_mask(prob, params, grad)
     if method == "dense":
@@ -219,8 +227,9 @@ def resolve_method(method: str, size: int) -> str:
     return method
 
 
-def hessian_spectrum(prob, params, k: int | None = None, *, exclude_symmetry: bool = True,
-                     method: str = "auto", num_iters: int = 200, seed: int = 0):
+def hessian_spectrum(prob: Problem, params: Any, k: int | None = None, *, exclude_symmetry: bool = True,
+                     method: str = "auto", num_iters: int = 200,
+                     seed: int = 0) -> tuple[jax.Array, jax.Array]:
     r"""Smallest eigenvalues (and eigenvectors) of the Hessian on the free, non-symmetry directions.
 
     The second-order condition at a critical point ``theta`` is ``v^T nabla^2 f(theta) v >= 0`` for
@@ -250,7 +259,10 @@ def hessian_spectrum(prob, params, k: int | None = None, *, exclude_symmetry: bo
         k: how many of the smallest eigenvalues to return (default: all that were computed).
         exclude_symmetry: remove the symmetry directions (default ``True``).
         method: ``"auto"``, ``"dense"`` or ``"lanczos"``.
-        num_iters: Lanczos steps. seed: Lanczos start vector.
+        num_iters: Lanczos steps (default 200, twice the 100 of :func:`ufm.minimize`'s curvature
+            check: that check needs only the smallest eigenvalue, a spectrum needs ``k`` Ritz
+            values resolved, and ``ufm.landscape`` reads its spectra with this default).
+        seed: Lanczos start vector.
 
     Returns:
         ``(eigenvalues, eigenvectors)``: ascending eigenvalues, shape ``(k,)`` (``+inf`` entries
@@ -274,7 +286,8 @@ def hessian_spectrum(prob, params, k: int | None = None, *, exclude_symmetry: bo
     return w, V
 
 
-def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int = 200, seed: int = 0):
+def hessian_extreme_eigs(prob: Problem, params: Any, *, method: str = "auto", num_iters: int = 200,
+                         seed: int = 0) -> tuple[float, float]:
     r"""Smallest and largest eigenvalue of the Hessian of ``prob.objective`` at ``params``.
 
     For constrained problems the Hessian is restricted to the free components (those not held at
@@ -285,7 +298,8 @@ def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int =
         prob: a Problem.
         params: the point (usually ``sol.params``).
         method: ``"dense"``, ``"lanczos"`` or ``"auto"`` (as in :func:`hessian_spectrum`).
-        num_iters: Lanczos steps.
+        num_iters: Lanczos steps (default 200, as :func:`hessian_spectrum`: both ends of the
+            spectrum are resolved; ``minimize(hessian=True)`` reports these numbers).
         seed: Lanczos start vector.
 
     Returns:
@@ -296,7 +310,8 @@ def hessian_extreme_eigs(prob, params, *, method: str = "auto", num_iters: int =
         Optim. 1982 (projected Newton, free and active sets); the strict-saddle analysis of
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375).
     """
-    w, _ = hessian_spectrum(prob, params, exclude_symmetry=False, method=method, num_iters=num_iters, seed=seed)
+    w, _ = hessian_spectrum(prob, params, exclude_symmetry=False, method=method, num_iters=num_iters,
+                            seed=seed)
     w = np.asarray(w)
     w = w[np.isfinite(w)]
     return float(w[0]), float(w[-1])

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm import metrics
 from ufm._internal import tree as tr
+from ufm._internal.runtime import register_compiled
+from ufm.problems import Problem
 
 
-def flow_rhs(prob, params):
+def flow_rhs(prob: Problem, params: Any) -> tuple[jax.Array, Any]:
     """``(f, v)`` with ``v = -grad f`` projected onto the tangent cone of the feasible box.
 
     A component sitting at its lower bound whose velocity points outward (``v < 0``) is held
@@ -21,11 +25,12 @@ def flow_rhs(prob, params):
     v = tr.tree_scale(-1.0, g)
     if prob.constrained:
         lo = prob.box_lower(params)
-        v = jax.tree_util.tree_map(lambda vi, xi, li: jnp.where((xi <= li) & (vi < 0), 0.0, vi), v, params, lo)
+        v = jax.tree_util.tree_map(lambda vi, xi, li: jnp.where((xi <= li) & (vi < 0), 0.0, vi),
+                                   v, params, lo)
     return value, v
 
 
-def kkt_residual(prob, params, grad) -> jax.Array:
+def kkt_residual(prob: Problem, params: Any, grad: Any) -> jax.Array:
     r"""First-order stationarity measure ``|| theta - P(theta - grad f) ||_2``.
 
     Equal to ``||grad f||`` without constraints; for the box ``theta >= lo`` it vanishes exactly
@@ -36,12 +41,12 @@ def kkt_residual(prob, params, grad) -> jax.Array:
     return tr.tree_norm(tr.tree_sub(params, prob.project(tr.tree_sub(params, grad))))
 
 
-def grad_norm(prob, params) -> jax.Array:
+def grad_norm(prob: Problem, params: Any) -> jax.Array:
     """KKT residual at ``params`` (the certificate of :func:`ufm.minimize`)."""
     return kkt_residual(prob, params, jax.grad(prob.objective)(params))
 
 
-def cast_tree(tree, dtype):
+def cast_tree(tree: Any, dtype: Any) -> Any:
     """Cast every floating leaf of a pytree (a Problem or its parameters) to ``dtype``."""
     def cast(x):
         x = jnp.asarray(x)
@@ -51,26 +56,18 @@ def cast_tree(tree, dtype):
 
 
 def _nc1(prob, p):
-    from ufm import metrics
-
     return metrics.nc1(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc2_W(prob, p):
-    from ufm import metrics
-
     return metrics.nc2_W(prob.classifier(p)[0])
 
 
 def _nc2_H(prob, p):
-    from ufm import metrics
-
     return metrics.nc2_H(prob.classifier(p)[1], prob.labels, K=prob.K)
 
 
 def _nc3(prob, p):
-    from ufm import metrics
-
     W, H = prob.classifier(p)
     return metrics.nc3(W, H, prob.labels, K=prob.K)
 
@@ -78,7 +75,7 @@ def _nc3(prob, p):
 BUILTIN_METRICS = {"nc1": _nc1, "nc2_W": _nc2_W, "nc2_H": _nc2_H, "nc3": _nc3, "grad_norm": grad_norm}
 
 
-def resolve_metrics(metrics) -> tuple:
+def resolve_metrics(metrics: Any) -> tuple:
     """Names or a ``name -> fn(prob, params)`` mapping -> a hashable tuple of (name, fn)."""
     if isinstance(metrics, str):
         metrics = (metrics,)
@@ -97,12 +94,13 @@ def resolve_metrics(metrics) -> tuple:
     return tuple(items)
 
 
+@register_compiled
 @jax.jit
 def _random_start(prob, seed, scale):
     return prob.init(jax.random.PRNGKey(seed), scale)
 
 
-def random_start(prob, seed, scale=None):
+def random_start(prob: Problem, seed: Any, scale: Any = None) -> Any:
     """``prob.init(PRNGKey(seed), scale)`` as one compiled call.
 
     Eager random draws compile one small executable per primitive and shape (key, split, each
@@ -113,7 +111,7 @@ def random_start(prob, seed, scale=None):
     return _random_start(prob, seed, scale)
 
 
-def check_params(prob, params, name: str = "params0"):
+def check_params(prob: Problem, params: Any, name: str = "params0") -> Any:
     """``params`` as the problem's parameter pytree of float arrays, or a ValueError naming ``name``.
 
     Accepts the problem's own parameter type or any nested list/tuple with the same leaves (Python
@@ -140,12 +138,14 @@ def check_params(prob, params, name: str = "params0"):
         leaves = jax.tree_util.tree_leaves(params)
         leaves = [np.asarray(x, dtype=float) for x in leaves]
     except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a pytree of numeric arrays like prob.init(key), got {type(params).__name__}") from None
+        raise ValueError(f"{name} must be a pytree of numeric arrays like prob.init(key), "
+                         f"got {type(params).__name__}") from None
     want = [tuple(r.shape) for r in ref_leaves]
     got = [tuple(x.shape) for x in leaves]
     if got != want:
         raise ValueError(f"{name} must have leaves of shapes {want} (as prob.init(key)), got {got}")
-    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x, dtype=r.dtype) for x, r in zip(leaves, ref_leaves)])
+    return jax.tree_util.tree_unflatten(treedef, [jnp.asarray(x, dtype=r.dtype)
+                                                  for x, r in zip(leaves, ref_leaves)])
 
 
 def _is_traced_tree(tree) -> bool:

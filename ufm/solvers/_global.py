@@ -75,43 +75,28 @@ References:
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from ufm._internal.numerics import bisect
+from ufm._internal.runtime import register_compiled
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing
-from ufm.problems._deep import DeepUFM
-from ufm.problems._ufm import UFM, Params
+from ufm.problems import UFM, DeepUFM, Params, Problem
+from ufm.solvers._core import is_traced
+from ufm.solvers._results import RESULTS, GlobalCertificate, Solution, SolveError
 
-__all__ = ["GlobalCertificate", "global_certificate", "minimize_global", "scalar_reduction_min"]
+__all__ = ["GlobalCertificate", "global_certificate", "global_gap_ok", "global_unsupported_reason",
+           "minimize_global", "scalar_reduction_min"]
 
 _BISECT = 200  # halvings of the scalar bracket (float64 reaches its resolution long before)
 
 
-@jax.tree_util.register_dataclass
-@dataclass(frozen=True)
-class GlobalCertificate:
-    """A proven lower bound on the global minimum, and the gap of a candidate to it.
-
-    Attributes:
-        value: ``f(params)``, shape ``()``.
-        lower_bound: a number provably ``<=`` the global minimum of the problem, shape ``()``.
-        gap: ``value - lower_bound`` (``>= 0`` up to rounding), shape ``()``.
-        method: how the bound was obtained (static): ``"class-level dual"`` or
-            ``"deep linear scalar reduction"``.
-    """
-
-    value: jax.Array
-    lower_bound: jax.Array
-    gap: jax.Array
-    method: str = field(metadata=dict(static=True))
-
-
-def global_unsupported_reason(prob) -> str | None:
-    """Why ``prob`` has no proven lower bound (``None`` when it has one)."""
+def global_unsupported_reason(prob: Problem) -> str | None:
+    """Why ``prob`` has no proven lower bound (``None`` when it has one): the families of the module
+    docstring are shallow :class:`ufm.UFM` with CE, LS or MSE and deep linear MSE :class:`ufm.DeepUFM`."""
     if isinstance(prob, UFM):
         if isinstance(prob.loss, Focal):
             return ("focal loss is not convex in the logits, so the class-level program is not convex "
@@ -195,7 +180,7 @@ def _shallow_bound(prob, W, H, b):
     return bound
 
 
-def scalar_reduction_min(s, c, N, m: int):
+def scalar_reduction_min(s: Any, c: Any, N: Any, m: int) -> jax.Array:
     r"""``min_{x >= 0} (x - s)^2/(2N) + c x^{2/m}`` (elementwise in ``s``), exactly.
 
     ``m = 2``: the soft threshold ``x* = (s - N c)_+``. ``m >= 3``: ``phi''`` is increasing, so
@@ -247,7 +232,7 @@ def _as_shallow(prob, params):
     return ufm_prob, Params(params.Ws[0], params.H, params.b)
 
 
-def global_certificate(prob, params) -> GlobalCertificate:
+def global_certificate(prob: Problem, params: Any) -> GlobalCertificate:
     r"""A proven lower bound on the global minimum of ``prob``, and the gap of ``params`` to it.
 
     .. math:: \mathrm{gap} = f(\theta) - \underline f, \qquad \underline f \le \min f .
@@ -294,76 +279,105 @@ def global_certificate(prob, params) -> GlobalCertificate:
     return GlobalCertificate(value=value, lower_bound=bound, gap=value - bound, method=method)
 
 
-_global_certificate_jit = jax.jit(global_certificate)
+_global_certificate_jit = register_compiled(jax.jit(global_certificate))
 _GLOBAL_ROUNDS = 3  # the requested solve, new seeds, new seeds at the default init scale
 _SEED_STRIDE = 1000
 
 
-def global_gap_ok(gap, value, gtol):
+def global_gap_ok(gap: Any, value: Any, gtol: Any) -> Any:
+    r"""The one rule of a global certificate: ``gap <= gtol max(1, |f|)``, elementwise.
+
+    .. math:: f(\theta) - \underline f \le \mathrm{gtol}\cdot\max(1, |f(\theta)|)
+
+    (the tolerance of the first-order certificate, relative to the objective). Used by
+    ``minimize(certify="global")`` (``sol.converged``, ``certificate.global_ok`` and so
+    ``certificate.scope``) and by ``ufm.sweep``'s global path.
+    """
     return gap <= gtol * jnp.maximum(1.0, jnp.abs(value))
 
 
-def _with_gap(sol, gap, gtol):
-    """``sol`` with ``certificate.global_gap`` filled and ``not_global`` where the gap is too big."""
-    from ufm.solvers._results import RESULTS
-
-    ok = global_gap_ok(gap, sol.value, gtol)
+def _with_gap(sol: Solution, cert: GlobalCertificate, gtol: float) -> Solution:
+    """``sol`` with the global certificate held in ``sol.certificate`` and ``not_global`` where the
+    gap is too big; ``certificate.global_ok`` (local certificate and gap) is ``sol.converged``."""
+    gap_ok = global_gap_ok(cert.gap, sol.value, gtol)
+    local_ok = sol.result == RESULTS.successful
     if isinstance(sol.result, RESULTS):
-        result = RESULTS.not_global if (sol.result == RESULTS.successful and not bool(ok)) else sol.result
-        gap = float(gap)
+        gap_ok = bool(gap_ok)
+        result = RESULTS.not_global if (local_ok and not gap_ok) else sol.result
+        cert = GlobalCertificate(value=float(cert.value), lower_bound=float(cert.lower_bound),
+                                 gap=float(cert.gap), method=cert.method)
+        ok = bool(local_ok and gap_ok)
     else:
-        result = jnp.where((sol.result == RESULTS.successful) & ~ok, jnp.int32(RESULTS.not_global), sol.result)
-    return dataclasses.replace(sol, result=result, certificate=sol.certificate._replace(global_gap=gap))
+        result = jnp.where(local_ok & ~gap_ok, jnp.int32(RESULTS.not_global), sol.result)
+        ok = local_ok & gap_ok
+    certificate = sol.certificate._replace(global_certificate=cert, global_ok=ok)
+    return dataclasses.replace(sol, result=result, certificate=certificate)
 
 
-def minimize_global(minimize, prob, certify, kwargs: dict, throw: bool):
+def _global_rounds(minimize: Callable, prob, kwargs: dict) -> list:
+    """Host rounds of :func:`minimize_global`: ``[(sol, GlobalCertificate), ...]``, stopping at the
+    first certified one."""
+    gtol = kwargs["gtol"]
+    tried = []
+    for r in range(_GLOBAL_ROUNDS):
+        kw = dict(kwargs)
+        if r > 0:
+            kw.update(params0=None, starts=max(2, kwargs["starts"]), seed=kwargs["seed"] + r * _SEED_STRIDE,
+                      init_scale=kwargs["init_scale"] if r == 1 else None)
+        sol = minimize(prob, **kw, throw=False)
+        cert = _global_certificate_jit(prob, sol.params)  # one compilation per problem shape
+        gap = float(cert.gap)
+        near = gap <= 1e3 * gtol * max(1.0, abs(sol.value))
+        if sol.converged and not global_gap_ok(gap, sol.value, gtol) and near:
+            polished = minimize(prob, **dict(kw, params0=sol.params, starts=1, gtol=gtol * 1e-2), throw=False)
+            if polished.converged:
+                sol, cert = polished, _global_certificate_jit(prob, polished.params)
+        tried.append((sol, cert))
+        if sol.converged and bool(global_gap_ok(float(cert.gap), sol.value, gtol)):
+            break
+    return tried
+
+
+def minimize_global(minimize: Callable, prob: Problem, certify: str, kwargs: dict, throw: bool) -> Solution:
     r"""``ufm.minimize(prob, certify="global", ...)``: a local solve, then the global gap.
 
     Converged means first order (and second order where asked) certified *and*
-    ``gap = f - lower_bound <= gtol max(1, |f|)`` with :func:`global_certificate`. On the host,
-    when the gap is too big, up to two more rounds run: new seeds (``restarts`` of them, at least
-    two) at the requested ``init_scale``, then new seeds at the default scale (a start near the
-    origin of a deep model with ``m >= 3`` factors stalls at the origin, a local minimum that is
-    not global). A point whose gap is just above the tolerance is first re-polished with
-    ``gtol / 100``. If no round closes the gap the lowest-valued run is returned with
-    ``RESULTS.not_global`` and its measured gap (``stats["global_gaps"]`` lists every round's).
-    Inside ``jit``/``vmap`` only the first solve runs (no restarts).
-    """
-    from ufm.solvers._results import RESULTS, SolveError
+    ``gap = f - lower_bound <= gtol max(1, |f|)`` (:func:`global_gap_ok`) with
+    :func:`global_certificate`. On the host, when the gap is too big, up to two more rounds run:
+    new seeds (``starts`` of them, at least two) at the requested ``init_scale``, then new seeds at
+    the default scale (a start near the origin of a deep model with ``m >= 3`` factors stalls at
+    the origin, a local minimum that is not global). A point whose gap is just above the
+    tolerance is first re-polished with ``gtol / 100``. If no round closes the gap the
+    lowest-valued run is returned with ``RESULTS.not_global`` and its measured gap
+    (``stats["global_gaps"]`` lists every round's). Inside ``jit``/``vmap`` only the first solve
+    runs (no more starts).
 
+    Args:
+        minimize: the local front door (:func:`ufm.minimize`), called with ``certify=None``.
+        prob: the problem (a family with a proven bound, else ValueError).
+        certify: must be ``"global"``.
+        kwargs: ``minimize``'s other keyword arguments (``throw`` aside).
+        throw: raise :class:`SolveError` unless globally certified (host only).
+    """
     if certify != "global":
         raise ValueError(f"certify must be None or 'global', got certify={certify!r}")
     why = global_unsupported_reason(prob)
     if why is not None:
         raise ValueError(f"minimize(certify='global'): {why}")
     gtol = kwargs["gtol"]
-    leaves = jax.tree_util.tree_leaves((prob, kwargs["params0"]))
-    if any(isinstance(x, jax.core.Tracer) for x in leaves):
+    if is_traced((prob, kwargs["params0"])):
         sol = minimize(prob, **kwargs, throw=False)
-        return _with_gap(sol, global_certificate(prob, sol.params).gap, gtol)
-    certificate = _global_certificate_jit  # one compilation per problem shape, not one per op
-    tried = []
-    for r in range(_GLOBAL_ROUNDS):
-        kw = dict(kwargs)
-        if r > 0:
-            kw.update(params0=None, restarts=max(2, kwargs["restarts"]), seed=kwargs["seed"] + r * _SEED_STRIDE,
-                      init_scale=kwargs["init_scale"] if r == 1 else None)
-        sol = minimize(prob, **kw, throw=False)
-        gap = float(certificate(prob, sol.params).gap)
-        if sol.converged and not global_gap_ok(gap, sol.value, gtol) and gap <= 1e3 * gtol * max(1.0, abs(sol.value)):
-            polished = minimize(prob, **dict(kw, params0=sol.params, restarts=1, gtol=gtol * 1e-2), throw=False)
-            if polished.converged:
-                sol, gap = polished, float(certificate(prob, polished.params).gap)
-        tried.append((sol, gap))
-        if sol.converged and bool(global_gap_ok(gap, sol.value, gtol)):
-            break
-    sol, gap = tried[-1] if bool(global_gap_ok(tried[-1][1], tried[-1][0].value, gtol)) and tried[-1][0].converged \
-        else min(tried, key=lambda sg: (not sg[0].converged, sg[0].value))
-    sol = _with_gap(sol, gap, gtol)
-    sol = dataclasses.replace(sol, stats=dict(sol.stats, global_rounds=len(tried), global_gaps=[g for _, g in tried]))
+        return _with_gap(sol, global_certificate(prob, sol.params), gtol)
+    tried = _global_rounds(minimize, prob, kwargs)
+    last_sol, last_cert = tried[-1]
+    certified = bool(global_gap_ok(float(last_cert.gap), last_sol.value, gtol)) and last_sol.converged
+    sol, cert = tried[-1] if certified else min(tried, key=lambda sc: (not sc[0].converged, sc[0].value))
+    sol = _with_gap(sol, cert, gtol)
+    gaps = [float(c.gap) for _, c in tried]
+    sol = dataclasses.replace(sol, stats=dict(sol.stats, global_rounds=len(tried), global_gaps=gaps))
     if throw and sol.result != RESULTS.successful:
         raise SolveError(
             f"minimize(certify='global'): {sol.result.message}; best objective {sol.value:.10g}, gap "
-            f"{gap:.3g} to the lower bound (gtol={gtol}) after {len(tried)} rounds; try more restarts, "
-            f"another init_scale, or throw=False to inspect the point")
+            f"{float(cert.gap):.3g} to the lower bound (gtol={gtol}) after {len(tried)} rounds; try more "
+            f"starts, another init_scale, or throw=False to inspect the point")
     return sol
