@@ -193,7 +193,9 @@ def child_parts():
     import jax
 
     import ufm
-    from ufm.solvers import _minimize as M
+    from jax.flatten_util import ravel_pytree
+
+    from ufm.solvers import _core, _descent
 
     ufm.enable_x64()
     key = jax.random.PRNGKey(0)
@@ -201,24 +203,23 @@ def child_parts():
     for K_, n_, d_ in ((K, n, d), (10, 20, 32)):
         prob = _problem(K_, n_, d_)
         x0 = prob.init(key, None)
-        second = M._second_order_method(prob, x0, "auto")
-        iters = int(min(100, M.tr.tree_size(x0)))
+        opts = _core.for_problem(_core.SolveOptions(gtol=GTOL), prob, x0, "auto")
         parts = {
             "value_and_grad": lambda p, x: jax.value_and_grad(p.objective)(x),
-            "L-BFGS": lambda p, x: M._lbfgs(p, x, 1e-6, 10_000),
-            "Newton-CG": lambda p, x: M._newton(p, x, GTOL, 100, 500),
+            "L-BFGS": lambda p, x: _descent.lbfgs(p, x, 1e-6, 10_000),
+            "Newton-CG": lambda p, x: _descent.newton_cg(p, x, GTOL, 100, 500),
         }
-        if second is not None:
-            parts["curvature"] = lambda p, x: M._curvature(p, x, key, second, iters)
-            parts["escape"] = lambda p, x: M._escape(p, x, M.ravel_pytree(x)[0], -1.0)
-        parts["whole solve"] = lambda p, x: M._solve(p, x, key, GTOL, 1e-8, 10_000, 100, 500, second, iters, 10)
+        if opts.second is not None:
+            parts["curvature"] = lambda p, x: _core.curvature(p, x, key, opts)
+            parts["escape"] = lambda p, x: _core.escape(p, x, ravel_pytree(x)[0], -1.0)
+        parts["whole solve"] = lambda p, x: _core.solve(p, x, key, opts)
         for name, fn in parts.items():
             c0 = time.process_time()
             low = jax.jit(fn).trace(prob, x0).lower()
             c1 = time.process_time()
             low.compile()
             c2 = time.process_time()
-            out.append(dict(shape=f"K={K_} n={n_} d={d_} ({second or 'first order'})", part=name,
+            out.append(dict(shape=f"K={K_} n={n_} d={d_} ({opts.second or 'first order'})", part=name,
                             trace_lower=c1 - c0, compile=c2 - c1))
     return out
 

@@ -64,7 +64,7 @@ def classify(values, dnc, rtol=2e-3):
                 higher=float(np.mean(v > dnc * (1 + rtol))))
 
 
-def main(out="deep_low_rank.png", Ls=(3, 4, 5), restarts=6, seeds=32):
+def main(out="deep_low_rank.png", Ls=(3, 4, 5), starts=6, seeds=32):
     rows, cens = [], {}
     scales = (0.05, 0.1, 0.2, 0.3, 0.5)
     for L in Ls:
@@ -73,7 +73,7 @@ def main(out="deep_low_rank.png", Ls=(3, 4, 5), restarts=6, seeds=32):
         dnc = deep.dnc_prediction(prob)["value"]
         dnc_explicit = float(prob.objective(deep.dnc_params(prob)))
         srg, srg_params, e = deep.srg_candidate(prob, 5, starts=4)
-        sol = ufm.minimize(prob, restarts=restarts, throw=False)
+        sol = ufm.minimize(prob, starts=starts, throw=False)
         ranks = layer_metrics(prob, sol.params, rank_rtol=1e-4)
         srg_ranks = layer_metrics(prob, srg_params, rank_rtol=1e-4)["rank"] if srg_params is not None else None
         cens[L] = census(prob, scales, seeds=seeds)

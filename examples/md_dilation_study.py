@@ -32,7 +32,7 @@ import ufm
 
 ufm.enable_x64()
 from ufm import dilation as dl
-from ufm import MemorizationDilation, minimize_md
+from ufm import MemorizationDilation, minimize
 
 N_PER_CLASS, LAM_W, LAM_H = 10, 5e-3, 5e-3
 ETAS = (0.1, 0.2, 0.3, 0.4)
@@ -44,7 +44,7 @@ ZERO = 1e-4
 def solve(K, variant, loss, eta, lam):
     prob = MemorizationDilation(K=K, n=N_PER_CLASS, d=K, loss=loss, lam_W=LAM_W, lam_H=LAM_H, lam=lam,
                                 eta=eta, variant=variant)
-    sol = minimize_md(prob, restarts=2, throw=False, gtol=1e-9, ctol=1e-9)
+    sol = minimize(prob, starts=2, throw=False, gtol=1e-9, ctol=1e-9)
     P = sol.params
     args = (P.H, prob.true_labels, prob.labels, K)
     Z = np.asarray(P.W @ P.H)

@@ -25,7 +25,7 @@ import ufm
 
 ufm.enable_x64()
 from ufm import dilation as dl
-from ufm import MemorizationDilation, minimize_md
+from ufm import MemorizationDilation, minimize
 
 LAMS = tuple(np.geomspace(1e-2, 3.0, 8))
 
@@ -39,7 +39,7 @@ def main(out="md_generalization_proxy.png"):
             pts = []
             for lam in LAMS:
                 prob = MemorizationDilation(K=K, n=10, d=K, loss=loss, lam_W=5e-3, lam_H=5e-3, lam=lam, eta=0.2)
-                P = minimize_md(prob, restarts=2, throw=False, gtol=1e-9, ctol=1e-9).params
+                P = minimize(prob, starts=2, throw=False, gtol=1e-9, ctol=1e-9).params
                 args = (P.H, prob.true_labels, prob.labels, K)
                 D = float(np.mean(dl.displacement(*args)))
                 Drel = float(np.mean(dl.relative_displacement(*args)))

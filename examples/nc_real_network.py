@@ -318,7 +318,7 @@ def md_comparison(cfg):
         args = (P.H, prob.true_labels, prob.labels, K)
         out[name] = dict(rel_disp=float(np.mean(dl.relative_displacement(*args))),
                          disp=float(np.mean(dl.displacement(*args))),
-                         centre_dist=float(dl.centre_distance(*args)), kkt=sol.kkt,
+                         centre_dist=float(dl.centre_distance(*args)), kkt=sol.kkt_residuals,
                          clean_mean_acc=float(np.mean(dl.clean_mean_accuracy(P.W, *args[:3], b=P.b, K=K))),
                          converged=bool(sol.converged), solve_s=time.time() - t0)
     return out

@@ -186,12 +186,12 @@ class Evaluator:
         return float(out) if out.ndim == 0 else out
 
 
-def minimize_solver(prob: Any, *, restarts: int = 2) -> tuple[Any, dict]:
+def minimize_solver(prob: Any, *, starts: int = 2) -> tuple[Any, dict]:
     """The default numerical solve: ``ufm.minimize`` with certificate ``1e-12`` and two starts.
 
     Returns ``(params, {"grad_norm": value, "converged": bool})``.
     """
-    sol = ufm.minimize(prob, gtol=GTOL, restarts=restarts, throw=False)
+    sol = ufm.minimize(prob, gtol=GTOL, starts=starts, throw=False)
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
 
 

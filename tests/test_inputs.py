@@ -90,7 +90,7 @@ def test_params0_forms(form):
 
 @pytest.mark.parametrize("kwargs, name", [
     (dict(seed=-1), "seed"), (dict(seed=1.5), "seed"), (dict(gtol="x"), "gtol"), (dict(init_scale=-1.0), "init_scale"),
-    (dict(order="third"), "order"), (dict(restarts=0), "restarts"), (dict(max_steps=[3]), "max_steps"),
+    (dict(order="third"), "order"), (dict(starts=0), "starts"), (dict(max_steps=[3]), "max_steps"),
 ])
 def test_solver_arguments_are_named(kwargs, name):
     prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.CrossEntropy())

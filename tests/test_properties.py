@@ -55,7 +55,7 @@ def test_predictions_of_every_accepting_theorem_are_finite_and_agree(prob):
 def test_solver_meets_every_theorem_that_accepts_the_problem(prob):
     """``ufm.minimize`` converges (certificate 1e-10 under the box constraint too), and every
     catalog theorem whose assumptions accept the problem passes all its rows on it."""
-    sol = ufm.minimize(prob, gtol=1e-10, restarts=2, throw=False)
+    sol = ufm.minimize(prob, gtol=1e-10, starts=2, throw=False)
     assert sol.converged, (prob, sol.result, sol.grad_norm)
     for th in _accepting(prob):
         rows = th.check(prob)

@@ -26,7 +26,7 @@ def test_certified_ce_minimizer_at_benchmark_size():
 def test_generalized_collapse_d_below_K_minus_1(d):
     """d < K-1 is a valid model: the solver certifies a critical point and NC1 still vanishes."""
     prob = ufm.UFM(K=5, n=3, d=d, loss=ufm.CrossEntropy(), lam_W=1e-3, lam_H=1e-3)
-    sol = ufm.minimize(prob, restarts=3, hessian=True)
+    sol = ufm.minimize(prob, starts=3, hessian=True)
     assert sol.converged and sol.hessian_eigs[0] >= -1e-8
     assert float(ufm.metrics.nc1(sol.params.H, prob.labels)) <= 1e-12
     assert np.linalg.matrix_rank(np.asarray(sol.params.W), tol=1e-6) == d

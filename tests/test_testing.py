@@ -109,7 +109,7 @@ def test_encoded_mse_nonzero_regime_avoids_singular_values(prob):
 @given(data=st.data(), seed=st.integers(0, 2**16))
 def test_minimize_reaches_closed_form_on_drawn_problems(kinds, data, seed):
     prob = data.draw(ut.closed_form_problems(sizes=SIZES, losses=kinds, regime="nonzero"))
-    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, restarts=2)
+    sol = ufm.minimize(prob, seed=seed, gtol=1e-12, starts=2)
     assert sol.converged, sol.result.message
     pred = cf.predict(prob)
     measured = cf.measure(prob, sol.params, pred.quantities)

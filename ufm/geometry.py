@@ -25,6 +25,7 @@ import numpy as np
 from ufm._internal.deprecation import moved_attribute
 from ufm._internal.validation import check_finite_positive
 from ufm.metrics import class_means, nc2_etf, orthogonal_frame_distance
+from ufm._internal.runtime import register_compiled
 
 __all__ = [
     "Structure",
@@ -92,6 +93,7 @@ def random_rotation(d: int, key_or_seed: Any) -> jax.Array:
     return _haar(key_or_seed, d)
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnums=1)
 def _haar(key: jax.Array, d: int) -> jax.Array:
     return jax.random.orthogonal(key, d, dtype=float)

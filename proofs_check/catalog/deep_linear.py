@@ -126,7 +126,7 @@ def _jump_instances():
 
 def _jump_solve(prob):
     """Best of starts at a large scale (the nonzero branch) and a small one (the origin's basin)."""
-    runs = [ufm.minimize(prob, gtol=GTOL, restarts=r, init_scale=s, throw=False) for s, r in ((1.0, 8), (1e-2, 1))]
+    runs = [ufm.minimize(prob, gtol=GTOL, starts=r, init_scale=s, throw=False) for s, r in ((1.0, 8), (1e-2, 1))]
     sol = min(runs, key=lambda s: s.value)
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
 

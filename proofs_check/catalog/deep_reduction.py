@@ -284,14 +284,14 @@ def dnc_assemble(prob: DeepUFM, ev: Evaluator) -> dict:
     return q
 
 
-def solve_deep(prob: DeepUFM, *, restarts: int = 8,
+def solve_deep(prob: DeepUFM, *, starts: int = 8,
                init_scale: float | None = 1.0) -> tuple[DeepParams, dict]:
-    """``ufm.minimize`` with restarts (default init: He/LeCun scale, which avoids the basin of the
+    """``ufm.minimize`` from several starts (default init: He/LeCun scale, which avoids the basin of the
     origin), then for ReLU models :func:`ufm.solvers.polish_relu` on the activation piece
     (kept when it is consistent with the piece and does not raise the value).
     Returns ``(params, info)`` with the certificate of the (polished) run and ``failed_starts``."""
-    sol = ufm.minimize(prob, gtol=GTOL, restarts=restarts, init_scale=init_scale, throw=False)
-    vals = np.asarray(sol.stats.get("restart_values", [sol.value]))
+    sol = ufm.minimize(prob, gtol=GTOL, starts=starts, init_scale=init_scale, throw=False)
+    vals = np.asarray(sol.stats.get("start_values", [sol.value]))
     if prob.activation == "relu":
         pol = polish_relu(prob, sol.params, throw=False)
         if (pol.converged and pol.stats["pattern_consistent"]

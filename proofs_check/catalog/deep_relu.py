@@ -155,7 +155,7 @@ LOW_RANK = Theorem(
     instances=lambda: [DeepUFM(K=10, n=1, widths=(30,) * 4, loss=ufm.MSE(), lam_W=0.004, lam_H=0.004)],
     measure=_lowrank_measure,
     proofs=_srg_proofs(),
-    solve=lambda prob: solve_deep(prob, restarts=3, init_scale=None),
+    solve=lambda prob: solve_deep(prob, starts=3, init_scale=None),
     slow=True,
     upper_bounds=("SRG candidate value (<= DNC value)", "solver value (<= DNC value)"),
 )

@@ -260,7 +260,7 @@ DEEP_BOUND = Theorem(
     instances=lambda: [ufm.DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3,
                                    activation="linear")],
     measure=_certificate,
-    solve=functools.partial(minimize_solver, restarts=3),
+    solve=functools.partial(minimize_solver, starts=3),
     tolerances={"gap": (1e-9, "absolute: the predicted gap is 0; the solve stops at KKT 1e-12")},
     expressions={k: DNC_EXPRESSIONS[k] for k in ("gamma", "h(x)", "gamma_c")},
     variables=deep_numbers,

@@ -220,8 +220,8 @@ def _ff_measure(prob, params, names):
 
 def _ff_solve(prob, gtol=GTOL):
     sol = ufm.minimize(prob, gtol=gtol, ctol=1e-12, throw=False)
-    return sol.params, {"grad_norm": max(sol.kkt["stationarity"], sol.kkt["violation"],
-                                         sol.kkt["complementarity"]), "converged": sol.converged}
+    return sol.params, {"grad_norm": max(sol.kkt_residuals["stationarity"], sol.kkt_residuals["violation"],
+                                         sol.kkt_residuals["complementarity"]), "converged": sol.converged}
 
 
 def _ff_assume(regime):

@@ -88,7 +88,7 @@ def _assemble(prob, ev):
 
 
 def _solve(prob):
-    sol = ufm.minimize(prob, gtol=GTOL, restarts=6, throw=False)
+    sol = ufm.minimize(prob, gtol=GTOL, starts=6, throw=False)
     return sol.params, {"grad_norm": sol.grad_norm, "converged": sol.converged}
 
 

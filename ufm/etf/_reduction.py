@@ -58,6 +58,7 @@ from jax.typing import ArrayLike
 from ufm._internal.numerics import bisect
 from ufm._internal.precision import require_x64
 from ufm.losses import Loss
+from ufm._internal.runtime import register_compiled
 
 __all__ = ["etf_phi", "etf_logit_gap", "etf_solve", "etf_zero_threshold", "etf_loss",
            "is_shift_invariant", "check_permutation_symmetric", "ETFSolve", "BIAS_MODES"]
@@ -156,6 +157,7 @@ def _dM(loss, K, lam_b, offset, g):
 # ---------------------------------------------------------------- the global minimum over g
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("K", "offset"))
 def _solve(loss, K, kappa, lam_b, offset):
     M = jax.vmap(lambda t: _inner(loss, K, lam_b, offset, t))
@@ -264,6 +266,7 @@ def etf_phi(loss: Loss, K: int, kappa: float, g: ArrayLike, *, bias: str = "none
 # ---------------------------------------------------------------- the zero threshold
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("K", "offset"))
 def _threshold(loss, K, lam_b, offset):
     _, M0 = _inner(loss, K, lam_b, offset, jnp.asarray(0.0))

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import is_concrete
 
 __all__ = [
@@ -148,7 +149,7 @@ def jit_with_labels(fn: Callable[..., Any]) -> Callable[..., Any]:
     """
     sig = inspect.signature(fn)
     static = [name for name in ("K", "global_mean", "layout") if name in sig.parameters]
-    jitted = jax.jit(fn, static_argnames=static)
+    jitted = register_compiled(jax.jit(fn, static_argnames=static))
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 from ufm.metrics._checks import check_bias, check_labels, check_W, classifier_first, jit_with_labels
 from ufm.metrics._class_means import centred_means, class_means_unchecked
 from ufm.metrics._nc2 import nc2_etf, unit
+from ufm._internal.runtime import register_compiled
 
 __all__ = ["duality_from", "nc3", "nc3_duality", "nc4"]
 
@@ -90,6 +91,7 @@ def nc3_duality(
     return duality_from(W, Mbar)
 
 
+@register_compiled
 @jax.jit
 def duality_from(W: jax.Array, Mbar: jax.Array) -> jax.Array:
     r"""The self-duality distance of :func:`nc3_duality` from ``W: (K, d)`` and ``Mbar: (d, K)``.

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 
 from ufm.metrics._checks import PINV_RTOL, jit_with_labels
 from ufm.metrics._class_means import within_class
+from ufm._internal.runtime import register_compiled
 
 __all__ = ["cdnv", "cdnv_from", "nc1", "nc1_trace_ratio"]
 
@@ -138,6 +139,7 @@ def cdnv(H: Any, labels: Any, K: int | None = None, *, layout: str = "dN") -> ja
     return cdnv_from(V, Mbar)
 
 
+@register_compiled
 @jax.jit
 def cdnv_from(V: jax.Array, Mbar: jax.Array) -> jax.Array:
     r"""CDNV from per-class variances ``V: (K,)`` and centred means ``Mbar: (d, K)``.

@@ -20,6 +20,7 @@ import numpy as np
 
 from ufm.metrics._checks import check_gram, check_W, jit_with_labels
 from ufm.metrics._class_means import centred_means, class_means
+from ufm._internal.runtime import register_compiled
 
 __all__ = [
     "cosines",
@@ -54,6 +55,7 @@ def unit(X: jax.Array) -> jax.Array:
     return X / jnp.linalg.norm(X)
 
 
+@register_compiled
 @jax.jit
 def nc2_etf(G: Any) -> jax.Array:
     r"""Distance of a normalized Gram matrix to the simplex ETF.
@@ -79,6 +81,7 @@ def nc2_etf(G: Any) -> jax.Array:
     return jnp.linalg.norm(unit(G) - simplex_target(G.shape[0]))
 
 
+@register_compiled
 @jax.jit
 def nc2_W(W: Any) -> jax.Array:
     r"""NC2 of the classifier: :func:`nc2_etf` of ``G = W W^T`` (uncentred rows).
@@ -133,6 +136,7 @@ def nc2_H(
     return nc2_etf(Mbar.T @ Mbar)
 
 
+@register_compiled
 @jax.jit
 def equinorm(X: Any) -> jax.Array:
     r"""Equinorm deviation of the columns of ``X``: coefficient of variation of their norms.
@@ -159,6 +163,7 @@ def equinorm(X: Any) -> jax.Array:
     return jnp.std(norms) / jnp.mean(norms)
 
 
+@register_compiled
 @jax.jit
 def equinorm_W(W: Any) -> jax.Array:
     r""":func:`equinorm` of the classifier rows ``w_k`` (``W: (K, d)``).
@@ -210,6 +215,7 @@ def equinorm_H(
     return equinorm(centred_means(H, labels, K, global_mean=global_mean, layout=layout))
 
 
+@register_compiled
 @jax.jit
 def cosines(G: Any) -> jax.Array:
     r"""Cosine matrix of a Gram matrix.
@@ -235,6 +241,7 @@ def _off_diagonal(A: jax.Array) -> jax.Array:
     return A[~np.eye(K, dtype=bool)]
 
 
+@register_compiled
 @jax.jit
 def equiangularity(G: Any) -> jax.Array:
     r"""Equiangularity: standard deviation of the off-diagonal cosines.
@@ -259,6 +266,7 @@ def equiangularity(G: Any) -> jax.Array:
     return jnp.std(_off_diagonal(cosines(G)))
 
 
+@register_compiled
 @jax.jit
 def max_angle_deviation(G: Any) -> jax.Array:
     r"""Largest deviation of a pairwise cosine from the simplex-ETF value ``-1/(K-1)``.
@@ -281,6 +289,7 @@ def max_angle_deviation(G: Any) -> jax.Array:
     return jnp.max(jnp.abs(_off_diagonal(cosines(G)) + 1.0 / (K - 1)))
 
 
+@register_compiled
 @jax.jit
 def orthogonal_frame_distance(G: Any) -> jax.Array:
     r"""Distance of a normalized Gram matrix to an orthogonal frame.
@@ -336,6 +345,7 @@ def nc2_orth_H(H: Any, labels: Any, K: int | None = None, *, layout: str = "dN")
     return orthogonal_frame_distance(Hbar.T @ Hbar)
 
 
+@register_compiled
 @jax.jit
 def nc2_orth_W(W: Any) -> jax.Array:
     r""":func:`orthogonal_frame_distance` of the classifier rows, ``G = W W^T``.

@@ -13,7 +13,7 @@ import numpy as np
 
 from ufm._internal import tree as tr
 from ufm._internal.precision import require_x64
-from ufm._internal.runtime import release_compiled_near_map_limit
+from ufm._internal.runtime import release_compiled_near_map_limit, register_compiled
 from ufm._internal.validation import check_finite, check_finite_positive, check_range
 from ufm.problems import UFM, Params, Problem, affine_logits, weight_decay
 from ufm.solvers._common import cast_tree, check_params, flow_rhs, resolve_metrics
@@ -197,10 +197,11 @@ def _fixed_loop_impl(prob, params0, t0, dt, momentum, save_steps, metric_fns, sa
 # it XLA:CPU copies every loop-carried array once per step (a full extra pass over H). A per-jit
 # compiler option, used on CPU only: no global JAX or XLA setting changes.
 _LOOP_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
-_fixed_loop = jax.jit(
+_fixed_loop = register_compiled(jax.jit(
     _fixed_loop_impl, static_argnames=("metric_fns", "save_params"), compiler_options=_LOOP_COMPILER_OPTIONS
-)
-_fixed_loop_other_backends = jax.jit(_fixed_loop_impl, static_argnames=("metric_fns", "save_params"))
+))
+_fixed_loop_other_backends = register_compiled(
+    jax.jit(_fixed_loop_impl, static_argnames=("metric_fns", "save_params")))
 
 
 # Bogacki-Shampine 3(2): c = (0, 1/2, 3/4, 1); b = (2/9, 1/3, 4/9, 0); b - b* below.
@@ -253,6 +254,7 @@ def _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0):
     return jax.lax.while_loop(cond, body, state)
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("metric_fns", "save_params", "max_steps"))
 def _adaptive_loop(prob, params0, t0, t1, ts, rtol, atol, max_steps, metric_fns, save_params):
     f0, k0 = flow_rhs(prob, params0)
