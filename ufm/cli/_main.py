@@ -104,7 +104,8 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
     """The top-level parser: ``--version``, ``--debug`` and one subparser per command; each
     command parses its own arguments (``ufm COMMAND --help``)."""
     parts = USAGE.split("\n\n")
-    p = _Parser(prog="ufm", description=parts[2], epilog="\n\n".join(parts[3:]),
+    p = _Parser(prog="ufm", description=parts[2], usage="ufm COMMAND [options] | ufm --version | ufm "
+                "--help   (--debug anywhere: the full traceback of an error)", epilog="\n\n".join(parts[3:]),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=_version())
     p.add_argument("--debug", action="store_true", help="show the full traceback of an error")
