@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["phase_diagram", "flow_metrics", "spectra", "close", "trajectory_dataset", "census_dataset",
+__all__ = ["phase_diagram", "flow_metrics", "spectra", "figure", "close", "trajectory_dataset", "census_dataset",
            "verify_table", "verify_dataset"]
 
 
@@ -45,6 +45,11 @@ def _figure(ax, plt, figsize):
     if ax is not None:
         return ax.figure, ax
     return plt.subplots(figsize=figsize)
+
+
+def figure(**kwargs: Any) -> Figure:
+    """A new empty matplotlib Figure (``pyplot.figure(**kwargs)``), in the session's backend."""
+    return _pyplot().figure(**kwargs)
 
 
 def close(fig: Figure) -> None:

@@ -74,6 +74,8 @@ def cmd_solve(argv: Sequence[str]) -> int:
     args = _solve_parser().parse_args(argv)
     prob, spec = problem_from(args)
     o = options(args, spec, "solve", SOLVE_KEYS, _SOLVE_DEFAULTS)
+    if args.spectrum:
+        plot.close(plot.figure())  # the plot extra, before the solve: a missing one is named now
     sol = minimize(prob, seed=o["seed"], restarts=o["restarts"], gtol=o["gtol"], max_steps=o["max_steps"],
                    order=o["order"], certify="global" if o["certify"] == "global" else None,
                    hessian=True, throw=False)
@@ -125,6 +127,8 @@ def cmd_flow(argv: Sequence[str]) -> int:
     if o["momentum"] > 0 and o["dt"] is None:
         raise SpecError(f"flow.momentum (--momentum) = {o['momentum']} > 0 needs a fixed step: "
                         "pass --dt (flow.dt), a finite number > 0")
+    if args.plot:
+        plot.close(plot.figure())  # the plot extra, before the flow: a missing one is named now
     ts = np.geomspace(o["t1"] * 1e-4, o["t1"], o["points"])
     names = tuple(o["metrics"])
     traj = gradient_flow(prob, t1=o["t1"], dt=o["dt"], momentum=o["momentum"], seed=o["seed"],
