@@ -78,7 +78,7 @@ def test_an_unbracketable_boundary_is_one_line_and_exit_1(monkeypatch, capsys):
     monkeypatch.setattr("ufm.cli._sweep._run", lambda prob, s, args: (_FakeDataset(), 1.0))
     assert main(["sweep", *PROBLEM, "--grid", "lam_W=1e-3", "--boundary", "lam_W:1e-3:1"]) == 1
     err = _one_line(capsys)
-    assert "lam_W=0.5" in err and "widen the interval" in err
+    assert "lam_W=0.5" in err and "cannot be bracketed" in err and "--boundary" in err
 
 
 class _FakeDataset(dict):

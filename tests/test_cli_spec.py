@@ -248,3 +248,30 @@ def test_spec_error_is_a_value_error():
     with pytest.raises(ValueError, match="lam_W"):
         build_problem({"K": 3, "n": 2, "d": 4, "lam_W": -1.0, "lam_H": 1e-3})
     assert issubclass(SpecError, ValueError)
+
+
+@pytest.mark.parametrize("command", ["solve", "flow"])
+def test_json_records_the_problem_as_its_spec(command, tmp_path, capsys):
+    """``--json`` writes the problem as a spec a user can put back in a TOML file."""
+    table = {"family": "regression", "Y": [[1.0, 2.0, 0.5], [0.0, -1.0, 1.0]], "d": 2, "lam_W": 1e-2,
+             "lam_H": 1e-2, "lam_b": 0.0}
+    path = tmp_path / "s.toml"
+    path.write_text(dump_toml({"problem": table, "flow": {"t1": 1.0, "points": 2}}))
+    assert main([command, str(path), "--json"]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    back = tmp_path / "back.toml"
+    back.write_text(dump_toml({"problem": rec["problem"]}))
+    prob, _ = problem_from(_solve_parser().parse_args([str(back)]))
+    assert problem_spec(prob) == problem_spec(build_problem(table)) == rec["problem"]
+
+
+_scalars = st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=6)
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=5), st.dictionaries(
+    st.text(min_size=1, max_size=5), _scalars | st.lists(_scalars.filter(lambda v: not isinstance(v, str)),
+                                                          max_size=3)
+    | st.dictionaries(st.text(min_size=1, max_size=3), _scalars, max_size=2), max_size=4), max_size=3))
+@settings(max_examples=50)
+def test_dump_toml_round_trips(spec):
+    assert tomllib.loads(dump_toml(spec)) == spec

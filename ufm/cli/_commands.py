@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import numpy as np
 
 from ufm import metrics, plot
@@ -20,28 +21,37 @@ __all__ = ["cmd_solve", "cmd_flow", "cmd_plot", "describe_solution"]
 
 
 def describe_solution(prob: Problem, params: Any) -> dict:
-    """Atlas phase, Gram signature, squared norms and (for a nonzero solution) the NC metrics of
-    ``params``, as plain numbers for a JSON record.
-
-    The phase and the metrics need a classifier ``W`` and features ``H`` (the one-layer families);
-    a deep UFM reports its per-layer metrics (:func:`ufm.metrics.layer_metrics`) instead."""
-    if not (hasattr(params, "W") and hasattr(params, "H")):
-        if hasattr(params, "Ws"):
-            return {"layer_metrics": metrics.layer_metrics(prob, params)}
+    """Squared norms of the classifier and features (:meth:`Problem.classifier`), the atlas phase
+    and Gram signature (the one-layer UFM) and the NC metrics (where ``W`` has one row per class),
+    as plain numbers for a JSON record; a deep UFM adds :func:`ufm.metrics.layer_metrics`. A
+    family without a classifier (regression, multi-label targets) gets ``{}``."""
+    try:
+        W, H = (np.asarray(a) for a in prob.classifier(params))
+    except NotImplementedError:
         return {}
-    out: dict[str, Any] = {"W_norm2": float(np.sum(np.asarray(params.W) ** 2)),
-                           "H_norm2": float(np.sum(np.asarray(params.H) ** 2))}
-    Hbar, _ = metrics.class_means(params.H, prob.labels)
-    G_H, G_W = np.asarray(Hbar.T @ Hbar), np.asarray(params.W @ params.W.T)
+    labels = np.asarray(prob.labels)
+    out: dict[str, Any] = {"W_norm2": float(np.sum(W**2)), "H_norm2": float(np.sum(H**2))}
     phase = None
     if isinstance(prob, UFM):
+        Hbar, _ = metrics.class_means(H, labels)
+        G_H, G_W = np.asarray(Hbar.T @ Hbar), W @ W.T
         phase = phase_of(G_H, G_W, prob.counts, prob.d)
         out.update(phase=phase, gram_signature=gram_signature(G_H))
-    if phase != "zero" and out["H_norm2"] > 0:
+    if phase != "zero" and out["H_norm2"] > 0 and W.shape[0] == np.unique(labels).size:
         b = params.b if prob.has_bias else None
-        out["metrics"] = {k: float(v) for k, v in
-                          metrics.all_metrics(params.W, params.H, prob.labels, b).items()}
+        out["metrics"] = {k: float(v) for k, v in metrics.all_metrics(W, H, labels, b).items()}
+    if hasattr(params, "Ws"):
+        out["layer_metrics"] = metrics.layer_metrics(prob, params)
     return out
+
+
+def has_classifier(prob: Problem) -> bool:
+    """Whether the NC metrics apply to ``prob`` (it exposes a classifier and its features)."""
+    try:
+        prob.classifier(prob.init(jax.random.PRNGKey(0)))
+    except NotImplementedError:
+        return False
+    return True
 
 
 def _solve_parser():
@@ -116,7 +126,8 @@ def _flow_parser():
 
 
 _FLOW_DEFAULTS = {"t1": 100.0, "dt": None, "momentum": 0.0, "points": 20, "seed": 0, "max_steps": None,
-                  "metrics": ["nc1", "nc2_W", "nc2_H", "nc3"]}
+                  "metrics": None}
+_NC = ["nc1", "nc2_W", "nc2_H", "nc3"]
 
 
 def cmd_flow(argv: Sequence[str]) -> int:
@@ -130,7 +141,12 @@ def cmd_flow(argv: Sequence[str]) -> int:
     if args.plot:
         plot.close(plot.figure())  # the plot extra, before the flow: a missing one is named now
     ts = np.geomspace(o["t1"] * 1e-4, o["t1"], o["points"])
-    names = tuple(o["metrics"])
+    if not has_classifier(prob):
+        if o["metrics"]:
+            raise SpecError(f"flow.metrics (--metrics): the {type(prob).__name__} family has no "
+                            "classifier for the NC metrics; drop --metrics (flow.metrics)")
+        o["metrics"] = []
+    names = tuple(o["metrics"] if o["metrics"] is not None else _NC)
     traj = gradient_flow(prob, t1=o["t1"], dt=o["dt"], momentum=o["momentum"], seed=o["seed"],
                          max_steps=o["max_steps"], saveat=SaveAt(ts=ts, params=False), metrics=names)
     rec = {"problem": problem_spec(prob), "result": traj.result.name, "times": traj.times.tolist(),

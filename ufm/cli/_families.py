@@ -10,7 +10,9 @@ before building anything (a :class:`SpecError` names the key and its valid range
 
 from __future__ import annotations
 
+import json
 import math
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -328,13 +330,17 @@ def _toml_value(v) -> str:
         return "true" if v else "false"
     if isinstance(v, (int, float)):
         return repr(v)
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, str):  # JSON's escapes are TOML's; TOML also forbids a raw DEL
+        return json.dumps(v, ensure_ascii=False).replace("\x7f", "\\u007f")
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, Mapping):
-        return "{" + ", ".join(f'"{k}" = {_toml_value(x)}' for k, x in v.items()) + "}"
+        return "{" + ", ".join(f"{_toml_key(k)} = {_toml_value(x)}" for k, x in v.items()) + "}"
     raise ValueError(f"dump_toml: cannot write {v!r} ({type(v).__name__})")
+
+
+def _toml_key(k: str) -> str:
+    return k if re.fullmatch(r"[A-Za-z0-9_-]+", k) else _toml_value(str(k))
 
 
 def dump_toml(spec: Mapping[str, Mapping[str, Any]]) -> str:
@@ -342,6 +348,6 @@ def dump_toml(spec: Mapping[str, Mapping[str, Any]]) -> str:
     inline tables); ``tomllib.loads(dump_toml(s)) == s`` for such dicts."""
     lines = []
     for table, body in spec.items():
-        lines.append(f"[{table}]")
-        lines += [f"{k} = {_toml_value(v)}" for k, v in body.items()]
+        lines.append(f"[{_toml_key(table)}]")
+        lines += [f"{_toml_key(k)} = {_toml_value(v)}" for k, v in body.items()]
     return "\n".join(lines) + "\n"

@@ -136,8 +136,13 @@ def _failure(command: str, e: Exception) -> tuple[int, str]:
         return 2, _one_line(e)
     if isinstance(e, SolveError):
         return 1, f"the solve failed: {_one_line(e)}"
+    if isinstance(e, RuntimeError) and "locate_boundary" in str(e):
+        return 1, (f"{_one_line(e)}: the boundary cannot be bracketed there; move the ends of "
+                   "--boundary FIELD:LO:HI (spec [sweep] boundary) to where solves certify")
+    if isinstance(e, NotImplementedError):
+        return 2, f"{_one_line(e)}; this command does not apply to that family"
     if isinstance(e, RuntimeError):
-        return 1, f"{_one_line(e)} (widen the interval, or check the problem; --debug shows where)"
+        return 1, f"{_one_line(e)} (rerun with --debug for where it failed)"
     if isinstance(e, OSError):
         return 1, f"{_one_line(e)} (check the path and its permissions)"
     return 1, (f"unexpected {type(e).__name__}: {_one_line(e)}; rerun with --debug for the traceback "
