@@ -93,8 +93,8 @@ def phase_diagram(ds: xarray.Dataset, path: str | os.PathLike | None = None, *, 
     from matplotlib.colors import BoundaryNorm, ListedColormap
 
     new = ax is None
-    fields = [d for d in ds["phase"].dims if d != "seed"]
-    x = x or fields[0]
+    fields = [str(d) for d in ds["phase"].dims if d != "seed"]
+    x = str(x or fields[0])
     y = y or (fields[1] if len(fields) > 1 else None)
     for name, val in (("x", x), ("y", y)):
         if val is not None and val not in fields:

@@ -20,7 +20,7 @@ from ufm.sweeps import gram_signature, open_sweep, phase_of
 __all__ = ["cmd_solve", "cmd_flow", "cmd_plot", "describe_solution"]
 
 
-def describe_solution(prob: Problem, params: Any) -> dict:
+def describe_solution(prob: Any, params: Any) -> dict:
     """Squared norms of the classifier and features (:meth:`Problem.classifier`), the atlas phase
     and Gram signature (the one-layer UFM) and the NC metrics (where ``W`` has one row per class),
     as plain numbers for a JSON record; a deep UFM adds :func:`ufm.metrics.layer_metrics`. A
@@ -82,6 +82,7 @@ _SOLVE_DEFAULTS = {"seed": 0, "restarts": 1, "gtol": 1e-10, "max_steps": 10_000,
 def cmd_solve(argv: Sequence[str]) -> int:
     """``ufm solve``: the certified minimizer of one problem; exit status 1 when not certified."""
     args = _solve_parser().parse_args(argv)
+    prob: Any
     prob, spec = problem_from(args)
     o = options(args, spec, "solve", SOLVE_KEYS, _SOLVE_DEFAULTS)
     if args.spectrum:
@@ -148,7 +149,7 @@ def cmd_flow(argv: Sequence[str]) -> int:
         o["metrics"] = []
     names = tuple(o["metrics"] if o["metrics"] is not None else _NC)
     traj = gradient_flow(prob, t1=o["t1"], dt=o["dt"], momentum=o["momentum"], seed=o["seed"],
-                         max_steps=o["max_steps"], saveat=SaveAt(ts=ts, params=False), metrics=names)
+                         max_steps=o["max_steps"], saveat=SaveAt(ts=ts.tolist(), params=False), metrics=names)
     rec = {"problem": problem_spec(prob), "result": traj.result.name, "times": traj.times.tolist(),
            "values": np.asarray(traj.values).tolist(),
            "metrics": {k: np.asarray(v).tolist() for k, v in traj.metrics.items()}}
@@ -165,7 +166,7 @@ def cmd_flow(argv: Sequence[str]) -> int:
 
 def _thresholds(items) -> dict:
     """``--threshold FIELD=VALUE`` (a line) or ``X*Y=C`` (the curve ``X = C / Y``)."""
-    th = {}
+    th: dict[str, Any] = {}
     for item in items or []:
         field, _, val = item.partition("=")
         try:
@@ -197,6 +198,7 @@ def cmd_plot(argv: Sequence[str]) -> int:
                         "lam_W*lam_H=0.0056 the curve lam_W = 0.0056/lam_H (CE: 1/(K^2 n))")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     args = p.parse_args(argv)
+    plot.close(plot.figure())  # the plot extra, before reading the store: a missing one is named now
     if not os.path.isdir(args.store):
         raise SpecError(f"store: no sweep store at {args.store!r}")
     ds = open_sweep(args.store)

@@ -198,8 +198,10 @@ def _checked(table: Mapping[str, Any]) -> tuple[str, dict]:
 
 def _loss(t: dict):
     name = t.get("loss", "ce")
-    return {"ce": CrossEntropy, "mse": MSE, "ls": lambda: LabelSmoothing(t.get("alpha", 0.1)),
-            "focal": lambda: Focal(t.get("gamma", 2.0))}[name]()
+    make: dict[str, Callable[[], Any]] = {
+        "ce": CrossEntropy, "mse": MSE, "ls": lambda: LabelSmoothing(t.get("alpha", 0.1)),
+        "focal": lambda: Focal(t.get("gamma", 2.0))}
+    return make[name]()
 
 
 def _n_arg(n):
@@ -224,8 +226,10 @@ def _build(family: str, t: dict) -> Problem:
                                     eps=t.get("eps", 1e-6), **lams)
     if family == "multilabel":
         Y = t["Y"] if "Y" in t else label_set_targets(t["K"], {int(m): c for m, c in t["counts"].items()})
-        return MultiLabelUFM(Y=np.asarray(Y), d=t["d"], **lams)
-    return RegressionUFM(Y=np.asarray(t["Y"]), d=t["d"], **lams)
+        targets: Any = np.asarray(Y, dtype=float)  # the family checks it and keeps float64
+        return MultiLabelUFM(Y=targets, d=t["d"], **lams)
+    targets = np.asarray(t["Y"], dtype=float)
+    return RegressionUFM(Y=targets, d=t["d"], **lams)
 
 
 def build_problem(table: Mapping[str, Any]) -> Problem:
@@ -313,7 +317,7 @@ def problem_spec(prob: Problem) -> dict[str, Any]:
                 **_loss_spec(prob.loss), **lams, "activation": prob.activation,
                 "relu_features": bool(prob.relu_features)}
     if isinstance(prob, MemorizationDilation):
-        noise = {"eta": float(prob.eta)} if prob.noise is None else {
+        noise = {"eta": float(prob.eta or 0.0)} if prob.noise is None else {
             "noise": np.asarray(prob.noise, dtype=float).tolist()}
         return {"family": "md", "K": prob.K, "n": prob.n, "d": prob.d, **_loss_spec(prob.loss),
                 **_lams_spec(prob), "lam": _f(prob.lam), **noise, "variant": prob.variant,

@@ -33,7 +33,11 @@ commands:
   verify  check the solvers against every closed form of the theorem catalog (proofs_check)
 
 A problem comes from flags (--K 10 --n 20 --d 32 --loss ce --lam-W 5e-3 --lam-H 5e-3) or from a
-TOML spec file (see examples/*.toml); flags override the file. Every command takes --json.
+TOML spec file's [problem] table (see examples/*.toml); flags override the file. --family picks
+the model: ufm (default), deep (--widths), md (--lam, --eta), multilabel (--counts), regression
+(targets Y in the spec file). Booleans switch both ways (--nonneg / --no-nonneg). Every command
+takes --json; its record holds the problem as a [problem] table. A failure ends in one line on
+stderr (exit 2: bad input, 1: a failed check); --debug shows the traceback instead.
 
 environment:
   UFM_COMPILE=fast|optimized   XLA compile profile; solve and verify default to fast (about a third
@@ -43,6 +47,8 @@ environment:
 
 examples:
   ufm solve --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3 --json
+  ufm solve --family deep --K 3 --n 2 --widths 4,4 --loss mse --lam-W 3e-3 --lam-H 3e-3
+  ufm flow --K 4 --n 5 --d 8 --lam-W 5e-3 --lam-H 5e-3 --dt 0.5 --momentum 0.9 --t1 200
   ufm sweep examples/ce_phase.toml --store ce.zarr      (rerun the same line to resume)
   ufm plot ce.zarr --out ce.png
 """
@@ -197,7 +203,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # a command's --help, or its one-line usage error
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
     except KeyboardInterrupt:
-        print(f"ufm {name}: interrupted", file=sys.stderr)
+        again = " (rerun the same command to resume from the store)" if name == "sweep" else ""
+        print(f"ufm {name}: interrupted{again}", file=sys.stderr)
         return 130
     except Exception as e:  # noqa: BLE001 - the command line reports every failure in one line
         if debug:
