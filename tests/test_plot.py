@@ -182,5 +182,25 @@ def test_verify_table_is_flat_and_keeps_the_scalars(recs):
         else:
             assert isinstance(r["predicted"], str)
     ds = ufm.plot.verify_dataset(recs)
-    assert ds.sizes["check"] == len(recs)
+    assert ds.sizes["check"] == len(recs) and ds["passed"].dtype == bool
     np.testing.assert_array_equal(ds["rel_error"].values, [r["rel_error"] for r in recs])
+    for i, rec in enumerate(recs):  # a number where the entry is one, NaN where it is a matrix
+        p = np.asarray(rec["predicted"], dtype=float)
+        got = float(ds["predicted"].values[i])
+        assert got == float(p.reshape(())) if p.size == 1 else np.isnan(got)
+
+
+def test_verify_converters_on_real_records():
+    from proofs_check import verify
+    from proofs_check.catalog import zhu2021
+
+    prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
+    small = zhu2021.CE_ETF.__class__(**{**zhu2021.CE_ETF.__dict__, "instances": lambda: [prob]})
+    rows = verify.run([small], prove=False)
+    table = ufm.plot.verify_table(rows)
+    ds = ufm.plot.verify_dataset(rows)
+    assert [r["quantity"] for r in table] == [r["quantity"] for r in rows]
+    np.testing.assert_array_equal(ds["rel_error"].values, [r["rel_error"] for r in rows])
+    assert ds["passed"].values.tolist() == [r["passed"] for r in rows]
+    value = [i for i, r in enumerate(rows) if r["quantity"] == "value"][0]
+    assert ds["predicted"].values[value] == rows[value]["predicted"]

@@ -368,9 +368,22 @@ def verify_table(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     return [{k: _cell(r.get(k)) for k in keys} for r in records]
 
 
+def _numeric(v: Any) -> bool:
+    if isinstance(v, (bool, str, Mapping)) or v is None:
+        return False
+    try:
+        return np.asarray(v).dtype.kind in "iuf"
+    except (TypeError, ValueError):
+        return False
+
+
 def verify_dataset(records: Sequence[Mapping[str, Any]]) -> xarray.Dataset:
-    """:func:`verify_table` as an xarray Dataset along the dimension ``check`` (columns that are
-    numbers in every row are numeric, the others text).
+    """The records of ``ufm verify`` as an xarray Dataset along the dimension ``check``.
+
+    Contract: a column whose every entry is numeric (a number, or an array of numbers such as a
+    predicted Gram matrix) is float64, holding the number where the entry is one number and NaN
+    where it is an array (:func:`verify_table` keeps those as text); booleans stay booleans;
+    other columns are text.
 
     Args:
         records: the list of dicts of ``ufm verify --json``.
@@ -382,7 +395,12 @@ def verify_dataset(records: Sequence[Mapping[str, Any]]) -> xarray.Dataset:
     rows = verify_table(records)
     cols: dict[str, Any] = {}
     for k in (rows[0] if rows else {}):
-        vals = [r[k] for r in rows]
-        numeric = all(isinstance(v, (int, float)) and v is not None for v in vals)
-        cols[k] = ("check", np.asarray(vals) if numeric else np.asarray([str(v) for v in vals]))
+        raw = [r.get(k) for r in records]
+        if all(_numeric(v) for v in raw):
+            vals = [np.asarray(v, dtype=float) for v in raw]
+            cols[k] = ("check", np.array([a.reshape(()) if a.size == 1 else np.nan for a in vals]))
+        elif all(isinstance(v, bool) for v in raw):
+            cols[k] = ("check", np.asarray(raw, dtype=bool))
+        else:
+            cols[k] = ("check", np.asarray([str(r[k]) for r in rows]))
     return xr.Dataset(cols, coords={"check": np.arange(len(rows))})
