@@ -190,6 +190,7 @@ def test_verify_table_is_flat_and_keeps_the_scalars(recs):
         assert got == float(p.reshape(())) if p.size == 1 else np.isnan(got)
 
 
+@pytest.mark.slow  # about 18 s on a warm 2-core machine: a real catalog check compiles a solve
 def test_verify_converters_on_real_records():
     from proofs_check import verify
     from proofs_check.catalog import zhu2021

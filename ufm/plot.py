@@ -224,7 +224,8 @@ def flow_metrics(traj: Trajectory, path: str | os.PathLike | None = None, *,
         m = np.abs(np.asarray(traj.metrics[name], dtype=float)) + 1e-300
         a2.plot(t[keep], m[keep], label=name)
     a2.set(xscale="log", yscale="log", xlabel="t", title="neural-collapse metrics")
-    a2.legend(fontsize=8)
+    if a2.get_lines():
+        a2.legend(fontsize=8)
     if ax is None:
         fig.suptitle(title, fontsize=8)
     return _finish(fig, path, made=ax is None)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import jax
@@ -87,6 +88,9 @@ def cmd_solve(argv: Sequence[str]) -> int:
     o = options(args, spec, "solve", SOLVE_KEYS, _SOLVE_DEFAULTS)
     if args.spectrum:
         plot.close(plot.figure())  # the plot extra, before the solve: a missing one is named now
+        if not has_classifier(prob):
+            raise SpecError(f"--spectrum: the {type(prob).__name__} family has no classifier W and "
+                            "features H to draw; drop --spectrum")
     sol = minimize(prob, seed=o["seed"], restarts=o["restarts"], gtol=o["gtol"], max_steps=o["max_steps"],
                    order=o["order"], certify="global" if o["certify"] == "global" else None,
                    hessian=True, throw=False)
@@ -96,7 +100,8 @@ def cmd_solve(argv: Sequence[str]) -> int:
            "result": sol.result.name, "converged": sol.converged, "steps": sol.iterations,
            **describe_solution(prob, sol.params)}
     if args.spectrum:
-        fig = plot.spectra(sol.params, prob.labels, args.spectrum, title=repr(prob)[:60])
+        W, H = prob.classifier(sol.params)
+        fig = plot.spectra(SimpleNamespace(W=W, H=H), prob.labels, args.spectrum, title=repr(prob)[:60])
         rec["spectrum"] = args.spectrum
         plot.close(fig)
     lines = [f"{k}: {v}" for k, v in rec.items() if k not in ("metrics", "layer_metrics")]
