@@ -201,6 +201,7 @@ def test_bad_solve_and_flow_tables_end_in_one_line_naming_the_key(tmp_path_facto
     ({"problem": {**_BASE["regression"], "Y": [[1.0], [2.0, 3.0]]}}, "Y"),
     ({"problem": _BASE["ufm"], "flow": {"t1": -10.0}}, "t1"),  # the interval [0, t1] reversed
     ({"problem": _BASE["ufm"], "flow": {"momentum": 0.5}}, "--dt"),
+    ({"problem": _BASE["ufm"], "flow": {"dt": 2.0, "t1": 1.0}}, "must be <= flow.t1"),
 ])
 def test_named_bad_specs(tmp_path_factory, spec, named):
     for command in ("solve", "flow") if "flow" not in spec else ("flow",):

@@ -146,7 +146,11 @@ def cmd_flow(argv: Sequence[str]) -> int:
                         "pass --dt (flow.dt), a finite number > 0")
     if args.plot:
         plot.close(plot.figure())  # the plot extra, before the flow: a missing one is named now
-    ts = np.geomspace(o["t1"] * 1e-4, o["t1"], o["points"])
+    if o["dt"] is not None and o["dt"] > o["t1"]:
+        raise SpecError(f"flow.dt (--dt) = {o['dt']:g} must be <= flow.t1 (--t1) = {o['t1']:g}: "
+                        "the steps must fit in [0, t1]")
+    first = o["t1"] * 1e-4 if o["dt"] is None else max(o["t1"] * 1e-4, o["dt"])  # fixed steps: t >= dt
+    ts = np.geomspace(first, o["t1"], o["points"])
     if not has_classifier(prob):
         if o["metrics"]:
             raise SpecError(f"flow.metrics (--metrics): the {type(prob).__name__} family has no "
