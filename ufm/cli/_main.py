@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -155,6 +156,15 @@ def _failure(command: str, e: Exception) -> tuple[int, str]:
                "and report it")
 
 
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so that the interpreter's final flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # a stdout without a file descriptor
+        pass
+
+
 def _dispatch(name: str, argv: list[str]) -> int:
     """Run the command ``name`` on ``argv``, or the ``proofs_check`` fallback for ``verify``."""
     fn = _lookup(name)
@@ -202,6 +212,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(name, cmd_argv)
     except SystemExit as e:  # a command's --help, or its one-line usage error
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
+    except BrokenPipeError:  # the reader of stdout left (ufm ... | head): stop quietly
+        _silence_stdout()
+        return 1
     except KeyboardInterrupt:
         again = " (rerun the same command to resume from the store)" if name == "sweep" else ""
         print(f"ufm {name}: interrupted{again}", file=sys.stderr)
