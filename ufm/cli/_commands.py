@@ -18,7 +18,7 @@ from ufm.problems import UFM, Problem
 from ufm.solvers import SaveAt, gradient_flow, minimize
 from ufm.sweeps import gram_signature, open_sweep, phase_of
 
-__all__ = ["cmd_solve", "cmd_flow", "cmd_plot", "describe_solution"]
+__all__ = ["cmd_solve", "cmd_flow", "cmd_plot", "describe_solution", "has_classifier"]
 
 
 def describe_solution(prob: Any, params: Any) -> dict:

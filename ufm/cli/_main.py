@@ -11,6 +11,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from ufm._internal.precision import enable_x64
+from ufm._internal.runtime import package_version
 from ufm.cli._commands import cmd_flow, cmd_plot, cmd_solve
 from ufm.cli._runtime import enable_compilation_cache, host_devices, use_compile_profile
 from ufm.cli._spec import _Parser
@@ -102,9 +103,7 @@ _EXTRAS = {"zarr": "sweeps", "xarray": "sweeps", "tqdm": "sweeps", "distributed"
 
 
 def _version() -> str:
-    import ufm
-
-    return f"ufm {ufm.__version__}"
+    return f"ufm {package_version()}"
 
 
 def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
