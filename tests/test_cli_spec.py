@@ -199,6 +199,10 @@ def test_bad_solve_and_flow_tables_end_in_one_line_naming_the_key(tmp_path_facto
     ({"problem": {**_BASE["deep"], "widths": []}}, "widths"),
     ({"problem": {**_BASE["md"], "eta": 0.1, "noise": [[1.0, 0, 0], [0, 1, 0], [0, 0, 1]]}}, "eta"),
     ({"problem": {**_BASE["regression"], "Y": [[1.0], [2.0, 3.0]]}}, "Y"),
+    ({"problem": {**_BASE["multilabel"], "Y": [[1.0, 0.0], [0.0, 1.0]]}}, "exactly one"),
+    ({"problem": {k: v for k, v in _BASE["multilabel"].items() if k != "K"}}, "problem.K (--K) is required"),
+    ({"problem": {**{k: v for k, v in _BASE["multilabel"].items() if k != "counts"},
+                  "Y": [[1.0, 0.0], [0.0, 1.0]]}}, "number of rows"),
     ({"problem": _BASE["ufm"], "flow": {"t1": -10.0}}, "t1"),  # the interval [0, t1] reversed
     ({"problem": _BASE["ufm"], "flow": {"momentum": 0.5}}, "--dt"),
     ({"problem": _BASE["ufm"], "flow": {"dt": 2.0, "t1": 1.0}}, "must be <= flow.t1"),

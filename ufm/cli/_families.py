@@ -188,12 +188,23 @@ def _checked(table: Mapping[str, Any]) -> tuple[str, dict]:
         if key in t and loss != needs:
             raise SpecError(f"{_where(key)} applies to loss = {needs!r} only, not {loss!r}; "
                             f"remove it or set loss = {needs!r}")
-    if family == "multilabel" and ("Y" in t) == ("counts" in t and "K" in t):
-        raise SpecError("family 'multilabel' needs problem.Y (a 0/1 matrix) or problem.K with "
-                        "problem.counts (a table multiplicity -> copies), exactly one of them")
+    if family == "multilabel":
+        _check_label_sets(t)
     if family == "md" and "eta" in t and "noise" in t:
         raise SpecError("problem.eta (--eta) and problem.noise: give one of them, not both")
     return family, t
+
+
+def _check_label_sets(t: dict) -> None:
+    """Multi-label data: the targets ``Y``, or ``K`` classes with label-set ``counts``."""
+    if ("Y" in t) == ("counts" in t):
+        raise SpecError("family 'multilabel' needs problem.Y (a K x N 0/1 matrix) or problem.counts "
+                        "(--counts, a table multiplicity -> copies) with problem.K: exactly one of them")
+    if "counts" in t and "K" not in t:
+        raise SpecError(f"problem.K (--K) is required with problem.counts: it must be {KEYS['multilabel']['K'].doc}")
+    if "Y" in t and "K" in t and len(t["Y"]) != t["K"]:
+        raise SpecError(f"problem.K (--K) = {t['K']} must equal the number of rows of problem.Y "
+                        f"({len(t['Y'])}); drop K or fix Y")
 
 
 def _loss(t: dict):
