@@ -1,7 +1,8 @@
 """The ``ufm`` command line: ``ufm solve | flow | sweep | plot | verify`` (``ufm --help``).
 
 The console script is :func:`main` (``ufm.cli:main``); ``python -m ufm`` and ``python -m ufm.cli``
-run it too. Packages above ufm add subcommands with :func:`register_command` (``proofs_check``
+run it too. A problem of any family is a ``[problem]`` table (:func:`build_problem` reads one,
+:func:`problem_spec` writes one, :func:`dump_toml` writes a spec file). Packages above ufm add subcommands with :func:`register_command` (``proofs_check``
 adds ``verify``). The process settings a command makes before JAX starts (compile profile, one
 host device per core, the compilation cache) are public here for other command-line programs.
 """
@@ -15,11 +16,14 @@ from ufm.cli._runtime import compile_profile as compile_profile
 from ufm.cli._runtime import enable_compilation_cache as enable_compilation_cache
 from ufm.cli._runtime import host_devices as host_devices
 from ufm.cli._runtime import use_compile_profile as use_compile_profile
-from ufm.cli._spec import SpecError as SpecError
-from ufm.cli._spec import build_problem as build_problem
+from ufm.cli._families import FAMILIES as FAMILIES
+from ufm.cli._families import SpecError as SpecError
+from ufm.cli._families import build_problem as build_problem
+from ufm.cli._families import dump_toml as dump_toml
+from ufm.cli._families import problem_spec as problem_spec
 
 _host_devices = host_devices  # the name the tests and earlier releases used
 
 __all__ = ["main", "register_command", "USAGE", "use_compile_profile", "compile_profile",
            "enable_compilation_cache", "host_devices", "FAST_COMPILE_FLAGS", "COMPILE_PROFILES",
-           "SpecError", "build_problem"]
+           "SpecError", "build_problem", "problem_spec", "dump_toml", "FAMILIES"]

@@ -1,4 +1,11 @@
-"""A problem from command-line flags or a TOML spec file; the parser and output every command shares."""
+"""A problem and a command's options from flags or a TOML spec file; the parser and output every
+command shares.
+
+A spec file has a ``[problem]`` table (:mod:`ufm.cli._families`), optionally ``[solve]`` and
+``[flow]`` tables with the options of those commands (:data:`SOLVE_KEYS`, :data:`FLOW_KEYS`), and
+the ``[sweep]`` table of ``ufm sweep``. Flags override the file. Every value is checked, with
+an error naming the key and its valid range, before anything is solved.
+"""
 
 from __future__ import annotations
 
@@ -6,136 +13,219 @@ import argparse
 import json
 import os
 import tomllib
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
 
-from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing
-from ufm.problems import UFM
+import numpy as np
 
-__all__ = ["SpecError", "LOSSES", "PROBLEM_KEYS", "parser", "emit", "read_spec", "problem_dict",
-           "build_problem", "problem_from"]
+from ufm.cli._families import FAMILIES, KEYS, LOSSES, Key, SpecError, build_problem, flag_of
+from ufm.problems import Problem
 
-LOSSES = ("ce", "ls", "focal", "mse")
-PROBLEM_KEYS = ("K", "n", "d", "loss", "alpha", "gamma", "lam_W", "lam_H", "lam_b", "nonneg")
+__all__ = ["SpecError", "LOSSES", "PROBLEM_KEYS", "TABLES", "SOLVE_KEYS", "FLOW_KEYS", "METRICS",
+           "parser", "emit", "read_spec", "problem_dict", "build_problem", "problem_from", "options"]
+
+PROBLEM_KEYS = tuple(sorted({k for keys in KEYS.values() for k in keys}))
+TABLES = ("problem", "solve", "flow", "sweep")
+METRICS = ("nc1", "nc2_W", "nc2_H", "nc3", "grad_norm")
 
 
-class SpecError(ValueError):
-    """A bad flag or spec entry; the message names it."""
+def _metric_names(v):
+    if isinstance(v, (list, tuple)) and v and all(isinstance(m, str) and m in METRICS for m in v):
+        return list(dict.fromkeys(v))
+    return None
+
+
+def _opt(check, doc) -> Key:
+    return Key(check, doc)
+
+
+def _int_ge(lo):
+    return _opt(lambda v: v if isinstance(v, int) and not isinstance(v, bool) and v >= lo else None,
+                f"an integer >= {lo}")
+
+
+def _pos():
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and np.isfinite(v) and v > 0
+        return float(v) if ok else None
+
+    return _opt(check, "a finite number > 0")
+
+
+def _in01():
+    def check(v):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1
+        return float(v) if ok else None
+
+    return _opt(check, "a number in [0, 1)")
+
+
+def _one_of(*names):
+    return _opt(lambda v: v if v in names else None, "one of " + ", ".join(map(repr, names)))
+
+
+SOLVE_KEYS: dict[str, Key] = {
+    "seed": _int_ge(0), "restarts": _int_ge(1), "gtol": _pos(), "max_steps": _int_ge(1),
+    "order": _one_of("auto", "first", "second"), "certify": _one_of("local", "global")}
+FLOW_KEYS: dict[str, Key] = {
+    "seed": _int_ge(0), "t1": _pos(), "dt": _pos(), "momentum": _in01(), "points": _int_ge(2),
+    "max_steps": _int_ge(1),
+    "metrics": _opt(_metric_names, "a non-empty list of " + ", ".join(METRICS))}
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _add_problem_flags(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("problem (flags override the spec file)")
+    g = p.add_argument_group("problem (flags override the spec file's [problem] table)")
     g.add_argument("spec", nargs="?", help="TOML spec file with a [problem] table (examples/*.toml)")
+    g.add_argument("--family", choices=FAMILIES, help="model family (default ufm): ufm, deep (DeepUFM), "
+                   "md (MemorizationDilation), multilabel (MultiLabelUFM), regression (RegressionUFM, "
+                   "targets Y from the spec file)")
     g.add_argument("--K", type=int, help="number of classes, >= 2")
     g.add_argument("--n", help="samples per class: an int, or per-class counts '6,6,1,1'")
     g.add_argument("--d", type=int, help="feature dimension, >= 1")
+    g.add_argument("--widths", help="deep: layer widths d_1,...,d_L, e.g. '8,8'")
     g.add_argument("--loss", choices=LOSSES, help="ce (cross-entropy), ls (label smoothing, "
                    "--alpha), focal (--gamma), mse (one-hot)")
     g.add_argument("--alpha", type=float, help="label-smoothing alpha in [0, 1)")
     g.add_argument("--gamma", type=float, help="focal gamma >= 0")
-    g.add_argument("--lam-W", dest="lam_W", type=float, help="weight decay on W, >= 0")
+    g.add_argument("--lam-W", dest="lam_W", help="weight decay on W, >= 0 (deep: one per layer, "
+                   "'1e-3,2e-3')")
     g.add_argument("--lam-H", dest="lam_H", type=float, help="weight decay on H, >= 0")
     g.add_argument("--lam-b", dest="lam_b", help="bias decay: 'none' (no bias, default), 0 (free), > 0")
-    g.add_argument("--nonneg", action="store_true", default=None, help="constrain H >= 0")
+    g.add_argument("--nonneg", action=argparse.BooleanOptionalAction, default=None,
+                   help="constrain H >= 0 (ufm)")
+    g.add_argument("--activation", choices=("relu", "linear"), help="deep: activation between layers")
+    g.add_argument("--relu-features", dest="relu_features", action=argparse.BooleanOptionalAction,
+                   default=None, help="deep: a ReLU on H_1 (the constraint H_1 >= 0)")
+    g.add_argument("--lam", type=float, help="md: expressivity strength, >= 0")
+    g.add_argument("--eta", type=float, help="md: noise rate in [0, 1)")
+    g.add_argument("--variant", choices=("radius", "per_sample"), help="md: radius or per_sample")
+    g.add_argument("--eps", type=float, help="md: norm smoothing, > 0")
+    g.add_argument("--counts", help="multilabel: copies per label-set size, '1:2,2:1'")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 
 def parser(name: str, description: str, epilog: str, problem: bool = True) -> argparse.ArgumentParser:
-    """The parser of ``ufm NAME``; with ``problem``, the problem flags, a spec file and ``--json``."""
-    p = argparse.ArgumentParser(prog=f"ufm {name}", description=description, epilog=epilog,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The parser of ``ufm NAME``; with ``problem``, the problem flags, a spec file and ``--json``.
+    Its usage errors are one line on stderr with exit status 2."""
+    p = _Parser(prog=f"ufm {name}", description=description, epilog=epilog,
+                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="show the full traceback of an error")
     if problem:
         _add_problem_flags(p)
     return p
 
 
+def _plain(v):
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, np.generic):
+        return v.item()
+    if hasattr(v, "name") and hasattr(v, "value"):  # an enum member
+        return v.name
+    return str(v)
+
+
 def emit(args: argparse.Namespace, record: dict, text_lines: Sequence[str]) -> None:
-    """Print ``record`` as one JSON object (``--json``), else the text lines."""
+    """Print ``record`` as one JSON object (``--json``; arrays as lists), else the text lines."""
     if args.json:
-        print(json.dumps(record, indent=1, default=str))
+        print(json.dumps(record, indent=1, default=_plain))
     else:
         print("\n".join(text_lines))
 
 
 def read_spec(path: str | os.PathLike | None) -> dict:
-    """The TOML spec file at ``path`` (``{}`` for None); a SpecError names an unreadable file."""
+    """The TOML spec file at ``path`` (``{}`` for None); a SpecError names an unreadable file or an
+    unknown table."""
     if path is None:
         return {}
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            spec = tomllib.load(f)
     except OSError as e:
-        raise SpecError(f"spec: cannot read {path!r}: {e.strerror}") from None
+        raise SpecError(f"spec: cannot read {os.fspath(path)!r}: {e.strerror}") from None
     except tomllib.TOMLDecodeError as e:
-        raise SpecError(f"spec: {path!r} is not valid TOML: {e}") from None
+        raise SpecError(f"spec: {os.fspath(path)!r} is not valid TOML: {e}") from None
+    for table, body in spec.items():
+        if table not in TABLES:
+            raise SpecError(f"spec: unknown table or key [{table}]; the tables are "
+                            f"{', '.join(f'[{t}]' for t in TABLES)}")
+        if not isinstance(body, dict):
+            raise SpecError(f"spec: [{table}] must be a table of keys, got {table} = {body!r}")
+    return spec
 
 
-def problem_dict(args: argparse.Namespace, spec: dict) -> dict:
+def _split(flag: str, text: str, cast, fmt: str) -> list:
+    try:
+        return [cast(x) for x in str(text).split(",")]
+    except ValueError:
+        raise SpecError(f"{flag} must look like {fmt}, got {text!r}") from None
+
+
+def _from_flag(key: str, text: Any) -> Any:
+    """A flag's text as the TOML value of its key (lists from comma-separated values)."""
+    if not isinstance(text, str):
+        return text
+    if key == "n":
+        v = _split("--n", text, int, "5 or 6,6,1,1 (integers)")
+        return v[0] if len(v) == 1 else v
+    if key == "widths":
+        return _split("--widths", text, int, "8,8 (integers)")
+    if key == "lam_W":
+        v = _split("--lam-W", text, float, "1e-3 or 1e-3,2e-3 (numbers)")
+        return v[0] if len(v) == 1 else v
+    if key == "lam_b":
+        return "none" if text.lower() == "none" else _split("--lam-b", text, float,
+                                                             "none, 0 or a number > 0")[0]
+    if key == "counts":
+        try:
+            return {m.strip(): int(c) for m, c in (item.split(":") for item in text.split(","))}
+        except ValueError:
+            raise SpecError(f"--counts must look like 1:2,2:1 (multiplicity:copies), got {text!r}") from None
+    return text
+
+
+def problem_dict(args: argparse.Namespace, spec: Mapping[str, Any]) -> dict:
     """The spec's ``[problem]`` table with the flags that were given written over it."""
     table = dict(spec.get("problem", {}))
-    unknown = sorted(set(table) - set(PROBLEM_KEYS))
-    if unknown:
-        raise SpecError(f"spec [problem]: unknown key(s) {unknown}; known: {list(PROBLEM_KEYS)}")
     for key in PROBLEM_KEYS:
         v = getattr(args, key, None)
         if v is not None:
-            table[key] = v
+            table[key] = _from_flag(key, v)
     return table
 
 
-def _parse_n(value, where):
-    if isinstance(value, int):
-        return value
-    if isinstance(value, list):
-        return tuple(value)
-    try:
-        parts = [int(x) for x in str(value).split(",")]
-    except ValueError:
-        raise SpecError(f"{where} must be an int or per-class counts like 6,6,1,1, got {value!r}") from None
-    return parts[0] if len(parts) == 1 else tuple(parts)
-
-
-def _loss(table):
-    name = str(table.get("loss", "ce")).lower()
-    if name not in LOSSES:
-        raise SpecError(f"--loss (problem.loss) must be one of {list(LOSSES)}, got {name!r}")
-    try:
-        return {"ce": lambda: CrossEntropy(),
-                "ls": lambda: LabelSmoothing(table.get("alpha", 0.1)),
-                "focal": lambda: Focal(table.get("gamma", 2.0)),
-                "mse": lambda: MSE()}[name]()
-    except ValueError as e:
-        raise SpecError(f"--alpha/--gamma (problem.alpha/gamma): {e}") from None
-
-
-def _lam_b(value):
-    if not isinstance(value, str):
-        return value
-    if value.lower() == "none":
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        raise SpecError(f"--lam-b must be 'none' or a number >= 0, got {value!r}") from None
-
-
-def build_problem(table: dict[str, Any]) -> UFM:
-    """A :class:`ufm.UFM` from a ``[problem]`` table; errors name the key (``--K`` / ``problem.K``)."""
-    for key in ("K", "n", "d", "lam_W", "lam_H"):
-        if key not in table:
-            flag = "--" + key.replace("_", "-")
-            raise SpecError(f"{flag} (problem.{key}) is required")
-    loss = _loss(table)
-    lam_b = _lam_b(table.get("lam_b"))
-    try:
-        return UFM(K=table["K"], n=_parse_n(table["n"], "--n (problem.n)"), d=table["d"], loss=loss,
-                   lam_W=table["lam_W"], lam_H=table["lam_H"], lam_b=lam_b,
-                   nonneg=bool(table.get("nonneg", False)))
-    except ValueError as e:
-        raise SpecError(f"problem: {e}") from None
-
-
-def problem_from(args: argparse.Namespace) -> tuple[UFM, dict]:
+def problem_from(args: argparse.Namespace) -> tuple[Problem, dict]:
     """The problem of a command (its spec file, flags written over it) and the spec itself."""
     spec = read_spec(args.spec)
     return build_problem(problem_dict(args, spec)), spec
+
+
+def options(args: argparse.Namespace, spec: Mapping[str, Any], table: str, keys: Mapping[str, Key],
+            defaults: Mapping[str, Any]) -> dict:
+    """A command's options: ``defaults``, then the spec's ``[table]``, then the flags given
+    (``None`` means not given); each checked against ``keys`` (the error names the key and its
+    valid range)."""
+    body = dict(spec.get(table, {}))
+    for key in body:
+        if key not in keys:
+            raise SpecError(f"{table}.{key}: unknown key; the keys of [{table}] are {', '.join(sorted(keys))}")
+    out = dict(defaults)
+    for key in keys:
+        flag = getattr(args, key, None)
+        value = flag if flag is not None else body.get(key)
+        if value is None:
+            continue
+        checked = keys[key].check(value)
+        if checked is None:
+            raise SpecError(f"{table}.{key} ({flag_of(key)}) must be {keys[key].doc}, got {value!r}")
+        out[key] = checked
+    return out
+
