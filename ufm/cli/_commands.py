@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import os
 import sys
 from collections.abc import Sequence
@@ -63,7 +65,8 @@ def _solve_parser():
         "come from flags or the spec's [solve] table. Exit status 1 when not certified."),
         "example: ufm solve --K 4 --n 5 --d 8 --loss ce --lam-W 5e-3 --lam-H 5e-3 --order second")
     p.add_argument("--seed", type=int, help="random start (default 0)")
-    p.add_argument("--restarts", type=int, help="random starts, keep the best (default 1)")
+    p.add_argument("--starts", type=int, help="random starts (seeds seed, seed+1, ...), keep the best (default 1)")
+    p.add_argument("--restarts", type=int, help=argparse.SUPPRESS)  # the deprecated name of --starts
     p.add_argument("--gtol", type=float, help="relative KKT tolerance (default 1e-10)")
     p.add_argument("--max-steps", dest="max_steps", type=int,
                    help="first-stage iteration cap (default 10000)")
@@ -76,7 +79,7 @@ def _solve_parser():
     return p
 
 
-_SOLVE_DEFAULTS = {"seed": 0, "restarts": 1, "gtol": 1e-10, "max_steps": 10_000, "order": "auto",
+_SOLVE_DEFAULTS = {"seed": 0, "starts": 1, "gtol": 1e-10, "max_steps": 10_000, "order": "auto",
                    "certify": "local"}
 
 
@@ -91,7 +94,7 @@ def cmd_solve(argv: Sequence[str]) -> int:
         if not has_classifier(prob):
             raise SpecError(f"--spectrum: the {type(prob).__name__} family has no classifier W and "
                             "features H to draw; drop --spectrum")
-    sol = minimize(prob, seed=o["seed"], restarts=o["restarts"], gtol=o["gtol"], max_steps=o["max_steps"],
+    sol = minimize(prob, seed=o["seed"], starts=o["starts"], gtol=o["gtol"], max_steps=o["max_steps"],
                    order=o["order"], certify="global" if o["certify"] == "global" else None,
                    hessian=True, throw=False)
     cert = sol.certificate

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import tomllib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
@@ -27,6 +28,7 @@ __all__ = ["SpecError", "LOSSES", "PROBLEM_KEYS", "TABLES", "SOLVE_KEYS", "FLOW_
 PROBLEM_KEYS = tuple(sorted({k for keys in KEYS.values() for k in keys}))
 TABLES = ("problem", "solve", "flow", "sweep")
 METRICS = ("nc1", "nc2_W", "nc2_H", "nc3", "grad_norm")
+RENAMED = {"restarts": "starts"}  # old option name -> new, accepted with a deprecation line
 
 
 def _metric_names(v):
@@ -65,7 +67,7 @@ def _one_of(*names):
 
 
 SOLVE_KEYS: dict[str, Key] = {
-    "seed": _int_ge(0), "restarts": _int_ge(1), "gtol": _pos(), "max_steps": _int_ge(1),
+    "seed": _int_ge(0), "starts": _int_ge(1), "gtol": _pos(), "max_steps": _int_ge(1),
     "order": _one_of("auto", "first", "second"), "certify": _one_of("local", "global")}
 FLOW_KEYS: dict[str, Key] = {
     "seed": _int_ge(0), "t1": _pos(), "dt": _pos(), "momentum": _in01(), "points": _int_ge(2),
@@ -214,6 +216,18 @@ def options(args: argparse.Namespace, spec: Mapping[str, Any], table: str, keys:
     (``None`` means not given); each checked against ``keys`` (the error names the key and its
     valid range)."""
     body = dict(spec.get(table, {}))
+    for old, new in RENAMED.items():
+        if new not in keys:
+            continue
+        if old in body or getattr(args, old, None) is not None:
+            if new in body or getattr(args, new, None) is not None:
+                raise SpecError(f"give {new} only ({old} is its deprecated name)")
+            print(f"ufm: {table}.{old} / {flag_of(old)} is deprecated; use {new} / {flag_of(new)}",
+                  file=sys.stderr)
+            if old in body:
+                body[new] = body.pop(old)
+            else:
+                setattr(args, new, getattr(args, old))
     for key in body:
         if key not in keys:
             raise SpecError(f"{table}.{key}: unknown key; the keys of [{table}] are {', '.join(sorted(keys))}")
