@@ -1,7 +1,7 @@
 """The certificate means what it says: saddles are escaped, second order is checked on the
 directions that are not symmetries, the solver core traces under jit/vmap, blow-ups are reported.
 
-Every expected number comes from a formula: the simplex-ETF reduction (ufm.etf._reduction), the origin
+Every expected number comes from a formula: the simplex-ETF reduction (ufm.etf), the origin
 Hessian of a deep linear model (the penalty's diagonal), the rotation-orbit dimension.
 """
 
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import ufm
-from ufm import _etf
+from ufm.etf import _reduction as _etf
 
 
 def _zeros_like(params):
