@@ -64,7 +64,7 @@ SCALE = dict(K=100, n=50, d=512)
 LAM_W = LAM_H = 5e-4
 LR, MU = 0.1, 0.9
 RTOL = {"float32": 1e-4, "float64": 1e-9}
-# ufm speed-up wanted over each (issue 11: torch eager >= 25x in float32; NumPy >= 1.2x in float64)
+# ufm speed-up wanted over each (torch eager >= 25x in float32; NumPy >= 1.2x in float64)
 TARGET = {"torch": {"float32": 25.0, "float64": 8.0}, "numpy": {"float64": 1.2}}
 PEAK_TARGET = 0.70  # fraction of the measured matmul rate wanted at scale
 

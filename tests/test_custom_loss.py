@@ -1,4 +1,4 @@
-"""ufm.CustomLoss: a per-sample loss written by the user behaves like a built-in (issue 13)."""
+"""ufm.CustomLoss: a per-sample loss written by the user behaves like a built-in."""
 
 import dataclasses
 import pickle
@@ -102,7 +102,7 @@ def brier_true(z, y):
 
 
 def test_parameter_free_losses_do_not_share_a_compiled_solver():
-    """Regression (issue 13): JAX compares dataclass tree structures by their metadata only, so two
+    """Regression: JAX compares dataclass tree structures by their metadata only, so two
     parameter-free custom losses once shared one structure and one compiled solve."""
     a, b = ufm.CustomLoss(mae), ufm.CustomLoss(brier_true)
     assert jax.tree_util.tree_structure(a) != jax.tree_util.tree_structure(b)

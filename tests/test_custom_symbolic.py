@@ -1,4 +1,4 @@
-"""proofs_check.custom: a loss as a SymPy expression of p, proved and lambdified (issue 13)."""
+"""proofs_check.custom: a loss as a SymPy expression of p, proved and lambdified."""
 
 import math
 

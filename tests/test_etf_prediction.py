@@ -1,4 +1,4 @@
-"""ufm.etf_prediction and ufm.etf_verdict (issue 13): the ETF ansatz against the catalog and the solver."""
+"""ufm.etf_prediction and ufm.etf_verdict: the ETF ansatz against the catalog and the solver."""
 
 import math
 import os

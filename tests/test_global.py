@@ -1,4 +1,4 @@
-"""Global-optimality certificates (issue 10): ``ufm.global_certificate``.
+"""Global-optimality certificates: ``ufm.global_certificate``.
 
 Properties: the gap vanishes at ``minimize``'s solution on closed-form instances; at any other
 point (perturbed, ``d < K``, ``H >= 0``) the lower bound stays below the true minimum (the
@@ -157,7 +157,7 @@ def test_unsupported_families_raise_with_reason(make):
 
 @pytest.mark.slow
 def test_minimize_certify_global_deep_linear_never_certifies_the_origin():
-    """Issue 10: started near the origin (a local minimum for m >= 3), certify='global' either
+    """Started near the origin (a local minimum for m >= 3), certify='global' either
     reaches the h_m value or returns not converged with the measured gap."""
     prob = ufm.DeepUFM(K=3, n=2, widths=(4, 4), loss=ufm.MSE(), lam_W=4e-3, lam_H=4e-3, activation="linear")
     plain = ufm.minimize(prob, init_scale=1e-3, throw=False)

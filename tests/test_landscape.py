@@ -1,4 +1,4 @@
-"""ufm.landscape (issue 10): classification of critical points, census, slices and paths."""
+"""ufm.landscape: classification of critical points, census, slices and paths."""
 
 from __future__ import annotations
 

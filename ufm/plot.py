@@ -34,7 +34,7 @@ __all__ = ["phase_diagram", "flow_metrics", "spectra", "figure", "close", "traje
 
 
 def _pyplot():
-    """matplotlib.pyplot, with whatever backend the session has (none is forced here)."""
+    """matplotlib.pyplot, with whatever backend is current (none is forced here)."""
     import matplotlib.pyplot as plt  # the plot extra: a ModuleNotFoundError names matplotlib
 
     return plt
@@ -48,7 +48,7 @@ def _figure(ax, plt, figsize):
 
 
 def figure(**kwargs: Any) -> Figure:
-    """A new empty matplotlib Figure (``pyplot.figure(**kwargs)``), in the session's backend."""
+    """A new empty matplotlib Figure (``pyplot.figure(**kwargs)``), in the current backend."""
     return _pyplot().figure(**kwargs)
 
 
