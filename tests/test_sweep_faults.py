@@ -270,6 +270,9 @@ def test_store_anywhere_and_xarray_reads_it(tmp_path, kind):
     order = snake_order([len(GRID["lam_W"])])
     np.testing.assert_array_equal(part["lam_W"].values, np.asarray(GRID["lam_W"])[order])
     assert part["done"].values.tolist() == [True, True, False]
+    finished = part.where(part["done"].isel(chunk=part["point"] // part.attrs["chunk"]))  # the guide's recipe
+    assert np.isfinite(finished["value"].values[:2 * CHUNK]).all()
+    assert np.isnan(finished["value"].values[2 * CHUNK:]).all()
     full = sweep(CE, GRID, store=url, chunk=CHUNK)
     check_values(full)
     whole = xr.open_zarr(url, consolidated=False)

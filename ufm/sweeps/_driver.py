@@ -26,6 +26,7 @@ from jax.sharding import Mesh
 
 from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
+from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.problems import Problem
 from ufm.sweeps._grid import GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
@@ -224,9 +225,15 @@ def _device_worker(root, plan: _Plan, queue, device, bar) -> None:
 
 
 def _dask_task(store: str, plan: _Plan, c: int) -> int:
-    """One chunk on a Dask worker: opens the shared store, solves, writes (if still the owner)."""
+    """One chunk on a Dask worker: opens the shared store, solves, writes (if still the owner).
+
+    A worker process outlives the sweep and may run many sweeps of other shapes: its compiled
+    programs are released before they reach the kernel's memory-map limit (one read of
+    /proc/self/maps per chunk)."""
     enable_x64()
-    return _run_chunk(open_root(store, "r+"), plan, c)
+    n = _run_chunk(open_root(store, "r+"), plan, c)
+    release_compiled_near_map_limit()
+    return n
 
 
 def _run_dask(client, store, plan: _Plan, todo, bar) -> None:
