@@ -331,3 +331,22 @@ def test_failed_points_are_stored_and_counted(tmp_path):
     assert _failed(ds) == {"nonfinite": 1}
     stored = xr.open_zarr(tmp_path / "s.zarr", consolidated=False)
     assert sorted(stored["result"].values[:, 0].tolist()) == [0, 0, int(ufm.RESULTS.nonfinite)]
+
+
+def test_problem_travels_to_a_worker_in_float64(tmp_path):
+    """A Dask worker unpickles a task before float64 is on: the plan travels as bytes and is
+    unpacked after (in a fresh process with JAX's default float32)."""
+    from ufm.sweeps._driver import _plan, ship
+
+    import jax
+
+    plan = _plan(CE, GRID, 1, CHUNK, jax.local_devices(), False, gtol=1e-10, order="auto", max_steps=10_000,
+                 max_newton=100, certify="auto")
+    (tmp_path / "plan.bin").write_bytes(ship(plan))
+    code = ("import sys; from ufm.sweeps._driver import receive; "
+            "p = receive(open(sys.argv[1], 'rb').read()).prob; print(p.lam_H.dtype, repr(float(p.lam_H)))")
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("JAX_ENABLE_X64", None)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "plan.bin")], env=env,
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()
+    assert out == ["float64", repr(5e-3)]

@@ -36,7 +36,7 @@ from ufm.sweeps._store import done_chunks, open_root, open_store, open_sweep, st
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["sweep", "LOCAL_MODES"]
+__all__ = ["sweep", "LOCAL_MODES", "ship", "receive"]
 
 LOCAL_MODES = ("spmd", "threads")  # several local devices: one SPMD program, or one per device
 
@@ -224,14 +224,31 @@ def _device_worker(root, plan: _Plan, queue, device, bar) -> None:
         bar.update(_run_chunk(root, plan, c, device))
 
 
-def _dask_task(store: str, plan: _Plan, c: int) -> int:
+def ship(plan: _Plan) -> bytes:
+    """The plan of a sweep as bytes for a Dask worker (cloudpickle: a user's loss function
+    travels too). A worker unpickles a task's arguments before it runs the task; a problem
+    unpickled then, with float64 still off, would be rebuilt in float32 (``lam_H = 5e-3`` off
+    by 2e-8 relative), so the plan travels as bytes and is unpacked by :func:`receive`."""
+    import cloudpickle
+
+    return cloudpickle.dumps(plan)
+
+
+def receive(blob: bytes) -> _Plan:
+    """The plan of :func:`ship`, unpacked after float64 is on."""
+    import cloudpickle
+
+    enable_x64()
+    return cloudpickle.loads(blob)
+
+
+def _dask_task(store: str, blob: bytes, c: int) -> int:
     """One chunk on a Dask worker: opens the shared store, solves, writes (if still the owner).
 
     A worker process outlives the sweep and may run many sweeps of other shapes: its compiled
     programs are released before they reach the kernel's memory-map limit (one read of
     /proc/self/maps per chunk)."""
-    enable_x64()
-    n = _run_chunk(open_root(store, "r+"), plan, c)
+    n = _run_chunk(open_root(store, "r+"), receive(blob), c)
     release_compiled_near_map_limit()
     return n
 
@@ -241,7 +258,8 @@ def _run_dask(client, store, plan: _Plan, todo, bar) -> None:
     first failure the tasks not yet started are cancelled and the failure is raised."""
     from distributed import as_completed
 
-    futs = [client.submit(_dask_task, store, plan, c, pure=False, key=f"ufm-sweep-{plan.run_id}-{c}")
+    blob = ship(plan)
+    futs = [client.submit(_dask_task, store, blob, c, pure=False, key=f"ufm-sweep-{plan.run_id}-{c}")
             for c in todo]
     try:
         for f in as_completed(futs):
