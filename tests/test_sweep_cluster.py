@@ -268,11 +268,14 @@ def test_two_commands_on_one_store_at_once(tmp_path):
     check_values(open_sweep(store))
 
 
-def test_jobqueue_local_cluster(tmp_path):
-    """dask-jobqueue's own code path (job scripts that start workers), run as local processes."""
+def test_jobqueue_local_cluster(tmp_path, monkeypatch):
+    """dask-jobqueue's own code path (job scripts that start workers), run as local processes
+    (its LocalJob runs the script's worker command without a shell: the environment is ours)."""
     local = pytest.importorskip("dask_jobqueue.local")
+    for key, value in _env().items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
     with local.LocalCluster(cores=1, processes=1, memory="2GB", log_directory=str(tmp_path),
-                            job_script_prologue=[f"export PYTHONPATH={ROOT}", "export JAX_PLATFORMS=cpu"],
                             scheduler_options={"host": "127.0.0.1", "dashboard_address": None}) as cluster:
         cluster.scale(jobs=2)
         with Client(cluster) as client:
