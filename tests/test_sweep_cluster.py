@@ -283,3 +283,22 @@ def test_jobqueue_local_cluster(tmp_path, monkeypatch):
             ds = sweep(CE, GRID, store=tmp_path / "s.zarr", chunk=CHUNK, client=client)
     check_values(ds)
     assert len(set(runs(tmp_path / "s.zarr").tolist())) == 1
+
+
+def test_thousand_points_cluster_matches_local(cluster, tmp_path):
+    """examples/ce_zero_1000.toml on the two-worker cluster and locally: the same store contents
+    (docs/guide/scale.md times the same two commands)."""
+    address, _ = cluster
+    spec = str(ROOT / "examples" / "ce_zero_1000.toml")
+    base = [sys.executable, "-m", "ufm", "sweep", spec, "--no-progress"]
+    local = _spawn(base + ["--store", str(tmp_path / "l.zarr")], open(tmp_path / "l.log", "w"))
+    assert local.wait(timeout=LIMIT) == 0, (tmp_path / "l.log").read_text()
+    remote = _spawn(base + ["--store", str(tmp_path / "c.zarr"), "--scheduler", address],
+                    open(tmp_path / "c.log", "w"))
+    assert remote.wait(timeout=LIMIT) == 0, (tmp_path / "c.log").read_text()
+    a, b = open_sweep(tmp_path / "l.zarr"), open_sweep(tmp_path / "c.zarr")
+    assert a.sizes["lam_W"] * a.sizes["lam_H"] == 1000 and bool(b.done.all())
+    np.testing.assert_allclose(b.value.values, a.value.values, rtol=1e-9, atol=1e-12)
+    np.testing.assert_array_equal(b.phase.values, a.phase.values)
+    for store in ("l.zarr", "c.zarr"):
+        assert len(set(runs(tmp_path / store).tolist())) == 1

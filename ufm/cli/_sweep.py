@@ -23,7 +23,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
         "Certified solves over a product grid of hyper-parameters (a phase diagram). Results go "
         "chunk by chunk to a Zarr store; run the same command again to resume after an "
         "interruption (nothing finished is recomputed). Uses every CPU core (one JAX host device "
-        "per core) or a Dask cluster (--dask)."),
+        "per core) or a Dask cluster (--scheduler ADDRESS). One sweep writes a store at a time; a "
+        "second is refused with one line naming the first."),
         ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
          "values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
          "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
