@@ -89,17 +89,15 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
         grid: ``{field: values}``, fields from :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``,
             ``"lam_b"``, ``"loss.alpha"``, ...); values a list or ``{"log": [lo, hi, num]}``.
         starts: random starts per point (seeds ``0 .. starts - 1``; deprecated name ``seeds``).
-        store: a Zarr store (resumable): a directory path, a ``file://`` URL, another fsspec URL
-            (``memory://``, ``s3://`` with its fsspec package), or a Zarr Store; ``None``: in
-            memory. One call writes a store at a time (a lease with a heartbeat,
-            :mod:`ufm.sweeps._lease`); a finished chunk is never written again.
+        store: a Zarr store (resumable): a path, a ``file://`` or other fsspec URL (``memory://``,
+            ``s3://``), or a Zarr Store; ``None``: in memory. One call writes a store at a time
+            (a lease with a heartbeat); a finished chunk is never written again.
 
     Other arguments:
         chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
-        client: a ``dask.distributed.Client``; chunks then run on its workers, which write to
-            ``store`` (a path or URL every worker can reach; a worker that dies mid-chunk has its
-            chunk run again on another). Without it, chunks run on every local JAX
-            device (on CPU, start Python with
+        client: a ``dask.distributed.Client``; chunks then run on its workers (a chunk whose
+            worker dies runs again on another), which write to ``store`` (reachable by all).
+            Without it, chunks run on every local JAX device (on CPU, start Python with
             ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does).
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
@@ -118,13 +116,10 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
     Raises:
         ValueError: a bad grid (naming the field) or option, or a store that holds a different
             sweep; all before anything is solved or written.
-        StoreBusyError: another call holds the store's lease (the message names it); nothing
-            was solved.
-        StoreWriteError: the store refused a write (disk full, read-only): a one-line ``OSError``;
-            the chunks done before stay intact and the same call resumes.
+        StoreBusyError: another call holds the store's lease (named); nothing was solved.
+        StoreWriteError: a write failed (disk full, read-only); done chunks intact; resumable.
 
-    A point whose solve fails (non-finite values, no certificate within ``max_steps``) is stored
-    with its :class:`ufm.RESULTS` code (``result``, ``result_name``) and the sweep goes on.
+    A failed solve is stored with its :class:`ufm.RESULTS` code (``result``); the sweep goes on.
 
     References:
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375), the CE UFM landscape the phase diagrams map.
@@ -135,26 +130,27 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
                  order=order, max_steps=max_steps, max_newton=max_newton, certify=certify)
     if local_mode not in LOCAL_MODES:
         raise ValueError(f"local_mode must be 'spmd' or 'threads', got local_mode={local_mode!r}")
+    store, root, plan = _open(prob, plan, store, client)
+    P = grid_size(plan.axes)
+    with holding(root, plan.run_id, plan.store_name):  # the chunks to do are read under the lease
+        done = done_chunks(root)
+        todo = [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
+        with contextlib.closing(_bar(progress, P, int(done.sum()) * plan.chunk)) as bar:
+            _run_dask(client, store, plan, todo, bar) if client is not None else \
+                _run_local(root, plan, todo, devices, local_mode, bar)
+    return open_sweep(root)
+
+
+def _open(prob, plan: _Plan, store, client) -> tuple[Any, Any, _Plan]:
+    """The store (a path made a str), its group (created or checked), the plan naming it."""
     if client is not None and not isinstance(store, (str, os.PathLike)):
         raise ValueError(f"store must be a path or URL when client is given (the workers open it), "
                          f"got store={store!r}")
     store = os.fspath(store) if isinstance(store, os.PathLike) else store
     plan = dataclasses.replace(plan, store_name=where(store) if store is not None else "(memory)")
-    P = grid_size(plan.axes)
-    root = open_store(store, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts), P,
-                      prob.K, prob.D)
-    with holding(root, plan.run_id, plan.store_name):
-        done = done_chunks(root)
-        todo = [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
-        bar = _bar(progress, P, int(done.sum()) * plan.chunk)
-        try:
-            if client is not None:
-                _run_dask(client, store, plan, todo, bar)
-            else:
-                _run_local(root, plan, todo, devices, local_mode, bar)
-        finally:
-            bar.close()
-    return open_sweep(root)
+    root = open_store(store, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts),
+                      grid_size(plan.axes), prob.K, prob.D)
+    return store, root, plan
 
 
 def _count(name: str, value) -> int:

@@ -32,10 +32,13 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["LEASE_KEY", "LEASE_TTL", "HEARTBEAT", "StoreBusyError", "read_lease", "acquire",
-           "release", "check_owner", "holding"]
+if TYPE_CHECKING:
+    import zarr
+
+__all__ = ["LEASE_KEY", "LEASE_TTL", "HEARTBEAT", "StoreBusyError", "read_lease", "describe_owner",
+           "acquire", "release", "check_owner", "holding"]
 
 LEASE_KEY = "ufm_lease.json"
 LEASE_TTL = 60.0  # seconds without a heartbeat after which a lease is stale
@@ -50,18 +53,18 @@ class StoreBusyError(RuntimeError):
     """
 
 
-def _sync(coro):
+def _sync(coro: Any) -> Any:
     from zarr.core.sync import sync
 
     return sync(coro)
 
 
-def _key(root) -> str:
+def _key(root: zarr.Group) -> str:
     path = root.store_path.path
     return f"{path}/{LEASE_KEY}" if path else LEASE_KEY
 
 
-def read_lease(root) -> dict[str, Any] | None:
+def read_lease(root: zarr.Group) -> dict[str, Any] | None:
     """The lease of the store of group ``root`` (a dict), or None when nobody holds it."""
     from zarr.core.buffer import default_buffer_prototype
 
@@ -74,7 +77,7 @@ def read_lease(root) -> dict[str, Any] | None:
         return {"run": 0, "host": "?", "pid": 0, "heartbeat": 0.0}  # torn: stale at once
 
 
-def _write(root, lease: dict, exclusive: bool) -> None:
+def _write(root: zarr.Group, lease: dict, exclusive: bool) -> None:
     from zarr.core.buffer import cpu
 
     buf = cpu.Buffer.from_bytes(json.dumps(lease).encode())
@@ -109,7 +112,7 @@ def describe_owner(lease: dict, now: float | None = None) -> str:
             f"{lease.get('started', '?')}, heartbeat {age:.0f} s ago)")
 
 
-def acquire(root, run_id: int, where: str) -> None:
+def acquire(root: zarr.Group, run_id: int, where: str) -> None:
     """Take the lease of the store of ``root`` for ``run_id``, replacing a stale one.
 
     Raises:
@@ -136,7 +139,7 @@ def acquire(root, run_id: int, where: str) -> None:
                          f"run the call again")
 
 
-def release(root, run_id: int) -> None:
+def release(root: zarr.Group, run_id: int) -> None:
     """Delete the lease if it still names ``run_id`` (a failing store is left as it is)."""
     with contextlib.suppress(OSError):
         lease = read_lease(root)
@@ -144,7 +147,7 @@ def release(root, run_id: int) -> None:
             _sync(root.store.delete(_key(root)))
 
 
-def check_owner(root, run_id: int, where: str) -> None:
+def check_owner(root: zarr.Group, run_id: int, where: str) -> None:
     """Raise :class:`StoreBusyError` unless the lease of the store names ``run_id`` (fencing)."""
     lease = read_lease(root)
     if lease is None or int(lease.get("run", 0)) != run_id:
@@ -153,7 +156,7 @@ def check_owner(root, run_id: int, where: str) -> None:
                              f"{who}; nothing more was written; run the call again to resume")
 
 
-def _beat(root, run_id: int, stop: threading.Event) -> None:
+def _beat(root: zarr.Group, run_id: int, stop: threading.Event) -> None:
     while not stop.wait(HEARTBEAT):
         with contextlib.suppress(Exception):  # a failing store: the write path reports it
             lease = read_lease(root)
@@ -164,7 +167,7 @@ def _beat(root, run_id: int, stop: threading.Event) -> None:
 
 
 @contextlib.contextmanager
-def holding(root, run_id: int, where: str) -> Iterator[None]:
+def holding(root: zarr.Group, run_id: int, where: str) -> Iterator[None]:
     """Hold the lease for ``run_id`` (with a heartbeat thread) inside the block; release it after."""
     acquire(root, run_id, where)
     stop = threading.Event()
