@@ -151,6 +151,7 @@ def test_disk_full_or_read_only_mid_run(first_chunk, code):
 
 def test_cli_store_error_is_one_line(first_chunk, monkeypatch, capsys, tmp_path):
     from ufm.cli._sweep import cmd_sweep
+    from ufm.sweeps import _driver
 
     path, digest0, _ = first_chunk
     real = _store.open_root
@@ -162,7 +163,7 @@ def test_cli_store_error_is_one_line(first_chunk, monkeypatch, capsys, tmp_path)
 
         return real(faulty(store, fail), mode)
 
-    monkeypatch.setattr(_store, "open_root", full_disk)
+    monkeypatch.setattr(_driver, "open_root", full_disk)
     argv = ["--K", "3", "--n", "2", "--d", "4", "--loss", "ce", "--lam-W", "5e-3", "--lam-H", "5e-3",
             "--grid", "lam_W=" + ",".join(map(str, GRID["lam_W"])), "--chunk", str(CHUNK),
             "--store", str(path), "--no-progress"]
@@ -214,10 +215,9 @@ def test_lease_of_a_silent_host_expires(first_chunk, monkeypatch):
 
 
 def test_two_sweeps_at_once_one_writes(tmp_path):
-    """Two calls start together on one store: one owns it and computes every chunk, the other
-    is refused before solving (the run ids are all the winner's)."""
+    """Two calls start together on a new store: one creates it and computes every chunk, the
+    other is refused before creating or solving anything (the run ids are all the winner's)."""
     path = tmp_path / "s.zarr"
-    sweep(CE, GRID, store=path, chunk=CHUNK, max_chunks=0)  # the store exists, nothing done
     outcome, gate = {}, threading.Barrier(2)
 
     def one(name):

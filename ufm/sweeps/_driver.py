@@ -130,27 +130,32 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
                  order=order, max_steps=max_steps, max_newton=max_newton, certify=certify)
     if local_mode not in LOCAL_MODES:
         raise ValueError(f"local_mode must be 'spmd' or 'threads', got local_mode={local_mode!r}")
-    store, root, plan = _open(prob, plan, store, client)
+    store, root, plan = _open(plan, store, client)
     P = grid_size(plan.axes)
-    with holding(root, plan.run_id, plan.store_name):  # the chunks to do are read under the lease
-        done = done_chunks(root)
-        todo = [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
+    with holding(root, plan.run_id, plan.store_name):  # created or checked, then read, under the lease
+        done, todo = _todo(root, prob, plan, max_chunks)
         with contextlib.closing(_bar(progress, P, int(done.sum()) * plan.chunk)) as bar:
             _run_dask(client, store, plan, todo, bar) if client is not None else \
                 _run_local(root, plan, todo, devices, local_mode, bar)
     return open_sweep(root)
 
 
-def _open(prob, plan: _Plan, store, client) -> tuple[Any, Any, _Plan]:
-    """The store (a path made a str), its group (created or checked), the plan naming it."""
+def _open(plan: _Plan, store, client) -> tuple[Any, Any, _Plan]:
+    """The store (a path made a str), its group (not yet checked), the plan naming it."""
     if client is not None and not isinstance(store, (str, os.PathLike)):
         raise ValueError(f"store must be a path or URL when client is given (the workers open it), "
                          f"got store={store!r}")
     store = os.fspath(store) if isinstance(store, os.PathLike) else store
     plan = dataclasses.replace(plan, store_name=where(store) if store is not None else "(memory)")
-    root = open_store(store, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts),
-                      grid_size(plan.axes), prob.K, prob.D)
-    return store, root, plan
+    return store, open_root(store, "a"), plan
+
+
+def _todo(root, prob, plan: _Plan, max_chunks) -> tuple[np.ndarray, list[int]]:
+    """Create or check the store (under its lease), then the chunks done and those to run."""
+    open_store(root, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts),
+               grid_size(plan.axes), prob.K, prob.D, plan.store_name)
+    done = done_chunks(root)
+    return done, [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
 
 
 def _count(name: str, value) -> int:

@@ -103,33 +103,39 @@ def open_root(store: Any, mode: str) -> zarr.Group:
         store = os.fspath(store)
         if store.startswith("file://"):
             store = store[len("file://"):]
-    return zarr.open_group(store, mode=mode)
+    try:
+        return zarr.open_group(store, mode=mode)
+    except zarr.errors.ContainsGroupError:  # another call created it at this moment: open that
+        return zarr.open_group(store, mode=mode)
 
 
-def open_store(store: Any, meta: dict, P: int, K: int, D: int) -> zarr.Group:
-    """The group of a sweep: created with its arrays, or an existing one checked against ``meta``.
+def open_store(root: zarr.Group, meta: dict, P: int, K: int, D: int, name: str) -> zarr.Group:
+    """The arrays of a sweep in group ``root``: created, or checked against ``meta`` if present.
+
+    Call it holding the store's lease (:func:`ufm.sweeps._lease.holding`): two calls that find
+    an empty store at the same moment would both create it.
 
     Args:
-        store: a path, a URL or a Zarr Store (:func:`open_root`), or None (in memory).
+        root: the store's group (:func:`open_root`).
         meta: :func:`store_meta` of this call.
         P, K, D: grid points, classes, classifier rows (the Gram shapes).
+        name: the store as messages name it.
 
     Raises:
         ValueError: the store holds a different sweep (naming the attribute that differs), or a
             format this version cannot resume; the store is left as it was.
     """
-    root = open_root(store, "a")
     old = dict(root.attrs)
     if old:
         if old.get("format") not in READABLE:
             raise ValueError(
-                f"store {where(store)!r} has format {old.get('format')!r}, which this ufm "
+                f"store {name!r} has format {old.get('format')!r}, which this ufm "
                 f"({package_version()}) cannot resume (it reads {', '.join(READABLE)}); open it with "
                 f"the ufm that wrote it ({old.get('ufm_version', '?')}), or use a new store")
         for key in _COMPARED:
             if old.get(key) != meta[key]:
                 raise ValueError(
-                    f"store {where(store)!r} holds a different sweep: {key!r} differs (stored "
+                    f"store {name!r} holds a different sweep: {key!r} differs (stored "
                     f"{old.get(key)!r}, asked {meta[key]!r}); nothing was changed; use a new store")
         return root
     _create_arrays(root, P, meta, K, D)
