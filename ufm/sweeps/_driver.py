@@ -246,9 +246,9 @@ def receive(blob: bytes) -> _Plan:
 def _dask_task(store: str, blob: bytes, c: int) -> int:
     """One chunk on a Dask worker: opens the shared store, solves, writes (if still the owner).
 
-    A worker process outlives the sweep and may run many sweeps of other shapes: its compiled
-    programs are released before they reach the kernel's memory-map limit (one read of
-    /proc/self/maps per chunk)."""
+    A worker process outlives the sweep and may run many sweeps of other shapes: ufm's compiled
+    programs (the chunk kernel's among them) are released before the process reaches the
+    kernel's memory-map limit (one read of /proc/self/maps per chunk)."""
     n = _run_chunk(open_root(store, "r+"), receive(blob), c)
     release_compiled_near_map_limit()
     return n
