@@ -10,11 +10,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ufm.cli._spec import SpecError, emit, parser, problem_from
-from ufm.sweeps import locate_boundary, parse_grid, sweep
+from ufm.sweeps import StoreBusyError, locate_boundary, parse_grid, sweep
 
 __all__ = ["cmd_sweep", "SWEEP_KEYS"]
 
 SWEEP_KEYS = ("grid", "starts", "seeds", "chunk", "store", "boundary", "certify")  # seeds: old name
+SCHEDULER_TIMEOUT = 30  # seconds to reach a Dask scheduler
 
 
 def _sweep_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
         "Certified solves over a product grid of hyper-parameters (a phase diagram). Results go "
         "chunk by chunk to a Zarr store; run the same command again to resume after an "
         "interruption (nothing finished is recomputed). Uses every CPU core (one JAX host device "
-        "per core) or a Dask cluster (--dask)."),
+        "per core) or a Dask cluster (--scheduler ADDRESS). One sweep writes a store at a time; a "
+        "second is refused with one line naming the first."),
         ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
          "values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
          "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
@@ -30,10 +32,14 @@ def _sweep_parser() -> argparse.ArgumentParser:
     p.add_argument("--grid", action="append", metavar="FIELD=VALUES", help="a grid axis (repeat)")
     p.add_argument("--starts", type=int, help="random starts per point, seeds 0..starts-1 (default 1)")
     p.add_argument("--seeds", type=int, help=argparse.SUPPRESS)  # the deprecated name of --starts
-    p.add_argument("--store", help="Zarr store directory (resumable); default: in memory")
+    p.add_argument("--store", help="Zarr store (resumable): a directory, file:// or another fsspec "
+                   "URL; default: in memory")
     p.add_argument("--chunk", type=int, help="grid points per compiled call")
-    p.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler address, or local:N for a "
-                   "LocalCluster of N worker processes")
+    p.add_argument("--scheduler", metavar="ADDRESS", help="run the chunks on the Dask cluster of "
+                   "this scheduler (tcp://HOST:PORT, as printed by `dask scheduler`); its workers "
+                   "write to --store, which they must all reach")
+    p.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler address (as --scheduler), or "
+                   "local:N for a LocalCluster of N worker processes")
     p.add_argument("--boundary", action="append", metavar="FIELD:LO:HI",
                    help="also locate the phase boundary along FIELD in [LO, HI] by bisection")
     p.add_argument("--order", choices=("auto", "first", "second"), default="auto",
@@ -122,7 +128,10 @@ def _settings(args, spec) -> dict:
 def _dask_client(address):
     if not address:
         return None, None
-    from distributed import Client, LocalCluster
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise SpecError("--scheduler/--dask need dask.distributed: pip install 'distributed'") from None
 
     if address.startswith("local:"):
         try:
@@ -131,12 +140,20 @@ def _dask_client(address):
             raise SpecError(f"--dask local:N needs an integer N, got {address!r}") from None
         cluster = LocalCluster(n_workers=nw, threads_per_worker=1, dashboard_address=None)
         return Client(cluster), cluster
-    return Client(address), None
+    try:
+        return Client(address, timeout=SCHEDULER_TIMEOUT), None
+    except (OSError, TimeoutError) as e:
+        raise SpecError(f"cannot reach the Dask scheduler at {address!r} within "
+                        f"{SCHEDULER_TIMEOUT} s ({type(e).__name__}); start it with `dask scheduler` "
+                        f"and pass the address it prints") from None
 
 
 def _run(prob, s, args):
-    """The sweep itself, on the Dask cluster of ``--dask`` if any; returns (Dataset, seconds)."""
-    client, cluster = _dask_client(args.dask)
+    """The sweep itself, on the Dask cluster of ``--scheduler``/``--dask`` if any; returns
+    (Dataset, seconds)."""
+    if args.scheduler and args.dask:
+        raise SpecError("pass --scheduler or --dask, not both")
+    client, cluster = _dask_client(args.scheduler or args.dask)
     t0 = time.perf_counter()
     try:
         ds = sweep(prob, s["grid"], starts=s["starts"], store=s["store"], chunk=s["chunk"],
@@ -158,16 +175,27 @@ def _report(prob, s, ds, elapsed, found) -> tuple[dict, list[str]]:
            "seconds": elapsed, "phases": dict(zip(names.tolist(), counts.tolist())),
            "converged": int(ds["converged"].sum()), "disagree": int(ds["disagree"].sum()),
            "global": int(ds["global_ok"].sum()), "random_skipped": int(ds["random_skipped"].sum()),
-           "boundaries": found}
+           "failed": _failed(ds), "boundaries": found}
     lines = [f"{rec['points']} points x {starts} starts in {elapsed:.1f} s "
              f"({rec['points'] * starts / elapsed:.1f} solves/s); store: {s['store'] or '(memory)'}",
              f"certified: {rec['converged']} ({rec['global']} global: gap to the proven lower bound "
              f"closed); random/warm disagree: {rec['disagree']}; random starts skipped: "
              f"{rec['random_skipped']}",
              "phases: " + ", ".join(f"{n} {c}" for n, c in rec["phases"].items())]
+    if rec["failed"]:
+        lines.append(f"not certified (stored with their result code; `result_name` in the store): "
+                     + ", ".join(f"{n} {c}" for n, c in rec["failed"].items()))
     lines += [f"boundary {b['field']}: {b['boundary']:.10g} ({b['phases'][0]} -> {b['phases'][1]})"
               for b in found]
     return rec, lines
+
+
+def _failed(ds) -> dict[str, int]:
+    """Solves (point x start) that did not certify, counted by their ``RESULTS`` name."""
+    names = ds["result_name"].values.astype(str)
+    bad, counts = np.unique(names[ds["done"].values[..., None] & (names != "successful")],
+                            return_counts=True)
+    return dict(zip(bad.tolist(), counts.tolist()))
 
 
 def cmd_sweep(argv: Sequence[str]) -> int:
@@ -178,7 +206,11 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     parse_grid(prob, s["grid"])  # every spec error before any solve or any store
     for b in s["boundaries"]:
         parse_grid(prob, {b[0]: [b[1], b[2]]})
-    ds, elapsed = _run(prob, s, args)
+    try:
+        ds, elapsed = _run(prob, s, args)
+    except (StoreBusyError, OSError) as e:  # a busy, full or read-only store: one line
+        print(f"ufm sweep: error: {e}", file=sys.stderr)
+        return 2
     found = [locate_boundary(prob, f, lo, hi) for f, lo, hi in s["boundaries"]]
     rec, lines = _report(prob, s, ds, elapsed, found)
     emit(args, rec, lines)

@@ -26,15 +26,17 @@ from jax.sharding import Mesh
 
 from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
+from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.problems import Problem
 from ufm.sweeps._grid import GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
-from ufm.sweeps._store import done_chunks, open_store, open_sweep, store_meta, write_chunk
+from ufm.sweeps._lease import holding
+from ufm.sweeps._store import done_chunks, open_root, open_store, open_sweep, store_meta, where, write_chunk
 
 if TYPE_CHECKING:
     import xarray
 
-__all__ = ["sweep", "LOCAL_MODES"]
+__all__ = ["sweep", "LOCAL_MODES", "ship", "receive"]
 
 LOCAL_MODES = ("spmd", "threads")  # several local devices: one SPMD program, or one per device
 
@@ -49,6 +51,7 @@ class _Plan:
     chunk: int
     opts: SolveOptions
     run_id: int  # a positive int64 naming this call (the store's ``run``)
+    store_name: str = "(memory)"  # the store as messages name it
 
     @property
     def paths(self) -> tuple[str, ...]:
@@ -56,7 +59,7 @@ class _Plan:
 
 
 @renamed_keywords(seeds="starts")
-def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLike | None = None, *,
+def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLike | Any = None, *,
           chunk: int | None = None, client: Any = None, progress: bool | None = None,
           max_chunks: int | None = None, devices: Sequence[jax.Device] | None = None,
           gtol: float = 1e-10, order: str = "auto", max_steps: int = 10_000, max_newton: int = 100,
@@ -86,13 +89,15 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
         grid: ``{field: values}``, fields from :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``,
             ``"lam_b"``, ``"loss.alpha"``, ...); values a list or ``{"log": [lo, hi, num]}``.
         starts: random starts per point (seeds ``0 .. starts - 1``; deprecated name ``seeds``).
-        store: a directory path for a Zarr store (resumable), or ``None`` (in memory).
+        store: a Zarr store (resumable): a path, a ``file://`` or other fsspec URL (``memory://``,
+            ``s3://``), or a Zarr Store; ``None``: in memory. One call writes a store at a time
+            (a lease with a heartbeat); a finished chunk is never written again.
 
     Other arguments:
         chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
-        client: a ``dask.distributed.Client``; chunks then run on its workers, which write to
-            ``store`` (a path every worker can reach). Without it, chunks run on every local JAX
-            device (on CPU, start Python with
+        client: a ``dask.distributed.Client``; chunks then run on its workers (a chunk whose
+            worker dies runs again on another), which write to ``store`` (reachable by all).
+            Without it, chunks run on every local JAX device (on CPU, start Python with
             ``XLA_FLAGS=--xla_force_host_platform_device_count=<cores>``; the ``ufm`` command does).
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
@@ -111,6 +116,10 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
     Raises:
         ValueError: a bad grid (naming the field) or option, or a store that holds a different
             sweep; all before anything is solved or written.
+        StoreBusyError: another call holds the store's lease (named); nothing was solved.
+        StoreWriteError: a write failed (disk full, read-only); done chunks intact; resumable.
+
+    A failed solve is stored with its :class:`ufm.RESULTS` code (``result``); the sweep goes on.
 
     References:
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375), the CE UFM landscape the phase diagrams map.
@@ -121,19 +130,32 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
                  order=order, max_steps=max_steps, max_newton=max_newton, certify=certify)
     if local_mode not in LOCAL_MODES:
         raise ValueError(f"local_mode must be 'spmd' or 'threads', got local_mode={local_mode!r}")
-    store = os.fspath(store) if store is not None else None
+    store, root, plan = _open(plan, store, client)
     P = grid_size(plan.axes)
-    root = open_store(store, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts), P,
-                      prob.K, prob.D)
-    done = done_chunks(root)
-    todo = [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
-    bar = _bar(progress, P, int(done.sum()) * plan.chunk)
-    if client is not None:
-        _run_dask(client, store, plan, todo, bar)
-    else:
-        _run_local(root, plan, todo, devices, local_mode, bar)
-    bar.close()
+    with holding(root, plan.run_id, plan.store_name):  # created or checked, then read, under the lease
+        done, todo = _todo(root, prob, plan, max_chunks)
+        with contextlib.closing(_bar(progress, P, int(done.sum()) * plan.chunk)) as bar:
+            _run_dask(client, store, plan, todo, bar) if client is not None else \
+                _run_local(root, plan, todo, devices, local_mode, bar)
     return open_sweep(root)
+
+
+def _open(plan: _Plan, store, client) -> tuple[Any, Any, _Plan]:
+    """The store (a path made a str), its group (not yet checked), the plan naming it."""
+    if client is not None and not isinstance(store, (str, os.PathLike)):
+        raise ValueError(f"store must be a path or URL when client is given (the workers open it), "
+                         f"got store={store!r}")
+    store = os.fspath(store) if isinstance(store, os.PathLike) else store
+    plan = dataclasses.replace(plan, store_name=where(store) if store is not None else "(memory)")
+    return store, open_root(store, "a"), plan
+
+
+def _todo(root, prob, plan: _Plan, max_chunks) -> tuple[np.ndarray, list[int]]:
+    """Create or check the store (under its lease), then the chunks done and those to run."""
+    open_store(root, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts),
+               grid_size(plan.axes), prob.K, prob.D, plan.store_name)
+    done = done_chunks(root)
+    return done, [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
 
 
 def _count(name: str, value) -> int:
@@ -151,7 +173,7 @@ def _plan(prob, grid, starts, chunk, devices, client_without_store, **options) -
         chunk = max(1, min(256, math.ceil(grid_size(axes) / (4 * len(devices)))))
     chunk = _count("chunk", chunk)
     if client_without_store:
-        raise ValueError("store must be a path when client is given: the workers write to it")
+        raise ValueError("store must be a path or URL when client is given: the workers write to it")
     opts = solve_options(prob, devices, **options)
     return _Plan(prob, axes, starts, chunk, opts, run_id=uuid.uuid4().int >> 66)
 
@@ -161,7 +183,7 @@ def _run_chunk(root, plan: _Plan, c: int, device=None) -> int:
     start, stop, vals = chunk_points(plan.axes, plan.chunk, c)
     with jax.default_device(device) if device is not None else contextlib.nullcontext():
         rec = solve_points(plan.prob, plan.paths, vals, plan.starts, plan.opts, stop - start)
-    return write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id)
+    return write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id, plan.store_name)
 
 
 def _run_local(root, plan: _Plan, todo, devices, local_mode, bar) -> None:
@@ -189,7 +211,8 @@ def _run_spmd(root, plan: _Plan, todo, devices, bar) -> None:
         recs = solve_groups(plan.prob, plan.paths, vals, plan.starts, plan.opts, mesh,
                             [stop - start for start, stop, _ in ranges])
         for c, (start, stop, _), rec in zip(group, ranges, recs):
-            bar.update(write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id))
+            bar.update(write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id,
+                                   plan.store_name))
 
 
 def _device_worker(root, plan: _Plan, queue, device, bar) -> None:
@@ -202,20 +225,48 @@ def _device_worker(root, plan: _Plan, queue, device, bar) -> None:
         bar.update(_run_chunk(root, plan, c, device))
 
 
-def _dask_task(store: str, plan: _Plan, c: int) -> int:
-    """One chunk on a Dask worker: opens the shared store, solves, writes."""
-    import zarr
+def ship(plan: _Plan) -> bytes:
+    """The plan of a sweep as bytes for a Dask worker (cloudpickle: a user's loss function
+    travels too). A worker unpickles a task's arguments before it runs the task; a problem
+    unpickled then, with float64 still off, would be rebuilt in float32 (``lam_H = 5e-3`` off
+    by 2e-8 relative), so the plan travels as bytes and is unpacked by :func:`receive`."""
+    import cloudpickle
+
+    return cloudpickle.dumps(plan)
+
+
+def receive(blob: bytes) -> _Plan:
+    """The plan of :func:`ship`, unpacked after float64 is on."""
+    import cloudpickle
 
     enable_x64()
-    return _run_chunk(zarr.open_group(store, mode="r+"), plan, c)
+    return cloudpickle.loads(blob)
+
+
+def _dask_task(store: str, blob: bytes, c: int) -> int:
+    """One chunk on a Dask worker: opens the shared store, solves, writes (if still the owner).
+
+    A worker process outlives the sweep and may run many sweeps of other shapes: ufm's compiled
+    programs (the chunk kernel's among them) are released before the process reaches the
+    kernel's memory-map limit (one read of /proc/self/maps per chunk)."""
+    n = _run_chunk(open_root(store, "r+"), receive(blob), c)
+    release_compiled_near_map_limit()
+    return n
 
 
 def _run_dask(client, store, plan: _Plan, todo, bar) -> None:
+    """Every chunk a task; a task whose worker dies is rerun elsewhere by the scheduler. On the
+    first failure the tasks not yet started are cancelled and the failure is raised."""
     from distributed import as_completed
 
-    futs = [client.submit(_dask_task, store, plan, c, pure=False) for c in todo]
-    for f in as_completed(futs):
-        bar.update(f.result())
+    blob = ship(plan)
+    futs = [client.submit(_dask_task, store, blob, c, pure=False, key=f"ufm-sweep-{plan.run_id}-{c}")
+            for c in todo]
+    try:
+        for f in as_completed(futs):
+            bar.update(f.result())
+    finally:
+        client.cancel([f for f in futs if not f.done()])
 
 
 def _bar(progress, total, initial):

@@ -40,6 +40,7 @@ from jax.sharding import PartitionSpec
 
 from ufm import metrics
 from ufm._internal import tree as tr
+from ufm._internal.runtime import register_compiled
 from ufm.problems import Problem
 from ufm.solvers import RESULTS, global_certificate, global_gap_ok, global_unsupported_reason, minimize
 from ufm.sweeps._grid import replace_path
@@ -247,6 +248,7 @@ def _chunk(prob, paths, values, starts, opts):
     return recs, xs
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("paths", "starts", "opts"))
 def solve_chunk(prob: Problem, paths: tuple[str, ...], values: jax.Array, starts: int,
                 opts: SolveOptions) -> tuple[PointRecord, Any]:
@@ -257,6 +259,7 @@ def solve_chunk(prob: Problem, paths: tuple[str, ...], values: jax.Array, starts
     return _chunk(prob, paths, values, starts, opts)
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("paths", "starts", "opts", "mesh"))
 def solve_chunks_spmd(prob: Problem, paths: tuple[str, ...], values: jax.Array, starts: int,
                       opts: SolveOptions, mesh: Mesh) -> tuple[PointRecord, Any]:
@@ -275,6 +278,7 @@ def solve_chunks_spmd(prob: Problem, paths: tuple[str, ...], values: jax.Array, 
                          out_specs=PartitionSpec("d"), check_vma=False)(prob, values)
 
 
+@register_compiled
 @functools.partial(jax.jit, static_argnames=("paths", "starts", "opts"))
 def solve_fallback(prob: Problem, paths: tuple[str, ...], vals: jax.Array, warm: Any, has_warm: jax.Array,
                    starts: int, opts: SolveOptions) -> PointRecord:

@@ -26,6 +26,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ufm import geometry, metrics
+from ufm._internal.runtime import register_compiled
 
 __all__ = ["PHASES", "CODE", "phase_of", "phase_codes", "gram_distances", "gram_signature",
            "order_parameter"]
@@ -61,7 +62,8 @@ def _minority_collapsed(G_W, G_H, counts, tol, atol) -> bool:
 
 
 # both distances of a stack of Grams in one compiled call (jit compiles on the first call)
-_DISTANCES = jax.jit(jax.vmap(lambda g: (metrics.nc2_etf(g), metrics.orthogonal_frame_distance(g))))
+_DISTANCES = register_compiled(jax.jit(jax.vmap(
+    lambda g: (metrics.nc2_etf(g), metrics.orthogonal_frame_distance(g)))))
 
 
 def gram_distances(G_H: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
