@@ -14,7 +14,7 @@ from ufm._internal.precision import enable_x64
 from ufm._internal.runtime import package_version
 from ufm.cli._commands import cmd_flow, cmd_plot, cmd_solve
 from ufm.cli._runtime import enable_compilation_cache, host_devices, use_compile_profile
-from ufm.cli._spec import _Parser
+from ufm.cli._spec import OneLineParser
 from ufm.cli._sweep import cmd_sweep
 from ufm.solvers import SolveError
 
@@ -110,7 +110,7 @@ def _parser(names: Sequence[str]) -> argparse.ArgumentParser:
     """The top-level parser: ``--version``, ``--debug`` and one subparser per command; each
     command parses its own arguments (``ufm COMMAND --help``)."""
     parts = USAGE.split("\n\n")
-    p = _Parser(prog="ufm", description=parts[2], usage="ufm COMMAND [options] | ufm --version | ufm "
+    p = OneLineParser(prog="ufm", description=parts[2], usage="ufm COMMAND [options] | ufm --version | ufm "
                 "--help   (--debug anywhere: the full traceback of an error)", epilog="\n\n".join(parts[3:]),
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--version", action="version", version=_version())

@@ -75,7 +75,7 @@ FLOW_KEYS: dict[str, Key] = {
     "metrics": _opt(_metric_names, "a non-empty list of " + ", ".join(METRICS))}
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
     """An ArgumentParser whose usage errors are one line on stderr (exit status 2)."""
 
     def error(self, message: str) -> NoReturn:
@@ -116,7 +116,7 @@ def _add_problem_flags(p: argparse.ArgumentParser) -> None:
 def parser(name: str, description: str, epilog: str, problem: bool = True) -> argparse.ArgumentParser:
     """The parser of ``ufm NAME``; with ``problem``, the problem flags, a spec file and ``--json``.
     Its usage errors are one line on stderr with exit status 2."""
-    p = _Parser(prog=f"ufm {name}", description=description, epilog=epilog,
+    p = OneLineParser(prog=f"ufm {name}", description=description, epilog=epilog,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                    help="show the full traceback of an error")

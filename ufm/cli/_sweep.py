@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ufm.cli._families import problem_spec
 from ufm.cli._spec import SpecError, emit, parser, problem_from
 from ufm.sweeps import StoreBusyError, locate_boundary, parse_grid, sweep
 
@@ -170,7 +171,7 @@ def _run(prob, s, args):
 def _report(prob, s, ds, elapsed, found) -> tuple[dict, list[str]]:
     names, counts = np.unique(ds["phase_name"].values.astype(str), return_counts=True)
     starts = s["starts"]
-    rec = {"problem": repr(prob), "store": s["store"], "points": int(ds["done"].size),
+    rec = {"problem": problem_spec(prob), "store": s["store"], "points": int(ds["done"].size),
            "starts": starts, "seeds": starts,  # seeds: the old key, kept for one release
            "seconds": elapsed, "phases": dict(zip(names.tolist(), counts.tolist())),
            "converged": int(ds["converged"].sum()), "disagree": int(ds["disagree"].sum()),
