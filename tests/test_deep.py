@@ -14,7 +14,8 @@ from hypothesis import strategies as st
 
 import ufm
 from proofs_check.catalog import deep
-from ufm import DeepUFM, layer_metrics, polish_relu
+from ufm import DeepUFM, layer_metrics
+from ufm.solvers import polish_relu
 from ufm.solvers._common import grad_norm
 from tests.helpers import examples
 

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 import ufm
 from proofs_check.catalog import md as cat
 from ufm import dilation as dl
-from ufm import MemorizationDilation, minimize_md
+from ufm import MemorizationDilation
+from ufm import minimize as minimize_md  # the M-D model through the one front door
 from tests.helpers import examples
 
 TOL = 1e-8
@@ -66,11 +67,11 @@ def test_dilation_measures_on_a_constructed_configuration():
     np.testing.assert_allclose(dl.relative_displacement(H, y, yt), [s], rtol=1e-14)
     np.testing.assert_allclose(dl.class_spread(H, y, yt), [D / np.sqrt(3), 0.0], atol=1e-14)
     W = np.array([[1.0, -1.0], [-1.0, 1.0]])  # boundary h[0] = h[1]: the segment crosses it iff s > 1/2
-    np.testing.assert_allclose(dl.segment_crossing(W, None, H, y, yt), [0.0], atol=1e-14)
+    np.testing.assert_allclose(dl.segment_crossing(W, H, y, yt), [0.0], atol=1e-14)
     H2 = H.copy()
     H2[:, 2] = [rho * 0.2, rho * 0.8]  # s = 0.8: crosses at s = 1/2, fraction (0.8 - 0.5)/0.8
-    np.testing.assert_allclose(dl.segment_crossing(W, None, H2, y, yt), [0.375], rtol=1e-14)
-    assert float(dl.clean_mean_accuracy(W, None, H2, y, yt)) == 1.0
+    np.testing.assert_allclose(dl.segment_crossing(W, H2, y, yt), [0.375], rtol=1e-14)
+    assert float(dl.clean_mean_accuracy(W, H2, y, yt)) == 1.0
     assert float(dl.nc1_noisy(H2, yt)) > 0.0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import os
 import pathlib
 import subprocess
@@ -66,21 +67,27 @@ def test_every_imported_third_party_package_is_declared():
 def test_wheel_installs_and_runs_outside_the_checkout(tmp_path):
     """Build the wheel, install it (with its dependencies from the index) into a fresh venv in a
     directory outside the checkout, then run `ufm --version` and `ufm verify --only` there."""
+    # no PYTHONPATH: the checkout (and the egg-info a build leaves in it) must not be visible
+    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAX_ENABLE_X64")}
+    clean["HOME"] = str(tmp_path / "home")
     dist = tmp_path / "dist"
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(dist), str(ROOT)],
-                   check=True, capture_output=True, timeout=900)
+                   check=True, capture_output=True, timeout=900, env=clean)
     wheel = next(dist.glob("ufm-*.whl"))
     env_dir = tmp_path / "env"
     venv.create(env_dir, with_pip=True, clear=True)
     py = env_dir / "bin" / "python"
-    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True, timeout=1800)
-    clean = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "JAX_ENABLE_X64")}
-    clean["HOME"] = str(tmp_path / "home")
+    subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)], check=True, capture_output=True,
+                   timeout=1800, env=clean, cwd=tmp_path)
     run = dict(cwd=tmp_path, env=clean, capture_output=True, text=True, timeout=900)
     out = subprocess.run([str(env_dir / "bin" / "ufm"), "--version"], **run)
     assert out.returncode == 0 and out.stdout.strip() == f"ufm {PYPROJECT['project']['version']}", out
-    out = subprocess.run([str(env_dir / "bin" / "ufm"), "verify", "--only", "zero solution beyond"], **run)
+    report = tmp_path / "report.json"
+    out = subprocess.run([str(env_dir / "bin" / "ufm"), "verify", "--only", "zero solution beyond",
+                          "--json", str(report)], **run)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "passed" in out.stdout or "rows" in out.stdout, out.stdout
+    records = json.loads(report.read_text())
+    assert records and all(r["passed"] for r in records)
+    assert {r["theorem"] for r in records} == {r["theorem"] for r in records if "zero solution beyond" in r["theorem"]}
     where = subprocess.run([str(py), "-c", "import ufm; print(ufm.__file__)"], **run).stdout
     assert str(ROOT) not in where and str(env_dir) in where
