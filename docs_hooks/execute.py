@@ -32,7 +32,7 @@ import time
 MODES = ("all", "cheap", "none")
 ENV = "UFM_DOCS_EXECUTE"
 BLOCK = re.compile(r"<!-- (execute|execute-python) (cheap|expensive)((?: \w+=\S+)*)\n(.*?)\n-->", re.DOTALL)
-SCRIPT = re.compile(r"python (examples/[\w/]+\.py)")
+SCRIPT = re.compile(r"(examples/[\w/]+\.py)")
 MAX_LINES = 120
 TIMEOUT_S = 3600
 
@@ -139,10 +139,9 @@ def _trim(text: str) -> str:
 def render(block: Block, index: int, page_src: str, root: pathlib.Path, which: str) -> str:
     """The Markdown that replaces a block: commands, sources, output and figures (or a note)."""
     parts = [_fence(block.body, "python" if block.kind == "execute-python" else "bash")]
-    if block.kind == "execute":
-        for script in dict.fromkeys(SCRIPT.findall(block.body)):
-            source = (root / script).read_text()
-            parts.append(f'??? example "Source: `{script}`"\n\n' + _fence(source.rstrip(), "python", "    "))
+    for script in dict.fromkeys(SCRIPT.findall(block.body)):
+        source = (root / script).read_text()
+        parts.append(f'??? example "Source: `{script}`"\n\n' + _fence(source.rstrip(), "python", "    "))
     if block.ran:
         if block.stdout.strip():
             parts.append("Output:\n\n" + _fence(_trim(block.stdout), "text"))
