@@ -1,6 +1,6 @@
 """Shared pieces of the ufm benchmarks: the reference model in NumPy, timing and table printing.
 
-The model is the bias-free cross-entropy UFM of ``shared/theory`` section 1,
+The model is the bias-free cross-entropy UFM of ``docs/theory.md#canonical-objective``,
 
     f(W, H) = (1/N) sum_i CE(W h_i, y_i) + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2,
 

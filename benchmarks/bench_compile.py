@@ -1,6 +1,6 @@
 """Compile time of ``ufm.minimize``: cold vs warm solves, against the best-tuned gradient descent.
 
-Model: the bias-free cross-entropy UFM of ``shared/theory`` section 1 (``bench_minimize.py``),
+Model: the bias-free cross-entropy UFM of ``docs/theory.md#canonical-objective`` (``bench_minimize.py``),
 K = 10, n = 100, d = 64, lam_W = lam_H = 5e-4, float64, start ``prob.init(PRNGKey(0))``.
 
 1. **cold** ``ufm.minimize(prob, seed=0)``: the first call in a *fresh process* (import and

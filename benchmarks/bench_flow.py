@@ -1,6 +1,6 @@
 """Heavy-ball gradient descent on the cross-entropy UFM: PyTorch eager vs NumPy vs ufm (compiled).
 
-Model (bias-free, ``shared/theory`` section 1), ``W: (K, d)``, ``H: (d, N)``, ``N = K n``,
+Model (bias-free, ``docs/theory.md#canonical-objective``), ``W: (K, d)``, ``H: (d, N)``, ``N = K n``,
 labels ``np.repeat(arange(K), n)``:
 
     f(W, H) = (1/N) sum_i CE(W h_i, y_i) + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2

@@ -1,6 +1,6 @@
 """Time to a certified minimizer: ``ufm.minimize`` vs fixed-step gradient descent (and heavy ball).
 
-Model (bias-free cross-entropy UFM, ``shared/theory`` section 1), ``W: (K, d)``, ``H: (d, N)``,
+Model (bias-free cross-entropy UFM, ``docs/theory.md#canonical-objective``), ``W: (K, d)``, ``H: (d, N)``,
 ``N = K n``, labels ``np.repeat(arange(K), n)``:
 
     f(W, H) = (1/N) sum_i CE(W h_i, y_i) + lam_W/2 ||W||_F^2 + lam_H/2 ||H||_F^2

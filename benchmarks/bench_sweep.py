@@ -1,6 +1,6 @@
 """Sweep throughput: ``ufm.sweep`` versus a loop of ``ufm.minimize`` calls on the same grid.
 
-Problem: bias-free CE UFM, K = 10, n = 20, d = 32 (``shared/theory`` section 1), on a
+Problem: bias-free CE UFM, K = 10, n = 20, d = 32 (``docs/theory.md#canonical-objective``), on a
 ``side x side`` log grid of ``lam_W, lam_H`` in ``[1e-4, 1e-1]`` (it crosses the zero threshold
 ``sqrt(n lam_W lam_H) = 1/K``), one seed.
 

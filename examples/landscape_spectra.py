@@ -2,7 +2,7 @@
 
 At the origin the free Hessian has the closed-form eigenvalue
 ``(lam_W+lam_H)/2 - sqrt(((lam_W-lam_H)/2)^2 + 1/(K^2 n))`` with multiplicity ``(K-1) d``
-(theory section 2): the left panel shows that block below zero. At the minimizer (certified
+(docs/theory.md#ce-etf): the left panel shows that block below zero. At the minimizer (certified
 global by ``ufm.global_certificate``) every eigenvalue outside the rotation orbit is positive;
 the rotation directions (``symmetry_dim`` of them, exact zeros) are counted apart, shown in grey.
 

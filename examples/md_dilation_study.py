@@ -2,8 +2,8 @@
 
 Solves :class:`ufm.MemorizationDilation` (both variants, CE and LS, K = 2 and K = 4) with
 :func:`ufm.minimize` (two random starts, certified), measures the dilation with
-:mod:`ufm.dilation`, prints a table, checks the qualitative claims of the theory reference
-(section 6) over the grid and reports every grid point where one fails. Saves
+:mod:`ufm.dilation`, prints a table, checks the qualitative claims of ``docs/theory.md#memorization-dilation``
+over the grid and reports every grid point where one fails. Saves
 ``md_dilation_study.png`` (or the path given as the first argument).
 
 Claims checked (D = mean displacement of noisy features from their true class's clean mean):

@@ -6,7 +6,7 @@ sits above the catalog, which never imports it). Every function takes a :class:`
 returns a :class:`Prediction`: the invariants the theory predicts (objective value, Gram matrices,
 norms, bias), never raw ``W`` or ``H``, which are only defined up to a rotation; :func:`measure`
 (:func:`proofs_check.measure.measure_ufm`) computes the same invariants from a solution. The
-formulas are those of ``shared/theory/README.md``; each function states its source, tag and
+formulas are those of ``docs/theory.md``; each function states its source, tag and
 assumptions, and :func:`assumptions` tells whether a problem is inside them (with the reason when
 it is not).
 

@@ -1,6 +1,6 @@
 r"""The class-level convex program: an independent ground truth for the UFM's global minimizer.
 
-Theory reference (``shared/theory/README.md``), section 1, lemmas 1 and 2. For ``lam_H > 0`` and a
+The theory page (``docs/theory.md#canonical-objective, #lemma-collapse, #lemma-nuclear-norm``). For ``lam_H > 0`` and a
 loss convex in the logits every minimizer of the UFM is collapsed (``h_i = h_{y_i}``), so
 ``||H||_F^2 = ||Hbar D^{1/2}||_F^2`` with ``D = diag(n_k)``. The nuclear-norm lemma
 
@@ -251,7 +251,7 @@ def solve_class_level(prob: ufm.UFM, *, tol: float = 1e-13, max_iters: int = 100
 
     Its value is the UFM's global minimum and its invariants (``W W^T``, ``Hbar^T Hbar``,
     ``W Hbar``, ``b``) are those of every global minimizer whenever ``d >= rank Z'`` (guaranteed by
-    ``d >= K``; theory reference section 1, lemmas 1-2). ``prob.d`` is not used: for
+    ``d >= K``; docs/theory.md#canonical-objective, #lemma-collapse, #lemma-nuclear-norm). ``prob.d`` is not used: for
     ``d < rank Z'`` the value is a lower bound of the UFM and the factorization below does not fit.
 
     Method: FISTA (Beck & Teboulle 2009) on ``(Z', b)`` in a block metric matched to the
@@ -283,7 +283,7 @@ def solve_class_level(prob: ufm.UFM, *, tol: float = 1e-13, max_iters: int = 100
         TypeError: ``prob`` is not a ``ufm.UFM``.
 
     References:
-        Theory reference (``shared/theory/README.md``) section 1; Srebro, Rennie & Jaakkola,
+        The theory page (``docs/theory.md#canonical-objective``); Srebro, Rennie & Jaakkola,
         NeurIPS 2005; Recht, Fazel & Parrilo, SIAM Review 2010 (arXiv 0706.4138), Lemma 5.1.
     """
     _check(prob)

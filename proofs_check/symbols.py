@@ -1,4 +1,4 @@
-r"""SymPy symbols of the canonical objective (theory reference, section 1), shared by the catalog.
+r"""SymPy symbols of the canonical objective (docs/theory.md#canonical-objective), shared by the catalog.
 
 ``K`` classes, ``n`` samples per class (balanced), ``N`` samples in all, the penalties
 ``lambda_W``, ``lambda_H``, ``lambda_b``, the label-smoothing ``alpha`` and focal ``gamma``
@@ -15,7 +15,7 @@ import sympy as sp
 
 __all__ = ["K", "n", "N", "lam_W", "lam_H", "lam_b", "alpha", "gamma", "g", "kappa_expr", "c_expr"]
 
-# Positive symbols of the canonical objective (theory reference, section 1).
+# Positive symbols of the canonical objective (docs/theory.md#canonical-objective).
 K, n, N = sp.symbols("K n N", positive=True)
 lam_W, lam_H, lam_b = sp.symbols("lambda_W lambda_H lambda_b", positive=True)
 alpha, gamma = sp.symbols("alpha gamma", nonnegative=True)

@@ -4,7 +4,7 @@ A :class:`Theorem` ties together
 
 - a citation and a tag (``"paper"``: the published statement, notation adapted; ``"derived"``:
   derived for ufm's canonical objective and confirmed numerically; see
-  ``shared/theory/README.md``),
+  ``docs/theory.md``),
 - its assumptions, a predicate on a problem that returns ``(ok, reason)``,
 - SymPy expressions of the predicted scalars (``expressions``): **the single source of the
   numbers**. :meth:`Theorem.predict` lambdifies them (an :class:`Evaluator`) and hands them to

@@ -136,7 +136,7 @@ def test_minority_threshold_is_sharp(groups, loss, lam_b):
 
 
 def test_theory_reference_threshold_is_wrong_for_label_smoothing_and_focal():
-    """sqrt(n_B) <= N sqrt(lam_W lam_H) (theory reference, section 4) is not the threshold for
+    """sqrt(n_B) <= N sqrt(lam_W lam_H) (docs/theory.md#minority-collapse) is not the threshold for
     label smoothing nor for focal."""
     # LS(0.2) at N sqrt(lam_W lam_H) = 1.05 (1-a) sqrt(n_B) = 0.84 sqrt(n_B): below the claim
     ls = _two_groups(2, 2, 6, 1, ufm.LabelSmoothing(0.2), None, 1.05)

@@ -1,4 +1,4 @@
-"""ufm.DeepUFM: the model, its validation, the closed forms of theory section 7 and the
+"""ufm.DeepUFM: the model, its validation, the closed forms of docs/theory.md#deep-reduction and the
 low-rank regime. Inside the DNC-optimal regime the solver matches the closed forms to 1e-8;
 outside it only ``solver value <= DNC value`` is asserted. Only quantities the theorems
 determine are compared (never the pre-activations of layer 1 of a ReLU model)."""

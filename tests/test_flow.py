@@ -41,7 +41,7 @@ def test_balance_conserved_without_regularization():
 
 
 def test_balance_decays_exponentially_with_equal_lams():
-    """With lam_W = lam_H = a: W^T W - H H^T = e^{-2 a t} (W^T W - H H^T)(0) (theory section 8)."""
+    """With lam_W = lam_H = a: W^T W - H H^T = e^{-2 a t} (W^T W - H H^T)(0) (docs/theory.md#dynamics)."""
     a = 0.05
     prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.MSE(), lam_W=a, lam_H=a)
     t1 = 10.0

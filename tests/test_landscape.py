@@ -23,7 +23,7 @@ def _origin(prob):
 @given(K=st.integers(2, 4), d=st.integers(2, 5), n=st.integers(1, 3), lam=st.floats(1e-3, 2e-2),
        rho=st.floats(0.5, 2.0), bias=st.sampled_from([None, 1e-2]))
 def test_ce_origin_is_strict_saddle_with_closed_form_multiplicity(K, d, n, lam, rho, bias):
-    """Theory section 2: the smallest eigenvalue at 0 has multiplicity (K-1)d; its value is the
+    """docs/theory.md#ce-etf: the smallest eigenvalue at 0 has multiplicity (K-1)d; its value is the
     catalog's SymPy expression. (kappa < 1/K so that the eigenvalue is negative.)"""
     lam_W, lam_H = lam * rho, lam / rho
     prob = ufm.UFM(K=K, n=n, d=d, loss=ufm.CrossEntropy(), lam_W=lam_W, lam_H=lam_H, lam_b=bias)

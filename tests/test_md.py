@@ -115,7 +115,7 @@ def test_fixed_frame_closed_form(regime, variant, ls, lw, lh, alpha, where):
 
 
 def test_theory_reference_min_formula_is_not_the_minimizer_beyond_the_edge():
-    """Regression: D = min((m + delta0)/g, sqrt2 rho) of theory section 6 is wrong for
+    """Regression: D = min((m + delta0)/g, sqrt2 rho) of docs/theory.md#memorization-dilation is wrong for
     q < sigma(-delta0); the minimizer leaves the line and D > sqrt2 rho."""
     prob = _frame_instance("face", "per_sample", False, 5e-3, 5e-3, 0.0, 0.5)
     rho = float(prob.rho)

@@ -1,4 +1,4 @@
-"""ufm.minimize reaches the closed forms of theory sections 2-3 (to 1e-8, compared as invariants),
+"""ufm.minimize reaches the closed forms of docs/theory.md#ce-etf, #mse-no-bias (to 1e-8, compared as invariants),
 on instances hypothesis draws inside each theorem's assumptions, on both sides of the thresholds.
 
 The predictions come from ``proofs_check.closed_forms`` (the formulas); a separate test checks

@@ -26,7 +26,7 @@ def _kappa(prob):
 
 
 def _threshold(prob):
-    """Zero-solution threshold from theory sections 2, 3 and 5 (not the module's own code)."""
+    """Zero-solution threshold from docs/theory.md#ce-etf, #mse-no-bias, #nonnegative (not the module's own code)."""
     K, loss = prob.K, prob.loss
     if isinstance(loss, ufm.MSE):
         E = np.eye(K) if loss.encoding is None else np.asarray(loss.encoding)

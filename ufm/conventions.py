@@ -1,6 +1,6 @@
 r"""Conversions between papers' regularization scalings and ufm's canonical objective.
 
-ufm's canonical objective (Zhu et al., NeurIPS 2021; ``shared/theory/README.md`` section 1):
+ufm's canonical objective (Zhu et al., NeurIPS 2021; ``docs/theory.md#canonical-objective``:
 
 .. math::
     f = \frac1N\sum_i \ell(W h_i + b, y_i) + \frac{\lambda_W}2\lVert W\rVert_F^2

@@ -1,4 +1,4 @@
-"""Deep UFM (theory section 7): the catalog's entries in order, and the deep closed forms by name.
+"""Deep UFM (docs/theory.md#deep-reduction): the catalog's entries in order, and the deep closed forms by name.
 
 | module | entries |
 |---|---|

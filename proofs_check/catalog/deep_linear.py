@@ -1,4 +1,4 @@
-r"""Deep linear UFM (theory section 7): deep neural collapse with K equal singular values per layer,
+r"""Deep linear UFM (docs/theory.md#deep-reduction): deep neural collapse with K equal singular values per layer,
 the jump of the scalar minimizer ``x*`` from ``(m-2)/(m-1)`` to 0 at ``gamma_c``, and the origin as
 a strict local minimum when ``m = L + 1 >= 3``.
 

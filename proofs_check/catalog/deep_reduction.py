@@ -1,4 +1,4 @@
-r"""Deep UFM (theory section 7): the m-factor scalar reduction to h_m and the deep neural collapse
+r"""Deep UFM (docs/theory.md#deep-reduction): the m-factor scalar reduction to h_m and the deep neural collapse
 (DNC) closed form, shared by the entries of ``deep_linear`` and ``deep_relu`` (listed by ``deep``).
 
 **Reduction** [derived]. MSE, one-hot, no bias, balanced, ``d_l >= K``. With ``m = L + 1``

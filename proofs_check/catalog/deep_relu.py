@@ -1,4 +1,4 @@
-r"""Deep ReLU UFM (theory section 7): deep neural collapse where it is optimal (K = 2, any L; the
+r"""Deep ReLU UFM (docs/theory.md#deep-reduction): deep neural collapse where it is optimal (K = 2, any L; the
 extended two-layer UFM of Tirer & Bruna) and the low-rank counterexample where it is not (K = 10,
 L = 4: a strongly-regular-graph construction beats DNC, Súkeník et al. 2024).
 

@@ -1,4 +1,4 @@
-r"""Global-optimality certificates (theory reference section 10, derived in full here and in
+r"""Global-optimality certificates (docs/theory.md#global-bounds, derived in full here and in
 the docstring of ``ufm.global_certificate``).
 
 **Shallow UFM.** For a loss convex in the logits, every point satisfies

@@ -7,7 +7,7 @@ the logits ``W_L \cdots W_1 H + b 1^T`` (any loss, any bias mode). With ``G_j = 
 - balancedness identity: ``F_{j+1}^T G_{j+1} = G_j F_j^T`` (both equal ``A^T (\partial g/\partial Z) B^T``
   for the products ``A`` above and ``B`` below the pair), so along ``dF_j/dt = -G_j - a F_j``,
   ``Delta_j = F_{j+1}^T F_{j+1} - F_j F_j^T`` obeys ``dDelta_j/dt = -2a Delta_j``:
-  ``Delta_j(t) = e^{-2at} Delta_j(0)``, conserved at ``a = 0`` (theory reference section 8, [derived];
+  ``Delta_j(t) = e^{-2at} Delta_j(0)``, conserved at ``a = 0`` (docs/theory.md#dynamics, [derived];
   the conservation law at ``a = 0`` is the classical balancedness of deep linear networks, Arora,
   Cohen & Hazan, ICML 2018, arXiv 1802.06509; Du, Hu & Lee, NeurIPS 2018, arXiv 1806.00900).
 - explicit Euler with step ``h`` (:func:`ufm.gradient_flow` with ``dt=h``) satisfies *exactly*
@@ -28,7 +28,7 @@ import sympy as sp
 import ufm
 from proofs_check.theorem import Citation, Proof, Theorem, problem_numbers
 
-SECTION8 = Citation("ufm theory reference section 8; Arora, Cohen & Hazan (a = 0)", 2018, "ICML", "1802.06509")
+SECTION8 = Citation("ufm docs/theory.md#dynamics; Arora, Cohen & Hazan (a = 0)", 2018, "ICML", "1802.06509")
 
 a, t, h = sp.symbols("a t h", nonnegative=True)
 DECAY = sp.exp(-2 * a * t)

@@ -3,8 +3,7 @@ r"""Imbalanced cross-entropy (and label smoothing, focal): checks through the cl
 Two kinds of statement, both numeric in their predictions (no closed form exists for imbalanced
 CE), both tagged ``derived``:
 
-1. **The UFM minimizer is the class-level convex program's** (theory reference section 1,
-   lemmas 1-2): with ``Z' = W Hbar D^{1/2}``, ``D = diag(n_k)``,
+1. **The UFM minimizer is the class-level convex program's** (docs/theory.md#canonical-objective, #lemma-collapse, #lemma-nuclear-norm): with ``Z' = W Hbar D^{1/2}``, ``D = diag(n_k)``,
 
    .. math:: \min_{Z', b} \sum_k \frac{n_k}N \ell(z'_k/\sqrt{n_k} + b, k)
        + \sqrt{\lambda_W\lambda_H}\lVert Z'\rVert_* + \frac{\lambda_b}2\lVert b\rVert^2 ,
@@ -50,7 +49,7 @@ References:
     Fang, He, Long & Su, PNAS 2021 (arXiv 2101.12699), the layer-peeled model and minority
     collapse; Hong & Ling 2023 (arXiv 2309.09725); Zhou et al., NeurIPS 2022 (arXiv 2210.02192),
     focal and label smoothing; Srebro et al. 2005 and Recht, Fazel & Parrilo 2010 (the
-    nuclear-norm lemma); theory reference sections 1 and 4.
+    nuclear-norm lemma); docs/theory.md#canonical-objective, #minority-collapse.
 """
 
 from __future__ import annotations
@@ -333,8 +332,7 @@ CONVEX_IMBALANCED = Theorem(
         "global minimizer (W W^T, Hbar^T Hbar, W Hbar, b, zero within-class spread) of the CE or "
         "label-smoothing UFM are those of the convex program min_{Z',b} sum_k n_k/N "
         "loss(z'_k/sqrt(n_k) + b, k) "
-        "+ sqrt(lam_W lam_H)||Z'||_* + lam_b/2||b||^2, Z' = W Hbar D^(1/2) (theory reference "
-        "section 1; "
+        "+ sqrt(lam_W lam_H)||Z'||_* + lam_b/2||b||^2, Z' = W Hbar D^(1/2) (docs/theory.md#class-level-program; "
         "the layer-peeled reduction of Fang et al. 2021)."
     ),
     assumptions=_convex_ok,
@@ -384,8 +382,8 @@ _MINORITY_STATEMENT = (
     "smoothing (alpha) or one-hot "
     "MSE, any bias mode, d >= K: the minority classifiers and feature means are identical (w_i = "
     "w_j, h_i = h_j) iff "
-    "(1-alpha) sqrt(n_B) <= N sqrt(lam_W lam_H). The theory reference states sqrt(n_B) <= N "
-    "sqrt(lam_W lam_H): "
+    "(1-alpha) sqrt(n_B) <= N sqrt(lam_W lam_H). The form sqrt(n_B) <= N "
+    "sqrt(lam_W lam_H) without the factor: "
     "confirmed for CE and MSE; label smoothing moves it by (1-alpha); not valid for focal. "
 )
 
@@ -429,7 +427,7 @@ MINORITY_SEPARATED = Theorem(
                     "(proofs_check.convex.solve_class_level); the proofs show why they cannot vanish: "
                     "coinciding minority rows need (1-alpha) sqrt(n_B) <= N tau"),
     assumed=("the minority gaps of the UFM minimizer equal those of the class-level program (the reduction "
-             "of theory reference section 1)",),
+             "of docs/theory.md#canonical-objective)",),
 )
 
 THEOREMS = [CONVEX_IMBALANCED, CONVEX_FOCAL, MINORITY_COLLAPSED, MINORITY_SEPARATED]

@@ -2,7 +2,7 @@ r"""The imbalanced MSE UFM with a free bias (arXiv 2411.17278): one layer, and L
 through the deep UFM's ``h_m``.
 
 Only the paper's abstract could be read here, so the statements are **derived** for ufm's
-canonical objective (theory reference section 1) and checked against :func:`ufm.minimize`. With
+canonical objective (docs/theory.md#canonical-objective) and checked against :func:`ufm.minimize`. With
 counts ``n_k``, ``D = diag(n_k)`` and the optimal bias ``b = (n - Z n)/N``, the class-level program
 becomes the singular-value thresholding (:mod:`proofs_check.catalog.svt`) of
 ``Yhat = (I_K - n 1^T/N) D^{1/2}``, the matrix of the paper's abstract; with ``m = L + 1`` factors
@@ -113,7 +113,7 @@ IMBALANCED_FREE_BIAS = Theorem(
     proofs=PROOFS_SVT + PROOFS_IMB,
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
-             "within-class collapse at every minimizer (Jensen; theory reference section 1, lemma 1)",
+             "within-class collapse at every minimizer (Jensen; docs/theory.md#canonical-objective, #lemma-collapse)",
              "||Z'Q||_* <= ||Z'||_* for the orthogonal projector Q (shown: Q^2 = Q at K = 3)"),
 )
 

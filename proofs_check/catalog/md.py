@@ -1,5 +1,5 @@
 r"""Memorization-dilation (Nguyen, Levie, Lienen, Kutyniok & Huellermeier, ICLR 2023, arXiv 2206.05530,
-section 4; theory reference section 6). All statements here are derived for ufm's formulation
+section 4; docs/theory.md#memorization-dilation). All statements here are derived for ufm's formulation
 (:class:`ufm.MemorizationDilation`), not the paper's (whose M-D objective could not be read).
 
 **LS finite margin.** The positive-feature margin ``delta*(beta) = log((K-1)(1/beta - 1))`` of
@@ -22,7 +22,7 @@ closed form). ``F`` is convex, so its KKT point is the global minimizer. With
 - ``q >= sigma(delta0)``: no dilation, ``h = h_0``;
 - ``beta <= q < sigma(delta0)``: ``h = h_0 + D u``, ``u = (w_1 - w_0)/g``, noisy margin
   ``m = log(1/q - 1)``, ``D = (m + delta0)/g <= sqrt(2) rho``;
-- ``q < beta = sigma(-delta0)`` (**correction** of the theory reference's ``min(., sqrt 2 rho)``):
+- ``q < beta = sigma(-delta0)`` (**correction** of the capped form ``min(., sqrt 2 rho)``):
   the line leaves the orthant at ``D = sqrt 2 rho`` (where ``h = h_1``), and the minimizer continues
   on the face ``h = t e_1``, ``t > rho``, the root of ``(sigma(-kp a t) - alpha/2) kp a =
   lam_eff t/sqrt(rho^2 + t^2)``; ``D = sqrt(rho^2 + t^2) > sqrt 2 rho``.
@@ -357,7 +357,7 @@ FF_FACE = Theorem(
     name="M-D fixed frame: beyond the orthant edge (q < sigma(-delta0)) D = sqrt(rho^2 + t^2) > sqrt2 rho",
     citation=NGUYEN, tag="derived",
     statement=_FF_STATEMENT + ("for q < sigma(-delta0) the minimizer is h = t e_1 with t > rho the root of "
-                               "(sigma(-kp a t) - alpha/2) kp a = lam_eff t/sqrt(rho^2+t^2); the theory reference's "
+                               "(sigma(-kp a t) - alpha/2) kp a = lam_eff t/sqrt(rho^2+t^2); the capped form "
                                "D = min((m + delta0)/g, sqrt2 rho) is not stationary there."),
     assumptions=_ff_assume(("face",)), assemble=_ff_assemble, instances=lambda: _ff_instances("face"),
     random_instance=_ff_random("face"), measure=_ff_measure, solve=_ff_solve, variables=ff_numbers,

@@ -164,7 +164,7 @@ MSE_BIAS_FREE = Theorem(
     expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb},
     proofs=PROOFS_TB,
     assumed=("the minimizer has collapsed features (zero within-class spread), shown for the regularized "
-             "MSE UFM by Tirer & Bruna 2022 (and theory reference section 1)",),
+             "MSE UFM by Tirer & Bruna 2022 (and docs/theory.md#canonical-objective)",),
 )
 
 # ---- free bias: simplex ETF (Zhou et al. ICML 2022) -----------------------------------------

@@ -2,7 +2,7 @@ r"""The multi-label UFM with the pick-all-label cross-entropy (Li et al., ICML 2
 2310.15903): a simplex-ETF classifier and features that are tag-wise averages.
 
 Only the paper's abstract could be read here, so the statement is **derived** for ufm's canonical
-objective (theory reference section 1) and checked against :func:`ufm.minimize`. The reduction:
+objective (docs/theory.md#canonical-objective) and checked against :func:`ufm.minimize`. The reduction:
 collapse onto label sets, symmetrization over class permutations, centring, and the nuclear-norm
 lemma (``mu = sqrt(lam_W lam_H)``, :mod:`proofs_check.catalog.svt`) leave a convex objective in one
 scale ``s_m`` per label-set size ``m``.

@@ -1,4 +1,4 @@
-r"""The nuclear-norm lemma (theory reference, section 1, lemma 2), proved in SymPy.
+r"""The nuclear-norm lemma (docs/theory.md#canonical-objective, #lemma-nuclear-norm), proved in SymPy.
 
 .. math:: \min_{W \tilde H = Z'} \frac{\lambda_W}2\lVert W\rVert_F^2
     + \frac{\lambda_H}2\lVert \tilde H\rVert_F^2 = \sqrt{\lambda_W\lambda_H}\,\lVert Z'\rVert_* ,

@@ -1,7 +1,7 @@
 r"""The regression UFM (Andriopoulos et al., NeurIPS 2024, arXiv 2409.04180): real-valued targets.
 
 Only the paper's abstract could be read here, so the statement is **derived** for ufm's canonical
-objective (theory reference section 1) and checked against :func:`ufm.minimize`: ``W H`` is the
+objective (docs/theory.md#canonical-objective) and checked against :func:`ufm.minimize`: ``W H`` is the
 singular-value thresholding of the (centred) targets (:mod:`proofs_check.catalog.svt`), and the
 Grams follow from the nuclear-norm lemma,
 ``W W^T = sqrt(lam_H/lam_W)(Z Z^T)^{1/2}``, ``H^T H = sqrt(lam_W/lam_H)(Z^T Z)^{1/2}``.

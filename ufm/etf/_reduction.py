@@ -3,7 +3,7 @@ r"""The simplex-ETF reduction of a balanced UFM with a permutation-symmetric los
 Balanced classes (``n`` samples each) and a loss symmetric under relabelling the classes (CE,
 label smoothing, focal, one-hot MSE, and any :class:`ufm.CustomLoss` of that kind). Under the
 simplex-ETF ansatz (rows ``w_k`` of equal norm ``a`` forming a simplex ETF, ``h_{k,i} = c w_k``
-with ``c = sqrt(lam_W / (n lam_H))``, bias ``b = beta 1``; ``shared/theory/README.md`` section 2)
+with ``c = sqrt(lam_W / (n lam_H))``, bias ``b = beta 1``; ``docs/theory.md#ce-etf``
 a sample of class ``y`` has logits ``z = g (e_y - 1/K) + beta 1``: its own logit exceeds every
 other by the *logit gap* ``g = K a^2 c / (K - 1)``, and ``beta`` is a common offset. The penalty
 ``lam_W/2 ||W||^2 + lam_H/2 ||H||^2`` equals ``lam_W K a^2 = (K - 1) kappa g`` with

@@ -3,7 +3,7 @@ r"""Per-sample classification losses on logits, for the unconstrained feature mo
 Convention: logits are a matrix ``Z`` of shape ``(D, N)`` whose column ``i`` is the output
 ``W h_i + b`` of sample ``i``; ``labels`` is an int array of length ``N`` with values in
 ``0..K-1``. Every loss returns the vector of ``N`` per-sample losses; the problems average it
-(the canonical objective of ``shared/theory/README.md`` section 1 uses the mean, not the sum).
+(the canonical objective of ``docs/theory.md#canonical-objective`` uses the mean, not the sum).
 
 For cross-entropy-type losses ``D = K``. For :class:`MSE` with an encoding matrix
 ``E`` of shape ``(D, K)`` the target of class ``k`` is column ``E[:, k]`` and ``D`` may differ

@@ -1,6 +1,6 @@
 r"""Neural-collapse metrics: one canonical definition each, every variant named.
 
-Conventions (see ``shared/theory/README.md`` section 9). ``labels: (N,)`` holds integers in
+Conventions (see ``docs/theory.md#metrics``. ``labels: (N,)`` holds integers in
 ``0..K-1``, ``W: (K, d)`` holds one classifier row ``w_k`` per class and ``b: (K,)`` is an optional
 bias. The features ``H`` hold one sample per column, ``H: (d, N)``, unless the call says
 ``layout="Nd"``: then ``H: (N, d)`` holds one sample per row, as networks give them, and is used as

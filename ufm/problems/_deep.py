@@ -118,7 +118,7 @@ class DeepUFM(ClassSizes, Problem):
        gradient vanishing there, so the certificate still applies (see the tests).
 
     .. warning:: Papers scale the penalties differently; this is the canonical objective of
-       ``shared/theory/README.md`` (sections 1 and 7): ``lam/2`` and a mean over samples.
+       ``docs/theory.md#canonical-objective, #deep-reduction``: ``lam/2`` and a mean over samples.
 
     References:
         Tirer & Bruna, ICML 2022 (arXiv 2202.08087), the extended (two-layer) UFM; Súkeník,

@@ -10,7 +10,7 @@ where its true class sits costs something, so memorizing a wrong label dilates t
    at object.cloud.sdsc.edu, searched in 2024-2026 copies; the authors' experiment repository
    github.com/julilien/MemorizationDilation, which holds only the network-training code) do not
    contain section 4, so the paper's exact M-D objective is **not** implemented here. The two
-   variants below are ufm's own explicit formalizations of the idea (theory reference section 6,
+   variants below are ufm's own explicit formalizations of the idea (docs/theory.md#memorization-dilation,
    "MD-R" and "MD-P"); ``variant="radius"`` is the default because it is the closer reading of the
    paper's summary (one dilation per class traded against expressivity).
 """
@@ -124,7 +124,7 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
       noisy sample ``i`` of true class ``k``, the constraint ``c_i = phi(h_i - hbar_k) - r_k <= 0``.
       (``lam/K = lam n / N``: the radius is paid once per sample of the class, so that one noisy
       sample's loss ``(1/N) l`` and the radius trade at ``q = lam/(eta g) + alpha/2`` in the binary
-      fixed frame, theory section 6.) The constraints ``c(x) <= 0`` are exposed by
+      fixed frame, docs/theory.md#memorization-dilation.) The constraints ``c(x) <= 0`` are exposed by
       :meth:`constraints`; :func:`ufm.minimize` solves them with its augmented-Lagrangian method
       (``ufm.solvers``), which reports the multipliers and the KKT residuals. The problem holds
       the model only.

@@ -9,7 +9,7 @@ target group, so ``nc1`` measures collapse onto the groups):
 - :class:`RegressionUFM`: real targets and the squared error (Andriopoulos, Dong, Guo, Zhao &
   Ross, NeurIPS 2024, arXiv 2409.04180).
 
-Both use ufm's canonical scaling (``shared/theory/README.md`` section 1): a mean over the ``N``
+Both use ufm's canonical scaling (``docs/theory.md#canonical-objective``: a mean over the ``N``
 samples and ``lam/2`` penalties. Parameters are :class:`ufm.Params` ``(W, H, b)``.
 """
 

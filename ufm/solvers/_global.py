@@ -4,7 +4,7 @@ Two families have one.
 
 **Shallow UFM, loss convex in the logits** (cross-entropy, label smoothing, MSE with any
 encoding; any class counts; no bias, free bias or regularized bias; any ``d``; ``H >= 0`` allowed)
-[derived here, theory reference section 10]. Notation: ``a_k = n_k/N``, ``D = diag(n_k)``,
+[derived here, docs/theory.md#global-bounds]. Notation: ``a_k = n_k/N``, ``D = diag(n_k)``,
 ``mu = sqrt(lam_W lam_H)``, ``t_k`` the target of class ``k`` (``e_k`` for CE,
 ``(1-alpha) e_k + alpha/K 1`` for LS, ``E e_k`` for MSE), ``ell_k(v) = loss(v, k)``.
 
@@ -54,7 +54,7 @@ inequality ``||Z - T||_F^2 >= sum_j (sigma_j(Z) - s_j)^2`` (``s_j`` the singular
     \phi_j(x) = \frac{(x - s_j)^2}{2N} + \frac m2 \Lambda'^{1/m} x^{2/m}.
 
 Balanced one-hot: every term is ``h_m(x)/K`` after ``x -> sqrt(n) x``, so the bound is
-``min_x h_m(x)`` (theory section 7), attained by deep neural collapse when every width is
+``min_x h_m(x)`` (docs/theory.md#deep-reduction), attained by deep neural collapse when every width is
 ``>= K``. With a bias (free or regularized), ``T`` is replaced by ``T Q`` with ``Q`` the
 projector orthogonal to ``sqrt(n)`` (the optimal free bias centres the residual, and ``Q`` does
 not raise singular values); tight for a free bias. Each scalar minimum is exact: for ``m >= 3``

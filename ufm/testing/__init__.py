@@ -13,7 +13,7 @@ defaults, and whole problems are built by ``@st.composite`` functions. This pack
    ranges are therefore tiny; in a test suite pass ``sizes=[(3, 2, 4)]`` (one or two explicit
    ``(K, n, d)`` triples) and draw only the hyper-parameters.
 
-Notation (``shared/theory/README.md`` sections 1-3): balanced classes with ``n`` samples each,
+Notation (``docs/theory.md#canonical-objective, #ce-etf, #mse-no-bias``: balanced classes with ``n`` samples each,
 ``kappa = sqrt(n lam_W lam_H)``. Each loss has a *zero-solution threshold* ``kappa*``: the global
 minimizer is nonzero iff ``kappa < kappa*`` (:func:`kappa_threshold`). A ``regime`` places
 ``kappa`` relative to it:
