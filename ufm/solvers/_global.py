@@ -91,7 +91,7 @@ from ufm.solvers._results import RESULTS, GlobalCertificate, Solution, SolveErro
 __all__ = ["GlobalCertificate", "global_certificate", "global_gap_ok", "global_unsupported_reason",
            "minimize_global", "scalar_reduction_min"]
 
-_BISECT = 200  # halvings of the scalar bracket (float64 reaches its resolution long before)
+_BISECT = 200  # most halvings of the scalar bracket (it stops at float64 resolution)
 
 
 def global_unsupported_reason(prob: Problem) -> str | None:
