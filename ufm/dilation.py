@@ -133,7 +133,11 @@ def displacement(
     .. math:: D_i = \lVert h_i - \bar h_{y_i}\rVert_2, \qquad i \text{ noisy}
 
     Args:
-        H, true_labels, labels, K, layout: as in :func:`clean_means`.
+        H: as in :func:`clean_means`.
+        true_labels: as in :func:`clean_means`.
+        labels: as in :func:`clean_means`.
+        K: as in :func:`clean_means`.
+        layout: as in :func:`clean_means`.
 
     Returns:
         ``(M,)`` distances, in sample order of the noisy samples (empty without noise).
@@ -158,7 +162,11 @@ def centre_distance(
     For an orthogonal frame ``h_k = rho e_k`` this is ``sqrt(2) rho``.
 
     Args:
-        H, true_labels, labels, K, layout: as in :func:`clean_means`.
+        H: as in :func:`clean_means`.
+        true_labels: as in :func:`clean_means`.
+        labels: as in :func:`clean_means`.
+        K: as in :func:`clean_means`.
+        layout: as in :func:`clean_means`.
 
     References:
         Nguyen et al., ICLR 2023, arXiv 2206.05530.
@@ -181,7 +189,11 @@ def relative_displacement(
     positive features: onto the other class's clean mean).
 
     Args:
-        H, true_labels, labels, K, layout: as in :func:`clean_means`.
+        H: as in :func:`clean_means`.
+        true_labels: as in :func:`clean_means`.
+        labels: as in :func:`clean_means`.
+        K: as in :func:`clean_means`.
+        layout: as in :func:`clean_means`.
 
     References:
         Nguyen et al., ICLR 2023, arXiv 2206.05530.
@@ -198,7 +210,11 @@ def class_spread(
     .. math:: s_k = \Big(\frac1{n_k}\sum_{y_i = k}\lVert h_i - \bar h_k\rVert^2\Big)^{1/2}
 
     Args:
-        H, true_labels, labels, K, layout: as in :func:`clean_means`.
+        H: as in :func:`clean_means`.
+        true_labels: as in :func:`clean_means`.
+        labels: as in :func:`clean_means`.
+        K: as in :func:`clean_means`.
+        layout: as in :func:`clean_means`.
 
     Returns:
         ``(K,)`` spreads; 0 for a collapsed clean class without noise.

@@ -21,6 +21,8 @@ from __future__ import annotations
 import dataclasses
 import keyword
 import re
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +119,14 @@ class CustomLoss(Loss, metaclass=_CustomLossMeta):
     def per_sample(self, z: jax.Array, y: jax.Array) -> jax.Array:
         """``fn(z, y, **params)`` for one logit vector ``z: (D,)`` and one label ``y``."""
         return type(self).fn(z, y, **self.params)
+
+    def __init__(self, fn: Callable[..., Any], name: str | None = None, **params: Any) -> None:
+        """The call signature: ``CustomLoss(fn, name=None, **params)`` (see the class docstring).
+
+        The metaclass answers that call with an instance of a generated dataclass subclass, whose
+        own ``__init__`` takes the parameters; this one is never run.
+        """
+        raise TypeError("CustomLoss instances are built by its metaclass")  # pragma: no cover
 
     def __call__(self, logits, labels):
         """Per-sample losses of ``logits: (D, N)`` with ``labels: (N,)``: ``fn`` vmapped over columns."""

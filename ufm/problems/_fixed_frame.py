@@ -55,7 +55,8 @@ class FixedFrame(Problem):
         n: clean samples per class (sets ``eta = M/n``).
         d: feature dimension (``>= 2``).
         loss: :class:`ufm.CrossEntropy` or :class:`ufm.LabelSmoothing`.
-        a, rho: the frozen frame's scales (``> 0``).
+        a: the frozen frame's scales (``> 0``).
+        rho: the frozen frame's scales (``> 0``).
         lam: expressivity weight (``>= 0``).
         variant: ``"per_sample"`` (MD-P) or ``"radius"`` (MD-R).
         M: number of noisy features.

@@ -137,7 +137,8 @@ class MemorizationDilation(ClassSizes, AffineClassifier, Problem):
         K: classes, ``>= 2``. n: samples per class, ``>= 2`` (a class needs a clean sample).
         d: feature dimension, ``>= 1`` (the positive frame needs ``d >= K``).
         loss: ``ufm.CrossEntropy()``, ``ufm.LabelSmoothing(alpha)`` or ``ufm.MSE()``.
-        lam_W, lam_H: weight decay, ``>= 0``. lam: expressivity strength, ``>= 0``.
+        lam_W: weight decay, ``>= 0``. lam: expressivity strength, ``>= 0``.
+        lam_H: weight decay, ``>= 0``. lam: expressivity strength, ``>= 0``.
         eta: static noise rate in ``[0, 1)``: ``round(eta n)`` samples of each class get a wrong
             label, assigned cyclically to ``k+1, k+2, ...`` (mod ``K``), so the instance is
             reproducible; default 0.1. Static because it decides which columns are noisy.

@@ -190,7 +190,8 @@ class MultiLabelUFM(_TargetModel):
         Y: multi-hot targets, shape ``(K, N)``, entries 0 or 1, every column nonempty, ``K >= 2``
             (:func:`label_set_targets` builds the data set balanced within multiplicities).
         d: feature dimension, ``d >= 1``.
-        lam_W, lam_H: weight decay, ``>= 0``.
+        lam_W: weight decay, ``>= 0``.
+        lam_H: weight decay, ``>= 0``.
         lam_b: ``None`` (no bias), ``0.0`` (free bias) or ``> 0``.
 
     References:
@@ -236,7 +237,8 @@ class RegressionUFM(_TargetModel):
     Args:
         Y: targets, shape ``(D, N)`` (``D`` target dimensions, ``N`` samples), finite.
         d: feature dimension, ``d >= 1``.
-        lam_W, lam_H: weight decay, ``>= 0``.
+        lam_W: weight decay, ``>= 0``.
+        lam_H: weight decay, ``>= 0``.
         lam_b: ``None`` (no bias), ``0.0`` (free bias) or ``> 0``.
 
     References:

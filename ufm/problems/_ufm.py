@@ -52,7 +52,8 @@ class UFM(ClassSizes, AffineClassifier, Problem):
             theorems that need ``d >= K - 1`` say so through their assumptions.
         loss: a :class:`ufm.losses.Loss` (``CrossEntropy()``, ``LabelSmoothing(alpha)``,
             ``Focal(gamma)``, ``MSE(encoding)``).
-        lam_W, lam_H: weight decay on ``W`` and ``H``, ``>= 0``.
+        lam_W: weight decay on ``W`` and ``H``, ``>= 0``.
+        lam_H: weight decay on ``W`` and ``H``, ``>= 0``.
         lam_b: ``None`` for no bias, ``0.0`` for a free (unregularized) bias, ``> 0`` for a
             regularized bias.
         nonneg: constrain ``H >= 0`` (features after a ReLU; Nguyen et al. ICLR 2023).

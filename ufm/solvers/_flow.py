@@ -406,12 +406,17 @@ def gradient_flow(
             ``"grad_norm"``) or a mapping ``name -> fn(prob, params) -> array`` (traceable).
 
     Other arguments:
-        t0: start time. seed / init_scale: the random start ``prob.init(PRNGKey(seed),
-        init_scale)`` when ``params0`` is not given. momentum: heavy-ball coefficient in
-        ``[0, 1)`` (fixed ``dt`` only). rtol, atol: adaptive error tolerances. max_steps: cap on
-        adaptive attempts (default 100,000). dtype: cast the problem and the start to this
-        floating dtype (default float64). throw: raise :class:`ufm.SolveError` on failure;
-        ``False`` returns the trajectory with ``result`` set.
+        t0: start time.
+        seed: the random start ``prob.init(PRNGKey(seed), init_scale)`` when ``params0`` is not
+            given.
+        init_scale: the entry scale of that random start (default ``1/sqrt(d)``).
+        momentum: heavy-ball coefficient in ``[0, 1)`` (fixed ``dt`` only).
+        rtol: relative error tolerance of the adaptive steps.
+        atol: absolute error tolerance of the adaptive steps.
+        max_steps: cap on adaptive attempts (default 100,000).
+        dtype: cast the problem and the start to this floating dtype (default float64).
+        throw: raise :class:`ufm.SolveError` on failure; ``False`` returns the trajectory with
+            ``result`` set.
 
     Returns:
         A :class:`Trajectory`.

@@ -88,7 +88,11 @@ def minimize(prob: Problem, *, seed: int = 0, params0: Any = None, gtol: float =
         eig_tol: second-order tolerance, ``lambda_min >= -eig_tol`` (default ``1e-8``).
         max_escapes: saddle escapes before giving up (``RESULTS.saddle``).
         num_iters: Lanczos steps of the curvature check above 2000 parameters.
-        ctol, max_outer: for problems with inequality constraints ``prob.constraints(params) <= 0``
+        ctol: for problems with inequality constraints ``prob.constraints(params) <= 0``
+            (the M-D radius model): :func:`ufm.solvers.minimize_constrained` runs instead, to
+            primal and complementarity residuals ``<= ctol`` within ``max_outer`` multiplier
+            updates; the Solution then carries ``multipliers`` and ``residuals``.
+        max_outer: for problems with inequality constraints ``prob.constraints(params) <= 0``
             (the M-D radius model): :func:`ufm.solvers.minimize_constrained` runs instead, to
             primal and complementarity residuals ``<= ctol`` within ``max_outer`` multiplier
             updates; the Solution then carries ``multipliers`` and ``residuals``.

@@ -54,7 +54,8 @@ def locate_boundary(prob: Problem, field: str, lo: float, hi: float, *, starts: 
     Args:
         prob: the base problem.
         field: a sweepable field (:func:`ufm.sweeps.sweepable_fields`).
-        lo, hi: the search interval; the phases at its ends must differ.
+        lo: the search interval; the phases at its ends must differ.
+        hi: the search interval; the phases at its ends must differ.
         starts: random starts per solve (seeds ``0 .. starts - 1``; the lowest certified value is
             kept). The default is 2, not the sweep's 1: a bisection step has no warm start from a
             neighbour, and one local minimizer named with the wrong phase moves the bracket for

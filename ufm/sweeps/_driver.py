@@ -102,7 +102,13 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
-        gtol, order, max_steps, max_newton: certified-solve options as in :func:`ufm.minimize`
+        gtol: certified-solve options as in :func:`ufm.minimize`
+            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
+        order: certified-solve options as in :func:`ufm.minimize`
+            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
+        max_steps: certified-solve options as in :func:`ufm.minimize`
+            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
+        max_newton: certified-solve options as in :func:`ufm.minimize`
             (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
         certify: ``"auto"``, ``"global"`` or ``"local"`` (above).
         local_mode: several local devices: ``"spmd"`` (a group of one chunk per device as one

@@ -223,7 +223,8 @@ def ufm_problems(
     ``sizes`` to fix the shapes and let hypothesis vary only the hyper-parameters.
 
     Args:
-        min_K, max_K: range of the number of classes (ignored with ``sizes``).
+        min_K: range of the number of classes (ignored with ``sizes``).
+        max_K: range of the number of classes (ignored with ``sizes``).
         sizes: an explicit list of ``(K, n, d)`` triples to sample from (``n`` an int or a tuple
             of ``K`` counts); it overrides ``min_K``, ``max_K``, ``min_d``, ``max_d``, ``balanced``.
         losses: None (all of ``("ce", "ls", "focal", "mse")``, MSE one-hot), a sequence of those
@@ -235,7 +236,9 @@ def ufm_problems(
             drawn loss (MSE encodings with ``"reg"``; imbalanced or nonnegative MSE with a bias)
             are skipped when ``regime != "any"``.
         nonneg: ``H >= 0`` (True), signed (False) or either (None).
-        min_d, max_d: range of ``d`` (default ``[max(K-1, 1), K+1]``, raised to ``K`` for
+        min_d: range of ``d`` (default ``[max(K-1, 1), K+1]``, raised to ``K`` for
+            nonnegative features in a regime).
+        max_d: range of ``d`` (default ``[max(K-1, 1), K+1]``, raised to ``K`` for
             nonnegative features in a regime).
         balanced: counts balanced (True), imbalanced (False) or either (None).
         regime: ``"any"``, ``"nonzero"``, ``"zero"`` or ``"near_threshold"``. For balanced

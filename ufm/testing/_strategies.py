@@ -31,7 +31,9 @@ def encodings(*, K: int, min_D: int = 2, max_D: int | None = None) -> st.SearchS
 
     Args:
         K: number of classes (columns).
-        min_D, max_D: range of the code length ``D`` (default ``max_D = K + 1``). Each ``D`` is a
+        min_D: range of the code length ``D`` (default ``max_D = K + 1``). Each ``D`` is a
+            new shape for the solvers (a new compilation).
+        max_D: range of the code length ``D`` (default ``max_D = K + 1``). Each ``D`` is a
             new shape for the solvers (a new compilation).
 
     Example:
@@ -66,7 +68,8 @@ def losses(
         encodings: if True, MSE is one-hot or (about half the time) uses a random ``(D, K)`` code
             from :func:`encodings`; needs ``K``. If False MSE is one-hot.
         K: number of classes, needed only for encodings.
-        min_D, max_D: range of the code length (default ``[2, K + 1]``).
+        min_D: range of the code length (default ``[2, K + 1]``).
+        max_D: range of the code length (default ``[2, K + 1]``).
 
     Example:
         ``@given(ufm.testing.losses(kinds=("ce", "ls")))``
@@ -125,7 +128,8 @@ def lams(
     Args:
         n: samples per class.
         kappa: a float, a strategy of floats, or None for :func:`kappas` with ``threshold=1``.
-        min_rho, max_rho: range of the ratio ``rho`` (the balance of the two penalties).
+        min_rho: range of the ratio ``rho`` (the balance of the two penalties).
+        max_rho: range of the ratio ``rho`` (the balance of the two penalties).
 
     Example:
         ``@given(ufm.testing.lams(n=2, kappa=ufm.testing.kappas(threshold=1/3, regime="nonzero")))``
@@ -149,7 +153,8 @@ def class_counts(
 
     Args:
         K: number of classes.
-        min_n, max_n: range of each count.
+        min_n: range of each count.
+        max_n: range of each count.
         balanced: True for an int, False for an imbalanced tuple, None for either.
 
     Example:
