@@ -129,10 +129,9 @@ def _settings(args, spec) -> dict:
 def _dask_client(address):
     if not address:
         return None, None
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError:
-        raise SpecError("--scheduler/--dask need dask.distributed: pip install 'distributed'") from None
+    # a missing extra: the ModuleNotFoundError reaches the command line, which names the
+    # `pip install 'ufm[sweeps]'` line (exit status 1)
+    from distributed import Client, LocalCluster
 
     if address.startswith("local:"):
         try:
