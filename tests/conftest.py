@@ -8,6 +8,9 @@ import os
 from ufm.cli import use_compile_profile
 
 use_compile_profile("fast")
+# Hermetic: commands run in-process (ufm.cli.main) would otherwise turn on the user's persistent
+# compilation cache (~/.cache/ufm/jax) for the rest of the test process.
+os.environ.setdefault("UFM_NO_COMPILATION_CACHE", "1")
 
 import jax  # noqa: E402
 import pytest  # noqa: E402
