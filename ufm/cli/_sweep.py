@@ -106,8 +106,15 @@ def _starts(args, sspec) -> int:
         if "starts" in sspec:
             raise SpecError("spec [sweep]: give starts only (seeds is its deprecated name)")
         _deprecated("spec [sweep] key 'seeds'", "'starts'")
-        return int(sspec["seeds"])
-    return int(sspec.get("starts", 1))
+        return _whole("seeds", sspec["seeds"])
+    return _whole("starts", sspec.get("starts", 1))
+
+
+def _whole(key: str, value) -> int:
+    """A ``[sweep]`` count: a whole number >= 1, or a SpecError naming the key."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise SpecError(f"spec [sweep] {key} must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def _settings(args, spec) -> dict:
@@ -121,7 +128,8 @@ def _settings(args, spec) -> dict:
     if certify not in ("auto", "global", "local"):
         raise SpecError(f"spec [sweep] certify must be auto, global or local, got {certify!r}")
     return {"grid": _parse_grid_flag(args.grid, sspec.get("grid", {})), "starts": _starts(args, sspec),
-            "store": args.store or sspec.get("store"), "chunk": args.chunk or sspec.get("chunk"),
+            "store": args.store or sspec.get("store"),
+            "chunk": args.chunk or (_whole("chunk", sspec["chunk"]) if "chunk" in sspec else None),
             "certify": certify,
             "boundaries": _parse_boundaries(args.boundary or sspec.get("boundary", []))}
 
