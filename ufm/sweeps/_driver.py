@@ -102,30 +102,25 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
         progress: a tqdm bar on stderr (default: when stderr is a terminal).
         max_chunks: stop after this many new chunks (for tests and for splitting work).
         devices: the JAX devices that run chunks (default ``jax.local_devices()``).
-        gtol: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
-        order: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
-        max_steps: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
-        max_newton: certified-solve options as in :func:`ufm.minimize`
-            (``order="auto"``: second order where affordable; with ``"global"``, the fallback's).
+        gtol: as in :func:`ufm.minimize`.
+        order: as in :func:`ufm.minimize` (``"auto"``: second order where affordable); with
+            ``"global"``, the order of the fallback.
+        max_steps: as in :func:`ufm.minimize`.
+        max_newton: as in :func:`ufm.minimize`.
         certify: ``"auto"``, ``"global"`` or ``"local"`` (above).
         local_mode: several local devices: ``"spmd"`` (a group of one chunk per device as one
             ``shard_map`` program, compiled once) or ``"threads"`` (a thread per device, each
             compiling its own copy).
 
     Returns:
-        An ``xarray.Dataset`` (:func:`ufm.sweeps.open_sweep`): dimensions the grid fields and
-        ``seed``.
+        An ``xarray.Dataset`` (:func:`ufm.sweeps.open_sweep`) over the grid fields and ``seed``;
+        a failed solve is stored with its :class:`ufm.RESULTS` code (``result``), the sweep goes on.
 
     Raises:
         ValueError: a bad grid (naming the field) or option, or a store that holds a different
             sweep; all before anything is solved or written.
         StoreBusyError: another call holds the store's lease (named); nothing was solved.
         StoreWriteError: a write failed (disk full, read-only); done chunks intact; resumable.
-
-    A failed solve is stored with its :class:`ufm.RESULTS` code (``result``); the sweep goes on.
 
     References:
         Zhu et al., NeurIPS 2021 (arXiv 2105.02375), the CE UFM landscape the phase diagrams map.
