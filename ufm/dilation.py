@@ -26,14 +26,12 @@ References:
 
 from __future__ import annotations
 
-import functools
-import warnings
-from collections.abc import Callable
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 
+from ufm._internal.deprecation import classifier_first
 from ufm.metrics import LAYOUTS, nc1
 
 __all__ = [
@@ -64,27 +62,7 @@ def _features(H: Any, layout: str) -> jnp.ndarray:
     return H if layout == "dN" else H.T
 
 
-def _classifier_first(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Accept the old order ``(W, b, H, true_labels, labels, K)`` for one release, with a
-    DeprecationWarning; it is recognised by its second argument, the bias (None or 1-D)."""
-
-    @functools.wraps(fn)
-    def inner(*args: Any, **kwargs: Any) -> Any:
-        if len(args) >= 2 and (args[1] is None or np.ndim(args[1]) < 2):
-            warnings.warn(
-                f"{fn.__name__}(W, b, H, true_labels, labels) is deprecated; call "
-                f"{fn.__name__}(W, H, true_labels, labels, b=b)",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            for name, value in zip(_OLD_ORDER, args):
-                if name in kwargs:
-                    raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
-                kwargs[name] = value
-            args = ()
-        return fn(*args, **kwargs)
-
-    return inner
+_classifier_first = classifier_first(_OLD_ORDER, "W, H, true_labels, labels, b=b")
 
 
 def _masks(

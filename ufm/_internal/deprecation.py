@@ -8,6 +8,8 @@ import sys
 import types
 import warnings
 
+import numpy as np
+
 
 def moved_attribute(owner: str, name: str, module: str, attribute: str | None):
     """``module.attribute`` (the module itself when ``attribute`` is None), after a
@@ -56,6 +58,34 @@ def renamed_keywords(**old_to_new: str):
                     warnings.warn(f"{fn.__name__}({old}=...) is deprecated; use {new}=", DeprecationWarning,
                                   stacklevel=2)
                     kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def classifier_first(old_order: tuple[str, ...], new_call: str):
+    """Decorator: accept, for one release and with a DeprecationWarning, the old positional order
+    ``old_order`` (the bias second, e.g. ``("W", "b", "H", "labels", "K")``) of a function whose
+    order is now classifier, features, labels, then ``b=None``; ``new_call`` is the call the
+    warning recommends (``"W, H, labels, b=b, ..."``).
+
+    The old form is recognised exactly: its second positional argument is the bias, ``None`` or
+    an array of at most one dimension, where the new form has the 2-D features.
+    """
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(*args, **kwargs):
+            if len(args) >= 2 and (args[1] is None or np.ndim(args[1]) < 2):
+                warnings.warn(f"{fn.__name__}({', '.join(old_order[: len(args)])}) with the bias second is "
+                              f"deprecated; call {fn.__name__}({new_call})", DeprecationWarning, stacklevel=2)
+                for name, value in zip(old_order, args):
+                    if name in kwargs:
+                        raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
+                    kwargs[name] = value
+                args = ()
             return fn(*args, **kwargs)
 
         return inner

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ufm._internal.deprecation import classifier_first as deprecated_order
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import is_concrete
 
@@ -204,32 +205,8 @@ def check_gram(G: Any) -> jax.Array:
 def classifier_first(old_order: Sequence[str]) -> Decorator:
     """Decorator: accept, for one release and with a DeprecationWarning, the old positional order
     ``old_order`` (for example ``("W", "b", "H", "labels", "K")``) of a function whose order is now
-    ``(W, H, labels, b=None, ...)``.
-
-    The old form is recognised exactly: its second positional argument is the bias, ``None`` or
-    an array of at most one dimension, where the new form has the 2-D features.
-    """
-
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def inner(*args: Any, **kwargs: Any) -> Any:
-            if len(args) >= 2 and (args[1] is None or np.ndim(args[1]) < 2):
-                warnings.warn(
-                    f"{fn.__name__}({', '.join(old_order[: len(args)])}) with the bias second is "
-                    f"deprecated; call {fn.__name__}(W, H, labels, b=b, ...)",
-                    DeprecationWarning,
-                    stacklevel=2,
-                )
-                for name, value in zip(old_order, args):
-                    if name in kwargs:
-                        raise TypeError(f"{fn.__name__}() got multiple values for argument {name!r}")
-                    kwargs[name] = value
-                args = ()
-            return fn(*args, **kwargs)
-
-        return inner
-
-    return wrap
+    ``(W, H, labels, b=None, ...)`` (:func:`ufm._internal.deprecation.classifier_first`)."""
+    return deprecated_order(tuple(old_order), "W, H, labels, b=b, ...")
 
 
 def keyword_only_after(n: int, names: Sequence[str]) -> Decorator:
