@@ -12,7 +12,7 @@ directory per page (``examples/`` linked into it, so every line reads as typed f
 root), in order, with the repository on ``PYTHONPATH``. The page then shows the commands, the
 source of every example script they run, their standard output and every PNG they wrote.
 
-``UFM_DOCS_EXECUTE`` chooses what runs: ``all``, ``cheap`` (the default) or ``none``. A block that
+``UFM_DOCS_EXECUTE`` chooses what runs: ``all`` (the default: the site shows real outputs), ``cheap`` or ``none``. A block that
 does not run is shown with a note saying how to see its output. A command that fails stops the
 build with its standard error.
 """
@@ -56,8 +56,8 @@ class Block:
 
 
 def mode() -> str:
-    """The execution mode from ``UFM_DOCS_EXECUTE`` (default ``cheap``); raises on another value."""
-    value = os.environ.get(ENV, "cheap").strip().lower() or "cheap"
+    """The execution mode from ``UFM_DOCS_EXECUTE`` (default ``all``); raises on another value."""
+    value = os.environ.get(ENV, "all").strip().lower() or "all"
     if value not in MODES:
         raise ValueError(f"{ENV} must be one of {', '.join(MODES)}, got {ENV}={value!r}")
     return value
