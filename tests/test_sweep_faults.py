@@ -8,6 +8,7 @@ killed, the client killed, two processes at once) are in ``test_sweep_cluster.py
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import hashlib
 import json
@@ -350,3 +351,24 @@ def test_problem_travels_to_a_worker_in_float64(tmp_path):
     out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "plan.bin")], env=env,
                          capture_output=True, text=True, timeout=120, check=True).stdout.split()
     assert out == ["float64", repr(5e-3)]
+
+
+def test_points_that_cannot_certify_are_stored_with_their_code(tmp_path):
+    """A solve that cannot certify within its steps (``max_steps`` far below what the problem needs):
+    each point is stored with the ``max_steps_reached`` code and a finite value no lower than the
+    global minimum (the closed form), marked done (a finished, honest answer: a resume does not
+    rewrite it), not converged, and the summary counts it."""
+    from ufm.cli._sweep import _failed
+
+    grid, path = {"lam_W": [1e-3, 1e-2, 1e-1]}, tmp_path / "s.zarr"
+    ds = sweep(CE, grid, store=path, chunk=3, max_steps=2, max_newton=0, certify="local", order="first")
+    assert bool(ds.done.all()) and not bool(ds.converged.any())
+    assert ds.result_name.values[:, 0].tolist() == ["max_steps_reached"] * 3
+    minima = [cf.ce_family(dataclasses.replace(CE, lam_W=lw)).quantities["value"] for lw in grid["lam_W"]]
+    assert np.all(np.isfinite(ds.value.values[:, 0]))
+    assert np.all(ds.value.values[:, 0] >= np.asarray(minima) - 1e-12)  # 1e-12: float64 rounding
+    assert _failed(ds) == {"max_steps_reached": 3}
+    before = chunk_digests(path, 0)
+    again = sweep(CE, grid, store=path, chunk=3, max_steps=2, max_newton=0, certify="local", order="first")
+    assert chunk_digests(path, 0) == before
+    assert again.result_name.values[:, 0].tolist() == ["max_steps_reached"] * 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -55,7 +55,10 @@ def _sweep_parser() -> argparse.ArgumentParser:
 
 
 def _parse_grid_flag(items, spec_grid) -> dict:
-    """--grid FIELD=log:LO:HI:NUM | lin:LO:HI:NUM | V1,V2,..."""
+    """--grid FIELD=log:LO:HI:NUM | lin:LO:HI:NUM | V1,V2,... over the spec's ``[sweep.grid]``."""
+    if not isinstance(spec_grid, Mapping):
+        raise SpecError(f"spec [sweep] grid must be a table of FIELD = VALUES (a list of numbers, or "
+                        f"{{log = [LO, HI, NUM]}} / {{lin = [LO, HI, NUM]}}), got grid = {spec_grid!r}")
     grid = dict(spec_grid)
     for item in items or []:
         field, sep, rhs = item.partition("=")
@@ -65,7 +68,7 @@ def _parse_grid_flag(items, spec_grid) -> dict:
         try:
             if kind in ("log", "lin") and rest:
                 lo, hi, num = rest.split(":")
-                grid[field] = {kind: [float(lo), float(hi), int(num)]}
+                grid[field] = {kind: [float(lo), float(hi), float(num)]}
             else:
                 grid[field] = [float(v) for v in rhs.split(",") if v]
         except ValueError:
@@ -77,13 +80,19 @@ def _parse_grid_flag(items, spec_grid) -> dict:
 
 
 def _parse_boundaries(items) -> list[tuple[str, float, float]]:
+    """``FIELD:LO:HI`` items (flags or the spec's ``boundary`` list): finite ``LO < HI``."""
+    if isinstance(items, str) or not isinstance(items, Sequence):
+        raise SpecError(f"spec [sweep] boundary must be a list of 'FIELD:LO:HI' strings, e.g. "
+                        f"['lam_W:1e-3:1'], got boundary = {items!r}")
     out = []
     for item in items:
-        parts = str(item).split(":")
+        parts = item.split(":") if isinstance(item, str) else []
         try:
             field, lo, hi = parts[0], float(parts[1]), float(parts[2])
         except (IndexError, ValueError):
-            raise SpecError(f"--boundary must look like lam_W:1e-3:1, got {item!r}") from None
+            raise SpecError(f"boundary must look like lam_W:1e-3:1 (FIELD:LO:HI), got {item!r}") from None
+        if len(parts) != 3 or not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise SpecError(f"boundary {item!r}: needs FIELD:LO:HI with finite LO < HI")
         out.append((field, lo, hi))
     return out
 
@@ -125,10 +134,14 @@ def _settings(args, spec) -> dict:
         raise SpecError(f"spec [sweep]: unknown key(s) {unknown}; known: grid, starts, chunk, store, "
                         f"boundary, certify")
     certify = args.certify or sspec.get("certify", "auto")
-    if certify not in ("auto", "global", "local"):
+    if not isinstance(certify, str) or certify not in ("auto", "global", "local"):
         raise SpecError(f"spec [sweep] certify must be auto, global or local, got {certify!r}")
+    store = args.store or sspec.get("store")
+    if store is not None and (not isinstance(store, str) or not store.strip()):
+        raise SpecError(f"spec [sweep] store must be a path or an fsspec URL (a non-empty string), "
+                        f"got store = {store!r}")
     return {"grid": _parse_grid_flag(args.grid, sspec.get("grid", {})), "starts": _starts(args, sspec),
-            "store": args.store or sspec.get("store"),
+            "store": store,
             "chunk": args.chunk or (_whole("chunk", sspec["chunk"]) if "chunk" in sspec else None),
             "certify": certify,
             "boundaries": _parse_boundaries(args.boundary or sspec.get("boundary", []))}
@@ -212,8 +225,11 @@ def cmd_sweep(argv: Sequence[str]) -> int:
     prob, spec = problem_from(args)
     s = _settings(args, spec)
     parse_grid(prob, s["grid"])  # every spec error before any solve or any store
-    for b in s["boundaries"]:
-        parse_grid(prob, {b[0]: [b[1], b[2]]})
+    for field, lo, hi in s["boundaries"]:
+        try:
+            parse_grid(prob, {field: [lo, hi]})
+        except ValueError as e:
+            raise SpecError(f"boundary {field}:{lo:g}:{hi:g}: {e}") from None
     try:
         ds, elapsed = _run(prob, s, args)
     except (StoreBusyError, OSError) as e:  # a busy, full or read-only store: one line

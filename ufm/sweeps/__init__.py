@@ -20,6 +20,7 @@ thresholds come in as numbers (``proofs_check.boundaries`` computes them from th
 from ufm.sweeps._boundaries import compare_thresholds as compare_thresholds
 from ufm.sweeps._boundaries import locate_boundary as locate_boundary
 from ufm.sweeps._driver import sweep as sweep
+from ufm.sweeps._grid import MAX_POINTS as MAX_POINTS
 from ufm.sweeps._grid import parse_grid as parse_grid
 from ufm.sweeps._grid import snake_order as snake_order
 from ufm.sweeps._grid import sweepable_fields as sweepable_fields
@@ -33,4 +34,4 @@ from ufm.sweeps._store import open_sweep as open_sweep
 
 __all__ = ["sweep", "open_sweep", "parse_grid", "sweepable_fields", "snake_order", "locate_boundary",
            "compare_thresholds", "PHASES", "phase_of", "gram_signature", "order_parameter", "StoreBusyError",
-           "StoreWriteError"]
+           "StoreWriteError", "MAX_POINTS"]

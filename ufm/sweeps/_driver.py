@@ -28,7 +28,7 @@ from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
 from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.problems import Problem
-from ufm.sweeps._grid import GridSpec, chunk_points, grid_size, parse_grid
+from ufm.sweeps._grid import MAX_POINTS, GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
 from ufm.sweeps._lease import holding
 from ufm.sweeps._store import done_chunks, open_root, open_store, open_sweep, store_meta, where, write_chunk
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 __all__ = ["sweep", "LOCAL_MODES", "ship", "receive"]
 
+MAX_CHUNK = 65_536  # points per compiled call: one call holds its chunk's arrays in memory
 LOCAL_MODES = ("spmd", "threads")  # several local devices: one SPMD program, or one per device
 
 
@@ -159,9 +160,9 @@ def _todo(root, prob, plan: _Plan, max_chunks) -> tuple[np.ndarray, list[int]]:
     return done, [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
 
 
-def _count(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {name}={value!r}")
+def _count(name: str, value, most: int = MAX_POINTS) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not 1 <= value <= most:
+        raise ValueError(f"{name} must be an integer >= 1 and <= {most:.0e}, got {name}={value!r}")
     return int(value)
 
 
@@ -169,10 +170,10 @@ def _plan(prob, grid, starts, chunk, devices, client_without_store, **options) -
     """Validate the grid, the counts, the store and the solver options (in that order); no store
     is opened, nothing is solved."""
     axes = parse_grid(prob, grid)
-    starts = _count("starts", starts)
+    starts = _count("starts", starts, MAX_POINTS // grid_size(axes))  # points x starts solves in all
     if chunk is None:
         chunk = max(1, min(256, math.ceil(grid_size(axes) / (4 * len(devices)))))
-    chunk = _count("chunk", chunk)
+    chunk = _count("chunk", chunk, MAX_CHUNK)
     if client_without_store:
         raise ValueError("store must be a path or URL when client is given: the workers write to it")
     opts = solve_options(prob, devices, **options)

@@ -17,7 +17,7 @@ import numpy as np
 from ufm.problems import Problem
 
 __all__ = ["GridSpec", "sweepable_fields", "parse_grid", "replace_path", "snake_order", "grid_size",
-           "chunk_points"]
+           "chunk_points", "MAX_POINTS"]
 
 # ``{field: [v1, v2, ...]}`` or ``{field: {"log" | "lin": [lo, hi, num]}}``
 GridSpec = Mapping[str, Union[Sequence[float], Mapping[str, Sequence[float]]]]
@@ -55,31 +55,70 @@ def _check_field(prob, path: str) -> None:
     raise ValueError(f"grid field {path!r} cannot be swept: {why}; sweepable fields: {fields}")
 
 
-def _values(path: str, spec) -> np.ndarray:
-    """A list of numbers, or ``{"log": [lo, hi, num]}`` / ``{"lin": [lo, hi, num]}``."""
+MAX_POINTS = 10**8  # grid points of one sweep (times starts, see ufm.sweeps.sweep): a store's limit
+
+
+def _count_of(where: str, num: Any) -> int:
+    """The ``num`` of a ``log``/``lin`` axis: a whole number in ``[1, MAX_POINTS]``."""
+    whole = (isinstance(num, (int, np.integer)) and not isinstance(num, bool)) or (
+        isinstance(num, (float, np.floating)) and np.isfinite(num) and float(num).is_integer())
+    if not whole:
+        raise ValueError(f"{where}: num must be a whole number in [1, {MAX_POINTS:.0e}], got {num!r}")
+    num = int(num)
+    if not 1 <= num <= MAX_POINTS:
+        raise ValueError(f"{where}: num must be in [1, {MAX_POINTS:.0e}], got num={num}"
+                         + ("; an empty axis has no points" if num < 1 else ""))
+    return num
+
+
+def _range_of(where: str, kind: str, args: Any) -> tuple[float, float, int]:
+    """``[lo, hi, num]`` of a ``log``/``lin`` axis: finite ``lo < hi`` (``lo == hi`` for one
+    point), positive for ``log``."""
+    if isinstance(args, (str, bytes, Mapping)) or not isinstance(args, Sequence) or len(args) != 3:
+        raise ValueError(f"{where}: {kind} needs [lo, hi, num], got {args!r}")
+    lo, hi, num = args
+    if any(isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) for v in (lo, hi)):
+        raise ValueError(f"{where}: {kind} needs numbers lo, hi, got lo={lo!r}, hi={hi!r}")
+    lo, hi, num = float(lo), float(hi), _count_of(where, num)
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{where}: lo and hi must be finite numbers, got lo={lo}, hi={hi}")
+    if kind == "log" and (lo <= 0 or hi <= 0):
+        raise ValueError(f"{where}: a log grid needs lo, hi > 0, got lo={lo}, hi={hi}")
+    if lo > hi or (lo == hi and num > 1):
+        raise ValueError(f"{where}: the range is reversed or empty (lo={lo:g}, hi={hi:g}, num={num}); "
+                         f"give lo < hi (lo == hi only with num = 1)")
+    return lo, hi, num
+
+
+def _not_numbers(v: Any) -> bool:
+    """Whether a list of values holds something other than real numbers: NumPy would silently read
+    a boolean as 0 or 1 and a string such as ``"1e-3"`` as a number."""
+    if isinstance(v, (list, tuple)):
+        return any(isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating))
+                   for x in v)
+    return isinstance(v, (bool, np.bool_, str, bytes))
+
+
+def _axis(path: str, spec: Any) -> tuple[int, Any]:
+    """``(size, make)``: an axis's number of points, and a function that builds its values (so
+    that a huge grid is refused before any array is allocated)."""
     where = f"grid[{path!r}]"
     if isinstance(spec, Mapping):
         if len(spec) != 1 or next(iter(spec)) not in ("log", "lin"):
             raise ValueError(f"{where} must be a list of values or {{'log'|'lin': [lo, hi, num]}}, "
                              f"got {dict(spec)!r}")
         kind, args = next(iter(spec.items()))
-        try:
-            lo, hi, num = args
-            lo, hi, num = float(lo), float(hi), int(num)
-        except (TypeError, ValueError):
-            raise ValueError(f"{where}: {kind} needs [lo, hi, num], got {args!r}") from None
-        if num < 1:
-            raise ValueError(f"{where} is empty: num={num}; give num >= 1")
-        if kind == "log" and (lo <= 0 or hi <= 0):
-            raise ValueError(f"{where}: a log grid needs lo, hi > 0, got lo={lo}, hi={hi}")
-        return np.geomspace(lo, hi, num) if kind == "log" else np.linspace(lo, hi, num)
+        lo, hi, num = _range_of(where, kind, args)
+        return num, lambda: (np.geomspace if kind == "log" else np.linspace)(lo, hi, num)
+    if _not_numbers(spec):
+        raise ValueError(f"{where} must be numbers (a list, or {{'log'|'lin': [lo, hi, num]}}), got {spec!r}")
     try:
         arr = np.atleast_1d(np.asarray(spec, dtype=np.float64))
     except (TypeError, ValueError):
         raise ValueError(f"{where} must be numbers, got {spec!r}") from None
     if arr.ndim != 1:
         raise ValueError(f"{where} must be a 1-D list of values, got shape {arr.shape}")
-    return arr
+    return arr.size, lambda: arr
 
 
 def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
@@ -95,16 +134,25 @@ def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
 
     Raises:
         ValueError: naming the field, for an unknown or static field, an empty or non-finite
-            list, repeated values, or a value outside the field's range (checked by building the
-            problem with that value).
+            list, non-numbers (booleans included), repeated values, a reversed ``log``/``lin``
+            range or a ``num`` that is not a whole number >= 1, more than :data:`MAX_POINTS`
+            points in all (refused before any value is made), or a value outside the field's
+            range (checked by building the problem with that value).
     """
     if not isinstance(grid, Mapping) or not grid:
         raise ValueError(f"grid must be a non-empty mapping field -> values, e.g. "
                          f"{{'lam_W': [1e-3, 1e-2]}}; sweepable fields: {sweepable_fields(prob)}")
-    axes = {}
+    sizes, makers = {}, {}
     for path, spec in grid.items():
         _check_field(prob, str(path))
-        arr = _values(path, spec)
+        sizes[path], makers[path] = _axis(path, spec)
+    total = int(np.prod([float(v) for v in sizes.values()]))
+    if total > MAX_POINTS:
+        raise ValueError(f"grid: {' x '.join(map(str, sizes.values()))} = {total:.3g} points, more than "
+                         f"{MAX_POINTS:.0e} in one sweep; split it into sweeps over sub-ranges")
+    axes = {}
+    for path in grid:
+        arr = makers[path]()
         if arr.size == 0:
             raise ValueError(f"grid[{path!r}] is empty: give at least one value")
         if not np.all(np.isfinite(arr)):

@@ -41,6 +41,7 @@ from jax.sharding import PartitionSpec
 from ufm import metrics
 from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
+from ufm._internal.validation import check_finite_positive
 from ufm.problems import Problem
 from ufm.solvers import RESULTS, global_certificate, global_gap_ok, global_unsupported_reason, minimize
 from ufm.sweeps._grid import replace_path
@@ -322,11 +323,16 @@ def solve_options(prob: Problem, devices: Sequence[jax.Device], *, gtol: float =
 
     Raises:
         ValueError: ``order`` not ``"auto"``, ``"first"`` or ``"second"``; ``certify`` not
-            ``"auto"``, ``"global"`` or ``"local"``; ``certify="global"`` for a family without a
-            proven lower bound (the message says why).
+            ``"auto"``, ``"global"`` or ``"local"``; ``gtol`` not a finite number > 0;
+            ``max_steps`` not an integer >= 1 or ``max_newton`` not an integer >= 0;
+            ``certify="global"`` for a family without a proven lower bound (the message says why).
     """
     if order not in ("auto", "first", "second"):
         raise ValueError(f"order must be 'auto', 'first' or 'second', got order={order!r}")
+    gtol = check_finite_positive("gtol", gtol)
+    for name, value, lo in (("max_steps", max_steps, 1), ("max_newton", max_newton, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < lo:
+            raise ValueError(f"{name} must be an integer >= {lo}, got {name}={value!r}")
     return SolveOptions(gtol=float(gtol), max_steps=int(max_steps), max_newton=int(max_newton),
                         order=order, batch=_batch_mode(devices), certify=_certify_mode(prob, certify))
 
