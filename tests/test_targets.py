@@ -79,7 +79,7 @@ def test_single_label_multilabel_is_the_ce_ufm(K, n, d, lw, lh, lb, seed):
     Y = np.eye(K)[:, base.labels]
     ml = ufm.MultiLabelUFM(Y=Y, d=d, lam_W=lw, lam_H=lh, lam_b=lb)
     p = base.init(jax.random.PRNGKey(seed), 1.0)
-    assert np.isclose(float(ml.objective(p)), float(base.objective(p)), rtol=1e-13)
+    assert np.isclose(float(ml.objective(p)), float(base.objective(p)), rtol=1e-13, atol=0.0)
     assert np.array_equal(ml.labels, base.labels)
 
 
@@ -90,7 +90,7 @@ def test_onehot_regression_is_the_mse_ufm(K, n, d, lw, lh, lb, seed):
     base = ufm.UFM(K=K, n=n, d=d, loss=ufm.MSE(), lam_W=lw, lam_H=lh, lam_b=lb)
     reg = ufm.RegressionUFM(Y=np.eye(K)[:, base.labels], d=d, lam_W=lw, lam_H=lh, lam_b=lb)
     p = base.init(jax.random.PRNGKey(seed), 1.0)
-    assert np.isclose(float(reg.objective(p)), float(base.objective(p)), rtol=1e-13)
+    assert np.isclose(float(reg.objective(p)), float(base.objective(p)), rtol=1e-13, atol=0.0)
 
 
 @settings(max_examples=HALF)
@@ -139,7 +139,7 @@ def _factor(Z, lw, lh, d):
 def _stationary(prob, params, value, rtol=1e-10):
     f, g = jax.value_and_grad(prob.objective)(params)
     gn = np.sqrt(sum(float(jnp.sum(x**2)) for x in jax.tree_util.tree_leaves(g)))
-    assert np.isclose(float(f), value, rtol=rtol), (float(f), value)
+    assert np.isclose(float(f), value, rtol=rtol, atol=0.0), (float(f), value)
     assert gn <= 1e-9 * max(1.0, abs(value)), gn
 
 
@@ -193,7 +193,7 @@ def test_multilabel_zero_solution_beyond_the_threshold():
     prob = ufm.MultiLabelUFM(Y=ufm.label_set_targets(K, {1: n}), d=K, lam_W=lam, lam_H=lam)
     q = targets.MULTILABEL.predict(prob)
     assert np.all(q["W_gram"] == 0) and np.all(q["group_logits"] == 0)
-    assert np.isclose(q["value"], np.log(K))
+    assert np.isclose(q["value"], np.log(K), rtol=1e-14, atol=0.0)
 
 
 # ---- catalog entries --------------------------------------------------------------------------

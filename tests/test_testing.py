@@ -210,11 +210,11 @@ def test_generic_features_have_distinct_means(HL):
 
 
 def test_focal_threshold_is_one_over_K_only_without_focusing():
-    assert ut.kappa_threshold(ufm.Focal(0.0), 3) == pytest.approx(1 / 3, rel=1e-12)
+    assert ut.kappa_threshold(ufm.Focal(0.0), 3) == pytest.approx(1 / 3, rel=1e-12, abs=0.0)
     # K = 2, gamma = 3: -l'(p = 1/2) / K^2 with l = -(1-p)^3 log p
     p = 0.5
     dl = 3 * (1 - p) ** 2 * math.log(p) - (1 - p) ** 3 / p
-    assert ut.kappa_threshold(ufm.Focal(3.0), 2) == pytest.approx(-dl / 4, rel=1e-9)
+    assert ut.kappa_threshold(ufm.Focal(3.0), 2) == pytest.approx(-dl / 4, rel=1e-9, abs=0.0)
 
 
 @pytest.mark.parametrize("call,name", [
