@@ -54,6 +54,7 @@ from ufm.solvers import global_certificate as global_certificate
 from ufm.solvers import gradient_flow as gradient_flow
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs
 from ufm.solvers import hessian_spectrum as hessian_spectrum
+from ufm.solvers import implicit_invariant as implicit_invariant
 from ufm.solvers import minimize as minimize
 from ufm.solvers import symmetry_basis as symmetry_basis
 
@@ -87,7 +88,7 @@ __all__ = [
     "FixedFrame", "MultiLabelUFM", "RegressionUFM", "label_set_targets",
     # solvers
     "minimize", "gradient_flow", "global_certificate", "hessian_spectrum", "hessian_extreme_eigs",
-    "symmetry_basis", "Solution", "Certificate", "GlobalCertificate", "Trajectory", "SaveAt",
+    "symmetry_basis", "implicit_invariant", "Solution", "Certificate", "GlobalCertificate", "Trajectory", "SaveAt",
     "RESULTS", "SolveError",
     # the simplex-ETF ansatz
     "etf_prediction", "etf_params", "ETFPrediction", "etf_verdict", "ETFVerdict",

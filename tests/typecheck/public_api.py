@@ -42,3 +42,9 @@ def verdict() -> bool:
     print(pred)
     v: ufm.ETFVerdict = ufm.etf_verdict(prob)
     return v.optimal
+
+
+def derivative_of_a_minimizer() -> float:
+    prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
+    g = ufm.implicit_invariant(prob, lambda p, x: jax.numpy.sum(x.W**2), order="second")
+    return float(jax.grad(g)({"lam_W": 5e-3, "lam_H": 5e-3})["lam_W"])

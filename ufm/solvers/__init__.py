@@ -4,9 +4,10 @@ Modules (private; this package is their public face): ``_results`` (RESULTS, Sol
 certificates, Solution), ``_descent`` (L-BFGS, SPG, CG, Newton-CG kernels), ``_core`` (the
 compiled local solve and its SolveOptions), ``_local`` (starts, polish hook, pick, Solution),
 ``_minimize`` (the front door), ``_constrained``, ``_relu``, ``_global``, ``_certify`` (Hessian
-spectra), ``_flow`` (gradient flow), ``_common`` (shared pieces).
+spectra), ``_argmin`` (derivatives of minimizers), ``_flow`` (gradient flow), ``_common`` (shared pieces).
 """
 
+from ufm.solvers._argmin import implicit_invariant as implicit_invariant
 from ufm.solvers._certify import hessian_extreme_eigs as hessian_extreme_eigs
 from ufm.solvers._certify import hessian_spectrum as hessian_spectrum
 from ufm.solvers._certify import symmetry_basis as symmetry_basis
@@ -33,4 +34,4 @@ __all__ = ["gradient_flow", "SaveAt", "Trajectory", "minimize", "Solution", "Cer
            "GlobalCertificate", "RESULTS", "SolveError", "hessian_spectrum", "hessian_extreme_eigs",
            "symmetry_basis", "grad_norm", "kkt_residual", "global_certificate", "global_gap_ok",
            "global_unsupported_reason", "polish_relu", "minimize_constrained", "AugmentedLagrangian",
-           "minimize_md"]
+           "minimize_md", "implicit_invariant"]
