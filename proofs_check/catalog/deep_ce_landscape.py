@@ -252,9 +252,7 @@ DNC_NOT_GLOBAL = Theorem(
     expressions=EXPRESSIONS,
     variables=_variables,
     proofs=PROOFS_NOT_GLOBAL,
-    tolerances={"DNC value f_DNC(x*)": _TOL_VALUE, "square value f_square(x*)": _TOL_VALUE,
-                "DNC value - square value (> 0)": (1e-8, "a difference of two values of size 1e-2 to 1: "
-                                                         "their rounding, relative to the gap")},
+    tolerances={"DNC value f_DNC(x*)": _TOL_VALUE, "square value f_square(x*)": _TOL_VALUE},
     assumed=("that the balanced factorization a_i B is optimal within each family (the Hölder bound of "
              "docs/theory.md#deep-reduction; only its value is used, as an explicit point)",),
 )
