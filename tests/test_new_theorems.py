@@ -8,7 +8,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import ufm
-from proofs_check.catalog import all_theorems, deep_ce_landscape, deep_linear, deep_relu, imbalanced_ce, landscape, mse
+from proofs_check.catalog import (
+    all_theorems, deep_ce_landscape, deep_linear, deep_relu, imbalanced_ce, landscape, mse, seli,
+)
 from proofs_check.catalog._common import kappa
 from proofs_check.theorem import Citation
 
@@ -119,3 +121,35 @@ def test_random_instances_pass_both_entries(seed):
             continue
         rows = th.check(prob)
         assert all(r["passed"] for r in rows), [r for r in rows if not r["passed"]]
+
+
+# ---- SELI: the simplex-encoded labels are the max-margin logits -------------------------------------
+@given(counts=st.lists(st.integers(1, 500), min_size=2, max_size=8))
+def test_the_sel_certificate_holds_for_any_counts(counts):
+    """The dual certificate M = (P D P)^(+1/2): M (P D P) M = P, the classifier Gram squares to
+    P D P, and every off-diagonal entry of M is <= 0 (the multipliers of the KKT argument)."""
+    geo = seli.sel_geometry(counts)
+    k = len(counts)
+    P = np.eye(k) - np.ones((k, k)) / k
+    A = P @ np.diag(np.asarray(counts, float)) @ P
+    scale = float(np.max(counts))
+    assert np.allclose(geo["M"] @ A @ geo["M"], P, rtol=0, atol=1e-9)
+    assert np.allclose(geo["W_gram"] @ geo["W_gram"], A, rtol=0, atol=1e-9 * scale)
+    off = geo["M"][~np.eye(k, dtype=bool)]
+    assert np.all(off <= 1e-12 * np.abs(geo["M"]).max())
+
+
+def test_a_point_with_unit_margins_has_nuclear_norm_at_least_the_sel_value():
+    """Weak duality on explicit points: random logit matrices scaled to unit minimum margin never
+    have a nuclear norm below tr (P D P)^(1/2)."""
+    rng = np.random.default_rng(0)
+    counts = (5, 1, 1)
+    y = np.repeat(np.arange(3), counts)
+    value = seli.sel_geometry(counts)["value"]
+    for _ in range(200):
+        Z = rng.normal(size=(3, y.size)) + 3 * (np.arange(3)[:, None] == y[None, :])
+        own = Z[y, np.arange(y.size)]
+        gaps = np.where(np.arange(3)[:, None] == y[None, :], np.inf, own[None, :] - Z)
+        if gaps.min() <= 0:
+            continue
+        assert np.linalg.norm(Z / gaps.min(), "nuc") >= value * (1 - 1e-12)
