@@ -18,8 +18,8 @@ import sympy as sp
 import ufm
 from proofs_check.catalog._common import grad_norm_at
 from proofs_check.catalog.deep_reduction import (
-    DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, OWN_ANALYSIS, REDUCTION, check_dnc_instance, deep_numbers, dnc_assemble, factor_proofs,
-    gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
+    DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, OWN_ANALYSIS, REDUCTION, check_dnc_instance, deep_numbers, dnc_assemble,
+    factor_proofs, gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
 )
 from proofs_check.theorem import GTOL, Proof, Theorem
 from ufm import DeepUFM

@@ -2,7 +2,8 @@ r"""Deep UFM (docs/theory.md#deep-reduction): the m-factor scalar reduction to h
 (DNC) closed form, shared by the entries of ``deep_linear`` and ``deep_relu`` (listed by ``deep``).
 
 **Reduction** [derived; Dang et al., ICML 2023, arXiv 2301.00437, and Garrod & Keating, arXiv
-2404.06106, show the collapse of the deep linear minimizers; the h_m form is ufm's scaling]. MSE, one-hot, no bias, balanced, ``d_l >= K``. With ``m = L + 1``
+2404.06106, show the collapse of the deep linear minimizers; the h_m form is ufm's scaling]. MSE,
+one-hot, no bias, balanced, ``d_l >= K``. With ``m = L + 1``
 factors (``H_1`` and ``W_1 .. W_L``) and collapsed features the logits are ``Zbar = W_L..W_1 Hbar``
 (``K x K``); the data term is ``(1/2K)||Zbar - I||^2`` and the penalty, minimized over the
 factorizations of ``Zbar`` (each factor ``sqrt(mu_i) A_i`` balanced, ``mu_0 = n lam_H``,

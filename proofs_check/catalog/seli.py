@@ -120,8 +120,8 @@ def _balanced_certificate():
     n_ = sp.Symbol("n", positive=True)
     P3 = sp.eye(3) - sp.ones(3, 3) / 3
     M = P3 / sp.sqrt(n_)
-    return sp.And(sp.simplify(M * (n_ * P3) * M - P3) == sp.zeros(3, 3), sp.simplify(M[0, 1] + 1 / (3 * sp.sqrt(n_))) == 0,
-                  (-1 / (3 * sp.sqrt(n_))).is_negative)
+    return sp.And(sp.simplify(M * (n_ * P3) * M - P3) == sp.zeros(3, 3),
+                  sp.simplify(M[0, 1] + 1 / (3 * sp.sqrt(n_))) == 0, (-1 / (3 * sp.sqrt(n_))).is_negative)
 
 
 def _random(rng):
