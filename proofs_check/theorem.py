@@ -53,22 +53,37 @@ _KIND_LABEL = {"proof": "symbolic (SymPy)", "definition": "definition (not a pro
 
 @dataclass(frozen=True)
 class Citation:
-    """Where a result comes from."""
+    """Where a result comes from, and what that source shows for the entry.
+
+    ``where`` names the statement in the paper (e.g. ``"Theorem 4.1, Corollary 4.2"``); ``what``
+    says what the cited work shows when the entry goes beyond it (other scaling, an extension,
+    ufm's own candidate or numbers); ``also`` lists further sources, each with its own ``what``.
+    The three are optional: ``Citation(authors, year, venue, arxiv)`` is unchanged.
+    """
 
     authors: str
     year: int
     venue: str
     arxiv: str | None = None
+    where: str = ""
+    what: str = ""
+    also: tuple = ()
+
+    def _one(self) -> str:
+        arxiv = f", arXiv {self.arxiv}" if self.arxiv else ""
+        where = f", {self.where}" if self.where else ""
+        what = f": {self.what}" if self.what else ""
+        return f"{self.authors} ({self.venue} {self.year}{arxiv}{where}){what}"
 
     def __str__(self) -> str:
-        arxiv = f", arXiv {self.arxiv}" if self.arxiv else ""
-        return f"{self.authors} ({self.venue} {self.year}{arxiv})"
+        return "; ".join([self._one()] + [c._one() for c in self.also])
 
     @property
     def short(self) -> str:
-        """``authors year, arXiv id``: the ``source`` column of the report."""
+        """``authors year, arXiv id`` (then the ``also`` sources, ``;``-separated): the ``source``
+        column of the report."""
         arxiv = f", arXiv {self.arxiv}" if self.arxiv else ""
-        return f"{self.authors} {self.year}{arxiv}"
+        return "; ".join([f"{self.authors} {self.year}{arxiv}"] + [c.short for c in self.also])
 
 
 @dataclass(frozen=True)

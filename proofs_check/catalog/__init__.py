@@ -22,21 +22,25 @@ the helpers the modules share.
   (PAL-CE, tag-wise average), ``imbalanced_mse`` (free bias, SVT of Yhat); shared: ``svt``;
 - ``dynamics``: gradient flow: decay of W^T W - H H^T (and of deep linear W_{l+1}^T W_{l+1} -
   W_l W_l^T), explicit Euler's exact discrete law and order;
-- ``custom_losses``: losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1.
+- ``custom_losses``: losses written as SymPy expressions of p (proofs_check.custom): PolyLoss-1;
+- ``deep_ce_landscape``: deep linear CE UFM (Garrod & Keating 2025): DNC is a critical point with a
+  PSD Hessian, and not the global minimum at K = 4, L = 3 (a rank-2 point is lower);
+- ``seli``: imbalanced CE without regularization (Thrampoulidis et al. 2022): the simplex-encoded
+  labels are the max-margin logits (a dual certificate), approached along the regularization path.
 """
 
 from __future__ import annotations
 
 from proofs_check.catalog import (
-    custom_losses, deep, duality, dynamics, imbalanced_ce, landscape, md, mse, nguyen2023, targets, zhou2022,
-    zhu2021,
+    custom_losses, deep, deep_ce_landscape, duality, dynamics, imbalanced_ce, landscape, md, mse, nguyen2023, seli,
+    targets, zhou2022, zhu2021,
 )
 
 __all__ = ["MODULES", "all_theorems"]
 
 # the order of the report (``ufm verify``)
 MODULES = (zhu2021, zhou2022, mse, nguyen2023, imbalanced_ce, deep, md, duality, landscape, targets, dynamics,
-           custom_losses)
+           custom_losses, deep_ce_landscape, seli)
 
 
 def all_theorems() -> list:

@@ -2,6 +2,10 @@ r"""Deep linear UFM (docs/theory.md#deep-reduction): deep neural collapse with K
 the jump of the scalar minimizer ``x*`` from ``(m-2)/(m-1)`` to 0 at ``gamma_c``, and the origin as
 a strict local minimum when ``m = L + 1 >= 3``.
 
+Sources: the collapse of the deep linear minimizers is Dang et al. (ICML 2023, arXiv 2301.00437)
+and Garrod & Keating (arXiv 2404.06106); the jump and the origin entries are ufm's own analysis of
+the h_m reduction (tagged ``derived``, cited as such).
+
 The reduction to ``h_m``, the DNC closed form and what it determines are in
 :mod:`proofs_check.catalog.deep_reduction`; :mod:`proofs_check.catalog.deep` lists the entries.
 """
@@ -14,8 +18,8 @@ import sympy as sp
 import ufm
 from proofs_check.catalog._common import grad_norm_at
 from proofs_check.catalog.deep_reduction import (
-    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, check_dnc_instance, deep_numbers, dnc_assemble, factor_proofs,
-    gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
+    DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, OWN_ANALYSIS, REDUCTION, check_dnc_instance, deep_numbers, dnc_assemble,
+    factor_proofs, gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
 )
 from proofs_check.theorem import GTOL, Proof, Theorem
 from ufm import DeepUFM
@@ -91,7 +95,7 @@ def _lin_random(rng):
 
 DEEP_LINEAR = Theorem(
     name="Deep linear MSE UFM: K copies of h_m, DNC with K equal singular values per layer",
-    citation=SUKENIK_2023,
+    citation=DEEP_LINEAR_SOURCE,
     tag="derived",
     statement=("MSE, one-hot, no bias, balanced, linear layers, widths >= K, gamma away from the jump: "
                "f* = h_m(x*) (x* the global minimizer of h_m, m = L+1), sigma(W_l) = Lambda^(1/2m) "
@@ -139,7 +143,7 @@ def _jump_assume(prob):
 
 JUMP = Theorem(
     name="Deep UFM jump transition: x* jumps from (m-2)/(m-1) to 0 at gamma_c",
-    citation=SUKENIK_2023,
+    citation=OWN_ANALYSIS,
     tag="derived",
     statement=("m >= 3: h_m's nonzero minimizer exists up to and beyond gamma_c^m = (m-2)^(m-2)/"
                "(m-1)^(2(m-1)), where h_m(x_J) = h_m(0) = 1/2 with x_J = (m-2)/(m-1); below gamma_c the "
@@ -176,7 +180,7 @@ def _origin_solve(prob):
 
 ORIGIN = Theorem(
     name="Deep UFM, m >= 3: the origin is a local minimum (Hessian = diag of the lams)",
-    citation=SUKENIK_2023,
+    citation=OWN_ANALYSIS,
     tag="derived",
     statement=("For L >= 2 weight layers without bias the logits are products of >= 3 factors, so the "
                "data term has zero gradient and zero Hessian at 0: the Hessian there is diag(lam_H, "

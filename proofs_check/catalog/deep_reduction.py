@@ -1,7 +1,9 @@
 r"""Deep UFM (docs/theory.md#deep-reduction): the m-factor scalar reduction to h_m and the deep neural collapse
 (DNC) closed form, shared by the entries of ``deep_linear`` and ``deep_relu`` (listed by ``deep``).
 
-**Reduction** [derived]. MSE, one-hot, no bias, balanced, ``d_l >= K``. With ``m = L + 1``
+**Reduction** [derived; Dang et al., ICML 2023, arXiv 2301.00437, and Garrod & Keating, arXiv
+2404.06106, show the collapse of the deep linear minimizers; the h_m form is ufm's scaling]. MSE,
+one-hot, no bias, balanced, ``d_l >= K``. With ``m = L + 1``
 factors (``H_1`` and ``W_1 .. W_L``) and collapsed features the logits are ``Zbar = W_L..W_1 Hbar``
 (``K x K``); the data term is ``(1/2K)||Zbar - I||^2`` and the penalty, minimized over the
 factorizations of ``Zbar`` (each factor ``sqrt(mu_i) A_i`` balanced, ``mu_0 = n lam_H``,
@@ -50,6 +52,10 @@ from ufm.solvers import polish_relu
 __all__ = [
     "SUKENIK_2023",
     "SUKENIK_2024",
+    "DANG_2023",
+    "GARROD_KEATING_2024",
+    "DEEP_LINEAR_SOURCE",
+    "OWN_ANALYSIS",
     "TIRER_BRUNA",
     "x",
     "gam",
@@ -77,7 +83,22 @@ __all__ = [
 ]
 
 SUKENIK_2023 = Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165")
-SUKENIK_2024 = Citation("Súkeník, Mondelli & Lampert", 2024, "preprint", "2405.14468")
+SUKENIK_2024 = Citation("Súkeník, Mondelli & Lampert", 2024, "NeurIPS", "2405.14468")
+DANG_2023 = Citation("Dang, Tran, Osher, Tran-The, Ho & Nguyen", 2023, "ICML", "2301.00437",
+                     what=("the global minimizers of the deep linear UFM (MSE and CE) collapse across the "
+                           "layers, with closed-form singular values in the paper's scaling"))
+GARROD_KEATING_2024 = Citation("Garrod & Keating", 2024, "preprint", "2404.06106",
+                               what="deep neural collapse at the global minima of the deep linear MSE UFM")
+# the deep linear h_m reduction and its DNC minimizers: Dang et al. 2023 and Garrod & Keating 2024
+DEEP_LINEAR_SOURCE = Citation(
+    DANG_2023.authors, 2023, "ICML", "2301.00437",
+    what=DANG_2023.what + "; ufm restates them as K copies of the scalar function h_m in its own scaling",
+    also=(GARROD_KEATING_2024,))
+# what follows from h_m and is not in those papers: the jump of x* and the origin as a local minimum
+OWN_ANALYSIS = Citation(
+    "ufm, own analysis", 2026, "docs/theory.md#deep-jump",
+    what=("derived here from the h_m reduction of Dang et al. 2023 and Garrod & Keating 2024; no "
+          "published statement is claimed"), also=(DANG_2023, GARROD_KEATING_2024))
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
 
 x, gam, Lam = sp.symbols("x gamma Lambda", positive=True)

@@ -1,6 +1,8 @@
-r"""Deep ReLU UFM (docs/theory.md#deep-reduction): deep neural collapse where it is optimal (K = 2, any L; the
-extended two-layer UFM of Tirer & Bruna) and the low-rank counterexample where it is not (K = 10,
-L = 4: a strongly-regular-graph construction beats DNC, Súkeník et al. 2024).
+r"""Deep ReLU UFM (docs/theory.md#deep-reduction): deep neural collapse where it is optimal (K = 2, any L:
+Súkeník et al. 2023), the two-layer ReLU model at K = 3 (a numerical finding: no published
+guarantee covers it), and the low-rank counterexample where DNC is not optimal (K = 10, L = 4: a
+strongly-regular-graph construction of ufm's beats DNC; Súkeník et al., NeurIPS 2024, prove that
+DNC stops being optimal beyond two layers or two classes).
 
 With ReLUs after ``W_1 .. W_{L-1}`` the DNC closed form determines the value, the post-activation
 Grams of layers ``2..L`` and ``sigma(W_l)`` for ``l >= 2``, not the pre-activations of layer 1
@@ -17,13 +19,25 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog.deep_reduction import (
-    DNC_EXPRESSIONS, REDUCTION, SUKENIK_2023, SUKENIK_2024, TIRER_BRUNA, check_dnc_instance, deep_numbers,
+    DNC_EXPRESSIONS, REDUCTION, check_dnc_instance, deep_numbers,
     dnc_assemble, dnc_value_by_search, factor_proofs, measure, solve_deep, x_star,
 )
-from proofs_check.theorem import Proof, Theorem
+from proofs_check.theorem import Citation, Proof, Theorem
 from ufm import DeepParams, DeepUFM
 
 __all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate"]
+
+
+TWO_LAYER_SOURCE = Citation(
+    "Tirer & Bruna", 2022, "ICML", "2202.08087",
+    what=("the extended UFM (two layers, ReLU) and its minimizers under the paper's extra assumption; at "
+          "K = 3 no published guarantee covers this model: DNC optimality here is a numerical finding of "
+          "ufm (several certified starts), not a theorem of the paper"))
+LOW_RANK_SOURCE = Citation(
+    "Súkeník, Mondelli & Lampert", 2024, "NeurIPS", "2405.14468",
+    what=("DNC is not optimal for the deep ReLU UFM beyond two layers or two classes (low-rank solutions "
+          "do better); the strongly-regular-graph candidate and the numbers (K = 10, L = 4, lam = 0.004, "
+          "width 30) are ufm's"))
 
 
 def _relu_assume(prob, *, K2=False, L2=False):
@@ -41,7 +55,8 @@ def _relu_assume(prob, *, K2=False, L2=False):
 
 DNC_BINARY = Theorem(
     name="Deep ReLU UFM, K = 2: DNC is optimal (orthogonal post-ReLU means, equal singular values)",
-    citation=SUKENIK_2023,
+    citation=Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165",
+                      what="DNC is the global optimum of the deep ReLU UFM for binary classification, any depth"),
     tag="paper",
     statement=("Binary MSE deep UFM with ReLU, any L: the global minimizers are DNC points, f* = h_m(x*); "
                "post-ReLU class means of layers >= 2 form an orthogonal frame c_l I and W_l (l >= 2) has "
@@ -61,9 +76,10 @@ DNC_BINARY = Theorem(
 
 TWO_LAYER = Theorem(
     name="Extended UFM (L = 2, ReLU): DNC closed form with m = 3",
-    citation=TIRER_BRUNA,
+    citation=TWO_LAYER_SOURCE,
     tag="derived",
-    statement=("Two weight layers with a ReLU between (Tirer & Bruna's extended UFM), MSE, K classes: "
+    statement=("Numerical finding (no published guarantee at K = 3): two weight layers with a ReLU "
+               "between (Tirer & Bruna's extended UFM), MSE, K classes: "
                "f* = h_3(x*), post-ReLU class means c_2 I, W_2 with K equal singular values "
                "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique."),
     assumptions=lambda p: _relu_assume(p, L2=True),
@@ -77,9 +93,9 @@ TWO_LAYER = Theorem(
     expressions=DNC_EXPRESSIONS,
     variables=deep_numbers,
     proofs=factor_proofs(),
-    assumed=("that DNC points are the global minimizers of the two-layer ReLU model (derived from Tirer & "
-             "Bruna's extended UFM; confirmed numerically by the solves, not proved); the proofs are the "
-             "linear model's", REDUCTION),
+    assumed=("that DNC points are the global minimizers of the two-layer ReLU model at K = 3 (a numerical "
+             "finding: the solves reach the DNC value; Tirer & Bruna's result needs K = 2 or an extra "
+             "assumption); the proofs are the linear model's", REDUCTION),
 )
 
 
@@ -142,8 +158,8 @@ def _lowrank_measure(prob, params, names):
 
 LOW_RANK = Theorem(
     name="Deep ReLU UFM, K = 10, L = 4: low-rank solutions beat DNC (never assert equality)",
-    citation=SUKENIK_2024,
-    tag="paper",
+    citation=LOW_RANK_SOURCE,
+    tag="derived",
     statement=("K = 10, L = 4, all lam = 0.004, widths 30, n = 1: the strongly-regular-graph candidate "
                "(rank 5 class means in the hidden layers, ReLU expansion to rank 10) and the solver both "
                "reach a value below the DNC value h_5(x*) ~ 0.0992."),

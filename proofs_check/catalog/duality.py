@@ -29,7 +29,7 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, deep_numbers, x_star
+from proofs_check.catalog.deep_reduction import DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, deep_numbers, x_star
 from proofs_check.catalog.dispatch import closed_form, closed_form_assumptions
 from proofs_check.theorem import Citation, Proof, Theorem, minimize_solver
 
@@ -37,7 +37,8 @@ __all__ = ["THEOREMS"]
 
 SREBRO = Citation("Srebro, Rennie & Jaakkola", 2005, "NeurIPS")
 ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
-SUKENIK = Citation("Súkeník, Mondelli & Lampert", 2023, "NeurIPS", "2305.13165")
+# the deep linear scalar reduction: Dang et al. 2023 and Garrod & Keating 2024 (deep_reduction)
+DEEP_SOURCE = DEEP_LINEAR_SOURCE
 
 # ---- symbols --------------------------------------------------------------------------------
 v1, v2, v3, s1, s2, s3, t1, t2, t3 = sp.symbols("v1 v2 v3 s1 s2 s3 t1 t2 t3", real=True)
@@ -249,7 +250,7 @@ def _deep_assume(prob):
 
 DEEP_BOUND = Theorem(
     name="Deep linear MSE UFM: the scalar reduction bounds the minimum for any widths",
-    citation=SUKENIK,
+    citation=DEEP_SOURCE,
     tag="derived",
     statement=("Deep linear MSE UFM with m = L + 1 factors: f >= sum_j min_x (x - s_j)^2/(2N) + "
                "(m/2) Lambda'^{1/m} x^{2/m} for any widths (Hölder for Schatten quasi-norms, Mirsky); "

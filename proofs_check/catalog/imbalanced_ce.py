@@ -15,7 +15,9 @@ CE), both tagged ``derived``:
    ``ufm.minimize`` and, in ``tests/test_convex.py``, against the 1-D focal scale of
    :func:`proofs_check.closed_forms.ce_family`.
 
-2. **Minority collapse threshold** (Fang et al. 2021; Hong & Ling 2023). Found here (numerically
+2. **Minority collapse threshold** (Hong & Ling, JMLR 2024, arXiv 2309.09725: the finite threshold
+   for CE with two groups of classes; Fang et al. 2021 introduce minority collapse in the
+   norm-constrained layer-peeled model, as an imbalance ratio grows without bound). Found here (numerically
    and by the derivation below): two classes ``i, j`` with the same count ``n_B`` get identical
    classifiers *and* identical feature means iff
 
@@ -46,8 +48,10 @@ CE), both tagged ``derived``:
    that number is ``<= 1`` (the swap-invariant ``M`` of the restricted problem has ``M u = 0``).
 
 References:
-    Fang, He, Long & Su, PNAS 2021 (arXiv 2101.12699), the layer-peeled model and minority
-    collapse; Hong & Ling 2023 (arXiv 2309.09725); Zhou et al., NeurIPS 2022 (arXiv 2210.02192),
+    Hong & Ling, JMLR 2024 (arXiv 2309.09725): the nuclear-norm (class-level) program of the
+    penalized CE UFM and the finite minority-collapse threshold; Fang, He, Long & Su, PNAS 2021
+    (arXiv 2101.12699): the norm-constrained layer-peeled model and minority collapse as an
+    asymptotic statement; Zhou et al., NeurIPS 2022 (arXiv 2210.02192),
     focal and label smoothing; Srebro et al. 2005 and Recht, Fazel & Parrilo 2010 (the
     nuclear-norm lemma); docs/theory.md#canonical-objective, #minority-collapse.
 """
@@ -67,7 +71,16 @@ from proofs_check.convex import solve_class_level
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
-FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699")
+FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699",
+                what=("the layer-peeled model with norm constraints (not ufm's penalties) and minority collapse "
+                      "as an asymptotic statement (imbalance ratio to infinity)"))
+HONG_LING = Citation("Hong & Ling", 2024, "JMLR", "2309.09725",
+                     what=("the penalized CE UFM convexified as a nuclear-norm program in the class-level "
+                           "logits, and a finite minority-collapse threshold for two groups of classes"))
+CLASS_LEVEL = Citation("Hong & Ling", 2024, "JMLR", "2309.09725", what=HONG_LING.what, also=(FANG,))
+MINORITY = Citation("Hong & Ling", 2024, "JMLR", "2309.09725",
+                    what=("the finite threshold for CE (two groups; notation differs); the label-smoothing "
+                          "factor (1 - alpha) and the bias modes are ufm's derivation"), also=(FANG,))
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
 
 # ---- the minority-collapse certificate --------------------------------------------------------
@@ -324,7 +337,7 @@ def _random_minority(rng, side):
 
 CONVEX_IMBALANCED = Theorem(
     name="Imbalanced CE/LS UFM minimizer = class-level convex program",
-    citation=FANG,
+    citation=CLASS_LEVEL,
     tag="derived",
     statement=(
         "For lam_W, lam_H > 0, d >= K and any class counts, the global minimum and the invariants "
@@ -333,7 +346,7 @@ CONVEX_IMBALANCED = Theorem(
         "label-smoothing UFM are those of the convex program min_{Z',b} sum_k n_k/N "
         "loss(z'_k/sqrt(n_k) + b, k) "
         "+ sqrt(lam_W lam_H)||Z'||_* + lam_b/2||b||^2, Z' = W Hbar D^(1/2) (docs/theory.md#class-level-program; "
-        "the layer-peeled reduction of Fang et al. 2021)."
+        "the nuclear-norm program of Hong & Ling 2024)."
     ),
     assumptions=_convex_ok,
     assemble=_convex_assemble,
@@ -389,7 +402,7 @@ _MINORITY_STATEMENT = (
 
 MINORITY_COLLAPSED = Theorem(
     name="Minority collapse: identical minority classifiers beyond the threshold",
-    citation=FANG,
+    citation=MINORITY,
     tag="derived",
     statement=_MINORITY_STATEMENT
     + "Checked here on the collapsed side (ratio >= 1.1): both gaps are 0.",
@@ -408,7 +421,7 @@ MINORITY_COLLAPSED = Theorem(
 
 MINORITY_SEPARATED = Theorem(
     name="Minority collapse: distinct minority classifiers below the threshold",
-    citation=FANG,
+    citation=MINORITY,
     tag="derived",
     statement=_MINORITY_STATEMENT
     + (

@@ -1,4 +1,4 @@
-r"""The imbalanced MSE UFM with a free bias (arXiv 2411.17278): one layer, and L >= 2 linear layers
+r"""The imbalanced MSE UFM with a free bias (Liu et al., arXiv 2411.17278): one layer, and L >= 2 linear layers
 through the deep UFM's ``h_m``.
 
 Only the paper's abstract could be read here, so the statements are **derived** for ufm's
@@ -25,7 +25,10 @@ from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 __all__ = ["THEOREMS", "IMBALANCED_FREE_BIAS", "IMBALANCED_EXTENDED", "IMB_EXT", "EXT_EXPRESSIONS"]
 
-IMB_EXT = Citation("(imbalanced L-extended UFM with bias)", 2024, "preprint", "2411.17278")
+IMB_EXT = Citation("Liu et al.", 2024, "preprint", "2411.17278",
+                   what=("the imbalanced L-extended UFM with a bias: collapse, and a geometry set by the "
+                         "singular values of Yhat = (I_K - n 1^T/N) D^(1/2); the closed forms in ufm's "
+                         "scaling are derived here (only the abstract was read)"))
 
 
 # ---- imbalanced MSE UFM with a free bias (arXiv 2411.17278, L = 1) -------------------------------

@@ -1,7 +1,11 @@
 r"""The regression UFM (Andriopoulos et al., NeurIPS 2024, arXiv 2409.04180): real-valued targets.
 
-Only the paper's abstract could be read here, so the statement is **derived** for ufm's canonical
-objective (docs/theory.md#canonical-objective) and checked against :func:`ufm.minimize`: ``W H`` is the
+The paper states the global minima of its regression UFM in Theorem 4.1 (collapse of the features
+onto the span of the classifier, NRC1-NRC2, for positive regularization; none without) and the
+classifier Gram as a function of the target covariance in Corollary 4.2 (NRC3), in its own scaling.
+The entry restates them for ufm's canonical objective (docs/theory.md#canonical-objective), tagged
+**derived** because the restatement (the SVT form, the scaling) is ufm's, and checks them against
+:func:`ufm.minimize`: ``W H`` is the
 singular-value thresholding of the (centred) targets (:mod:`proofs_check.catalog.svt`), and the
 Grams follow from the nuclear-norm lemma,
 ``W W^T = sqrt(lam_H/lam_W)(Z Z^T)^{1/2}``, ``H^T H = sqrt(lam_W/lam_H)(Z^T Z)^{1/2}``.
@@ -18,7 +22,11 @@ from proofs_check.theorem import Citation, Proof, Theorem
 
 __all__ = ["THEOREMS", "REGRESSION", "ANDRIOPOULOS"]
 
-ANDRIOPOULOS = Citation("Andriopoulos, Dong, Guo, Zhao & Ross", 2024, "NeurIPS", "2409.04180")
+ANDRIOPOULOS = Citation("Andriopoulos, Dong, Guo, Zhao & Ross", 2024, "NeurIPS", "2409.04180",
+                        where="Theorem 4.1, Corollary 4.2",
+                        what=("the global minima of the regression UFM and W W^T as a function of the target "
+                              "covariance, in the paper's scaling; ufm's SVT form is the same statement in "
+                              "its canonical scaling"))
 
 
 def _centre(Y):
@@ -94,7 +102,7 @@ REGRESSION = Theorem(
                "sqrt(N)(Sigma^{1/2} - sqrt(N lam_W lam_H) I)_+ with Sigma = Y_c Y_c^T/N the target "
                "covariance (NRC3's 'function of the target covariance'); H^T H = sqrt(lam_W/lam_H)"
                "(Z^T Z)^{1/2}, so the features span at most D directions (NRC1/NRC2). Derived in ufm's "
-               "scaling; only the paper's abstract was read."),
+               "scaling (the paper's Theorem 4.1 and Corollary 4.2)."),
     assumptions=_reg_assume,
     assemble=_reg_assemble,
     instances=lambda: [

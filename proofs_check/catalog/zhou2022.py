@@ -1,5 +1,6 @@
 r"""Label smoothing and focal loss share the ETF minimizers (Zhou et al., NeurIPS 2022,
-arXiv 2210.02192); the scale is derived here for ufm's canonical objective.
+arXiv 2210.02192); the scale is derived here for ufm's canonical objective (Guo et al., TMLR 2025,
+arXiv 2402.03979, give the CE and label-smoothing closed forms in their own scaling).
 
 On the simplex ETF with logit gap ``g`` (see :mod:`proofs_check.catalog.zhu2021`),
 ``log p_y = -log(1 + (K-1)e^{-g})`` and ``log p_j = log p_y - g`` for ``j != y``, so
@@ -23,11 +24,13 @@ import ufm
 from proofs_check.catalog._common import (
     K, alpha, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, gamma, kappa, kappa_expr, lams_for,
 )
-from proofs_check.catalog.zhu2021 import PROOFS_ETF, a2_of_g
+from proofs_check.catalog.zhu2021 import GUO, PROOFS_ETF, a2_of_g
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
 
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
+LS_SOURCE = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192",
+                     what="label smoothing keeps the simplex-ETF minimizers", also=(GUO,))
 kap = sp.symbols("kappa", positive=True)
 logp = -sp.log(1 + (K - 1) * sp.exp(-g))
 
@@ -75,7 +78,7 @@ def _ls_random(rng):
 
 LS_ETF = Theorem(
     name="Label smoothing UFM: ETF, smaller scale, threshold (1-alpha)/K",
-    citation=ZHOU,
+    citation=LS_SOURCE,
     tag="derived",
     statement=("Balanced, d >= K-1: the minimizer is a simplex ETF with b = 0 and logit gap "
                "g* = log((K-1)(1-q)/q), q = (K-1)(alpha/K + kappa), nonzero iff kappa < (1-alpha)/K; "

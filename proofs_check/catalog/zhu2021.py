@@ -23,6 +23,11 @@ from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
 ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
+GUO = Citation("Guo, Andriopoulos, Zhao, Dong, Ling & Ross", 2025, "TMLR", "2402.03979",
+               what=("closed-form global minimizers of the CE and label-smoothing UFM, in the paper's "
+                     "scaling (only the abstract was read: ufm's scale is derived independently)"))
+ETF_SOURCE = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375", where="Theorem 3.1",
+                      what="every global minimizer is a simplex ETF with h = c w and b = 0", also=(GUO,))
 kap = sp.symbols("kappa", positive=True)
 c_sym = sp.symbols("c", positive=True)
 
@@ -96,12 +101,13 @@ def _random_ce(rng, frac_range):
 
 CE_ETF = Theorem(
     name="CE UFM: simplex ETF with explicit scale",
-    citation=ZHU,
+    citation=ETF_SOURCE,
     tag="paper",
     statement=("For d >= K-1, balanced classes and kappa < 1/K, every global minimizer has rows w_k "
                "forming a simplex ETF with ||w_k||^2 = ((K-1)/K) sqrt(n lam_H/lam_W) g*, "
                "g* = log((1-(K-1)kappa)/kappa), h_{k,i} = c w_k, b = 0 (lam_b > 0); the ETF is the "
-               "paper's theorem, the explicit scale is derived here."),
+               "paper's theorem; the explicit scale is derived here (Guo et al. give the CE and LS closed "
+               "forms in their scaling)."),
     assumptions=lambda p: (_assume_ce(p) if not _assume_ce(p)[0] else
                            ((kappa(p) < 1 / p.K), f"needs kappa < 1/K (kappa={kappa(p):.4g})")),
     assemble=_etf_assemble,
