@@ -10,12 +10,14 @@ expressions it builds have free symbols (sizes, penalties, logits), not the fina
 
 from __future__ import annotations
 
+import pathlib
 import re
 import sys
 
 import pytest
 import sympy as sp
 
+import proofs_check
 from proofs_check.catalog import all_theorems
 from proofs_check.theorem import Proof
 
@@ -39,14 +41,26 @@ def _free_symbols_of(value) -> set:
     return set()
 
 
-def built_symbols(residual) -> set:
-    """The free symbols of every SymPy value that a Python-level call returns while ``residual()``
-    runs, and of its result."""
-    returned: list = []  # read after the run: an object may be returned before it is fully built
+PROOF_CODE = (str(pathlib.Path(proofs_check.__file__).parent), __file__)
+
+
+def built_values(residual) -> list:
+    """Every SymPy value (expression, matrix, tuple) that the catalog's own code (a
+    ``proofs_check`` frame) hands to a call or gets back from it (an operator, ``diff``, ``subs``,
+    ``limit``) while ``residual()`` runs, and its result. SymPy's internals (``count_ops``,
+    ``limit``, ``charpoly``) build symbols of their own; those pass between SymPy frames and are
+    not seen."""
+    seen: list = []  # read after the run: an object may be returned before it is fully built
+    kinds = (sp.Basic, sp.MatrixBase, tuple)
 
     def watch(frame, event, arg):
-        if event == "return" and isinstance(arg, (sp.Basic, sp.MatrixBase, tuple)):
-            returned.append(arg)
+        caller = frame.f_back
+        if caller is None or not caller.f_code.co_filename.startswith(PROOF_CODE):
+            return
+        if event == "call":  # the arguments handed to SymPy (self of a method: the expression)
+            seen.extend(v for v in frame.f_locals.values() if isinstance(v, kinds))
+        elif event == "return" and isinstance(arg, kinds):
+            seen.append(arg)
 
     previous = sys.getprofile()
     sys.setprofile(watch)
@@ -54,7 +68,22 @@ def built_symbols(residual) -> set:
         out = residual()
     finally:
         sys.setprofile(previous)
-    return _free_symbols_of(returned) | _free_symbols_of(out)
+    return seen + [out]
+
+
+def built_symbols(residual) -> set:
+    """The free symbols, not SymPy's dummies, of :func:`built_values`."""
+    return {s for s in _free_symbols_of(built_values(residual)) if not isinstance(s, sp.Dummy)}
+
+
+def _matrices(values) -> list:
+    out = []
+    for v in values:
+        if isinstance(v, sp.MatrixBase):
+            out.append(v)
+        elif isinstance(v, tuple):
+            out += _matrices(v)
+    return out
 
 
 PROOFS = _unique_proofs("proof")
@@ -78,6 +107,17 @@ def test_a_proof_returns_expressions_or_a_structured_boolean(proof):
         expr = sp.sympify(part)
         assert isinstance(expr, (sp.Expr, sp.logic.boolalg.Boolean)), f"{proof.claim!r}: {type(expr)}"
         assert not any(isinstance(a, sp.Float) for a in expr.atoms(sp.Number)), proof.claim
+
+
+@pytest.mark.parametrize("proof", PROOFS, ids=[p.claim[:60] for p in PROOFS])
+def test_a_proof_builds_no_matrix_of_a_fixed_size(proof):
+    """An explicit matrix with a side >= 3 in a proof has the size K in its entries (as the Gram of
+    the span of e_i, e_j, 1 does); without it the matrix is a fixed K (4 x 4 at K = 4). 2 x 2
+    blocks are structural (the (W, H) block of the origin's Hessian, the binary frame)."""
+    for M in _matrices(built_values(proof.residual)):
+        if max(M.shape) >= 3:
+            names = {s.name for s in _free_symbols_of(M)}
+            assert "K" in names, f"a {M.shape} matrix without K: {proof.claim!r}"
 
 
 QUANTIFIER = re.compile(r"\b(?:every|all|any)\s+(K|m|n|N)\b")
@@ -115,6 +155,7 @@ def test_the_check_flags_a_fixed_size_residual():
     identity in the family a I + b J with symbolic K does."""
     fixed = Proof("(2I - J)^2 = 4I at K = 4", lambda: tuple((2 * sp.eye(4) - sp.ones(4, 4)) ** 2 - 4 * sp.eye(4)))
     assert fixed.run()[0] and not built_symbols(fixed.residual)
+    assert any(max(M.shape) == 4 for M in _matrices(built_values(fixed.residual)))
     K = sp.Symbol("K", positive=True)
     a, b = 2, -1  # (a I + b J)^2 = a^2 I + (2ab + K b^2) J
     symbolic = Proof("(2I - J)^2 = 4I + (K-4)J", lambda: (a * a - 4, 2 * a * b + K * b * b - (K - 4)))

@@ -68,8 +68,8 @@ E_I, E_J, ONE = (1, 0, 0), (0, 1, 0), (0, 0, 1)
 
 def dot(u: tuple, v: tuple, k: Any) -> Any:
     """``u . v`` for ``u = u_0 e_i + u_1 e_j + u_2 1`` (and ``v`` alike) in ``R^K``, ``i != j``."""
-    gram = sp.Matrix([[1, 0, 1], [0, 1, 1], [1, 1, k]])
-    return sp.expand((sp.Matrix([u]) * gram * sp.Matrix(v))[0])
+    gram = ((1, 0, 1), (0, 1, 1), (1, 1, k))  # of the basis e_i, e_j, 1 (coordinates, not K-vectors)
+    return sp.expand(sum(u[r] * gram[r][c] * v[c] for r in range(3) for c in range(3)))
 
 
 def reduce_words(expr: Any, relations: dict) -> Any:
