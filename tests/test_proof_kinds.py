@@ -10,6 +10,7 @@ expressions it builds have free symbols (sizes, penalties, logits), not the fina
 
 from __future__ import annotations
 
+import functools
 import pathlib
 import re
 import sys
@@ -71,9 +72,19 @@ def built_values(residual) -> list:
     return seen + [out]
 
 
+@functools.lru_cache(maxsize=None)
+def _built(proof: Proof) -> tuple:
+    return tuple(built_values(proof.residual))
+
+
 def built_symbols(residual) -> set:
     """The free symbols, not SymPy's dummies, of :func:`built_values`."""
     return {s for s in _free_symbols_of(built_values(residual)) if not isinstance(s, sp.Dummy)}
+
+
+def proof_symbols(proof: Proof) -> set:
+    """:func:`built_symbols` of a catalog proof, computed once per proof."""
+    return {s for s in _free_symbols_of(list(_built(proof))) if not isinstance(s, sp.Dummy)}
 
 
 def _matrices(values) -> list:
@@ -92,7 +103,7 @@ PROOFS = _unique_proofs("proof")
 @pytest.mark.parametrize("proof", PROOFS, ids=[p.claim[:60] for p in PROOFS])
 def test_a_proof_builds_symbolic_expressions(proof):
     """Every ``kind="proof"`` residual computes with free symbols (else it is a sample)."""
-    assert built_symbols(proof.residual), f"no free symbol in what the residual builds: {proof.claim!r}"
+    assert proof_symbols(proof), f"no free symbol in what the residual builds: {proof.claim!r}"
 
 
 @pytest.mark.parametrize("proof", PROOFS, ids=[p.claim[:60] for p in PROOFS])
@@ -114,7 +125,7 @@ def test_a_proof_builds_no_matrix_of_a_fixed_size(proof):
     """An explicit matrix with a side >= 3 in a proof has the size K in its entries (as the Gram of
     the span of e_i, e_j, 1 does); without it the matrix is a fixed K (4 x 4 at K = 4). 2 x 2
     blocks are structural (the (W, H) block of the origin's Hessian, the binary frame)."""
-    for M in _matrices(built_values(proof.residual)):
+    for M in _matrices(list(_built(proof))):
         if max(M.shape) >= 3:
             names = {s.name for s in _free_symbols_of(M)}
             assert "K" in names, f"a {M.shape} matrix without K: {proof.claim!r}"
@@ -133,7 +144,7 @@ def test_a_proof_for_every_size_computes_with_that_size(proof):
     sizes = set(QUANTIFIER.findall(proof.claim))
     if not sizes or any(word in proof.claim for word in STRUCTURED):
         return
-    built = built_symbols(proof.residual)
+    built = proof_symbols(proof)
     if any(not s.is_commutative for s in built):
         return
     names = {s.name for s in built}
