@@ -2,10 +2,14 @@
 where it was checked.
 
 A residual computed only from numbers (a matrix of integers at K = 4, a loop over K = 2..6) is a
-check at sample points, whatever SymPy prints. The check here watches every value the residual's
-Python calls return (``sys.setprofile``), so that a residual whose symbols cancel on construction
-(``lam_W K - lam_W K`` is built as ``0``) still counts as symbolic: what matters is that the
-expressions it builds have free symbols (sizes, penalties, logits), not the final zero.
+check at sample points, whatever SymPy prints. The checks here watch (``sys.setprofile``) every
+SymPy value that the catalog's code hands to a call or gets back from it, so that a residual whose
+symbols cancel on construction (``lam_W K - lam_W K`` is built as ``0``) still counts as symbolic:
+what matters is that the expressions it builds have free symbols (sizes, penalties, logits), that
+an explicit matrix with a side >= 3 has ``K`` in it, and that a claim "for every K" computes with
+``K`` or names the structure that removes it. A residual at a fixed size with symbolic parameters
+and no matrix (``m = 3`` factors written out) is not caught: the audit of the catalog is what
+labels those.
 """
 
 from __future__ import annotations
