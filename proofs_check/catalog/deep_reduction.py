@@ -324,29 +324,46 @@ def solve_deep(prob: DeepUFM, *, starts: int = 8,
 
 
 # ---- proofs ------------------------------------------------------------------------------------
+def _factor_residuals():
+    """Every m (symbolic), one factor i with weight mu_i, Lambda = prod_l mu_l:
+    s_i = Lambda^(1/2m) x^(1/m) / sqrt(mu_i). Each of the m factors has log s_i = log(Lambda)/(2m) +
+    log(x)/m - log(mu_i)/2, so sum_i log s_i = m (log(Lambda)/(2m) + log(x)/m) - log(Lambda)/2
+    (sum_i log mu_i = log Lambda); each term mu_i s_i^2/2 equals Lambda^(1/m) x^(2/m)/2 whatever i,
+    so the m terms sum to (m/2) Lambda^(1/m) x^(2/m)."""
+    mu_i = sp.Symbol("mu_i", positive=True)
+    s_i = Lam ** (1 / (2 * ms)) * x ** (1 / ms) / sp.sqrt(mu_i)
+    log_s_i = sp.expand_log(sp.log(s_i), force=True)
+    common = log_s_i + sp.log(mu_i) / 2  # the part of log s_i shared by the m factors
+    return (sp.expand(ms * common - sp.log(Lam) / 2 - sp.log(x)),
+            sp.powsimp(sp.expand(mu_i * s_i**2 / 2 - Lam ** (1 / ms) * x ** (2 / ms) / 2), force=True))
+
+
+def _stationarity_residual():
+    """Every m: phi = (s_i P - 1)^2/2 + K mu_i s_i^2/2 + (the terms of the other factors), P the
+    product of the other factors; at the balanced point P = x/s_i and s_i d phi/d s_i = x h_m'(x)
+    with gamma = K Lambda^(1/m)."""
+    mu_i, S_i, Pr = sp.symbols("mu_i s_i P", positive=True)
+    phi = (S_i * Pr - 1) ** 2 / 2 + K * mu_i * S_i**2 / 2
+    s_i = Lam ** (1 / (2 * ms)) * x ** (1 / ms) / sp.sqrt(mu_i)
+    hp = sp.diff(h_sym(ms), x).subs(gam, K * Lam ** (1 / ms))
+    lhs = (S_i * sp.diff(phi, S_i)).subs(Pr, x / S_i).subs(S_i, s_i)
+    return sp.powsimp(sp.expand(lhs - x * hp), force=True)
+
+
 def factor_proofs() -> tuple[Proof, ...]:
-    """Balanced factorization (m = 3, symbolic mu_i): s_i = Lambda^(1/2m) x^(1/m) / sqrt(mu_i)."""
-    m = 3
-    mus = sp.symbols("mu0:3", positive=True)
-    Lm = sp.Mul(*mus)
-    s = [Lm ** sp.Rational(1, 2 * m) * x ** sp.Rational(1, m) / sp.sqrt(mu) for mu in mus]
-    pen = sum(mu * si**2 / 2 for mu, si in zip(mus, s))
-    S = sp.symbols("s0:3", positive=True)
-    phi = (sp.Mul(*S) - 1) ** 2 / 2 + sum(K * mu * Si**2 / 2 for mu, Si in zip(mus, S))
-    hp = sp.diff(h_sym(m), x).subs(gam, K * Lm ** sp.Rational(1, m))
+    """Balanced factorization (every m, symbolic mu_i): s_i = Lambda^(1/2m) x^(1/m) / sqrt(mu_i)."""
     return (
-        Proof("balanced factors (m=3): prod s_i = x, and the penalty sum mu_i s_i^2/2 equals "
-              "(m/2) Lambda^(1/m) x^(2/m), Lambda = prod mu_i",
-              lambda: (sp.Mul(*s) - x, pen - sp.Rational(m, 2) * Lm ** sp.Rational(1, m) * x ** sp.Rational(2, m))),
-        Proof("stationarity (m=3): s_i d phi/d s_i = x h_m'(x) at the balanced point, phi = (prod s - 1)^2/2 "
+        Proof("balanced factors (every m, symbolic): prod s_i = x, and the penalty sum mu_i s_i^2/2 equals "
+              "(m/2) Lambda^(1/m) x^(2/m), Lambda = prod mu_i (each factor's term is the same)",
+              _factor_residuals),
+        Proof("stationarity (every m): s_i d phi/d s_i = x h_m'(x) at the balanced point, phi = (prod s - 1)^2/2 "
               "+ sum K mu_i s_i^2/2, so the DNC point is critical iff h_m'(x*) = 0",
-              lambda: tuple(sp.simplify((S[i] * sp.diff(phi, S[i])).subs(dict(zip(S, s)))) - x * hp
-                            for i in range(3))),
+              _stationarity_residual),
         Proof("K f = sum_j h_m(x_j): K[(x-1)^2/(2K) + (m/2) Lambda^(1/m) x^(2/m)] = h_m(x) with "
-              "gamma = K Lambda^(1/m), Lambda = n lam_H prod lam (m = 3): the definition of gamma",
+              "gamma = K Lambda^(1/m), Lambda = n lam_H prod lam (every m): the definition of gamma",
               kind="definition", residual=
-              lambda: sp.expand(K * ((x - 1) ** 2 / (2 * K) + sp.Rational(3, 2) * Lam ** sp.Rational(1, 3)
-                                     * x ** sp.Rational(2, 3)) - h_sym(3).subs(gam, K * Lam ** sp.Rational(1, 3)))),
+              lambda: sp.expand(K * ((x - 1) ** 2 / (2 * K) + ms / 2 * Lam ** (1 / ms) * x ** (2 / ms))
+                                - h_sym(ms).subs(gam, K * Lam ** (1 / ms)))),
         Proof("m = 2: h_2'(1 - gamma) = 0 and h_2'' = 1 (x* = (1-gamma)_+, Tirer & Bruna's SVT)",
               lambda: (sp.diff(h_sym(2), x).subs(x, 1 - gam), sp.diff(h_sym(2), x, 2) - 1)),
     )

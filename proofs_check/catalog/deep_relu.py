@@ -111,9 +111,10 @@ def _srg_proofs():
         G = X0.T * X0
         return sp.And(relu == sp.eye(len(edges)), X0.rank() == r, G == 2 * sp.eye(10) + A,
                       sorted(A.eigenvals().items()) == [(-2, 5), (1, 4), (6, 1)])
-    return (Proof("SRG construction (r=5, K=10): class {a,b} -> e_a + e_b (rank 5, Gram 2I + A of the "
-                  "triangular graph T(5), eigenvalues 6, 1 (x4), -2 (x5)); rows e_c + e_d - 1/2 then "
-                  "ReLU give exactly I_10: rank 5 expands to rank 10 without a bias", residual),)
+    return (Proof("SRG construction, exact matrices at r = 5, K = 10 (the theorem's only size): class {a,b} -> "
+                  "e_a + e_b (rank 5, Gram 2I + A of the triangular graph T(5), eigenvalues 6, 1 (x4), -2 (x5)); "
+                  "rows e_c + e_d - 1/2 then ReLU give exactly I_10: rank 5 expands to rank 10 without a bias",
+                  residual, kind="sample"),)
 
 
 # ---- the low-rank counterexample ---------------------------------------------------------------

@@ -41,58 +41,60 @@ ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
 DEEP_SOURCE = DEEP_LINEAR_SOURCE
 
 # ---- symbols --------------------------------------------------------------------------------
-v1, v2, v3, s1, s2, s3, t1, t2, t3 = sp.symbols("v1 v2 v3 s1 s2 s3 t1 t2 t3", real=True)
-p1, p2, tau, theta = sp.symbols("p1 p2 tau theta", positive=True)
+v1, s1, t1 = sp.symbols("v1 s1 t1", real=True)
+tau, theta = sp.symbols("tau theta", positive=True)
 w, hh, lW, lH, mu = sp.symbols("w h lambda_W lambda_H mu", positive=True)
 xs, nn, Lp, KK = sp.symbols("x n Lambda_p K", positive=True)
-V = sp.Matrix([v1, v2, v3])
-lse = sp.log(sum(sp.exp(v) for v in V))
 
 
 def _ce_conjugate_residual():
-    """At ``v* = log p`` the concave function ``<s,v> - lse(v) + v_1`` (``s = p - e_1``) is
-    stationary and equals ``sum p log p``."""
-    p = sp.Matrix([p1, p2, 1 - p1 - p2])
-    s = p - sp.Matrix([1, 0, 0])
-    obj = (s.T * V)[0] - lse + v1
-    at = {v1: sp.log(p[0]), v2: sp.log(p[1]), v3: sp.log(p[2])}
-    grad = [sp.diff(obj, v).subs(at) for v in V]
-    value = obj.subs(at) - sum(pi * sp.log(pi) for pi in p)
-    return tuple(grad) + (value,)
+    """Every K: at ``v* = log p`` the concave function ``<s,v> - lse(v) + v_1`` (``s = p - e_1``) is
+    stationary and equals ``sum p log p``. Coordinate ``j`` (``delta = [j = 1]``): the other
+    coordinates enter ``lse`` through ``R = sum_{l != j} e^{v_l}``, which is ``1 - p_j`` at ``v*``;
+    the value is a sum over coordinates, kept as the sums ``sum p_l log p_l`` and ``sum p_l = 1``."""
+    vj, R, sum_p, sum_plogp, logp1 = sp.symbols("v_j R sum_p sum_plogp logp_1", real=True)
+    pj, dlt = sp.symbols("p_j delta", nonnegative=True)
+    obj_j = (pj - dlt) * vj - sp.log(sp.exp(vj) + R) + dlt * vj  # the terms of obj that depend on v_j
+    grad_j = sp.diff(obj_j, vj).subs(vj, sp.log(pj)).subs(R, 1 - pj)
+    value = (sum_plogp - logp1) - sp.log(sum_p) + logp1  # <p - e_1, log p> - lse(log p) + log p_1
+    return grad_j, (value - sum_plogp).subs(sum_p, 1)
 
 
 def _mse_conjugate_residual():
-    s, t = sp.Matrix([s1, s2, s3]), sp.Matrix([t1, t2, t3])
-    obj = (s.T * V)[0] - ((V - t).T * (V - t))[0] / 2
-    at = {v1: t1 + s1, v2: t2 + s2, v3: t3 + s3}
-    grad = [sp.diff(obj, v).subs(at) for v in V]
-    return tuple(grad) + (obj.subs(at) - ((s.T * t)[0] + (s.T * s)[0] / 2),)
+    """Coordinatewise (every dimension): ``s_j v_j - (v_j - t_j)^2/2`` is stationary at
+    ``v_j = t_j + s_j`` with value ``s_j t_j + s_j^2/2``; the objective is the sum of these terms."""
+    obj = s1 * v1 - (v1 - t1) ** 2 / 2
+    at = {v1: t1 + s1}
+    return sp.diff(obj, v1).subs(at), obj.subs(at) - (s1 * t1 + s1**2 / 2)
 
 
 def _ce_fenchel_young_residual():
-    """``ell(v) + ell^*(grad ell(v)) - <grad ell(v), v> = 0`` with ``p = softmax(v)``."""
-    Z = sum(sp.exp(v) for v in V)
-    p = sp.Matrix([sp.exp(v) / Z for v in V])
-    ell = lse - v1
-    grad = p - sp.Matrix([1, 0, 0])
-    conj = sum(pi * sp.log(pi) for pi in p)
-    return sp.expand_log(ell + conj - (grad.T * V)[0], force=True)
+    """Every K: ``ell(v) + ell^*(grad ell(v)) - <grad ell(v), v> = 0`` with ``p = softmax(v)``,
+    ``ell = L - v_1``, ``L = log E``, ``E = sum_l e^{v_l}``. Per coordinate ``log p_j = v_j - L``;
+    then through the sums ``sum p_l v_l`` and ``sum p_l = E/E``: ``ell^* = sum p_l log p_l =
+    sum p_l v_l - L sum p_l`` and ``<grad ell, v> = sum p_l v_l - v_1``."""
+    vj, v_1, sum_pv = sp.symbols("v_j v_1 sum_pv", real=True)
+    E = sp.Symbol("E", positive=True)
+    L = sp.log(E)
+    log_pj = sp.expand_log(sp.log(sp.exp(vj) / E), force=True)
+    sum_p = E / E  # sum_l e^{v_l} / E
+    conj = sum_pv - L * sum_p
+    return log_pj - (vj - L), (L - v_1) + conj - (sum_pv - v_1)
 
 
 def _scaling_residual():
-    """``tau (p - t) + t = tau p + (1 - tau) t`` sums to 1 (and is >= 0 as a convex combination)."""
-    p = sp.Matrix([p1, p2, 1 - p1 - p2])
-    t = sp.Matrix([t1, t2, 1 - t1 - t2])
-    return sum(tau * (p - t) + t) - 1
+    """Every dimension: ``sum_j tau (p_j - t_j) + t_j = tau (sum p - sum t) + sum t``, which is 1 for
+    ``sum p = sum t = 1`` (and each entry is >= 0 as a convex combination)."""
+    sum_p, sum_t = sp.symbols("sum_p sum_t", positive=True)
+    return (tau * (sum_p - sum_t) + sum_t - 1).subs({sum_p: 1, sum_t: 1})
 
 
 def _free_bias_residual():
-    """Columns ``theta p_k + (tbar - theta m)``, ``m = sum_k a_k p_k``: ``a``-mean is ``tbar``."""
-    a1, a2 = sp.symbols("a1 a2", positive=True)
-    q1, q2, tb = sp.symbols("q1 q2 tbar", real=True)  # one coordinate j of p_1, p_2 and tbar
-    m = a1 * q1 + a2 * q2
-    cols = [theta * q + (tb - theta * m) for q in (q1, q2)]
-    return (a1 * cols[0] + a2 * cols[1] - tb).subs(a2, 1 - a1)
+    """Every K: columns ``theta q_k + (tbar - theta m)``, ``m = sum_k a_k q_k`` (one coordinate),
+    weights ``a_k`` summing to ``A = 1``: the ``a``-mean is ``theta m + (tbar - theta m) A``."""
+    A, M, tb = sp.symbols("A M tbar", real=True)  # A = sum_k a_k, M = sum_k a_k q_k = m
+    a_mean = theta * M + (tb - theta * M) * A  # sum_k a_k (theta q_k + tbar - theta m)
+    return (a_mean - tb).subs(A, 1)
 
 
 def _amgm_residual():
@@ -101,46 +103,58 @@ def _amgm_residual():
             - (sp.sqrt(lW) * w - sp.sqrt(lH) * hh) ** 2 / 2)
 
 
-def _deep_substitution_residual(m):
-    """``K * [(sqrt(n) x - sqrt(n))^2/(2Kn) + (m/2) Lambda'^{1/m} (sqrt(n) x)^{2/m}] = h_m(x)``
-    with ``gamma = K (n Lambda')^{1/m}``."""
+def _deep_substitution_residual():
+    """Every m (symbolic): ``K * [(sqrt(n) x - sqrt(n))^2/(2Kn) + (m/2) Lambda'^{1/m} (sqrt(n) x)^{2/m}]
+    = h_m(x)`` with ``gamma = K (n Lambda')^{1/m}``."""
+    m = sp.Symbol("m", positive=True)
     term = (sp.sqrt(nn) * xs - sp.sqrt(nn)) ** 2 / (2 * KK * nn) \
-        + sp.Rational(m, 2) * Lp ** sp.Rational(1, m) * (sp.sqrt(nn) * xs) ** sp.Rational(2, m)
-    h_m = (xs - 1) ** 2 / 2 + sp.Rational(m, 2) * KK * (nn * Lp) ** sp.Rational(1, m) * xs ** sp.Rational(2, m)
+        + m / 2 * Lp ** (1 / m) * (sp.sqrt(nn) * xs) ** (2 / m)
+    h_m = (xs - 1) ** 2 / 2 + m / 2 * KK * (nn * Lp) ** (1 / m) * xs ** (2 / m)
     return sp.powsimp(sp.expand(KK * term - h_m), force=True)
 
 
 def _deep_amgm_residual():
-    """m = 3 scalar factors: at the balanced point ``mu_i a_i^2 = c`` the penalty
-    ``sum mu_i a_i^2/2`` equals ``(3/2)(mu_1 mu_2 mu_3)^{1/3} |a_1 a_2 a_3|^{2/3}`` (the AM-GM
-    equality case; the inequality is AM-GM)."""
-    m1, m2, m3, c = sp.symbols("mu1 mu2 mu3 c", positive=True)
-    a = [sp.sqrt(c / mi) for mi in (m1, m2, m3)]
-    lhs = sum(mi * ai**2 / 2 for mi, ai in zip((m1, m2, m3), a))
-    rhs = sp.Rational(3, 2) * (m1 * m2 * m3) ** sp.Rational(1, 3) * (a[0] * a[1] * a[2]) ** sp.Rational(2, 3)
-    return sp.powsimp(sp.simplify(lhs - rhs), force=True)
+    """Every m (symbolic) scalar factors: at the balanced point ``mu_i a_i^2 = c`` for each i, the
+    penalty ``sum mu_i a_i^2/2`` is ``m c/2`` and ``prod_i mu_i a_i^2 = c^m``, so it equals
+    ``(m/2)(prod mu_i)^{1/m} |prod a_i|^{2/m} = (m/2)(c^m)^{1/m}`` (the AM-GM equality case; the
+    inequality is AM-GM)."""
+    m, c, mu_i = sp.symbols("m c mu_i", positive=True)
+    a_i = sp.sqrt(c / mu_i)
+    term = mu_i * a_i**2 / 2  # the same for every i
+    prod_mu_a2 = (mu_i * a_i**2) ** m  # prod_i mu_i a_i^2, each factor equal
+    return sp.powsimp(sp.simplify(m * term - m / 2 * prod_mu_a2 ** (1 / m)), force=True)
+
+
+def _jensen_residual():
+    """Every class count n: ``(1/n) sum_i (v_i - t)^2/2 - (vbar - t)^2/2 = (S2 - S1^2/n)/(2n)``
+    (``S1 = sum v_i``, ``S2 = sum v_i^2``, ``vbar = S1/n``), i.e. ``sum_i (v_i - vbar)^2/(2n)``."""
+    S1, S2, nc = sp.Symbol("S1", real=True), sp.Symbol("S2", nonnegative=True), sp.Symbol("n", positive=True)
+    mean_loss = (S2 - 2 * t1 * S1 + nc * t1**2) / (2 * nc)  # expanded sum of (v_i - t)^2/2, over n
+    return mean_loss - (S1 / nc - t1) ** 2 / 2 - (S2 - S1**2 / nc) / (2 * nc)
 
 
 DUAL_PROOFS = (
     Proof("CE conjugate: sup_v <s,v> - ell_1(v) = sum_j p_j log p_j for s = p - e_1, p in the simplex "
-          "(stationary at v = log p; K = 3)", _ce_conjugate_residual),
-    Proof("MSE conjugate: sup_v <s,v> - ||v - t||^2/2 = <s,t> + ||s||^2/2 (stationary at v = t + s)",
+          "(stationary at v = log p; every K: per coordinate, the others through their sums)",
+          _ce_conjugate_residual),
+    Proof("MSE conjugate: sup_v <s,v> - ||v - t||^2/2 = <s,t> + ||s||^2/2 (stationary at v = t + s; "
+          "coordinatewise, so in every dimension)",
           _mse_conjugate_residual),
-    Proof("Fenchel-Young equality at s = grad ell(v) (CE): the dual point built at a minimizer is tight",
-          _ce_fenchel_young_residual),
-    Proof("scaling by tau in [0,1] keeps p = tau(p - t) + t in the simplex (sum 1, convex combination)",
-          _scaling_residual),
-    Proof("free bias: columns theta p_k + (tbar - theta m) have a-weighted mean tbar (r = 0)",
+    Proof("Fenchel-Young equality at s = grad ell(v) (CE): the dual point built at a minimizer is tight "
+          "(every K: log p_j = v_j - lse(v) per coordinate, then sums)", _ce_fenchel_young_residual),
+    Proof("scaling by tau in [0,1] keeps p = tau(p - t) + t in the simplex (sum 1, convex combination; "
+          "every dimension)", _scaling_residual),
+    Proof("free bias: columns theta p_k + (tbar - theta m) have a-weighted mean tbar (r = 0; every K: per "
+          "coordinate, through the sums A = sum a_k = 1 and M = sum a_k q_k)",
           _free_bias_residual),
     Proof("factored penalty: lam_W/2 w^2 + lam_H/2 h^2 - sqrt(lam_W lam_H) w h is a square",
           _amgm_residual),
 )
 
 DEEP_PROOFS = (
-    Proof("balanced one-hot: K copies of the scalar term equal h_m(x) after x -> sqrt(n) x (m = 3)",
-          lambda: _deep_substitution_residual(3)),
-    Proof("balanced one-hot: the same substitution for m = 4", lambda: _deep_substitution_residual(4)),
-    Proof("m = 3: the factored penalty equals (m/2) Lambda^{1/m} sigma^{2/m} at its balanced point",
+    Proof("balanced one-hot: K copies of the scalar term equal h_m(x) after x -> sqrt(n) x (every m)",
+          _deep_substitution_residual),
+    Proof("every m: the factored penalty equals (m/2) Lambda^{1/m} sigma^{2/m} at its balanced point",
           _deep_amgm_residual),
 )
 
@@ -232,9 +246,10 @@ DUAL_VALID = Theorem(
                                nonneg=True)],
     measure=_certificate,
     upper_bounds=("lower_bound",),
-    proofs=(Proof("collapse (Jensen, MSE): the mean of two samples' losses exceeds the loss of their mean "
-                  "logit by (v1 - v2)^2/4, so collapsing features never raises f (any d, also H >= 0)",
-                  lambda: ((v1 - t1) ** 2 + (v2 - t1) ** 2) / 4 - ((v1 + v2) / 2 - t1) ** 2 / 2 - (v1 - v2) ** 2 / 8),),
+    proofs=(Proof("collapse (Jensen, MSE): the mean of a class's n losses (v_i - t)^2/2 exceeds the loss of "
+                  "their mean logit by sum_i (v_i - vbar)^2/(2n) >= 0 (every n, per coordinate, through the sums "
+                  "S1 = sum v_i, S2 = sum v_i^2), so collapsing features never raises f (any d, also H >= 0)",
+                  _jensen_residual),),
 )
 
 

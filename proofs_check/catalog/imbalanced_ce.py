@@ -85,44 +85,30 @@ ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
 
 # ---- the minority-collapse certificate --------------------------------------------------------
 
-n_A_s, n_B_s, tau_s = sp.symbols("n_A n_B tau", positive=True)
-_KA, _KB = 1, 3  # class 0 is the majority group, classes 1..3 the minority group
-
-
-def _logit_gradient_block(loss_kind: str):
-    """``G[r, c] = (n_c/N)(1/sqrt(n_c)) d loss(z_c, c)/d z_r`` at logits with coinciding minority
-    rows.
-
-    Column ``c`` of the logit matrix (with the bias) is ``(a_c, m_c, m_c, m_c)``: generic symbols,
-    only the minority rows are equal (``w_i = w_j`` and ``b_i = b_j`` for ``i, j >= 1``).
-    """
-    K = _KA + _KB
-    zs = sp.symbols(f"z0:{K}", real=True)
-    a, m = sp.symbols(f"a0:{K}", real=True), sp.symbols(f"m0:{K}", real=True)
-    G = sp.zeros(K, K)
-    for c in range(K):
-        logZ = sp.log(sum(sp.exp(z) for z in zs))
-        logp = [z - logZ for z in zs]
-        if loss_kind == "ls":
-            loss = -(1 - alpha) * logp[c] - alpha / K * sum(logp)
-        else:  # one-hot MSE
-            loss = sum((zs[r] - (1 if r == c else 0)) ** 2 for r in range(K)) / 2
-        n_c = n_A_s if c < _KA else n_B_s
-        point = {zs[0]: a[c], **{zs[r]: m[c] for r in range(_KA, K)}}
-        for r in range(K):
-            G[r, c] = n_c / N / sp.sqrt(n_c) * sp.diff(loss, zs[r]).subs(point)
-    return G
+n_B_s, n_c_s, tau_s = sp.symbols("n_B n_c tau", positive=True)
 
 
 def _minority_rows_residuals(loss_kind: str, factor):
-    G = _logit_gradient_block(loss_kind)
-    K = _KA + _KB
+    """``u^T G[:, c] + factor (sqrt(n_B)/N) u_c`` for ``u = e_i - e_j``, two classes of count ``n_B``
+    whose rows of the logit matrix coincide, and a column ``c`` that is ``i``, ``j`` or any other
+    class (count ``n_c``), for every ``K``: ``G[r, c] = (sqrt(n_c)/N) d loss(z_c, c)/d z_r``.
+
+    Only ``z_i``, ``z_j`` vary; the other ``K - 2`` logits of the column enter the loss through
+    ``R`` (the sum of their exponentials, in the log-partition) and ``T`` (their sum, in the uniform
+    part of label smoothing), and for MSE through an additive term: symbols independent of
+    ``z_i, z_j``.
+    """
+    zi, zj, z_c, m_, T, C = sp.symbols("z_i z_j z_c m T C", real=True)
+    R, Kk = sp.symbols("R K", positive=True)
     out = []
-    for i in range(_KA, K):
-        for j in range(i + 1, K):
-            u = sp.zeros(1, K)
-            u[i], u[j] = 1, -1
-            out.extend(list(u * G + factor * sp.sqrt(n_B_s) / N * u))
+    for c, (di, dj), n_col in (("i", (1, 0), n_B_s), ("j", (0, 1), n_B_s), ("other", (0, 0), n_c_s)):
+        if loss_kind == "ls":  # -(1-alpha) log p_c - alpha/K sum_r log p_r
+            z_true = di * zi + dj * zj + (1 - di - dj) * z_c
+            loss = sp.log(sp.exp(zi) + sp.exp(zj) + R) - (1 - alpha) * z_true - alpha / Kk * (zi + zj + T)
+        else:  # one-hot MSE: (1/2) sum_r (z_r - [r = c])^2
+            loss = (zi - di) ** 2 / 2 + (zj - dj) ** 2 / 2 + C
+        u_G = sp.sqrt(n_col) / N * (sp.diff(loss, zi) - sp.diff(loss, zj))
+        out.append(u_G.subs({zi: m_, zj: m_}) + factor * sp.sqrt(n_B_s) / N * (di - dj))
     return tuple(out)
 
 
@@ -131,15 +117,15 @@ tau_star = (1 - alpha) * sp.sqrt(n_B_s) / N
 
 PROOFS_MINORITY = (
     Proof(
-        "CE/LS (alpha = 0 is CE), K_A = 1, K_B = 3: if the minority rows of the logit matrix "
-        "coincide, "
-        "(e_i - e_j)^T G = -(1-alpha) sqrt(n_B)/N (e_i - e_j)^T for all minority i, j (G from "
-        "sympy.diff "
-        "of the loss), whatever the other logits",
+        "CE/LS (alpha = 0 is CE), every K and class counts (so the instances' K_A = K_B = 2): if rows i, j "
+        "(both of count n_B) of the logit matrix coincide, (e_i - e_j)^T G = -(1-alpha) sqrt(n_B)/N "
+        "(e_i - e_j)^T (G from sympy.diff of the loss in z_i, z_j; the other K - 2 logits of a column "
+        "enter only through symbols), whatever the other logits",
         lambda: _minority_rows_residuals("ls", 1 - alpha),
     ),
     Proof(
-        "one-hot MSE, same setting: (e_i - e_j)^T G = -sqrt(n_B)/N (e_i - e_j)^T",
+        "one-hot MSE, same setting (every K: the other logits enter only through an additive symbol): "
+        "(e_i - e_j)^T G = -sqrt(n_B)/N (e_i - e_j)^T",
         lambda: _minority_rows_residuals("mse", 1),
     ),
     Proof(

@@ -16,6 +16,7 @@ import numpy as np
 import sympy as sp
 
 import ufm
+from proofs_check.catalog._structured import reduce_words
 from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, gam, h_sym, ms, solve_deep, x, x_star
 from proofs_check.catalog.svt import (
     Nn, PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, s, sig, svt_prediction,
@@ -63,34 +64,39 @@ def _imb_assemble(prob, ev):
             "within_class_spread": 0.0}
 
 
+# Every K: the class-level matrices as noncommutative symbols. Z (K x K), nv = n (counts), one = 1,
+# Dh = D^{1/2}, r = sqrt(n); *t a transpose. Relations: D^{1/2} sqrt(n) = n, 1^T D^{1/2} = sqrt(n)^T,
+# sqrt(n)^T sqrt(n) = N (and 1^T n = N, used in the gradient's sum over the classes).
+_Z, _nv, _one, _onet, _Dh, _r, _rt = sp.symbols("Z n 1 1^T D^(1/2) r r^T", commutative=False)
+_Ns, _b = sp.Symbol("N", positive=True), sp.Symbol("b", commutative=False)
+_RELATIONS = {_Dh * _r: _nv, _onet * _Dh: _rt, _rt * _r: _Ns}
+
+
 def _imb_residuals():
-    """K = 3, symbolic counts and class logits: the optimal bias and the residual it leaves."""
-    nv = sp.Matrix(sp.symbols("n1:4", positive=True))
-    Nn_ = sum(nv)
-    Z = sp.Matrix(3, 3, sp.symbols("z1:10"))
-    b = sp.Matrix(sp.symbols("b1:4"))
-    f = sum(nv[k] * sum((Z[i, k] + b[i] - (1 if i == k else 0)) ** 2 for i in range(3)) for k in range(3)) / (2 * Nn_)
-    b_star = (nv - Z * nv) / Nn_
-    stationary = [sp.diff(f, b[i]).subs(dict(zip(b, b_star))) for i in range(3)]
-    resid = (Z - sp.eye(3)) * (sp.eye(3) - nv * sp.ones(1, 3) / Nn_) - (Z + b_star * sp.ones(1, 3) - sp.eye(3))
-    sq = sp.diag(*[sp.sqrt(v) for v in nv])
-    r = sp.Matrix([sp.sqrt(v) for v in nv])
-    proj = (sp.eye(3) - nv * sp.ones(1, 3) / Nn_) * sq - sq * (sp.eye(3) - r * r.T / Nn_)
-    return tuple(stationary) + tuple(resid) + tuple(proj)
+    """The optimal bias, the residual it leaves and the intertwining with Q (every K)."""
+    b_star = (_nv - _Z * _nv) / _Ns
+    # d/db (1/2N) sum_k n_k ||Z e_k + b - e_k||^2 = (1/N)(Z n + N b - n) (sum_k n_k e_k = n, sum_k n_k = N)
+    stationary = ((_Z * _nv + _Ns * _b - _nv) / _Ns).subs(_b, b_star)
+    resid = (_Z - 1) * (1 - _nv * _onet / _Ns) - (_Z + b_star * _onet - 1)
+    proj = (1 - _nv * _onet / _Ns) * _Dh - _Dh * (1 - _r * _rt / _Ns)
+    return tuple(reduce_words(e, _RELATIONS) for e in (stationary, resid, proj))
+
+
+def _projector_residual():
+    """``Q^2 - Q`` for ``Q = I - r r^T/N``, ``r^T r = N`` (every K)."""
+    Q = 1 - _r * _rt / _Ns
+    return reduce_words(Q * Q - Q, _RELATIONS)
 
 
 PROOFS_IMB = (
-    Proof("free bias, class level: b = (n - Z n)/N leaves residual (Z - I)(I - n 1^T/N), and "
-          "(I - n 1^T/N) D^{1/2} = D^{1/2} Q with Q = I - sqrt(n) sqrt(n)^T/N the projector off sqrt(n) "
-          "(K = 3, symbolic n_k and Z): so Z' = Z D^{1/2} = SVT_tau(Yhat), Yhat = (I - n1^T/N) D^{1/2}",
-          kind="sample",
-          residual=lambda: _imb_residuals()),
-    Proof("Q is an orthogonal projector (Q^2 = Q, ||sqrt(n)||^2 = N), hence ||Z'Q||_* <= ||Z'||_* and the "
-          "optimal Z' lies in the range of Q (K = 3, symbolic n_k)",
-          kind="sample",
-          residual=lambda: (lambda r: ((sp.eye(3) - r * r.T / sum(v**2 for v in r)) ** 2
-                              - (sp.eye(3) - r * r.T / sum(v**2 for v in r))).applyfunc(sp.simplify)
-                   == sp.zeros(3, 3))(sp.Matrix([sp.sqrt(v) for v in sp.symbols("n1:4", positive=True)]))),
+    Proof("free bias, class level (every K; matrices as noncommutative symbols): b = (n - Z n)/N makes the "
+          "gradient in b vanish and leaves residual (Z - I)(I - n 1^T/N), and (I - n 1^T/N) D^{1/2} = D^{1/2} Q "
+          "with Q = I - sqrt(n) sqrt(n)^T/N the projector off sqrt(n): so Z' = Z D^{1/2} = SVT_tau(Yhat), "
+          "Yhat = (I - n1^T/N) D^{1/2}",
+          _imb_residuals),
+    Proof("Q is an orthogonal projector (Q^2 = Q from ||sqrt(n)||^2 = N; every K), hence ||Z'Q||_* <= ||Z'||_* "
+          "and the optimal Z' lies in the range of Q",
+          _projector_residual),
 )
 
 IMBALANCED_FREE_BIAS = Theorem(

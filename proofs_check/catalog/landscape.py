@@ -175,6 +175,9 @@ NONNEG_SPURIOUS = Theorem(
 )
 
 
+_p = sp.Symbol("p", positive=True)  # m = p + 2 > 2 factors
+
+
 def _deep_assume(prob):
     if not isinstance(prob, ufm.DeepUFM) or prob.activation != "linear" or prob.L < 2:
         return False, "a linear ufm.DeepUFM with L >= 2 (m >= 3 factors)"
@@ -197,8 +200,9 @@ DEEP_SPURIOUS = Theorem(
                                    activation="linear")],
     measure=_spurious_measure(lambda prob: dnc_prediction(prob)["value"]),
     solve=lambda prob: (lambda c: (c, _info(c)))(run_census(prob, 4, (1e-3,))),
-    proofs=(Proof("h_3'(x) -> +inf as x -> 0+ (the origin is a local minimum of the reduction)",
-                  lambda: sp.limit(sp.diff(h_sym(3), x), x, 0, "+") == sp.oo),),
+    proofs=(Proof("every m > 2 (m = p + 2, p > 0 symbolic; the instance has m = 3): h_m'(x) -> +inf as x -> 0+ "
+                  "(the origin is a local minimum of the reduction)",
+                  lambda: sp.Eq(sp.limit(sp.diff(h_sym(_p + 2), x), x, 0, "+"), sp.oo)),),
 )
 
 THEOREMS = [CE_NO_SPURIOUS, MSE_NO_SPURIOUS, NONNEG_SPURIOUS, DEEP_SPURIOUS, CE_NO_SPURIOUS_200,

@@ -98,8 +98,8 @@ PROOFS_LS = (
           lambda: delta_star.subs(beta_sym, alpha * (K - 1) / K) - delta_inf),
     Proof("d delta*/d beta = -1/(beta(1-beta)) < 0: delta*(lam) < delta_inf for every lam > 0",
           lambda: sp.diff(delta_star, beta_sym) + 1 / (beta_sym * (1 - beta_sym))),
-    Proof("CE (alpha -> 0): delta_inf = oo (the CE margin diverges as lam -> 0)",
-          lambda: sp.Eq(sp.limit(delta_inf.subs(K, 3), alpha, 0, "+"), sp.oo)),
+    Proof("CE (alpha -> 0): delta_inf = oo for every K (the CE margin diverges as lam -> 0)",
+          lambda: sp.Eq(sp.limit(delta_inf, alpha, 0, "+"), sp.oo)),
 )
 
 def _W():
@@ -109,8 +109,8 @@ def _W():
 
 
 PROOFS_FF = (
-    Proof("frame (explicit vectors w_k = a sqrt2 (e_k - 1/2 1), h_0 = rho e_0): the clean margin "
-          "(w_0 - w_1).h_0 is delta0 = sqrt2 a rho and g = ||w_1 - w_0|| = 2a",
+    Proof("binary frame (K = 2 is the model; explicit vectors w_k = a sqrt2 (e_k - 1/2 1), h_0 = rho e_0): "
+          "the clean margin (w_0 - w_1).h_0 is delta0 = sqrt2 a rho and g = ||w_1 - w_0|| = 2a",
           lambda: ((_W()[0, :] - _W()[1, :]).dot(rho * sp.eye(2)[0, :]) - FF_EXPRESSIONS["delta0"],
                    sp.sqrt((_W()[1, :] - _W()[0, :]).dot(_W()[1, :] - _W()[0, :])) - 2 * a)),
     Proof("stationarity on the line h_0 + D u: d/dD [LS(-delta0 + gD) + lam D] = 0 at D = (log(1/q-1) + delta0)/g",

@@ -18,6 +18,7 @@ import ufm
 from proofs_check.catalog._common import (
     K, N, P, away_from, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
 )
+from proofs_check.catalog._structured import IJ
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
@@ -229,12 +230,23 @@ x_reg = 1 - K * kap
 y_reg = 1 - K * kap * (1 + lam_b) / lam_b
 beta_reg = (1 - y) / (K * (1 + lam_b))
 boundary = K * kap / (1 - K * kap)
+
+
+def _reg_reduction_residuals():
+    """The data term and the nuclear norm of the ansatz, in the family ``a I + b J`` (symbolic K)."""
+    Z = IJ(x, -x / K, K) + IJ(0, y / K, K)
+    resid = Z + IJ(0, beta, K) - IJ(1, 0, K)
+    nuclear = sum(mult * ev for ev, mult in Z.eigenvalues())  # x, y > 0: the eigenvalues are the singular values
+    return (resid.frobenius2() - ((K - 1) * (x - 1) ** 2 + (y + K * beta - 1) ** 2),
+            sum(mult * ev**2 for ev, mult in resid.eigenvalues()) - resid.frobenius2(),
+            nuclear - ((K - 1) * x + y))
+
+
 PROOFS_REG = (
-    Proof("with Z = x P + y J/K and b = beta 1: ||Z + b1^T - I||^2 = (K-1)(x-1)^2 + (y+K beta-1)^2 "
-          "and ||Z||_* = (K-1)x + y (K = 4, exact matrices)",
-          lambda: (sp.expand(sum(e**2 for e in (x * (sp.eye(4) - sp.ones(4, 4) / 4) + y * sp.ones(4, 4) / 4
-                                                  + beta * sp.ones(4, 4) - sp.eye(4)))
-                             - (3 * (x - 1) ** 2 + (y + 4 * beta - 1) ** 2)))),
+    Proof("with Z = x P + y J/K and b = beta 1 (every K; Z + b1^T - I = (x-1) I + ((y-x)/K + beta) J): "
+          "||Z + b1^T - I||^2 = (K-1)(x-1)^2 + (y+K beta-1)^2 and ||Z||_* = (K-1)x + y (eigenvalues of "
+          "a I + b J: a + K b once, a K-1 times)",
+          lambda: _reg_reduction_residuals()),
     Proof("grad of the reduced objective vanishes at x* = 1-K kappa, y* = 1-K kappa(1+lam_b)/lam_b, "
           "beta* = (1-y*)/(K(1+lam_b))",
           lambda: tuple(sp.diff(red_reg, v).subs(beta, beta_reg).subs({x: x_reg, y: y_reg}) for v in (x, y, beta))),
@@ -299,10 +311,10 @@ MSE_REG_BIAS = Theorem(
 
 # ---- encodings, no bias ---------------------------------------------------------------------
 PROOFS_ENC = (
-    Proof("the +-1 code E = 2I - J with K = 4 has E^T E = 4 I, so SVT(E) = (1 - K kappa/2) E and "
-          "Hbar^T Hbar is proportional to (Z^T Z)^(1/2) = (2 - K kappa) I: orthogonal class means",
-          lambda: ((2 * sp.eye(4) - sp.ones(4, 4)).T * (2 * sp.eye(4) - sp.ones(4, 4)) - 4 * sp.eye(4)) == sp.zeros(4, 4),
-          kind="sample"),
+    Proof("the +-1 code E = 2I - J has E^T E = 4I + (K-4)J for every K (products in the family a I + b J), "
+          "so at the instance's K = 4 E^T E = 4 I: SVT(E) = (1 - K kappa/2) E and Hbar^T Hbar is "
+          "proportional to (Z^T Z)^(1/2) = (2 - K kappa) I: orthogonal class means",
+          lambda: (IJ(2, -1, K) @ IJ(2, -1, K) - IJ(4, K - 4, K)).coefficients()),
 )
 
 

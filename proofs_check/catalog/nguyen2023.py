@@ -25,6 +25,7 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog._common import K, P, alpha, away_from, lam_H, lam_W, n
+from proofs_check.catalog._structured import dot
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import GTOL, Citation, Proof, Theorem, problem_numbers
 
@@ -41,23 +42,21 @@ h_norm2 = delta / kp * sp.sqrt(lam_W / (n * lam_H))  # ||h_k||^2 = rho^2 at marg
 
 
 def _frame_residuals():
-    """Exact vectors for K = 2..6: w_k = a kp (e_k - 1/K 1), h_k = rho e_k."""
-    out = []
-    for k in range(2, 7):
-        kpk = sp.sqrt(sp.Rational(k, k - 1))
-        e = sp.eye(k)
-        one = sp.ones(k, 1)
-        w = [a * kpk * (e[:, i] - one / k) for i in range(k)]
-        h = [rho * e[:, i] for i in range(k)]
-        out.append(((e[:, 0] - one / k).T * (e[:, 0] - one / k))[0] - 1 / kpk**2)
-        out += [(w[i].T * h[i])[0] - (w[j].T * h[i])[0] - a * rho * kpk for i in range(k) for j in range(k) if i != j]
-        out += [(w[i].T * w[j])[0] - (a**2 * (-1 / sp.Integer(k - 1)) if i != j else a**2)
-                for i in range(k) for j in range(k)]
-    return tuple(out)
+    """Every K: w_k = a kp (e_k - 1/K 1), h_k = rho e_k, inner products in the span of e_i, e_j
+    (i != j) and 1, where e_i . e_j = 0, e_i . 1 = 1 and 1 . 1 = K."""
+    c_i, c_j = (1, 0, -1 / K), (0, 1, -1 / K)  # e_i - 1/K 1, e_j - 1/K 1
+    w_i, w_j = tuple(a * kp * v for v in c_i), tuple(a * kp * v for v in c_j)
+    h_i = (rho, 0, 0)
+    return (dot(c_i, c_i, K) - 1 / kp**2,
+            dot(w_i, h_i, K) - dot(w_j, h_i, K) - a * rho * kp,
+            dot(w_i, w_i, K) - a**2,
+            dot(w_i, w_j, K) - a**2 * (-1 / (K - 1)))
+
 
 PROOFS = (
-    Proof("frame (K = 2..6, exact vectors): ||e_k - 1/K 1||^2 = 1/kp^2, every margin w_k.h_k - w_j.h_k = a rho kp, "
-          "and w_k.w_j = a^2 (-1/(K-1)) for j != k (a simplex ETF of norm a)", _frame_residuals, kind="sample"),
+    Proof("frame (every K; inner products in the span of e_k, e_j, 1): ||e_k - 1/K 1||^2 = 1/kp^2, every margin "
+          "w_k.h_k - w_j.h_k = a rho kp, and w_k.w_j = a^2 (-1/(K-1)) for j != k (a simplex ETF of norm a)",
+          _frame_residuals),
     Proof("balanced penalty: at lam_W a^2 = n lam_H rho^2, lam_W/2 K a^2 + lam_H/2 n K rho^2 = "
           "K sqrt(n lam_W lam_H) a rho",
           lambda: (lam_W / 2 * K * a**2 + lam_H / 2 * n * K * rho**2).subs(rho, a * sp.sqrt(lam_W / (n * lam_H)))

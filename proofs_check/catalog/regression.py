@@ -70,12 +70,18 @@ def _reg_measure(prob, params, names):
     return {k: table[k]() for k in names}
 
 
+def _bias_residual():
+    """Every N: with ``S1 = sum_i (z_i - y_i)`` and ``S2 = sum_i (z_i - y_i)^2`` the objective in ``b`` is
+    ``(1/2N)(S2 + 2 b S1 + N b^2)`` (the expanded sum); it is stationary at ``b = -S1/N = mean(y - z)``."""
+    b, S1 = sp.symbols("b S1", real=True)
+    S2, Ns = sp.Symbol("S2", nonnegative=True), sp.Symbol("N", positive=True)
+    return sp.diff((S2 + 2 * b * S1 + Ns * b**2) / (2 * Ns), b).subs(b, -S1 / Ns)
+
+
 PROOFS_REG_BIAS = (
     Proof("free bias: for fixed Z the optimal b is the mean residual, d/db (1/2N) sum_i (z_i + b - y_i)^2 "
-          "= 0 at b = mean(y - z) (N = 3, symbolic entries)",
-          kind="sample",
-          residual=lambda: (lambda zs, ys, b: sp.diff(sum((zi + b - yi) ** 2 for zi, yi in zip(zs, ys)) / 6, b).subs(
-              b, sum(yi - zi for zi, yi in zip(zs, ys)) / 3))(sp.symbols("z1:4"), sp.symbols("y1:4"), sp.Symbol("b"))),
+          "= 0 at b = mean(y - z) (every N, through the sums of z_i - y_i and of its square)",
+          _bias_residual),
 )
 
 

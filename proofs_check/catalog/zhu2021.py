@@ -19,6 +19,7 @@ from proofs_check.catalog._common import (
     K, away_from, balanced_ok, c_expr, etf_invariants, evaluate, g, grad_norm_at, kappa, kappa_expr, lam_b,
     lam_H, lam_W, lams_for, n,
 )
+from proofs_check.catalog._structured import IJ
 from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
@@ -145,11 +146,12 @@ s_sym, lam_sym = sp.symbols("s lambda", real=True)
 lam_min_expr = (lam_W + lam_H) / 2 - sp.sqrt(((lam_W - lam_H) / 2) ** 2 + 1 / (K**2 * n))
 
 
-def _logit_gradient_gram_is_nP(k: int, m: int):
-    """(Y - J/K)(Y - J/K)^T == n P for concrete K, n (exact rational arithmetic)."""
-    Y = sp.Matrix(k, k * m, lambda i, j: 1 if j // m == i else 0)
-    R = Y - sp.ones(k, k * m) / k
-    return (R * R.T - m * (sp.eye(k) - sp.ones(k, k) / k)) == sp.zeros(k, k)
+def _logit_gradient_gram_residual():
+    """``(Y - 1_K 1_N^T/K)(Y - 1_K 1_N^T/K)^T - n P`` for symbolic ``K``, ``n`` (``N = n K``). By
+    counting, ``Y Y^T = n I`` (``n`` samples per class), ``Y 1_N = n 1_K`` and ``1_N^T 1_N = N``,
+    so the product is ``n I - (2n/K) J + (N/K^2) J``: a member of the family ``a I + b J``."""
+    gram = IJ(n, -2 * n / K + (n * K) / K**2, K)
+    return (gram - IJ(1, -1 / K, K).scale(n)).coefficients()
 
 
 # With a bias the Hessian at the origin has a third block, decoupled from (W, H) there (dZ = db 1^T
@@ -187,9 +189,10 @@ PROOFS_ORIGIN = (
     Proof("det([[lam_W, s], [s, lam_H]] - lambda_min I) = 0 with s = 1/(K sqrt(n))",
           lambda: sp.Matrix([[lam_W - lam_min_expr, 1 / (K * sp.sqrt(n))],
                              [1 / (K * sp.sqrt(n)), lam_H - lam_min_expr]]).det()),
-    Proof("(Y - J/K)(Y - J/K)^T = n P for K in 2..5, n in 1..3 (singular values sqrt(n), so the "
-          "logit gradient (J/K - Y)/N has singular values 1/(K sqrt n))",
-          lambda: all(_logit_gradient_gram_is_nP(k, m) for k in range(2, 6) for m in range(1, 4)), kind="sample"),
+    Proof("(Y - 1 1^T/K)(Y - 1 1^T/K)^T = n P for every K, n (Y Y^T = n I, Y 1 = n 1, 1^T 1 = N = nK; "
+          "products in the family a I + b J): singular values sqrt(n), so the logit gradient (J/K - Y)/N "
+          "has singular values 1/(K sqrt n)",
+          _logit_gradient_gram_residual),
     Proof("with a bias, K = 3, n = 1, d = 1, lam_W, lam_H, lam_b symbolic: the origin is critical and the "
           "Hessian's characteristic polynomial is (x-lW)(x-lH)(x-lb)(x-lb-1/K)^(K-1)((x-lW)(x-lH)-1/(K^2 n))^((K-1)d): "
           "the b block (eigenvalues lb, lb + 1/K) is decoupled, so the smallest eigenvalue is min(lambda_min, lb)",
