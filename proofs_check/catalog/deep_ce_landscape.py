@@ -83,13 +83,18 @@ def _factor_residuals():
     return sp.powsimp(sp.expand(lhs - xs * sp.diff(F_DNC, xs)), force=True)
 
 
+def _penalty_gap_positive():
+    u, lam = sp.Symbol("u", positive=True), sp.Symbol("Lambda", positive=True)
+    return sp.Gt((6 - 4 * sp.sqrt(2)) * lam ** sp.Rational(1, 4) * sp.sqrt(u), 0)
+
+
 PROOFS_NOT_GLOBAL = (
     Proof("K = 4, m = 4 (L = 3), symbolic u > 0 and Lambda > 0: f_DNC(u) - f_square(2u) = "
           "log((1+3t)/(1+t)^2) + (6 - 4 sqrt 2) Lambda^(1/4) sqrt(u), t = e^(-u)", _gap_residual),
     Proof("(1+3t) - (1+t)^2 = t(1-t): positive for 0 < t = e^(-u) < 1, so the log term is > 0",
           lambda: sp.expand((1 + 3 * t_) - (1 + t_) ** 2 - t_ * (1 - t_))),
-    Proof("6 - 4 sqrt 2 > 0 (exact): the penalty term is > 0 for u > 0, so f_square(2u) < f_DNC(u) for every "
-          "u > 0 and every Lambda", lambda: sp.Gt(6 - 4 * sp.sqrt(2), 0)),
+    Proof("(6 - 4 sqrt 2) Lambda^(1/4) sqrt(u) > 0 for symbolic u > 0, Lambda > 0 (exact): the penalty term is "
+          "positive, so f_square(2u) < f_DNC(u) for every u > 0 and every Lambda", _penalty_gap_positive),
 )
 PROOFS_CRITICAL = (
     Proof("every m, K: at the balanced factors a_l = Lambda^(1/2m) x^(1/m)/sqrt(mu_l), a_l df/da_l = "
