@@ -84,11 +84,18 @@ def check(state, value, f0):
     return code.astype(jnp.int32)
 
 
+def _eps(params) -> float:
+    """Machine epsilon of the parameters' least precise floating dtype (the objective may come out
+    in a wider dtype than the parameters, through a float64 constant inside a loss)."""
+    dts = [leaf.dtype for leaf in jax.tree_util.tree_leaves(params) if jnp.issubdtype(leaf.dtype, jnp.floating)]
+    return max((float(jnp.finfo(d).eps) for d in dts), default=float(jnp.finfo(float).eps))
+
+
 def note_rise(state: FlowState, value, f0, momentum) -> FlowState:
     """Record the first point ``x_k`` (``k = state.num_steps``, objective ``value``) that breaks the
     stability rule of the module docstring; ``state.value`` holds ``f_{k-1}`` (``f_0`` at ``k = 0``)."""
     before = state.value
-    eps = jnp.finfo(jnp.asarray(value).dtype).eps
+    eps = _eps(state.params)
     euler = value - before > RISE_ULPS * eps * (jnp.abs(value) + jnp.abs(before) + jnp.abs(f0))
     heavy = value - f0 > HEAVY_BALL_GROWTH * (1.0 + jnp.abs(f0))
     hb = momentum > 0
