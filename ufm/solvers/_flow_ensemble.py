@@ -48,10 +48,13 @@ _run_other = register_compiled(jax.jit(_run_impl, static_argnames=_STATIC))
 def _members(prob, lams, seeds, scales) -> tuple[dict, jax.Array, Any, int]:
     """The per-member arrays, broadcast to one length ``E``; a ValueError names a bad argument."""
     lams = dict(lams or {})
-    names = {f.name for f in dataclasses.fields(prob)} if dataclasses.is_dataclass(prob) else set()
+    fields = dataclasses.fields(prob) if dataclasses.is_dataclass(prob) else ()
+    names = {f.name for f in fields if not f.metadata.get("static")}  # the traced fields
     arrays: dict[str, np.ndarray] = {}
     for key, value in lams.items():
-        if key not in names or not is_concrete(getattr(prob, key)) or np.ndim(getattr(prob, key)) != 0:
+        current = getattr(prob, key, None)
+        if (key not in names or not is_concrete(current) or np.ndim(current) != 0
+                or not np.issubdtype(np.asarray(current).dtype, np.floating)):
             raise ValueError(f"lams: {key!r} is not a scalar hyper-parameter of {type(prob).__name__} "
                              f"(pass fields such as lam_W, lam_H)")
         arr = np.asarray(value, dtype=float).reshape(-1)
