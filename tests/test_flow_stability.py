@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from jax.flatten_util import ravel_pytree
 
@@ -105,16 +105,18 @@ def test_above_the_stability_limit_euler_and_heavy_ball_are_unstable(prob, seed,
 @given(prob=problems(), seed=st.integers(0, 2**16), scale=st.sampled_from([0.5, 1.0, 2.0]),
        mu=st.sampled_from([0.5, 0.9]))
 def test_well_below_the_limit_euler_and_heavy_ball_are_not_unstable(prob, seed, scale, mu):
-    """Euler at ``dt = 0.2/L`` never raises ``f``; heavy ball at half ``2 (1 - mu)/L`` never raises
-    its energy ``f + (mu dt/2)|v|^2``, so never ``f`` above ``f_0``. ``L`` is checked along the path."""
+    """Euler at ``dt = 0.2/L`` never raises ``f``; heavy ball at a quarter of ``2 (1 - mu)/L`` never
+    raises its energy ``f + (mu dt/2)|v|^2``, so never ``f`` above ``f_0``. ``L`` is checked along
+    the path (a draw where it grew past the bound is skipped)."""
     x0 = prob.init(jax.random.PRNGKey(seed), scale)
     L0 = _top_eig(prob, x0)
     steps = 60
-    for dt, momentum, bound in [(0.2 / L0, 0.0, 1.0), ((1 - mu) / L0, mu, 2 * (1 - mu))]:
+    for dt, momentum, bound in [(0.2 / L0, 0.0, 1.0), (0.5 * (1 - mu) / L0, mu, 2 * (1 - mu))]:
         traj = ufm.gradient_flow(prob, t1=steps * dt, dt=dt, momentum=momentum, params0=x0, throw=False,
                                  saveat=ufm.SaveAt(ts=dt * np.arange(0, steps + 1, 10)))
-        # the step stays well below the limit along the path (the Hessian at the points visited)
-        assert dt * max(_top_eig(prob, p) for p in _points(traj)) < bound
+        # the claim holds where the step stays below the bound along the path (the Hessian at the
+        # points visited; the sharpness can grow along a flow from a small start)
+        assume(dt * max(_top_eig(prob, p) for p in _points(traj)) < bound)
         assert traj.result == ufm.RESULTS.successful and traj.stats["rise_step"] == -1
         if momentum == 0:
             assert np.all(np.diff(traj.values) <= 1e-12 * np.abs(traj.values[:-1]))
