@@ -126,10 +126,10 @@ def test_float32_flow_runs_in_float32():
 def test_new_lam_does_not_recompile_flow():
     save = ufm.SaveAt(t1=True, params=False)
     ufm.gradient_flow(PROB, t1=1.0, dt=0.1, saveat=save)
-    before = ufm.solvers._flow._fixed_loop._cache_size()
+    before = ufm.solvers._flow_loops.fixed_loop._cache_size()
     other = ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=1e-1, lam_H=2e-3, lam_b=0.3)
     ufm.gradient_flow(other, t1=2.0, dt=0.05, saveat=save)
-    assert ufm.solvers._flow._fixed_loop._cache_size() == before
+    assert ufm.solvers._flow_loops.fixed_loop._cache_size() == before
 
 
 @pytest.mark.parametrize("kwargs,name", [
@@ -173,7 +173,7 @@ def _rel(a, b):
 @settings(max_examples=examples(8))
 @given(prob=ufms(), seed=st.integers(0, 2**16))
 def test_ufm_written_out_gradient_equals_autodiff(prob, seed):
-    from ufm.solvers._flow import _value_and_grad
+    from ufm.solvers._flow_loops import value_and_grad as _value_and_grad
 
     p = prob.init(jax.random.PRNGKey(seed))
     both = jax.jit(lambda p: (_value_and_grad(prob, p), jax.value_and_grad(prob.objective)(p)))

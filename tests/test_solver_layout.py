@@ -18,7 +18,8 @@ PROB = ufm.UFM(K=3, n=2, d=3, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
 PUBLIC = ["minimize", "gradient_flow", "SaveAt", "Trajectory", "Solution", "Certificate", "GlobalCertificate",
           "RESULTS", "SolveError", "hessian_spectrum", "hessian_extreme_eigs", "symmetry_basis", "grad_norm",
           "global_certificate", "global_gap_ok", "global_unsupported_reason", "polish_relu",
-          "minimize_constrained", "AugmentedLagrangian", "minimize_md", "kkt_residual"]
+          "minimize_constrained", "AugmentedLagrangian", "minimize_md", "kkt_residual", "flow_ensemble",
+          "implicit_invariant"]
 
 
 def test_public_names_stay_importable():

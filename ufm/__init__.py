@@ -50,6 +50,7 @@ from ufm.solvers import SaveAt as SaveAt
 from ufm.solvers import Solution as Solution
 from ufm.solvers import SolveError as SolveError
 from ufm.solvers import Trajectory as Trajectory
+from ufm.solvers import flow_ensemble as flow_ensemble
 from ufm.solvers import global_certificate as global_certificate
 from ufm.solvers import gradient_flow as gradient_flow
 from ufm.solvers import hessian_extreme_eigs as hessian_extreme_eigs
@@ -87,8 +88,9 @@ __all__ = [
     "Problem", "UFM", "Params", "DeepUFM", "DeepParams", "MemorizationDilation", "MDParams",
     "FixedFrame", "MultiLabelUFM", "RegressionUFM", "label_set_targets",
     # solvers
-    "minimize", "gradient_flow", "global_certificate", "hessian_spectrum", "hessian_extreme_eigs",
-    "symmetry_basis", "implicit_invariant", "Solution", "Certificate", "GlobalCertificate", "Trajectory", "SaveAt",
+    "minimize", "gradient_flow", "flow_ensemble", "global_certificate", "hessian_spectrum",
+    "hessian_extreme_eigs", "symmetry_basis", "implicit_invariant", "Solution", "Certificate",
+    "GlobalCertificate", "Trajectory", "SaveAt",
     "RESULTS", "SolveError",
     # the simplex-ETF ansatz
     "etf_prediction", "etf_params", "ETFPrediction", "etf_verdict", "ETFVerdict",

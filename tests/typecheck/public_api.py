@@ -26,6 +26,12 @@ def flow() -> np.ndarray:
     return np.asarray(traj.values)
 
 
+def ensemble() -> np.ndarray:
+    prob = ufm.UFM(K=3, n=2, d=4, loss=ufm.MSE(), lam_W=1e-2, lam_H=1e-2)
+    traj: ufm.Trajectory = ufm.flow_ensemble(prob, t1=10.0, dt=0.1, lams={"lam_W": [1e-3, 1e-2]}, seeds=[0, 1])
+    return np.asarray(traj.result)
+
+
 def metrics_of_features(H: jax.Array, labels: jax.Array, W: jax.Array) -> float:
     return float(ufm.metrics.nc1(H, labels)) + float(ufm.metrics.nc2_W(W))
 

@@ -1,8 +1,25 @@
-r"""Gradient flow of a Problem, integrated inside one compiled loop."""
+r"""Gradient flow of a Problem, integrated inside one compiled loop.
+
+Stability of the fixed steps (``RESULTS.unstable_step``; the rules are
+:mod:`ufm.solvers._flow_loops`'s): plain Euler never increases ``f`` when ``dt < 2/L`` (the
+descent lemma), so a step with ``f_{k+1} - f_k > 1024 eps (|f_k| + |f_{k+1}| + |f_0|)`` is
+reported; heavy ball may raise ``f`` for a while and still converge (its energy
+``f + (mu dt/2)|v|^2`` is monotone only below ``dt = 2(1 - mu)/L``, its quadratic limit is
+``2(1 + mu)/L``), so it is judged by a bound on the growth, ``f_k - f_0 > 1e3 (1 + |f_0|)``.
+
+Tracing: with ``throw=False`` :func:`gradient_flow` has no host step, so ``jax.jit``,
+``jax.vmap`` and ``jax.lax.map`` go through it (``t0``, ``t1``, ``dt``, ``saveat`` and the
+options stay concrete), and a new value of a traced argument reuses the compiled program.
+
+diffrax: ``diffrax.diffeqsolve`` (Dormand-Prince or Kvaerno with a PID controller, dense output)
+would integrate the adaptive case better when the flow is stiff (small ``lam`` next to large
+logits: an implicit Kvaerno solver) or when a dense interpolant is wanted. The own
+Bogacki-Shampine stepper stays because it projects onto ``H >= 0`` after every stage and needs no
+extra dependency; the fixed-step loops are the ones papers run (gradient descent, heavy ball).
+"""
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -11,17 +28,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ufm._internal import tree as tr
 from ufm._internal.precision import require_x64
-from ufm._internal.runtime import release_compiled_near_map_limit, register_compiled
+from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm._internal.validation import check_finite, check_finite_positive, check_range
-from ufm.problems import UFM, Params, Problem, affine_logits, weight_decay
-from ufm.solvers._common import cast_tree, check_params, flow_rhs, resolve_metrics
+from ufm.problems import Problem
+from ufm.solvers._common import cast_tree, check_params, resolve_metrics
+from ufm.solvers._flow_loops import adaptive_loop, fixed_loop, fixed_loop_other_backends
 from ufm.solvers._results import RESULTS, SolveError
 
 __all__ = ["SaveAt", "Trajectory", "gradient_flow"]
-
-_DIVERGENCE_FACTOR = 1e12
 
 
 @dataclass(frozen=True)
@@ -77,203 +92,21 @@ class Trajectory(NamedTuple):
             when ``SaveAt(params=False)``.
         metrics: name -> ``(S, ...)`` array of each requested metric.
         final: parameters at the end of the flow.
-        result: a :class:`ufm.RESULTS` member.
-        stats: ``num_steps``, ``num_rejected`` (adaptive only), ``max_steps``, ``dt``.
+        result: a :class:`ufm.RESULTS` member (an int32 code when the flow ran inside
+            ``jax.jit``/``jax.vmap``/``jax.lax.map``, where every field is a JAX array).
+        stats: ``num_steps``, ``num_rejected`` (adaptive only), ``max_steps``, ``dt``, and for
+            the stability rule of fixed steps ``rise_step`` (the first step that broke it, ``-1``
+            if none), ``rise_from`` and ``rise_to`` (the objective it was compared with and the
+            objective reached).
     """
 
-    times: np.ndarray
-    values: np.ndarray
+    times: Any
+    values: Any
     params: Any
     metrics: dict
     final: Any
-    result: RESULTS
+    result: Any
     stats: dict
-
-
-class _FlowState(NamedTuple):
-    t: jax.Array  # shape=(), float64: current time
-    params: Any  # pytree of the problem's parameters
-    velocity: Any  # pytree like params: heavy-ball buffer (fixed step) or FSAL slope (adaptive)
-    value: jax.Array  # shape=(), objective at params
-    h: jax.Array  # shape=(), float64: step size to try next (adaptive)
-    num_steps: jax.Array  # shape=(), int32: accepted steps
-    num_rejected: jax.Array  # shape=(), int32: rejected steps (adaptive)
-    result: jax.Array  # shape=(), int32: a RESULTS code
-
-
-def _record(prob, state, metric_fns, save_params):
-    rec = {"t": state.t, "value": prob.objective(state.params)}
-    rec["metrics"] = {name: fn(prob, state.params) for name, fn in metric_fns}
-    if save_params:
-        rec["params"] = state.params
-    return rec
-
-
-def _check(state, value, f0):
-    """Update the result code after a step: NaN/inf, or growth beyond all bounds."""
-    bad = ~jnp.isfinite(value)
-    big = jnp.abs(value) > _DIVERGENCE_FACTOR * (1.0 + jnp.abs(f0))
-    code = jnp.where(bad, RESULTS.nonfinite, jnp.where(big, RESULTS.diverged, state.result))
-    return code.astype(jnp.int32)
-
-
-def _transposed(A):
-    """``A^T`` as a row-major array of its own (``optimization_barrier`` stops XLA from folding the
-    transpose back into the product that reads it)."""
-    return jax.lax.optimization_barrier(A.T)
-
-
-def _ufm_value_and_grad(prob: UFM, params: Params):
-    r"""``f`` and ``grad f`` of a :class:`ufm.UFM`, the chain rule through the logits written out.
-
-    .. math::
-        Z = W H + b 1^T,\quad G = \partial_Z \tfrac1N \textstyle\sum_i \ell(z_i, y_i),\quad
-        \nabla_W f = G H^T + \lambda_W W,\quad \nabla_H f = W^T G + \lambda_H H,\quad
-        \nabla_b f = G 1 + \lambda_b b
-
-    ``G`` comes from :meth:`ufm.losses.Loss.mean_and_grad` (written out for cross-entropy,
-    autodiff for the others) and the penalty's gradient from autodiff, so this is the mathematics
-    of ``jax.value_and_grad(prob.objective)``; what differs is how the three products
-    run: ``W^T`` is materialized (``D x d``, cheap) before ``W^T G``, because XLA:CPU computes a
-    product whose left operand is read transposed 2-2.5x slower than the same product from a
-    row-major copy (measured for ``K = 10..100``, ``d = 64..512``; see benchmarks/README.md).
-    """
-    W, H, b = params
-    data, G = prob.loss.mean_and_grad(affine_logits(W, H, b), jnp.asarray(prob.labels))
-    pen, g_pen = jax.value_and_grad(functools.partial(weight_decay, prob))(params)
-    g_data = Params(G @ H.T, _transposed(W) @ G, None if b is None else jnp.sum(G, axis=1))
-    return data + pen, tr.tree_axpy(1.0, g_data, g_pen)
-
-
-def _value_and_grad(prob, params):
-    """``(f, grad f)``: written out for the UFM (:func:`_ufm_value_and_grad`), autodiff otherwise."""
-    if type(prob) is UFM:
-        return _ufm_value_and_grad(prob, params)
-    return jax.value_and_grad(prob.objective)(params)
-
-
-def _fixed_step(prob, state, dt, momentum, f0):
-    """One explicit (projected) Euler step, or heavy ball: v <- mu v + g, x <- P(x - dt v).
-
-    The objective at the current point is checked (non-finite or diverged) before stepping; a
-    failed check keeps the point and stops the loop.
-    """
-    value, g = _value_and_grad(prob, state.params)
-    v = tr.tree_axpy(momentum, state.velocity, g)
-    x = prob.project(tr.tree_axpy(-dt, v, state.params))
-    result = _check(state, value, f0)
-    ok = result == RESULTS.successful
-    return state._replace(
-        params=tr.tree_where(ok, x, state.params),
-        velocity=v,
-        value=value,
-        num_steps=state.num_steps + ok.astype(jnp.int32),
-        result=result,
-    )
-
-
-def _fixed_loop_impl(prob, params0, t0, dt, momentum, save_steps, metric_fns, save_params):
-    f0 = prob.objective(params0)
-    state = _FlowState(
-        t=jnp.asarray(t0, float), params=params0, velocity=tr.tree_zeros_like(params0),
-        value=f0, h=jnp.asarray(dt, float), num_steps=jnp.int32(0),
-        num_rejected=jnp.int32(0), result=jnp.int32(RESULTS.successful),
-    )
-
-    def advance(state, m):
-        def cond(s):
-            return (s.num_steps < m) & (s.result == RESULTS.successful)
-
-        state = jax.lax.while_loop(cond, lambda s: _fixed_step(prob, s, dt, momentum, f0), state)
-        state = state._replace(t=t0 + state.num_steps * dt)
-        rec = _record(prob, state, metric_fns, save_params)
-        # the value reached by the last step is checked too (a blow-up on the final step counts)
-        return state._replace(result=_check(state, rec["value"], f0)), rec
-
-    return jax.lax.scan(advance, state, save_steps)
-
-
-# XLA's copy insertion with region analysis proves that the loop may update H in place; without
-# it XLA:CPU copies every loop-carried array once per step (a full extra pass over H). A per-jit
-# compiler option, used on CPU only: no global JAX or XLA setting changes.
-_LOOP_COMPILER_OPTIONS = {"xla_cpu_copy_insertion_use_region_analysis": True}
-_fixed_loop = register_compiled(jax.jit(
-    _fixed_loop_impl, static_argnames=("metric_fns", "save_params"), compiler_options=_LOOP_COMPILER_OPTIONS
-))
-_fixed_loop_other_backends = register_compiled(
-    jax.jit(_fixed_loop_impl, static_argnames=("metric_fns", "save_params")))
-
-
-# Bogacki-Shampine 3(2): c = (0, 1/2, 3/4, 1); b = (2/9, 1/3, 4/9, 0); b - b* below.
-_BS3_ERR = (-5.0 / 72.0, 1.0 / 12.0, 1.0 / 9.0, -1.0 / 8.0)
-
-
-def _rk_step(prob, state, h, rtol, atol):
-    """One Bogacki-Shampine 3(2) attempt on dx/dt = rhs(x), with projection after each stage."""
-    x, k1 = state.params, state.velocity
-    k2 = flow_rhs(prob, prob.project(tr.tree_axpy(0.5 * h, k1, x)))[1]
-    k3 = flow_rhs(prob, prob.project(tr.tree_axpy(0.75 * h, k2, x)))[1]
-    incr = jax.tree_util.tree_map(lambda a, b, c: h * (2 * a + 3 * b + 4 * c) / 9.0, k1, k2, k3)
-    x_new = prob.project(tr.tree_axpy(1.0, incr, x))
-    value_new, k4 = flow_rhs(prob, x_new)
-    e1, e2, e3, e4 = _BS3_ERR
-    err = jax.tree_util.tree_map(lambda a, b, c, d: h * (e1 * a + e2 * b + e3 * c + e4 * d), k1, k2, k3, k4)
-    scale = jax.tree_util.tree_map(lambda u, w: atol + rtol * jnp.maximum(jnp.abs(u), jnp.abs(w)), x, x_new)
-    ratio = jax.tree_util.tree_map(lambda e, s: e / s, err, scale)
-    err_rms = tr.tree_norm(ratio) / jnp.sqrt(float(tr.tree_size(x)))
-    return x_new, value_new, k4, err_rms
-
-
-def _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0):
-    def cond(s):
-        return (s.t < t_save) & (s.result == RESULTS.successful) & (s.num_steps + s.num_rejected < max_steps)
-
-    def body(s):
-        clipped = s.h >= t_save - s.t
-        h = jnp.where(clipped, t_save - s.t, s.h)
-        x_new, value_new, k_new, err = _rk_step(prob, s, h, rtol, atol)
-        finite = jnp.isfinite(value_new) & jnp.isfinite(err)
-        accept = finite & (err <= 1.0)
-        grow = jnp.clip(0.9 * jnp.where(err > 0, err, 1e-10) ** (-1.0 / 3.0), 0.2, 5.0)
-        factor = jnp.where(finite, grow, 0.2)
-        h_next = jnp.where(accept & clipped, jnp.maximum(s.h, h * factor), h * factor)
-        big = jnp.abs(value_new) > _DIVERGENCE_FACTOR * (1.0 + jnp.abs(f0))
-        result = jnp.where(accept & big, RESULTS.diverged, s.result)
-        result = jnp.where(h_next < h_min, RESULTS.step_size_too_small, result).astype(jnp.int32)
-        return s._replace(
-            t=jnp.where(accept, jnp.where(clipped, t_save, s.t + h), s.t),
-            params=tr.tree_where(accept, x_new, s.params),
-            velocity=tr.tree_where(accept, k_new, s.velocity),
-            value=jnp.where(accept, value_new, s.value),
-            h=h_next,
-            num_steps=s.num_steps + accept.astype(jnp.int32),
-            num_rejected=s.num_rejected + (~accept).astype(jnp.int32),
-            result=result,
-        )
-
-    return jax.lax.while_loop(cond, body, state)
-
-
-@register_compiled
-@functools.partial(jax.jit, static_argnames=("metric_fns", "save_params", "max_steps"))
-def _adaptive_loop(prob, params0, t0, t1, ts, rtol, atol, max_steps, metric_fns, save_params):
-    f0, k0 = flow_rhs(prob, params0)
-    g0 = tr.tree_norm(k0)
-    x0n = tr.tree_norm(params0)
-    h0 = jnp.minimum(t1 - t0, 0.01 * (1.0 + x0n) / jnp.maximum(g0, 1e-12))
-    h0 = jnp.where(t1 > t0, h0, 1.0)
-    h_min = 1e-14 * jnp.maximum(t1 - t0, 1.0)
-    state = _FlowState(
-        t=jnp.asarray(t0, float), params=params0, velocity=k0, value=f0, h=h0,
-        num_steps=jnp.int32(0), num_rejected=jnp.int32(0),
-        result=jnp.where(jnp.isfinite(f0), RESULTS.successful, RESULTS.nonfinite).astype(jnp.int32),
-    )
-
-    def advance(state, t_save):
-        state = _adaptive_advance(prob, state, t_save, rtol, atol, h_min, max_steps, f0)
-        return state, _record(prob, state, metric_fns, save_params)
-
-    return jax.lax.scan(advance, state, ts)
 
 
 class _FlowArgs(NamedTuple):
@@ -314,17 +147,21 @@ def _flow_args(t0, t1, dt, momentum, saveat, metrics, rtol, atol, dtype) -> _Flo
     return _FlowArgs(t0, t1, dt, momentum, rtol, atol, ts, saveat.params, metric_fns, dtype)
 
 
-def _integrate(prob, params0, args: _FlowArgs, max_steps: int | None):
-    """Run the compiled loop (fixed or adaptive) once: ``(final state, records, step cap)``."""
+def _integrate(prob, params0, args: _FlowArgs, max_steps: int | None, traced: bool = False):
+    """Run the compiled loop (fixed or adaptive) once: ``(final state, records, step cap)``.
+
+    Pure JAX: inside an outer ``jit``/``vmap`` the loop is traced into the caller's program (a
+    nested jit takes no compiler options: the caller's own jit may pass them)."""
     if args.dt is not None:
         save_steps = np.ceil((args.ts - args.t0) / args.dt - 1e-9).astype(np.int32)
-        loop = _fixed_loop if jax.default_backend() == "cpu" else _fixed_loop_other_backends
+        cpu_top = jax.default_backend() == "cpu" and not traced
+        loop = fixed_loop if cpu_top else fixed_loop_other_backends
         compiled = loop._cache_size()
         state, rec = loop(prob, params0, args.t0, args.dt, args.momentum, jnp.asarray(save_steps),
                           args.metric_fns, args.save_params)
         max_steps_used = int(save_steps[-1])
     else:
-        loop = _adaptive_loop
+        loop = adaptive_loop
         compiled = loop._cache_size()
         max_steps_used = 100_000 if max_steps is None else int(max_steps)
         state, rec = loop(prob, params0, args.t0, args.t1, jnp.asarray(args.ts), args.rtol, args.atol,
@@ -334,30 +171,74 @@ def _integrate(prob, params0, args: _FlowArgs, max_steps: int | None):
     return state, rec, max_steps_used
 
 
-def _trajectory(state, rec, args: _FlowArgs, max_steps_used: int, throw: bool) -> Trajectory:
-    """The host shell after the loop: the final ``RESULTS`` member, the stats, the error if asked."""
-    dt, ts = args.dt, args.ts
-    result = RESULTS(int(state.result))
-    values = np.asarray(rec["value"])
-    if result == RESULTS.successful and not np.all(np.isfinite(values)):
-        result = RESULTS.nonfinite
-    if result == RESULTS.successful and float(state.t) < ts[-1] - 1e-12 * max(1.0, abs(ts[-1])):
-        result = RESULTS.max_steps_reached
-    stats = dict(num_steps=int(state.num_steps), num_rejected=int(state.num_rejected),
-                 max_steps=max_steps_used, dt=dt)
+def _outcome(state, rec, args: _FlowArgs, max_steps_used: int) -> jax.Array:
+    """The final RESULTS code as an int32 array (traceable), in order of precedence: a failure that
+    stopped the loop (non-finite, diverged, vanishing step), a non-finite record, a broken
+    stability rule (``unstable_step``), an unfinished run (``max_steps_reached``)."""
+    code = state.result
+    ok = lambda c: c == RESULTS.successful  # noqa: E731
+    code = jnp.where(ok(code) & ~jnp.all(jnp.isfinite(rec["value"])), RESULTS.nonfinite, code)
+    code = jnp.where(ok(code) & (state.rise_step >= 0), RESULTS.unstable_step, code)
+    if args.dt is not None:
+        short = state.num_steps < max_steps_used
+    else:
+        end = float(args.ts[-1])
+        short = state.t < end - 1e-12 * max(1.0, abs(end))
+    return jnp.where(ok(code) & short, RESULTS.max_steps_reached, code).astype(jnp.int32)
+
+
+def _failure_line(result: RESULTS, state, args: _FlowArgs, num_steps: int) -> str:
+    """The SolveError message: what happened, where, what was tried, what to change."""
+    dt = args.dt
+    how = (f"dt={dt:g}" + (f", momentum={args.momentum:g}" if args.momentum else "") if dt is not None else
+           f"adaptive steps (rtol={args.rtol}, atol={args.atol}, last h={float(state.h):.3g})")
+    fix = "use a smaller dt or dt=None" if dt is not None else "loosen rtol/atol or raise max_steps"
+    if result == RESULTS.unstable_step:
+        k, f_a, f_b = int(state.rise_step), float(state.rise_from), float(state.rise_to)
+        rule = ("the objective grew past 1e3 (1 + |f(0)|)" if args.momentum else
+                "the step increased the objective, which a gradient flow never does")
+        return (f"gradient_flow: unstable step with {how}: at step {k} (t={args.t0 + k * dt:.6g}) the objective "
+                f"went from {f_a:.6g} to {f_b:.6g} (growth {f_b - f_a:.3g}); {rule}: dt is above the "
+                f"stability limit (2/L for gradient descent, L the largest Hessian eigenvalue); {fix}")
+    return (f"gradient_flow: {result.message} at t={float(state.t):.6g} after {num_steps} steps with {how}; {fix}")
+
+
+def _trajectory(state, rec, args: _FlowArgs, max_steps_used: int, throw: bool, traced: bool) -> Trajectory:
+    """The outcome as a Trajectory: JAX arrays when traced; else host values, raising if asked."""
+    code = _outcome(state, rec, args, max_steps_used)
+    stats = dict(num_steps=state.num_steps, num_rejected=state.num_rejected, max_steps=max_steps_used,
+                 dt=args.dt, rise_step=state.rise_step, rise_from=state.rise_from, rise_to=state.rise_to)
+    if traced:
+        return Trajectory(times=rec["t"], values=rec["value"], params=rec.get("params"),
+                          metrics=dict(rec["metrics"]), final=state.params, result=code, stats=stats)
+    result = RESULTS(int(code))
+    stats.update(num_steps=int(state.num_steps), num_rejected=int(state.num_rejected),
+                 rise_step=int(state.rise_step), rise_from=float(state.rise_from), rise_to=float(state.rise_to))
     if throw and result != RESULTS.successful:
-        how = (f"dt={dt}" if dt is not None else
-               f"adaptive steps (rtol={args.rtol}, atol={args.atol}, last h={float(state.h):.3g})")
-        fix = "use a smaller dt or dt=None" if dt is not None else "loosen rtol/atol or raise max_steps"
-        raise SolveError(
-            f"gradient_flow: {result.message} at t={float(state.t):.6g} after {stats['num_steps']} "
-            f"steps with {how}; {fix}"
-        )
+        raise SolveError(_failure_line(result, state, args, stats["num_steps"]))
     return Trajectory(
-        times=np.asarray(rec["t"]), values=values, params=rec.get("params"),
+        times=np.asarray(rec["t"]), values=np.asarray(rec["value"]), params=rec.get("params"),
         metrics={k: np.asarray(v) for k, v in rec["metrics"].items()}, final=state.params,
         result=result, stats=stats,
     )
+
+
+def _is_traced(inputs, throw: bool) -> bool:
+    """Whether any leaf of ``inputs`` is a tracer; ``throw=True`` there is a ValueError."""
+    traced = any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(inputs))
+    if traced and throw:
+        raise ValueError("throw=True needs concrete values; inside jax.jit, jax.vmap or jax.lax.map pass "
+                         "throw=False (the result is then an int32 RESULTS code)")
+    return traced
+
+
+def _start(prob, params0, seed, init_scale, dtype):
+    """The problem and the (projected) start, cast to ``dtype``."""
+    if params0 is None:
+        params0 = prob.init(jax.random.PRNGKey(seed), init_scale)
+    else:
+        params0 = check_params(prob, params0)
+    return cast_tree(prob, dtype), cast_tree(prob.project(params0), dtype)
 
 
 def gradient_flow(
@@ -397,6 +278,11 @@ def gradient_flow(
     - ``dt=None``: adaptive, error-controlled Bogacki-Shampine 3(2) steps (FSAL), accepted when
       the RMS of ``err / (atol + rtol |theta|)`` is ``<= 1``, landing exactly on each ``ts_i``.
 
+    A fixed step above its stability limit ends ``RESULTS.unstable_step``: Euler when a step
+    raises ``f`` beyond rounding, heavy ball when ``f_k - f_0 > 1e3 (1 + |f_0|)`` (module
+    docstring). With ``throw=False`` the call is pure JAX (``jit``/``vmap``/``lax.map`` over the
+    problem, ``seed``, ``init_scale``, ``params0``; ``result`` then an int32 code).
+
     Main arguments:
         prob: a Problem (for example :class:`ufm.UFM`).
         t1: final time (``> t0``).
@@ -416,24 +302,22 @@ def gradient_flow(
         max_steps: cap on adaptive attempts (default 100,000).
         dtype: cast the problem and the start to this floating dtype (default float64).
         throw: raise :class:`ufm.SolveError` on failure; ``False`` returns the trajectory with
-            ``result`` set.
+            ``result`` set (and is required when the call is traced).
 
     Returns:
         A :class:`Trajectory`.
 
     Raises:
-        ValueError: bad arguments (before compiling).
-        SolveError: non-finite values, divergence, a vanishing adaptive step, or ``max_steps``.
+        ValueError: bad arguments (before compiling), or ``throw=True`` in a traced call.
+        SolveError: non-finite values, divergence, an unstable fixed step, a vanishing adaptive
+            step, or ``max_steps``.
 
     References:
         The dynamics of Mixon, Parshall & Pi 2020 (arXiv 2011.11619) and Han, Papyan & Donoho,
         ICLR 2022 (central path); the Bogacki-Shampine pair (Appl. Math. Lett. 1989).
     """
     args = _flow_args(t0, t1, dt, momentum, saveat, metrics, rtol, atol, dtype)
-    if params0 is None:
-        params0 = prob.init(jax.random.PRNGKey(seed), init_scale)
-    else:
-        params0 = check_params(prob, params0)
-    prob, params0 = cast_tree(prob, args.dtype), cast_tree(prob.project(params0), args.dtype)
-    state, rec, max_steps_used = _integrate(prob, params0, args, max_steps)
-    return _trajectory(state, rec, args, max_steps_used, throw)
+    traced = _is_traced((prob, params0, seed, init_scale), throw)
+    prob, params0 = _start(prob, params0, seed, init_scale, args.dtype)
+    state, rec, max_steps_used = _integrate(prob, params0, args, max_steps, traced)
+    return _trajectory(state, rec, args, max_steps_used, throw, traced)

@@ -40,6 +40,7 @@ class RESULTS(enum.IntEnum):
     linesearch_failed = 5
     saddle = 6
     not_global = 7
+    unstable_step = 8
 
     @property
     def message(self) -> str:
@@ -70,6 +71,12 @@ _MESSAGES = {
         "certify='global': the gap to the proven lower bound on the global minimum stayed above "
         "gtol * max(1, |f|) after the restarts (a local, non-global point, or a bound that is not "
         "tight for this instance: d < K, H >= 0 or a regularized bias in a deep model)"
+    ),
+    RESULTS.unstable_step: (
+        "a fixed step is above its stability limit: a gradient-descent step increased the objective "
+        "beyond rounding (or, with momentum, the objective grew past 1e3 (1 + |f(0)|)), which a "
+        "gradient flow never does (the limit is dt < 2/L, L the largest Hessian eigenvalue along "
+        "the path; 2 (1 + momentum)/L for heavy ball); use a smaller dt or dt=None"
     ),
 }
 
