@@ -13,8 +13,10 @@ from jax.flatten_util import ravel_pytree
 from ufm._internal.runtime import register_compiled
 from ufm.problems import Problem
 from ufm.solvers._common import kkt_residual
+from ufm.solvers._lanczos import smallest_ritz
+from ufm.solvers._symmetry import implicit_projector
 
-__all__ = ["hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "free_mask"]
+__all__ = ["hessian_extreme_eigs", "hessian_spectrum", "symmetry_basis", "free_mask", "smallest_eig"]
 
 _DENSE_MAX = 2000
 _SYM_RTOL = 1e-6  # tangent directions below this fraction of the largest one are dropped (the basis
@@ -119,9 +121,14 @@ def _orthonormal_range(T):
     return U[:, jnp.argsort(~ok)], jnp.where(keep, sv, 0.0)[order]
 
 
-def _projector(prob, params, mask, exclude_symmetry):
-    """``Pi``: projection onto the free components orthogonal to the symmetry tangents."""
+def _projector(prob, params, mask, exclude_symmetry, implicit=True):
+    """``Pi``: projection onto the free components orthogonal to the symmetry tangents; through
+    the structured ``p x p`` solves of :func:`ufm.solvers._symmetry.implicit_projector` where the
+    family has them (``implicit``), else through the dense basis of :func:`symmetry_basis`."""
     m = ravel_pytree(mask)[0]
+    sym = implicit_projector(prob, params) if exclude_symmetry and implicit else None
+    if sym is not None:  # no box constraints here (implicit_projector declines them): mask == 1
+        return sym
     P = symmetry_basis(prob, params, mask)[0] if exclude_symmetry else None
     Pt = None if P is None else P.T
 
@@ -137,11 +144,11 @@ def _projector(prob, params, mask, exclude_symmetry):
     return proj
 
 
-def _spectrum_dense(prob, params, mask, exclude_symmetry):
+def _spectrum_dense(prob, params, mask, exclude_symmetry, implicit=True):
     flat, unravel = ravel_pytree(params)
     Hm = jax.hessian(lambda z: prob.objective(unravel(z)))(flat)
     Hm = 0.5 * (Hm + Hm.T)
-    proj = _projector(prob, params, mask, exclude_symmetry)
+    proj = _projector(prob, params, mask, exclude_symmetry, implicit)
     Pi = jax.vmap(proj, in_axes=1, out_axes=1)(jnp.eye(flat.size, dtype=flat.dtype))
     c = 1.0 + jnp.max(jnp.sum(jnp.abs(Hm), axis=1))  # Gershgorin: above every eigenvalue of Hm
     B = Pi @ Hm @ Pi + c * (jnp.eye(flat.size, dtype=flat.dtype) - Pi)
@@ -157,10 +164,10 @@ def _back(V, c):
     return jnp.sum(V * c[:, None], axis=0)
 
 
-def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters):
+def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters, implicit=True):
     """Lanczos with full reorthogonalization on ``Pi H Pi`` started inside the subspace."""
     flat, unravel = ravel_pytree(params)
-    proj = _projector(prob, params, mask, exclude_symmetry)
+    proj = _projector(prob, params, mask, exclude_symmetry, implicit)
 
     def hvp(v):  # v lies in the subspace (every Lanczos vector is projected), so Pi H Pi v = Pi H v
         return ravel_pytree(_hvp(prob, params, unravel(v)))[0]
@@ -206,16 +213,62 @@ def _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters):
 
 
 @register_compiled
-@functools.partial(jax.jit, static_argnames=("method", "exclude_symmetry", "num_iters"))
+@functools.partial(jax.jit, static_argnames=("method", "exclude_symmetry", "num_iters", "implicit"))
 def spectrum(prob: Problem, params: Any, key: jax.Array, method: str, exclude_symmetry: bool,
-             num_iters: int) -> tuple[jax.Array, jax.Array]:
+             num_iters: int, implicit: bool = True) -> tuple[jax.Array, jax.Array]:
     """The compiled spectrum of :func:`hessian_spectrum` (``method`` ``"dense"`` or ``"lanczos"``,
-    static), on the free components of ``params``: ``(ascending eigenvalues, eigenvectors)``."""
+    static), on the free components of ``params``: ``(ascending eigenvalues, eigenvectors)``.
+    ``implicit=False`` removes the symmetry directions through the dense basis of
+    :func:`symmetry_basis` even where the structured projection applies (the reference)."""
     grad = jax.grad(prob.objective)(params)
     mask = free_mask(prob, params, grad)
     if method == "dense":
-        return _spectrum_dense(prob, params, mask, exclude_symmetry)
-    return _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters)
+        return _spectrum_dense(prob, params, mask, exclude_symmetry, implicit)
+    return _spectrum_lanczos(prob, params, mask, exclude_symmetry, key, num_iters, implicit)
+
+
+RITZ_TOL = 1e-11  # relative Ritz residual at which the certificate's Lanczos run stops
+
+
+def smallest_eig(prob: Problem, params: Any, key: jax.Array, method: str,
+                 num_iters: int) -> tuple[jax.Array, jax.Array]:
+    r"""The curvature check of :func:`ufm.minimize`: ``(min_eig, unit eigenvector)`` of
+    ``Pi nabla^2 f Pi`` on ``S``, the free components orthogonal to the symmetry orbit.
+
+    What ``min_eig`` is, and what bounds it:
+
+    - ``method="dense"``: the smallest eigenvalue of the projected Hessian (``eigh``; exact up to
+      round-off);
+    - ``method="lanczos"``: the smallest Ritz value ``theta_1`` of a Lanczos run with full
+      reorthogonalization on ``Pi H Pi`` from a random start in ``S``
+      (:func:`ufm.solvers._lanczos.smallest_ritz`). It is an upper bound on
+      ``lambda_min(Pi H Pi |_S)`` (Cauchy interlacing), so ``min_eig < -eig_tol`` always proves
+      a strict saddle (the Ritz vector has Rayleigh quotient ``theta_1``). The run stops when
+      an eigenvalue of ``Pi H Pi`` lies within the Ritz residual norm
+      ``r_1 <= 1e-11 max(1, ||T||)`` of ``theta_1`` (``T`` the Lanczos tridiagonal matrix, its
+      norm bounded by Gershgorin), or after ``num_iters`` steps. That eigenvalue is ``lambda_min`` when the random start has a
+      component along the bottom eigenspace (with probability one) and the Krylov space has
+      separated it, which is what the residual test detects in practice; it is the same
+      statement as a fixed number of Lanczos steps, stopped as soon as the value is resolved.
+
+    The symmetry directions are removed by the structured projection of
+    :mod:`ufm.solvers._symmetry` where the family has one (no dense tangent basis), else by the
+    basis of :func:`symmetry_basis`.
+    """
+    grad = jax.grad(prob.objective)(params)
+    mask = free_mask(prob, params, grad)
+    if method == "dense":
+        w, V = _spectrum_dense(prob, params, mask, True)
+        return w[0], V[:, 0]
+    flat, unravel = ravel_pytree(params)
+    proj = _projector(prob, params, mask, True)
+
+    def matvec(v):  # v lies in S (every Lanczos vector is projected), so Pi H Pi v = Pi H v
+        return proj(ravel_pytree(_hvp(prob, params, unravel(v)))[0])
+
+    v0 = proj(jax.random.normal(key, flat.shape, dtype=flat.dtype))
+    ritz = smallest_ritz(matvec, v0, max_steps=num_iters, tol=jnp.asarray(RITZ_TOL, flat.dtype), proj=proj)
+    return ritz.value, ritz.vector
 
 
 def resolve_method(method: str, size: int) -> str:
@@ -239,7 +292,9 @@ def hessian_spectrum(prob: Problem, params: Any, k: int | None = None, *, exclud
       free components (Bertsekas' projected Newton rule);
     - with ``exclude_symmetry``, the tangent space of the symmetry orbit
       (:func:`symmetry_basis`), along which ``f`` is constant, so the Hessian is exactly zero
-      there at a critical point: those zeros say nothing about the minimizer.
+      there at a critical point: those zeros say nothing about the minimizer. For the rotation
+      orbit of :class:`ufm.UFM` and of a ReLU :class:`ufm.DeepUFM` the projection is applied
+      with ``d x d`` solves (:mod:`ufm.solvers._symmetry`), never through the dense basis.
 
     With ``Pi`` the orthogonal projection onto what is left (``S``), the spectrum of
     ``Pi nabla^2 f Pi`` restricted to ``S`` is computed:

@@ -30,9 +30,10 @@ from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import check_finite_positive, check_int
 from ufm.problems import Problem
-from ufm.solvers._certify import resolve_method, spectrum
+from ufm.solvers._certify import resolve_method, smallest_eig
 from ufm.solvers._descent import NewtonState, lbfgs, newton_cg, spg
 from ufm.solvers._results import RESULTS, Certificate
+from ufm.solvers._symmetry import rotation_pair
 
 __all__ = ["SolveOptions", "Run", "checked_options", "second_order_method", "descend", "curvature",
            "escape", "solve", "select", "is_traced"]
@@ -41,6 +42,7 @@ SWITCH_RTOL = 1e-6  # the first stage hands over to Newton below this relative K
 CG_MAX = 500  # CG iterations per Newton step
 LANCZOS_MAX = 200_000  # parameters; above this order="auto" certifies first order only
 TANGENT_BUDGET = 2e7  # entries of the (n, m) symmetry-tangent matrix order="auto" will orthonormalize
+# (a family with the structured projection of ufm.solvers._symmetry never builds that matrix)
 ORDERS = ("auto", "first", "second")
 
 
@@ -113,12 +115,12 @@ def descend(prob: Problem, x0: Any, opts: SolveOptions) -> tuple[jax.Array, Newt
 
 
 def curvature(prob: Problem, x: Any, key: jax.Array, opts: SolveOptions) -> tuple[jax.Array, jax.Array]:
-    """Smallest eigenvalue and eigenvector of the projected Hessian (``nan`` when not checked)."""
+    """Smallest eigenvalue and eigenvector of the projected Hessian (``nan`` when not checked):
+    :func:`ufm.solvers._certify.smallest_eig` (what it bounds and how)."""
     flat = ravel_pytree(x)[0]
     if opts.second is None:
         return jnp.asarray(jnp.nan, flat.dtype), jnp.zeros_like(flat)
-    w, V = spectrum(prob, x, key, opts.second, True, opts.num_iters)
-    return w[0], V[:, 0]
+    return smallest_eig(prob, x, key, opts.second, opts.num_iters)
 
 
 def escape(prob: Problem, x: Any, v_flat: jax.Array, lam: jax.Array) -> Any:
@@ -262,11 +264,12 @@ def _num_tangents(prob, x0) -> int:
 def second_order_method(prob: Problem, x0: Any, order: str) -> str | None:
     """The curvature check for ``order``: ``None`` (first order only), ``"dense"`` (up to 2000
     parameters) or ``"lanczos"``; ``"auto"`` skips it above 200,000 parameters or when the
-    symmetry tangents would not fit the orthonormalization budget."""
+    symmetry tangents would not fit the orthonormalization budget (a dense basis is built only
+    for families without the structured projection of :mod:`ufm.solvers._symmetry`)."""
     if order == "first":
         return None
     n = tr.tree_size(x0)
-    m = _num_tangents(prob, x0)
+    m = 0 if rotation_pair(prob) is not None else _num_tangents(prob, x0)
     if order == "auto" and (n > LANCZOS_MAX or n * m > TANGENT_BUDGET):
         return None
     return resolve_method("auto", n)
