@@ -120,7 +120,11 @@ class Certificate(NamedTuple):
             without constraints); the one stored copy (``sol.grad_norm`` reads it).
         min_eig: the smallest eigenvalue of the Hessian on the free components with the
             directions of the model's continuous symmetries removed
-            (:func:`ufm.solvers.hessian_spectrum`); ``nan`` when second order was not checked,
+            (:func:`ufm.solvers.hessian_spectrum`; above 2000 parameters the smallest Ritz value of a
+            randomly started Lanczos run stopped at relative residual 1e-11: within that residual
+            of an eigenvalue and never below the smallest; a lower eigenvalue is missed only when
+            the start is nearly orthogonal to its eigenvector); ``nan`` when second order was not
+            checked,
             ``+inf`` when no direction is left.
         order_code: ``0`` (nothing certified), ``1`` (first order: ``kkt <= gtol max(1, |f|)``),
             ``2`` (second order as well: ``min_eig >= -eig_tol``). See :attr:`order`.
