@@ -252,7 +252,8 @@ class Theorem:
             A prediction that is exactly zero is compared absolutely (``||measured|| <= tol``);
             upper bounds pass at ``measured <= predicted + 1e-12 |predicted|``.
         upper_bounds: quantities that pass when ``measured <= predicted`` (a value at an explicit
-            point at or below a candidate's, never an equality; a tie passes). A theorem whose
+            point at or below a candidate's; a tie passes, so a claim that says *below* is a
+            strict bound, never a plain one). A theorem whose
             quantities are all (non-strict) bounds emits no certificate row (a bound holds at any
             explicit point, so a certificate row could not fail for a reason that matters).
         strict_upper_bounds: quantities of a claim that says *below* (strictly): they pass when
