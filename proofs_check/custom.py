@@ -44,15 +44,19 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.symbols import K, g
-from proofs_check.theorem import Proof
+from proofs_check.measure import problem_numbers
+from proofs_check.symbols import K, c_expr, g, kappa_expr
+from proofs_check.theorem import Evaluator, Proof
 
 __all__ = ["p", "kap", "SymbolicLoss"]
 
 p = sp.Symbol("p", positive=True)  # true-class probability
 kap = sp.Symbol("kappa", positive=True)
 _s = sp.Symbol("s", negative=True)  # log p, so that -log(p) is evaluated as -s (no exp/log round trip)
+_c = sp.Symbol("c", positive=True)  # the feature / classifier ratio h_k = c w_k (the expression "c")
 p_of_g = 1 / (1 + (K - 1) * sp.exp(-g))
+g_of_p = sp.log((K - 1) * p / (1 - p))  # the inverse of p_of_g: the logit gap at probability p
+a2_of_g = (K - 1) * g / (K * _c)  # ||w_k||^2 on the ETF with logit gap g (g = c a^2 K/(K-1))
 
 
 def _rational(v):
@@ -119,6 +123,16 @@ class SymbolicLoss:
     def dphi_in_p(self) -> sp.Expr:
         """``phi'(g)`` in terms of ``p``: ``l'(p) p (1-p) + (K-1) kappa``."""
         return sp.diff(self.expr, p) * p * (1 - p) + (K - 1) * kap
+
+    @functools.cached_property
+    def expressions(self) -> dict:
+        """The expressions every number of :meth:`closed_form` and :meth:`predict` is evaluated
+        from (an :class:`~proofs_check.theorem.Evaluator` resolves ``kappa`` and ``c`` inside the
+        others by name): ``kappa = sqrt(n lam_W lam_H)``, ``c = sqrt(lam_W/(n lam_H))``, the
+        ``threshold`` kappa_0, ``phi'(p)``, the gap ``g(p) = log((K-1)p/(1-p))``,
+        ``||w_k||^2 = (K-1) g/(K c)`` and ``phi(g)``."""
+        return {"kappa": kappa_expr, "c": c_expr, "threshold": self.threshold, "phi'(p)": self.dphi_in_p,
+                "g(p)": g_of_p, "||w_k||^2": a2_of_g, "phi(g)": self.phi}
 
     @functools.cached_property
     def convexity_factor(self) -> sp.Expr:
@@ -245,21 +259,27 @@ class SymbolicLoss:
         if root is None or not self.convex(vals, K_value=prob.K):
             raise ValueError(f"{self.name}: no closed-form prediction at {vals} (p* not solvable in (1/K, 1) "
                              "or phi not proved convex); use ufm.etf_prediction for the numeric one")
-        kv = math.sqrt(prob.n * float(prob.lam_W) * float(prob.lam_H))
-        args, subs = [K, kap, *self.symbols], [prob.K, kv] + [vals[s.name] for s in self.symbols]
-        thr = float(sp.lambdify(args, self.threshold)(*subs))
+        ev = self.evaluator(prob)
+        kv, thr = ev("kappa"), ev("threshold", **vals)
         gv = 0.0
         if kv < thr:
+            args, subs = [K, kap, *self.symbols], [prob.K, kv] + [vals[s.name] for s in self.symbols]
             pv = float(np.real(complex(sp.lambdify(args, root)(*subs))))
-            gv = math.log((prob.K - 1) * pv / (1 - pv))
-        return gv, thr, float(sp.lambdify([g] + args, self.phi)(gv, *subs))
+            gv = ev("g(p)", p=pv)
+        return gv, thr, ev("phi(g)", g=gv, **vals)
+
+    def evaluator(self, prob: ufm.UFM) -> Evaluator:
+        """An :class:`~proofs_check.theorem.Evaluator` of :attr:`expressions` at ``prob``'s numbers
+        (the loss parameters are passed as values: ``ev(name, eps=...)``)."""
+        return Evaluator(self.expressions, problem_numbers(prob))
 
     def predict(self, prob: ufm.UFM) -> dict:
         """Invariants of the ETF minimizer (value, Grams, norms, no within-class spread) from
-        :meth:`closed_form`: ``||w_k||^2 = (K-1) g*/(K c)``, ``h_k = c w_k``."""
+        :meth:`closed_form` and the expressions ``c`` and ``||w_k||^2 = (K-1) g*/(K c)``
+        (``h_k = c w_k``)."""
         gv, _, value = self.closed_form(prob)
-        Kv, c = prob.K, math.sqrt(float(prob.lam_W) / (prob.n * float(prob.lam_H)))
-        a2 = (Kv - 1) * gv / (Kv * c)
+        ev = self.evaluator(prob)
+        Kv, c, a2 = prob.K, ev("c"), ev("||w_k||^2", g=gv)
         P = np.eye(Kv) - np.ones((Kv, Kv)) / Kv
         return {"value": value, "W_gram": a2 * Kv / (Kv - 1) * P, "Hbar_gram": c**2 * a2 * Kv / (Kv - 1) * P,
                 "w_norm2": np.full(Kv, a2), "h_norm2": np.full(Kv, c**2 * a2), "within_class_spread": 0.0}

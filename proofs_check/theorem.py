@@ -23,7 +23,11 @@ A :class:`Theorem` ties together
 
 Rows of the report (``ufm verify``) are dicts with the keys of ``ARCHITECTURE.md``: theorem,
 source, instance, quantity, predicted, measured, rel_error, passed, plus ``tag`` and ``kind``
-(``proof``, ``definition``, ``sample``, ``numeric``, ``bound``, ``certificate``).
+(``proof``, ``definition``, ``sample``, ``numeric``, ``bound`` (``measured <= predicted``),
+``strict bound`` (``measured <= predicted (1 - margin)``: a claim that something is *below*),
+``certificate`` (a solve's convergence, on the measured side or on the prediction's side:
+:class:`SolveCertificate`) and ``count`` (a number reported, never compared: it cannot fail and
+is never counted as a check)).
 """
 
 from __future__ import annotations
@@ -41,11 +45,15 @@ import ufm
 # public face
 from proofs_check.measure import describe, problem_numbers, rel_error
 
-__all__ = ["Citation", "Evaluator", "Proof", "Theorem", "rel_error", "minimize_solver", "problem_numbers",
-           "describe", "DEFAULT_TOL", "PROOF_KINDS", "GTOL"]
+__all__ = ["Citation", "Evaluator", "Proof", "SolveCertificate", "Theorem", "rel_error", "minimize_solver",
+           "problem_numbers", "describe", "DEFAULT_TOL", "PROOF_KINDS", "GTOL", "STRICT_MARGIN"]
 
 DEFAULT_TOL = 1e-8
 GTOL = 1e-12
+# The default margin of a strict bound, with its reason (Theorem.strict_margin).
+STRICT_MARGIN = (1e-6, "1e-6 relative: two orders above the 1e-8 to which a certified solve (KKT 1e-12) "
+                       "reproduces a closed-form value in this catalog, so a tie within what a solve can "
+                       "resolve fails the row instead of passing a claim that says 'below'")
 PROOF_KINDS = ("proof", "definition", "sample")
 _KIND_LABEL = {"proof": "symbolic (SymPy)", "definition": "definition (not a proof)",
                "sample": "sample-point check (exact)"}
@@ -165,6 +173,12 @@ class Evaluator:
         self.expressions = expressions
         self.numbers = numbers
         self.used: set = set()
+        self.certificates: dict = {}
+
+    def certify(self, name: str, residual: float, converged: bool) -> None:
+        """Record the convergence of a solve the prediction comes from (a
+        :class:`SolveCertificate` under ``name``; :meth:`Theorem.check` reports it as a row)."""
+        self.certificates[name] = SolveCertificate(float(residual), bool(converged))
 
     def __contains__(self, name):
         return name in self.expressions
@@ -215,6 +229,21 @@ def _tolist(v):
 
 
 @dataclass(frozen=True)
+class SolveCertificate:
+    """The convergence of a solve on the prediction's side (e.g. the class-level convex program
+    whose invariants are the prediction): ``assemble`` records it with
+    :meth:`Evaluator.certify`.
+
+    It is not compared with a measurement: :meth:`Theorem.check` turns it into a ``certificate``
+    row (predicted 0, measured ``residual``) that fails when ``converged`` is False, so a
+    prediction from a solve that did not converge is never used silently.
+    """
+
+    residual: float
+    converged: bool
+
+
+@dataclass(frozen=True)
 class Theorem:
     """One closed-form statement about the minimizers of a model, and how to check it.
 
@@ -236,11 +265,21 @@ class Theorem:
         tolerances: ``{quantity: (tolerance, reason)}`` for every quantity not compared at the
             default ``1e-8`` relative (a bare float is accepted but the tests require a reason).
             A prediction that is exactly zero is compared absolutely (``||measured|| <= tol``);
-            upper bounds pass at ``measured <= predicted (1 + 1e-12)``.
+            upper bounds pass at ``measured <= predicted + 1e-12 |predicted|``.
         upper_bounds: quantities that pass when ``measured <= predicted`` (a value at an explicit
-            point below a candidate's, never an equality). A theorem whose quantities are all
-            bounds emits no certificate row (a bound holds at any explicit point, so a
-            certificate row could not fail for a reason that matters).
+            point at or below a candidate's; a tie passes, so a claim that says *below* is a
+            strict bound, never a plain one). A theorem whose
+            quantities are all (non-strict) bounds emits no certificate row (a bound holds at any
+            explicit point, so a certificate row could not fail for a reason that matters).
+        strict_upper_bounds: quantities of a claim that says *below* (strictly): they pass when
+            ``measured <= predicted - margin |predicted|`` (``measured <= predicted (1 - margin)``
+            for a positive prediction), so a tie fails; reported as kind ``"strict bound"``. The
+            prediction must be nonzero (a relative margin needs a scale).
+        strict_margin: ``(margin, reason)`` of the strict bounds (default :data:`STRICT_MARGIN`);
+            the reason says why the margin is well above the accuracy of the solve.
+        counts: measured quantities reported as kind ``"count"`` rows (predicted ``None``, never
+            compared, never failing, not counted as checks), e.g. how many end points of a census
+            were degenerate and so left out of a count of strict minima.
         assumed: what the statement relies on without a proof here (shown in the report).
         no_closed_form: for entries whose prediction is not a closed form: the independent
             solver it comes from (e.g. the class-level convex program); empty otherwise.
@@ -262,6 +301,9 @@ class Theorem:
     solve: Callable = minimize_solver
     tolerances: dict = field(default_factory=dict)
     upper_bounds: tuple = ()
+    strict_upper_bounds: tuple = ()
+    strict_margin: tuple = STRICT_MARGIN
+    counts: tuple = ()
     assumed: tuple = ()
     no_closed_form: str = ""
     variables: Callable = problem_numbers
@@ -270,6 +312,13 @@ class Theorem:
     def __post_init__(self):
         if self.tag not in ("paper", "derived"):
             raise ValueError(f"tag must be 'paper' or 'derived', got tag={self.tag!r}")
+        margin, reason = self.strict_margin
+        if not (0.0 < float(margin) < 1.0) or len(str(reason)) < 20:
+            raise ValueError(f"strict_margin must be (margin in (0, 1), reason of 20+ characters), "
+                             f"got strict_margin={self.strict_margin!r}")
+        both = set(self.upper_bounds) & set(self.strict_upper_bounds)
+        if both:
+            raise ValueError(f"a quantity is either a bound or a strict bound, got both for {sorted(both)}")
 
     @property
     def source(self) -> str:
@@ -301,24 +350,47 @@ class Theorem:
                 "rel_error": err, "passed": bool(passed)}
 
     def solve_and_measure(self, prob: Any, names: Iterable[str]) -> tuple[dict, dict]:
-        """Solve ``prob`` and measure the invariants ``names``: ``(measured, info)``."""
+        """Solve ``prob`` and measure the invariants ``names``: ``(measured, info)``. ``names`` may
+        be a prediction (a dict): its :meth:`measured_names` are measured."""
+        names = self.measured_names(names) if isinstance(names, dict) else list(names)
         params, info = self.solve(prob)
-        return self.measure(prob, params, list(names)), info
+        return self.measure(prob, params, names), info
 
-    def compare(self, prob: Any, predicted: dict, measured: dict, info: dict) -> list[dict]:
-        """Rows comparing ``predicted`` with ``measured`` (one per quantity) plus the certificate."""
+    def measured_names(self, predicted: dict) -> list[str]:
+        """The quantities to measure: every predicted one, then the :attr:`counts`."""
+        return list(predicted) + [q for q in self.counts if q not in predicted]
+
+    def _compare_one(self, q: str, p: Any, m: Any) -> tuple[float, bool, str]:
+        """``(error, passed, kind)`` of one predicted quantity against its measurement."""
+        if q in self.upper_bounds:
+            err = (float(m) - float(p)) / abs(float(p))
+            return err, float(m) <= float(p) + 1e-12 * abs(float(p)), "bound"  # a tie passes, any sign
+        if q in self.strict_upper_bounds:
+            if float(p) == 0.0:
+                raise ValueError(f"{self.name}: strict bound {q!r} has a zero prediction "
+                                 "(no scale for the margin)")
+            err = (float(m) - float(p)) / abs(float(p))
+            return err, float(m) <= float(p) - float(self.strict_margin[0]) * abs(float(p)), "strict bound"
+        err = rel_error(m, p)
+        return err, err <= self.tolerance(q)[0], "numeric"
+
+    def compare(self, prob: Any, predicted: dict, measured: dict, info: dict,
+                certificates: dict | None = None) -> list[dict]:
+        """Rows comparing ``predicted`` with ``measured`` (one per quantity), the :attr:`counts`
+        found in ``measured`` (kind ``count``), a ``certificate`` row per solve on the
+        prediction's side (``certificates``: ``{name: SolveCertificate}``, from
+        :meth:`Evaluator.certify`), and the certificate of the measuring solve."""
         inst = describe(prob)
         rows = []
         for q, p in predicted.items():
-            if q in self.upper_bounds:
-                err = (float(measured[q]) - float(p)) / abs(float(p))
-                passed = float(measured[q]) <= float(p) * (1 + 1e-12)
-                kind = "bound"
-            else:
-                err = rel_error(measured[q], p)
-                passed = err <= self.tolerance(q)[0]
-                kind = "numeric"
+            err, passed, kind = self._compare_one(q, p, measured[q])
             rows.append(self._row(inst, q, _tolist(p), _tolist(measured[q]), err, passed, kind))
+        for q in self.counts:
+            if q in measured and q not in predicted:
+                rows.append(self._row(inst, q, None, _tolist(measured[q]), None, True, "count"))
+        for q, cert in (certificates or {}).items():
+            r = float(cert.residual)
+            rows.append(self._row(inst, q, 0.0, r, r, bool(cert.converged), "certificate"))
         if not set(predicted) <= set(self.upper_bounds):
             g = float(info["grad_norm"])
             rows.append(self._row(inst, "certificate grad_norm", 0.0, g, g, bool(info["converged"]), "certificate"))
@@ -332,9 +404,10 @@ class Theorem:
         ok, why = self.assumptions(prob)
         if not ok:
             raise ValueError(f"{self.name}: instance outside the assumptions: {why}")
-        predicted = self.predict(prob)
+        ev = self.evaluator(prob)
+        predicted = self.assemble(prob, ev)
         measured, info = self.solve_and_measure(prob, predicted)
-        return self.compare(prob, predicted, measured, info)
+        return self.compare(prob, predicted, measured, info, ev.certificates)
 
     def prove(self) -> list[dict]:
         """Run the symbolic proofs; one row per proof (``predicted`` 0, ``measured`` the simplified

@@ -11,7 +11,16 @@ closed form. One row per proof and per quantity:
 absolute error when the prediction is exactly zero; a row passes when it is ``<= 1e-8`` (a
 theorem may set other tolerances per quantity, each with its reason). Every row has a ``kind``:
 ``proof`` (symbolic), ``definition`` and ``sample`` (shown, not counted as proofs), ``numeric``
-(closed form vs solve), ``bound`` (an upper bound at an explicit point), ``certificate``.
+(closed form vs solve), ``bound`` (an upper bound at an explicit point; a tie passes),
+``strict bound`` (a claim that a value is *below* another: it passes only with a stated margin,
+so a tie fails), ``certificate`` (a solve converged), ``count`` (a number reported, never a check:
+e.g. the degenerate end points of a census, or how many random instances were checked).
+
+``--random N`` draws N instances per theorem; a draw outside the assumptions is redrawn, up to 20
+times. Whatever is not checked is said: each theorem gets a ``count`` row "random instances
+checked" (of N), with the reason when it is fewer (no ``random_instance``, or draws rejected 20
+times in a row, with the assumption that rejected the last one), and the printed report ends with
+a line naming every theorem that checked fewer than N.
 
 By default the printed table has one line per theorem (:func:`format_summary`, at most 100
 columns); ``--rows`` prints every row; the JSON and Markdown reports always hold every row.
@@ -39,7 +48,8 @@ import ufm.cli
 from proofs_check.catalog import all_theorems
 from proofs_check.theorem import Theorem
 
-__all__ = ["run", "summarize", "format_summary", "format_table", "format_markdown", "main"]
+__all__ = ["run", "summarize", "format_summary", "format_table", "format_markdown", "random_shortfall", "main",
+           "RANDOM_QUANTITY"]
 
 
 def _run_one(th, instances, prove):
@@ -57,7 +67,9 @@ def run(theorems: list[Theorem] | None = None, *, random: int = 0, seed: int = 0
     Args:
         theorems: a list of Theorems (default: the whole catalog).
         random: additional instances per theorem drawn by ``theorem.random_instance`` inside its
-            assumptions (instances the assumptions reject are redrawn, up to 20 tries each).
+            assumptions (instances the assumptions reject are redrawn, up to 20 tries each); with
+            ``random > 0`` each theorem gets a ``count`` row saying how many were checked and, when
+            fewer, why (:func:`random_shortfall` lists them).
         seed: seed of those draws (drawn up front, so the instances do not depend on ``workers``).
         prove: also run the SymPy proofs.
         progress: called with one line per theorem as it finishes.
@@ -66,27 +78,60 @@ def run(theorems: list[Theorem] | None = None, *, random: int = 0, seed: int = 0
     """
     theorems = all_theorems() if theorems is None else theorems
     rng = np.random.default_rng(seed)
-    jobs = []
+    jobs, drawn = [], []
     for th in theorems:
-        instances = list(th.instances())
-        if random and th.random_instance is not None:
-            for _ in range(random):
-                for _try in range(20):
-                    prob = th.random_instance(rng)
-                    if th.assumptions(prob)[0]:
-                        instances.append(prob)
-                        break
-        jobs.append((th, instances))
+        extra, why = _draw(th, random, rng) if random else ([], "")
+        jobs.append((th, list(th.instances()) + extra))
+        drawn.append(_random_row(th, random, len(extra), why) if random else None)
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(_run_one, th, inst, prove) for th, inst in jobs]
         results = []
-        for i, ((th, inst), fut) in enumerate(zip(jobs, futures), 1):
+        for i, ((th, inst), fut, row) in enumerate(zip(jobs, futures, drawn), 1):
             new, dt = fut.result()
-            results.append(new)
+            results.append(new + ([row] if row is not None else []))
             if progress is not None:
                 status = "ok" if all(r["passed"] for r in new) else "FAIL"
                 progress(f"[{i:2d}/{len(jobs)}] {_short(th.name, 70):<70s} {len(inst)} inst. {status:4s} {dt:5.1f}s")
     return [row for new in results for row in new]
+
+
+RANDOM_QUANTITY = "random instances checked (of --random N)"
+_TRIES = 20
+
+
+def _draw(th: Theorem, random: int, rng: np.random.Generator) -> tuple[list, str]:
+    """Up to ``random`` instances of ``th.random_instance`` inside the assumptions (each draw is
+    redrawn up to 20 times), and why fewer ("" when all were drawn)."""
+    if th.random_instance is None:
+        return [], "the theorem has no random_instance (its claim is measured at fixed instances only)"
+    out, rejected, last = [], 0, ""
+    for _ in range(random):
+        for _try in range(_TRIES):
+            prob = th.random_instance(rng)
+            ok, last_why = th.assumptions(prob)
+            if ok:
+                out.append(prob)
+                break
+            last = last_why
+        else:
+            rejected += 1
+    why = "" if not rejected else (f"{rejected} draw(s) rejected by the assumptions {_TRIES} times in a row "
+                                   f"(last reason: {last})")
+    return out, why
+
+
+def _random_row(th: Theorem, requested: int, checked: int, why: str) -> dict:
+    """The ``count`` row saying how many random instances of ``th`` were checked, and why fewer."""
+    return {"theorem": th.name, "source": th.source, "tag": th.tag, "kind": "count",
+            "instance": f"--random {requested}" + (f": {why}" if why else ""), "quantity": RANDOM_QUANTITY,
+            "predicted": float(requested), "measured": float(checked), "rel_error": None, "passed": True}
+
+
+def random_shortfall(rows: list[dict]) -> list[str]:
+    """One line per theorem that checked fewer random instances than requested, with the reason."""
+    return [f"{r['theorem']}: {int(r['measured'])} of {int(r['predicted'])} "
+            f"({r['instance'].split(': ', 1)[-1]})"
+            for r in rows if r.get("quantity") == RANDOM_QUANTITY and r["measured"] < r["predicted"]]
 
 
 def _summary(value) -> str:
@@ -111,8 +156,9 @@ KIND_COLUMNS = (("proof", "proofs"), ("definition", "defs"), ("sample", "samples
 
 
 def summarize(rows: list[dict], theorems: list[Theorem] | None = None) -> list[dict]:
-    """One record per theorem: instances, proof rows by kind, numeric rows, worst relative error
-    of the numeric rows, rows failed, and what is assumed without proof."""
+    """One record per theorem: instances, proof rows by kind, numeric rows, bound rows (``bound``
+    and ``strict bound`` apart), worst relative error of the numeric rows, rows failed, ``count``
+    rows (reported, not checks), and what is assumed without proof."""
     assumed = {t.name: list(t.assumed) for t in (theorems or [])}
     out, index = [], {}
     for r in rows:
@@ -120,12 +166,13 @@ def summarize(rows: list[dict], theorems: list[Theorem] | None = None) -> list[d
             index[r["theorem"]] = len(out)
             out.append({"theorem": r["theorem"], "source": r["source"], "instances": set(), "failed": 0,
                         "worst_rel_error": None, "assumed": assumed.get(r["theorem"], []),
-                        **{k: 0 for k, _ in KIND_COLUMNS}, "bound": 0, "certificate": 0})
+                        **{k: 0 for k, _ in KIND_COLUMNS}, "bound": 0, "strict bound": 0, "certificate": 0,
+                        "count": 0})
         s = out[index[r["theorem"]]]
         kind = r.get("kind", "numeric")
         s[kind] = s.get(kind, 0) + 1
         s["failed"] += not r["passed"]
-        if kind in ("numeric", "bound", "certificate"):
+        if kind in ("numeric", "bound", "strict bound", "certificate"):
             s["instances"].add(r["instance"])
         if kind == "numeric" and r["rel_error"] is not None:
             s["worst_rel_error"] = max(s["worst_rel_error"] or 0.0, float(r["rel_error"]))
@@ -135,16 +182,17 @@ def summarize(rows: list[dict], theorems: list[Theorem] | None = None) -> list[d
 
 
 def format_summary(rows: list[dict], theorems: list[Theorem] | None = None, *, width: int = 100) -> str:
-    """One line per theorem that fits ``width`` columns: instances solved, numeric checks (closed
-    form vs solve, and bounds), symbolic proofs, definitions, sample-point checks, the worst
-    relative error of the numeric checks, the number of statements assumed without proof, pass.
-    The assumed statements follow."""
-    head = ("theorem", "solves", "checks", "proofs", "defs", "samples", "max err", "assumed", "pass")
+    """One line per theorem that fits ``width`` columns: instances solved, checks (closed form vs
+    solve, and bounds, strict bounds included), the strict bounds among them, symbolic proofs,
+    definitions, sample-point checks, the worst relative error of the numeric checks, the number
+    of statements assumed without proof, pass. The assumed statements follow."""
+    head = ("theorem", "solves", "checks", "strict", "proofs", "defs", "samples", "max err", "assumed", "pass")
     body = []
     for s in summarize(rows, theorems):
         err = "-" if s["worst_rel_error"] is None else f"{s['worst_rel_error']:.0e}"
-        body.append([s["theorem"], str(s["instances"]), str(s["numeric"] + s["bound"]),
-                     *(str(s[k]) for k, _ in KIND_COLUMNS[:3]), err, str(len(s["assumed"])),
+        body.append([s["theorem"], str(s["instances"]), str(s["numeric"] + s["bound"] + s["strict bound"]),
+                     str(s["strict bound"]), *(str(s[k]) for k, _ in KIND_COLUMNS[:3]), err,
+                     str(len(s["assumed"])),
                      "yes" if not s["failed"] else f"NO {s['failed']}"])
     fixed = [max(len(x[i]) for x in [head, *body]) for i in range(1, len(head))]
     name_w = max(20, width - sum(fixed) - 2 * len(fixed))
@@ -172,13 +220,13 @@ def format_table(rows: list[dict], *, width: int = 48) -> str:
 
 def format_markdown(rows: list[dict], theorems: list[Theorem] | None = None) -> str:
     """The per-theorem summary, then every row, as GitHub-flavoured Markdown (full names)."""
-    out = ["| theorem | instances | proofs | definitions | sample checks | solves | worst rel. error "
-           "| assumed without proof | pass |", "|---|---|---|---|---|---|---|---|---|"]
+    out = ["| theorem | instances | proofs | definitions | sample checks | solves | strict bounds "
+           "| worst rel. error | assumed without proof | pass |", "|---|---|---|---|---|---|---|---|---|---|"]
     for s in summarize(rows, theorems):
         err = "-" if s["worst_rel_error"] is None else f"{s['worst_rel_error']:.1e}"
         out.append(f"| {s['theorem']} | {s['instances']} | {s['proof']} | {s['definition']} | {s['sample']} "
-                   f"| {s['numeric'] + s['bound']} | {err} | {'; '.join(s['assumed']) or '-'} "
-                   f"| {'yes' if not s['failed'] else 'NO'} |")
+                   f"| {s['numeric'] + s['bound'] + s['strict bound']} | {s['strict bound']} | {err} "
+                   f"| {'; '.join(s['assumed']) or '-'} | {'yes' if not s['failed'] else 'NO'} |")
     out += ["", "| theorem | source | kind | instance | quantity | predicted | measured | rel. error | pass |",
             "|---|---|---|---|---|---|---|---|---|"]
     out += [f"| {r['theorem']} | {r['source']} | {r.get('kind', 'numeric')} | {r['instance']} | {r['quantity']} "
@@ -229,5 +277,9 @@ def main(argv: list[str] | None = None, out: TextIO | None = None) -> int:
             f"({jax.device_count()} device(s), {ufm.cli.compile_profile()} compile profile)")
     if skipped:
         tail += f". {len(skipped)} slow theorem(s) not run (use --all): " + "; ".join(t.name for t in skipped)
+    short = random_shortfall(rows)
+    if short:
+        tail += (f". Fewer than --random {args.random} random instances checked for {len(short)} theorem(s): "
+                 + "; ".join(short))
     print("\n" + textwrap.fill(tail, 100), file=out)
     return 1 if failed else 0

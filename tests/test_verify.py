@@ -59,7 +59,7 @@ def _fails(theorem, prob, predicted, reference) -> bool:
         rows = theorem.compare(prob, predicted, reference, {"grad_norm": 0.0, "converged": True})
     except (ValueError, KeyError, ZeroDivisionError, RuntimeError):
         return True
-    return any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound"))
+    return any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound", "strict bound"))
 
 
 @pytest.mark.parametrize("theorem", WITH_EXPRESSIONS, ids=lambda t: t.name[:40])
@@ -91,6 +91,47 @@ def test_replacing_an_expression_makes_the_numeric_rows_fail(theorem):
                         continue
                     caught |= _fails(theorem, prob, pred, ref)
             assert caught, f"replacing expression {name!r} changes no checked quantity"
+
+
+def _by_name(text):
+    return next(t for t in all_theorems() if t.name.startswith(text))
+
+
+# The entries whose value, Gram scales or ETF scale were once NumPy formulas inside ``assemble``:
+# each expression that now feeds them, and the quantity a replaced expression must move.
+SOURCE_OF_TRUTH = [
+    ("PolyLoss-1 UFM", "c", "Hbar_gram"), ("PolyLoss-1 UFM", "||w_k||^2", "w_norm2"),
+    ("PolyLoss-1 UFM", "g(p)", "W_gram"), ("PolyLoss-1 UFM", "kappa", "value"),
+    ("MSE UFM, free bias", "f(s, t)", "value"), ("MSE UFM, free bias", "rho_W", "W_gram"),
+    ("MSE UFM, free bias", "rho_H", "Hbar_gram"),
+    ("MSE UFM, no bias, any encoding", "f(s, t)", "value"), ("MSE UFM, no bias, any encoding", "rho_W", "W_gram"),
+    ("MSE UFM, no bias, any encoding", "rho_H", "h_norm2"),
+    ("MSE UFM, imbalanced, no bias", "f_k(s)", "value"), ("MSE UFM, imbalanced, no bias", "rho_W", "w_norm2"),
+    ("MSE UFM, imbalanced, no bias", "rho_H", "Hbar_gram"),
+    ("Imbalanced MSE UFM, free bias", "rho_W", "W_gram"), ("Imbalanced MSE UFM, free bias", "rho_H", "Hbar_gram"),
+    ("Multi-label PAL-CE UFM", "rho_W", "W_gram"), ("Multi-label PAL-CE UFM", "rho_H", "group_mean_gram"),
+]
+
+
+@pytest.mark.parametrize("entry,name,quantity", SOURCE_OF_TRUTH, ids=lambda v: str(v)[:24])
+def test_assemble_reads_value_and_scales_from_the_expressions(entry, name, quantity):
+    """One source of truth: replacing the expression moves exactly the quantity built from it, so
+    ``assemble`` holds no NumPy copy of the formula (the row of that quantity fails)."""
+    theorem = _by_name(entry)
+    assert name in theorem.expressions
+    caught = False
+    for prob in theorem.instances():
+        ref = theorem.predict(prob)
+        for new in _mutations(theorem.expressions[name]):
+            mutated = dataclasses.replace(theorem, expressions={**theorem.expressions, name: new})
+            try:
+                with np.errstate(all="ignore"):
+                    pred = mutated.predict(prob)
+            except (ValueError, ZeroDivisionError):  # a mutation off the domain: another one must move it
+                continue
+            rows = theorem.compare(prob, pred, ref, {"grad_norm": 0.0, "converged": True})
+            caught |= any(not r["passed"] for r in rows if r["quantity"] == quantity)
+    assert caught, f"replacing {name!r} does not move {quantity!r} of {entry!r}"
 
 
 def test_every_theorem_has_expressions_or_names_its_independent_solver():
@@ -182,6 +223,8 @@ def test_random_instances_are_drawn_inside_assumptions_and_checked():
 
     theorem = _with(SMALL[0], random_instance=draw)
     rows = verify.run([theorem], random=3, seed=1, prove=False)
-    instances = {r["instance"] for r in rows}
+    instances = {r["instance"] for r in rows if r["kind"] != "count"}
     assert len(instances) == 4  # the representative one and three random ones
     assert all(r["passed"] for r in rows)
+    count = [r for r in rows if r["quantity"] == verify.RANDOM_QUANTITY]
+    assert len(count) == 1 and count[0]["measured"] == count[0]["predicted"] == 3

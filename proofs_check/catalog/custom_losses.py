@@ -55,22 +55,21 @@ def _instance(frac, e, lam_b=5e-3, K=4, n=5, rho=1.0):
 
 
 def _assemble(prob, ev):
-    """ETF invariants from the theorem's expressions: the threshold, the root ``p*`` of ``phi'(p)``
-    in ``(1/K, 1)`` (bisection: ``phi'`` increases in ``p`` there, the convexity proof), ``g* =
-    log((K-1) p*/(1-p*))`` and ``f* = phi(g*)``; ``||w_k||^2 = (K-1) g*/(K c)``, ``h_k = c w_k``."""
+    """ETF invariants from the theorem's expressions (:attr:`SymbolicLoss.expressions`): the
+    threshold, the root ``p*`` of ``phi'(p)`` in ``(1/K, 1)`` (bisection: ``phi'`` increases in ``p``
+    there, the convexity proof), the gap ``g* = g(p*)``, ``f* = phi(g*)``, ``c`` and
+    ``||w_k||^2 = (K-1) g*/(K c)``; ``h_k = c w_k``."""
     Kv = prob.K
-    vals = {"K": float(Kv), "kappa": kappa(prob), "eps": float(prob.loss.eps)}
+    e = {"eps": float(prob.loss.eps)}  # the loss parameter: a value, not a formula
     gv = 0.0
-    if vals["kappa"] < ev("threshold", **vals):
+    if ev("kappa") < ev("threshold", **e):
         lo, hi = 1.0 / Kv, 1.0
         for _ in range(200):
             mid = 0.5 * (lo + hi)
-            lo, hi = (mid, hi) if ev("phi'(p)", p=mid, **vals) < 0 else (lo, mid)
-        pv = 0.5 * (lo + hi)
-        gv = float(np.log((Kv - 1) * pv / (1 - pv)))
-    value = ev("phi(g)", g=gv, **vals)
-    c = np.sqrt(float(prob.lam_W) / (prob.n * float(prob.lam_H)))
-    a2 = (Kv - 1) * gv / (Kv * c)
+            lo, hi = (mid, hi) if ev("phi'(p)", p=mid, **e) < 0 else (lo, mid)
+        gv = ev("g(p)", p=0.5 * (lo + hi))
+    value = ev("phi(g)", g=gv, **e)
+    c, a2 = ev("c"), ev("||w_k||^2", g=gv)
     P = np.eye(Kv) - np.ones((Kv, Kv)) / Kv
     return {"value": value, "W_gram": a2 * Kv / (Kv - 1) * P, "Hbar_gram": c**2 * a2 * Kv / (Kv - 1) * P,
             "w_norm2": np.full(Kv, a2), "h_norm2": np.full(Kv, c**2 * a2), "within_class_spread": 0.0}
@@ -91,7 +90,7 @@ POLY1_ETF = Theorem(
                                           lam_b=[None, 0.0, 5e-3][int(rng.integers(3))],
                                           rho=float(np.exp(rng.uniform(-0.5, 0.5)))),
     measure=measure_ufm,
-    expressions={"phi(g)": POLY1.phi, "phi'(p)": POLY1.dphi_in_p, "threshold": POLY1.threshold},
+    expressions=POLY1.expressions,
     proofs=POLY1.proofs(),
 )
 

@@ -13,7 +13,11 @@ check the ingredients: the two conjugates (CE/LS: negative entropy on the shifte
 minimizer), that the scaling ``tau`` and the free-bias correction keep the dual point in the
 conjugate's domain, and the AM-GM step of the factored penalty. The numeric checks: the gap at
 ``ufm.minimize``'s solution vanishes (``<= 1e-9``) and the bound equals the closed-form minimum;
-below the rank (``d < K``) and with ``H >= 0`` the bound stays below the minimum (not tight).
+below the rank (``d < K``) and with ``H >= 0`` the bound stays below the minimum (not tight):
+a strict bound row shows ``lower_bound <= (1 - margin) v`` for a value ``v <= min f`` (the
+``d >= K`` signed minimum below the rank, where the rank constraint raises the minimum; the
+catalog's nonnegative minimum, ``nguyen2023``, with ``H >= 0``, where the bound equals the
+signed minimum and so stays below it).
 
 **Deep linear MSE UFM.** ``f >= sum_j min_x (x - s_j)^2/(2N) + (m/2) Lambda'^{1/m} x^{2/m}``
 for any widths (Schatten-quasi-norm Hölder + Mirsky); balanced one-hot, it is ``min_x h_m(x)``
@@ -31,6 +35,7 @@ import sympy as sp
 import ufm
 from proofs_check.catalog.deep_reduction import DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, deep_numbers, x_star
 from proofs_check.catalog.dispatch import closed_form, closed_form_assumptions
+from proofs_check.catalog.nguyen2023 import POSITIVE_FRAME
 from proofs_check.theorem import Citation, Proof, Theorem, minimize_solver
 
 __all__ = ["THEOREMS"]
@@ -160,9 +165,13 @@ DEEP_PROOFS = (
 
 
 # ---- numeric side ---------------------------------------------------------------------------
+NOT_TIGHT = "lower_bound (strictly below min f: not tight)"
+
+
 def _certificate(prob, params, names):
     cert = ufm.global_certificate(prob, params)
-    out = {"gap": float(cert.gap), "lower_bound": float(cert.lower_bound), "value": float(cert.value)}
+    out = {"gap": float(cert.gap), "lower_bound": float(cert.lower_bound), "value": float(cert.value),
+           NOT_TIGHT: float(cert.lower_bound)}
     return {k: out[k] for k in names}
 
 
@@ -221,13 +230,26 @@ def _valid_assume(prob):
     if not isinstance(prob, ufm.UFM) or not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE)):
         return False, "a ufm.UFM with CE, LS or MSE"
     ok, why = closed_form_assumptions(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))
-    return (True, "") if ok else (False, f"the d >= K signed instance needs a closed form: {why}")
+    if not ok:
+        return False, f"the d >= K signed instance needs a closed form: {why}"
+    if prob.nonneg:
+        ok, why = POSITIVE_FRAME.assumptions(prob)
+        if not ok:
+            return False, f"with H >= 0 the 'not tight' row needs the nonnegative minimum's closed form: {why}"
+    elif prob.d >= prob.K:
+        return False, f"below the rank (d < K) or with H >= 0 (got d={prob.d}, K={prob.K}, signed)"
+    return True, ""
 
 
 def _valid_assemble(prob, ev):
-    """The minimum of the d >= K signed instance: <= the minimum of ``prob`` (rank constraint or
-    ``H >= 0`` added), hence an upper bound for the lower bound."""
-    return {"lower_bound": closed_form(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))["value"]}
+    """``lower_bound``: the minimum of the d >= K signed instance, <= the minimum of ``prob`` (rank
+    constraint or ``H >= 0`` added), hence an upper bound for the lower bound. The 'not tight' row:
+    a value ``<= min f`` the bound stays strictly below: the same signed minimum below the rank;
+    with ``H >= 0`` the catalog's nonnegative minimum (the bound ignores ``H >= 0``, so it is at
+    most the signed minimum, which the nonnegative one exceeds)."""
+    signed = closed_form(dataclasses.replace(prob, d=max(prob.K, prob.D), nonneg=False))["value"]
+    below = POSITIVE_FRAME.predict(prob)["value"] if prob.nonneg else signed
+    return {"lower_bound": signed, NOT_TIGHT: below}
 
 
 DUAL_VALID = Theorem(
@@ -235,7 +257,9 @@ DUAL_VALID = Theorem(
     citation=SREBRO,
     tag="derived",
     statement=("For d < K or H >= 0 the dual bound at minimize's solution stays below the minimum "
-               "of the d >= K signed instance (which is <= this instance's minimum)."),
+               "of the d >= K signed instance (which is <= this instance's minimum), and strictly below "
+               "this instance's minimum (not tight): below the rank it is strictly below the signed "
+               "minimum; with H >= 0 strictly below the nonnegative minimum (nguyen2023's closed form)."),
     assumptions=_valid_assume,
     assemble=_valid_assemble,
     no_closed_form=("the bound is evaluated numerically by ufm.global_certificate and compared with the "
@@ -246,6 +270,7 @@ DUAL_VALID = Theorem(
                                nonneg=True)],
     measure=_certificate,
     upper_bounds=("lower_bound",),
+    strict_upper_bounds=(NOT_TIGHT,),
     proofs=(Proof("collapse (Jensen, MSE): the mean of a class's n losses (v_i - t)^2/2 exceeds the loss of "
                   "their mean logit by sum_i (v_i - vbar)^2/(2n) >= 0 (every n, per coordinate, through the sums "
                   "S1 = sum v_i, S2 = sum v_i^2), so collapsing features never raises f (any d, also H >= 0)",

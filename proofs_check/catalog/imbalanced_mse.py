@@ -18,6 +18,7 @@ import sympy as sp
 import ufm
 from proofs_check.catalog._structured import reduce_words
 from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, gam, h_sym, ms, solve_deep, x, x_star
+from proofs_check.catalog.mse import GRAM_EXPRESSIONS
 from proofs_check.catalog.svt import (
     Nn, PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, s, sig, svt_prediction,
 )
@@ -54,13 +55,12 @@ def _yhat(prob):
 
 def _imb_assemble(prob, ev):
     nvec = np.asarray(prob.counts, dtype=float)
-    lw, lh = float(prob.lam_W), float(prob.lam_H)
     p = svt_prediction(ev, _yhat(prob))
     Z = p["Z"] / np.sqrt(nvec)  # Z = W Hbar from Z' = Z D^{1/2}
     b = (nvec - Z @ nvec) / prob.N
     Dm = np.diag(1 / np.sqrt(nvec))
     return {"value": p["value"], "logit_means": Z, "bias": b,
-            "W_gram": np.sqrt(lh / lw) * p["ZZt_sqrt"], "Hbar_gram": np.sqrt(lw / lh) * Dm @ p["ZtZ_sqrt"] @ Dm,
+            "W_gram": ev("rho_W") * p["ZZt_sqrt"], "Hbar_gram": ev("rho_H") * Dm @ p["ZtZ_sqrt"] @ Dm,
             "within_class_spread": 0.0}
 
 
@@ -118,7 +118,7 @@ IMBALANCED_FREE_BIAS = Theorem(
                                         loss=ufm.MSE(), lam_W=float(rng.uniform(5e-3, 0.1)),
                                         lam_H=float(rng.uniform(5e-3, 0.1)), lam_b=0.0),
     measure=measure_ufm,
-    expressions=SVT_EXPRESSIONS,
+    expressions={**SVT_EXPRESSIONS, **GRAM_EXPRESSIONS},
     proofs=PROOFS_SVT + PROOFS_IMB,
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",

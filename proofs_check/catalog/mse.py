@@ -38,6 +38,11 @@ DANG = Citation("Dang, Tran, Osher, Tran-The, Ho & Nguyen", 2023, "ICML", "2301.
 
 kap, x, y, beta, w, h, z, lp = sp.symbols("kappa x y beta w h z lambda'", positive=True)
 sv = sp.symbols("s", nonnegative=True)  # a singular value of the fitted code
+t = sp.symbols("t", nonnegative=True)  # the matching singular value of the minimizer's Z' (shrunk)
+
+# The nuclear-norm lemma's balanced factors: W W^T = rho_W (Z'Z'^T)^{1/2}, Hbar^T Hbar =
+# rho_H D^{-1/2}(Z'^T Z')^{1/2} D^{-1/2} (the lemma below, scalar case: w^2 = sqrt(lam'/lam_W) z).
+GRAM_EXPRESSIONS = {"rho_W": sp.sqrt(lam_H / lam_W), "rho_H": sp.sqrt(lam_W / lam_H)}
 
 # ---- the nuclear-norm lemma, scalar case -----------------------------------------------------
 w_star = (lp / lam_W) ** sp.Rational(1, 4) * sp.sqrt(z)
@@ -72,40 +77,38 @@ def _gram_sqrts(Zp):
     return (U * sv) @ U.T, (Vt.T * sv) @ Vt
 
 
-def invariants(prob: ufm.UFM, Zp: np.ndarray, b: np.ndarray | None = None,
-               value: float | None = None) -> dict:
+def invariants(prob: ufm.UFM, ev, Zp: np.ndarray, value: float, b: np.ndarray | None = None) -> dict:
     r"""Invariants of the minimizer whose collapsed logits are ``Z' = W Hbar D^{1/2}`` (bias ``b``).
 
-    ``W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}``, ``Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}
-    (Z'^T Z')^{1/2} D^{-1/2}`` (the nuclear-norm lemma's balanced factors); ``value`` defaults to
-    the class-level objective ``(1/2N)||(Z + b1^T - E)D^{1/2}||^2 + sqrt(lam_W lam_H)||Z'||_*
-    + lam_b/2 ||b||^2`` at ``Z'``, ``b``.
+    ``W W^T = rho_W (Z'Z'^T)^{1/2}``, ``Hbar^T Hbar = rho_H D^{-1/2} (Z'^T Z')^{1/2} D^{-1/2}``
+    (the nuclear-norm lemma's balanced factors; ``rho_W``, ``rho_H`` are the expressions of
+    :data:`GRAM_EXPRESSIONS`, evaluated by ``ev``); ``value`` comes from the theorem's expression
+    of the reduced objective (this function holds no formula of its own).
     """
     counts = np.asarray(prob.counts, dtype=float)
-    lw, lh = float(prob.lam_W), float(prob.lam_H)
-    E = np.eye(prob.K) if prob.loss.encoding is None else np.asarray(prob.loss.encoding)
     Dh = np.sqrt(counts)
-    Z = Zp / Dh
     left, right = _gram_sqrts(Zp)
-    W_gram = np.sqrt(lh / lw) * left
-    Hbar_gram = np.sqrt(lw / lh) * right / np.outer(Dh, Dh)
-    if value is None:
-        resid = Z - E if b is None else Z + b[:, None] - E
-        value = np.sum((resid * Dh) ** 2) / (2 * prob.N) + np.sqrt(lw * lh) * np.sum(np.linalg.svd(Zp, compute_uv=False))
-        if b is not None:
-            value += float(prob.lam_b) * np.sum(b**2) / 2
-    q = {"value": float(value), "W_gram": W_gram, "Hbar_gram": Hbar_gram, "logit_means": Z,
+    W_gram = ev("rho_W") * left
+    Hbar_gram = ev("rho_H") * right / np.outer(Dh, Dh)
+    q = {"value": float(value), "W_gram": W_gram, "Hbar_gram": Hbar_gram, "logit_means": Zp / Dh,
          "w_norm2": np.diag(W_gram).copy(), "h_norm2": np.diag(Hbar_gram).copy(), "within_class_spread": 0.0}
     if b is not None:
         q["bias"] = b
     return q
 
 
+def _svt_value(ev, s_in, shrunk) -> float:
+    """The class-level objective at an SVT minimizer: the sum over singular directions of the
+    expression ``f(s, t)`` (input singular value ``s``, the minimizer's ``t``)."""
+    return float(np.sum(np.broadcast_to(ev("f(s, t)", s=s_in, t=shrunk), np.shape(s_in))))
+
+
 def _svt(ev, M):
-    """``U diag(max(sigma*(s), 0)) V^T`` for ``M = U diag(s) V^T``: the shrinkage is the expression."""
+    """``(U diag(t) V^T, value)`` with ``t = max(sigma*(s), 0)`` for ``M = U diag(s) V^T``: the
+    shrinkage is the expression ``sigma*(s)``, the value the sum of ``f(s, t)``."""
     U, sv, Vt = np.linalg.svd(M, full_matrices=False)
-    shrunk = np.maximum(np.asarray(ev("sigma*(s)", s=sv), dtype=float), 0.0)
-    return (U * shrunk) @ Vt
+    shrunk = np.maximum(np.broadcast_to(np.asarray(ev("sigma*(s)", s=sv), dtype=float), sv.shape), 0.0)
+    return (U * shrunk) @ Vt, _svt_value(ev, sv, shrunk)
 
 
 def _encoding(prob):
@@ -114,7 +117,7 @@ def _encoding(prob):
 
 def _tb_assemble(prob, ev):
     xs = max(ev("x*"), 0.0)
-    return invariants(prob, xs * np.sqrt(prob.n) * np.eye(prob.K), value=ev("f(x)", x=xs))
+    return invariants(prob, ev, xs * np.sqrt(prob.n) * np.eye(prob.K), value=ev("f(x)", x=xs))
 
 
 def _assume(prob, *, bias, onehot=None, balanced=True):
@@ -171,7 +174,7 @@ MSE_BIAS_FREE = Theorem(
                                lam_H=lams_for(1.2 / 4, 5)[1])],
     random_instance=_tb_random,
     measure=measure_ufm,
-    expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb},
+    expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb, **GRAM_EXPRESSIONS},
     proofs=PROOFS_TB,
     assumed=("the minimizer has collapsed features (zero within-class spread), shown for the regularized "
              "MSE UFM by Tirer & Bruna 2022 (and docs/theory.md#canonical-objective)",),
@@ -188,8 +191,8 @@ PROOFS_FREE = (
 
 def _free_assemble(prob, ev):
     E = _encoding(prob)
-    Z = _svt(ev, E @ P(prob.K))
-    return invariants(prob, Z * np.sqrt(prob.n), b=E.sum(axis=1) * ev("b*/sum(E)"))
+    Z, value = _svt(ev, E @ P(prob.K))
+    return invariants(prob, ev, Z * np.sqrt(prob.n), value, b=E.sum(axis=1) * ev("b*/sum(E)"))
 
 
 def _free_assume(prob):
@@ -216,7 +219,9 @@ MSE_FREE_BIAS = Theorem(
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((5, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=0.0),
     measure=measure_ufm,
-    expressions={"kappa": kappa_expr, "sigma*(s)": sv - K * kap, "b*/sum(E)": 1 / K},
+    # per singular direction of E P (balanced, n/N = 1/K): (1/2N) n (t - s)^2 + sqrt(lam_W lam_H) sqrt(n) t
+    expressions={"kappa": kappa_expr, "sigma*(s)": sv - K * kap, "b*/sum(E)": 1 / K,
+                 "f(s, t)": (t - sv) ** 2 / (2 * K) + kap * t, **GRAM_EXPRESSIONS},
     proofs=PROOFS_FREE,
     assumed=("collapsed features at the minimizer and the nuclear-norm lemma's reduction to the class-level "
              "program (proved for one 2 x 2 case in the imbalanced-CE entry); the SVT solves that program "
@@ -264,7 +269,7 @@ def _reg_assemble(prob, ev):
     K_ = prob.K
     xs, ys = max(ev("x*"), 0.0), max(ev("y*"), 0.0)
     bs = ev("beta*", y=ys)
-    q = invariants(prob, (xs * P(K_) + ys * np.ones((K_, K_)) / K_) * np.sqrt(prob.n), b=np.full(K_, bs),
+    q = invariants(prob, ev, (xs * P(K_) + ys * np.ones((K_, K_)) / K_) * np.sqrt(prob.n), b=np.full(K_, bs),
                    value=ev("f(x, y, beta)", x=xs, y=ys, beta=bs))
     if xs + ys > 0:  # the cosine of zero class means is undefined
         q["class_mean_cosine"] = (ys - xs) / ((K_ - 1) * xs + ys)
@@ -303,7 +308,8 @@ MSE_REG_BIAS = Theorem(
                        for lb in (0.02, 0.5, 5.0)],
     random_instance=_reg_random,
     measure=measure_ufm,
-    expressions={"kappa": kappa_expr, "x*": x_reg, "y*": y_reg, "beta*": beta_reg, "f(x, y, beta)": red_reg},
+    expressions={"kappa": kappa_expr, "x*": x_reg, "y*": y_reg, "beta*": beta_reg, "f(x, y, beta)": red_reg,
+                 **GRAM_EXPRESSIONS},
     proofs=PROOFS_REG,
     assumed=("collapsed features and the class-level reduction (as for the free bias); that the optimal "
              "Z has the form x P + y J/K (symmetry of the balanced one-hot problem, argued in prose)",),
@@ -335,14 +341,16 @@ MSE_ENCODING = Theorem(
                "SVT_tau(E D^{1/2}) with tau = N sqrt(lam_W lam_H); W W^T = sqrt(lam_H/lam_W)(Z'Z'^T)^{1/2}, "
                "Hbar^T Hbar = sqrt(lam_W/lam_H) D^{-1/2}(Z'^T Z')^{1/2} D^{-1/2}."),
     assumptions=_enc_assume,
-    assemble=lambda prob, ev: invariants(prob, _svt(ev, _encoding(prob) * np.sqrt(np.asarray(prob.counts, float)))),
+    assemble=lambda prob, ev: invariants(
+        prob, ev, *_svt(ev, _encoding(prob) * np.sqrt(np.asarray(prob.counts, float)))),
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(2 * np.eye(4) - 1), lam_W=5e-3, lam_H=5e-3),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(1).standard_normal((6, 4))),
                                lam_W=1e-2, lam_H=3e-2)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((6, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2))),
     measure=measure_ufm,
-    expressions={"sigma*(s)": sv - N * sp.sqrt(lam_W * lam_H)},
+    expressions={"sigma*(s)": sv - N * sp.sqrt(lam_W * lam_H),
+                 "f(s, t)": (t - sv) ** 2 / (2 * N) + sp.sqrt(lam_W * lam_H) * t, **GRAM_EXPRESSIONS},
     proofs=PROOFS_ENC,
     assumed=("collapsed features and the class-level reduction (nuclear-norm lemma); the SVT solves "
              "min (1/2N)||Z' - E D^1/2||^2 + tau/N ||Z'||_* (a standard proximal result, not proved here)",),
@@ -360,8 +368,9 @@ PROOFS_DANG = LEMMA + (
 
 
 def _dang_assemble(prob, ev):
-    a = np.maximum(ev("a_k", n_k=np.asarray(prob.counts, float)), 0.0)
-    return invariants(prob, np.diag(a))
+    nk_v = np.asarray(prob.counts, float)
+    a = np.maximum(ev("a_k", n_k=nk_v), 0.0)
+    return invariants(prob, ev, np.diag(a), float(np.sum(ev("f_k(s)", s=a, n_k=nk_v))))
 
 
 def _dang_assume(prob):
@@ -390,7 +399,7 @@ MSE_IMBALANCED = Theorem(
     random_instance=lambda rng: ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(),
                                         lam_W=float(rng.uniform(5e-3, 0.15)), lam_H=float(rng.uniform(5e-3, 0.15))),
     measure=measure_ufm,
-    expressions={"a_k": a_dang},
+    expressions={"a_k": a_dang, "f_k(s)": red_dang, **GRAM_EXPRESSIONS},
     proofs=PROOFS_DANG,
     assumed=("collapsed features and the class-level reduction (Dang et al. 2023 for the imbalanced "
              "bias-free model); the per-class problems decouple because E D^1/2 is diagonal",),

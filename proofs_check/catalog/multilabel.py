@@ -18,9 +18,10 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog._common import K
+from proofs_check.catalog.mse import GRAM_EXPRESSIONS
 from proofs_check.catalog.svt import MU, s
 from proofs_check.measure import problem_numbers
-from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
+from proofs_check.theorem import GTOL, Citation, Evaluator, Proof, Theorem
 
 __all__ = ["THEOREMS", "MULTILABEL", "LI_MLAB", "MLAB_EXPRESSIONS"]
 
@@ -73,7 +74,7 @@ PROOFS_MLAB = (
                            + (sp.eye(4) - sp.ones(4, 4) / 4) * sp.Matrix([0, 0, 1, 0])))),
 )
 
-MLAB_EXPRESSIONS = {"mu": MU, "ell": ELL}
+MLAB_EXPRESSIONS = {"mu": MU, "ell": ELL, **GRAM_EXPRESSIONS}  # rho_W, rho_H: the nuclear-norm lemma's factors
 
 
 def _mlab_structure(prob):
@@ -109,6 +110,17 @@ def _dual_ratio(ev, K_, ms, w, c):
     return float(np.sqrt(np.sum(g0**2 / c)) / (ev("mu") * (K_ - 1)))
 
 
+def _reduced_grad(ev, K_, ms, w, c, x):
+    """The gradient of the reduced objective at ``x != 0`` (the expression ``ell``'s derivative)."""
+    r = np.sqrt(np.sum(c * x**2))
+    ma = np.asarray(ms, dtype=float)
+    return w * np.broadcast_to(ev.diff("ell", "s", s=x, m=ma), x.shape) + ev("mu") * (K_ - 1) * c * x / r
+
+
+# The row that says whether the prediction's own Newton solve converged (fails if it did not).
+REDUCED_CERTIFICATE = "certificate reduced-objective gradient (the prediction's Newton solve)"
+
+
 def _mlab_solve_reduced(ev, K_, ms, w, c):
     """Global minimizer of the convex reduced objective (damped Newton; F and its gradient are the
     expression ``ell`` and its SymPy derivative, the Hessian a central difference of that gradient).
@@ -125,8 +137,7 @@ def _mlab_solve_reduced(ev, K_, ms, w, c):
         return float(np.sum(w * ev("ell", s=x, m=ma)) + mu_v * (K_ - 1) * np.sqrt(np.sum(c * x**2)))
 
     def grad_F(x):
-        r = np.sqrt(np.sum(c * x**2))
-        return w * np.broadcast_to(ev.diff("ell", "s", s=x, m=ma), x.shape) + mu_v * (K_ - 1) * c * x / r
+        return _reduced_grad(ev, K_, ms, w, c, x)
 
     x = np.ones(len(ms))
     for _ in range(200):
@@ -150,16 +161,21 @@ def _mlab_assemble(prob, ev):
     K_ = prob.K
     ms, w, c = _mlab_reduced(prob, struct)
     mu_v = ev("mu")
-    sm = dict(zip(ms, _mlab_solve_reduced(ev, K_, ms, w, c)))
+    x = _mlab_solve_reduced(ev, K_, ms, w, c)
+    # the zero solution is certified exactly by the dual-norm condition; otherwise the gradient
+    # of the smooth reduced objective must vanish (relative GTOL, as the solves' certificates)
+    residual = 0.0 if not np.any(x) else float(np.linalg.norm(_reduced_grad(ev, K_, ms, w, c, x)))
+    ev.certify(REDUCED_CERTIFICATE, residual, residual <= GTOL * max(1.0, float(np.sum(
+        w * ev("ell", s=x, m=np.asarray(ms, float))))))
+    sm = dict(zip(ms, x))
     sigma = float(np.sqrt(sum(ci * sm[m] ** 2 for m, ci in zip(ms, c))))
     P_ = np.eye(K_) - np.ones((K_, K_)) / K_
     Z = np.stack([sm[len(S)] * (P_ @ np.isin(np.arange(K_), S).astype(float)) for S in sets], axis=1)
-    lw, lh = float(prob.lam_W), float(prob.lam_H)
     value = float(np.sum(w * ev("ell", s=np.array([sm[m] for m in ms]), m=np.asarray(ms, float)))
                   + mu_v * (K_ - 1) * sigma)
     q = {"value": value, "group_logits": Z, "within_group_spread": 0.0,
-         "W_gram": np.sqrt(lh / lw) * sigma * P_,
-         "group_mean_gram": (np.sqrt(lw / lh) / sigma) * Z.T @ Z if sigma > 0 else np.zeros((len(sets),) * 2)}
+         "W_gram": ev("rho_W") * sigma * P_,
+         "group_mean_gram": (ev("rho_H") / sigma) * Z.T @ Z if sigma > 0 else np.zeros((len(sets),) * 2)}
     if 1 in sm and sm[1] > 0 and len(ms) > 1:
         q["tagwise_scale"] = np.array([m * sm[m] / sm[1] for m in ms if m > 1])
     if prob.has_bias:
