@@ -52,7 +52,7 @@ def test_objective_formula_and_shapes():
     Y = np.eye(3)[:, prob.labels]
     f = (0.5 * np.sum((Z - Y) ** 2) / 6 + 0.5e-2 * np.sum(W1**2) + 1e-2 * np.sum(W2**2)
          + 1.5e-2 * np.sum(H**2) + 0.25 * np.sum(b**2))
-    assert np.isclose(float(prob.objective(x)), f, rtol=1e-13)
+    assert np.isclose(float(prob.objective(x)), f, rtol=1e-13, atol=0.0)
 
 
 @pytest.mark.parametrize("kwargs,match", [
@@ -75,7 +75,7 @@ def test_per_layer_lams_are_arrays_and_vmappable():
     lams = jnp.array([[1e-3, 2e-3], [3e-3, 4e-3]])
     vals = jax.vmap(lambda lw: dataclasses.replace(prob, lam_W=lw).objective(x))(lams)
     direct = [float(_mse(2, lam=list(map(float, lw))).objective(x)) for lw in lams]
-    assert np.allclose(np.asarray(vals), direct, rtol=1e-13)
+    assert np.allclose(np.asarray(vals), direct, rtol=1e-13, atol=0.0)
 
 
 def test_relu_features_is_a_constraint():
@@ -96,7 +96,7 @@ def test_dnc_point_value_and_balance(L, lam, lam_H, relu):
     prob = _mse(L, "relu" if relu else "linear", lam=lam, lam_H=lam_H)
     pred, params = deep.dnc_prediction(prob), deep.dnc_params(prob)
     m, g = L + 1, deep.gamma(prob)
-    assert np.isclose(float(prob.objective(params)), float(deep.h(pred["x"], m, g)), rtol=1e-12)
+    assert np.isclose(float(prob.objective(params)), float(deep.h(pred["x"], m, g)), rtol=1e-12, atol=0.0)
     Ws = [np.asarray(W) for W in params.Ws]
     for l in range(L - 1):
         assert np.allclose(lam * Ws[l + 1].T @ Ws[l + 1], lam * Ws[l] @ Ws[l].T, atol=1e-12)
@@ -134,7 +134,7 @@ def test_srg_proof():
 def test_origin_hessian_is_diag_of_lams():
     prob = DeepUFM(K=3, n=2, widths=(3, 3), loss=ufm.MSE(), lam_W=[2e-3, 5e-3], lam_H=1e-3, activation="linear")
     lo, hi = ufm.hessian_extreme_eigs(prob, prob.zeros())
-    assert np.isclose(lo, 1e-3, rtol=1e-10) and np.isclose(hi, 5e-3, rtol=1e-10)
+    assert np.isclose(lo, 1e-3, rtol=1e-10, atol=0.0) and np.isclose(hi, 5e-3, rtol=1e-10, atol=0.0)
 
 
 # ---- the solver against the closed forms -------------------------------------------------------

@@ -39,27 +39,7 @@ LIBRARY_FILES = sorted(p for package in ("ufm", "proofs_check") for p in (ROOT /
 # Lines that still break a rule and await their fix: the exact source line (stripped), by file.
 # An entry leaves the list with its fix (test_allowed_lines_still_break_their_rule fails on an entry
 # whose line is gone, so the list cannot outlive its reason).
-ALLOWED: dict[str, tuple[str, ...]] = {
-    "tests/test_certificate.py": (
-        'assert first.certificate.order == "first" and np.isclose(first.value, np.log(K))  # stuck at the saddle',
-    ),
-    "tests/test_deep.py": (
-        "assert np.isclose(float(prob.objective(x)), f, rtol=1e-13)",
-        "assert np.allclose(np.asarray(vals), direct, rtol=1e-13)",
-        'assert np.isclose(float(prob.objective(params)), float(deep.h(pred["x"], m, g)), rtol=1e-12)',
-        "assert np.isclose(lo, 1e-3, rtol=1e-10) and np.isclose(hi, 5e-3, rtol=1e-10)",
-    ),
-    "tests/test_verify.py": (
-        'assert np.isclose(value["predicted"], cf.ce_family(PROB).quantities["value"])',
-    ),
-    "ufm/plot.py": (
-        "if np.all(v > 0) and v.size > 2 and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0])):",
-        "return v.size > 2 and np.all(v > 0) and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0]))",
-    ),
-    "proofs_check/catalog/landscape.py": (
-        "or prob.lam_b is None or not np.allclose([float(prob.lam_W), float(prob.lam_H), float(prob.lam_b)],",
-    ),
-}
+ALLOWED: dict[str, tuple[str, ...]] = {}
 
 NUMPY_MODULES = {"np", "numpy", "jnp", "onp"}
 CLOSE_FUNCTIONS = {"isclose", "allclose"}

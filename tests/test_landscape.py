@@ -96,15 +96,8 @@ def test_slices_and_path_barrier():
 
 
 def test_classify_is_the_deprecated_name_of_kind_of():
-    """The old name warns, is the same function, and classifies the same point the same way."""
-    prob = ufm.UFM(K=3, n=2, d=3, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
-    x = prob.init(jax.random.PRNGKey(1))
+    """The old name warns and is the same function."""
     with pytest.warns(DeprecationWarning, match="kind_of"):
         classify = ufm.landscape.classify
     assert classify is ufm.landscape.kind_of
     assert "kind_of" in ufm.landscape.__all__ and "classify" not in ufm.landscape.__all__
-    old, new = classify(prob, x), ufm.landscape.kind_of(prob, x)
-    assert (old.kind, old.index, old.null_dim, old.symmetry_dim) == (new.kind, new.index, new.null_dim,
-                                                                    new.symmetry_dim)
-    assert old.value == new.value and old.grad_norm == new.grad_norm and old.min_eig == new.min_eig
-    np.testing.assert_array_equal(old.eigenvalues, new.eigenvalues)

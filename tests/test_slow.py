@@ -62,5 +62,5 @@ def test_mutation_against_solves(theorem):
                     except (ValueError, KeyError, ZeroDivisionError, RuntimeError):
                         caught = True
                         continue
-                    caught |= any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound"))
+                    caught |= any(not r["passed"] for r in rows if r["kind"] in ("numeric", "bound", "strict bound"))
             assert caught, name

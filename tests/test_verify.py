@@ -210,7 +210,7 @@ def test_cli_writes_json_and_markdown(tmp_path, monkeypatch, capsys):
     rows = json.loads(out_json.read_text())
     assert all(KEYS <= set(r) for r in rows)
     value = [r for r in rows if r["quantity"] == "value"][0]
-    assert np.isclose(value["predicted"], cf.ce_family(PROB).quantities["value"])
+    assert np.isclose(value["predicted"], cf.ce_family(PROB).quantities["value"], rtol=1e-14, atol=0.0)
     assert out_md.read_text().startswith("| theorem |")
     out = capsys.readouterr().out
     assert "runtime" in out and all(len(line) <= 100 for line in out.splitlines())

@@ -146,7 +146,7 @@ def _edges(v):
     v = np.asarray(v, dtype=float)
     if v.size == 1:
         return np.array([v[0] * 0.9, v[0] * 1.1]) if v[0] else np.array([-0.5, 0.5])
-    if np.all(v > 0) and v.size > 2 and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0])):
+    if np.all(v > 0) and v.size > 2 and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0]), rtol=1e-5, atol=0.0):
         r = np.sqrt(v[1] / v[0])
         return np.concatenate([v / r, [v[-1] * r]])
     mid = 0.5 * (v[1:] + v[:-1])
@@ -156,7 +156,7 @@ def _edges(v):
 def _log_axes(ax, xs, ys):
     def is_log(v):
         v = np.asarray(v, float)
-        return v.size > 2 and np.all(v > 0) and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0]))
+        return v.size > 2 and np.all(v > 0) and np.allclose(np.diff(np.log(v)), np.log(v[1] / v[0]), rtol=1e-5, atol=0.0)
 
     if is_log(xs):
         ax.set_xscale("log")

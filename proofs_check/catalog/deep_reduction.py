@@ -371,6 +371,6 @@ def factor_proofs() -> tuple[Proof, ...]:
 
 REDUCTION = ("the reduction of the deep UFM to K copies of h_m: the minimum of the penalty over all "
              "factorizations of the logits Zbar is (m/2) Lambda^(1/m) sum_j sigma_j(Zbar)^(2/m) (Súkeník et al. "
-             "2023; its m = 2 case is the nuclear-norm lemma, proved in the imbalanced-CE entry for 2 x 2), and "
+             "2023; its m = 2 case is the nuclear-norm lemma, its equality case proved in the imbalanced-CE entry for any size), and "
              "von Neumann's trace inequality aligning Zbar with I; the proofs here show the balanced DNC point "
              "attains it and is critical")

@@ -346,9 +346,9 @@ CONVEX_IMBALANCED = Theorem(
     no_closed_form=("no closed form exists for imbalanced CE: the prediction is the class-level convex "
                     "program solved by proofs_check.convex.solve_class_level (accelerated proximal gradient "
                     "on Z', independent of ufm.minimize)"),
-    assumed=("the reduction of the UFM to the class-level program (collapse of every minimizer: theory "
-             "reference section 1, lemma 1; the nuclear-norm lemma is proved here only for 2 x 2 "
-             "factorizations)",),
+    assumed=("the reduction of the UFM to the class-level program (collapse of every minimizer, Hong & Ling "
+             "2024; docs/theory.md; the nuclear-norm lemma's equality case (balanced "
+             "factors of any size) is proved here; its matrix lower bound is cited)",),
 )
 
 CONVEX_FOCAL = Theorem(

@@ -123,7 +123,7 @@ IMBALANCED_FREE_BIAS = Theorem(
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
              "within-class collapse at every minimizer (Jensen; docs/theory.md#canonical-objective, #lemma-collapse)",
-             "||Z'Q||_* <= ||Z'||_* for the orthogonal projector Q (shown: Q^2 = Q at K = 3)"),
+             "||Z'Q||_* <= ||Z'||_* for the orthogonal projector Q (shown: Q^2 = Q for every K)"),
 )
 
 

@@ -191,7 +191,7 @@ def _nonneg_assume(prob):
         return ok, why
     if (prob.K, prob.n if prob.balanced else None, prob.d) != (3, 2, 4) or not isinstance(prob.loss, ufm.CrossEntropy) \
             or prob.lam_b is None or not np.allclose([float(prob.lam_W), float(prob.lam_H), float(prob.lam_b)],
-                                                      [5e-3, 1e-2, 1e-2]):
+                                                      [5e-3, 1e-2, 1e-2], rtol=1e-12, atol=0.0):
         return False, ("the existence of spurious minima is measured only at K = 3, n = 2, d = 4, CE, "
                        "lam_W = 5e-3, lam_H = lam_b = 1e-2 (H >= 0)")
     return True, ""

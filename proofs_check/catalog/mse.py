@@ -224,7 +224,7 @@ MSE_FREE_BIAS = Theorem(
                  "f(s, t)": (t - sv) ** 2 / (2 * K) + kap * t, **GRAM_EXPRESSIONS},
     proofs=PROOFS_FREE,
     assumed=("collapsed features at the minimizer and the nuclear-norm lemma's reduction to the class-level "
-             "program (proved for one 2 x 2 case in the imbalanced-CE entry); the SVT solves that program "
+             "program (its equality case proved for any size in the imbalanced-CE entry); the SVT solves that program "
              "(a standard proximal result, not proved here)",),
 )
 

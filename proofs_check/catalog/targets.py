@@ -10,8 +10,8 @@ catalog's entries in order, and their names.
 | ``imbalanced_mse`` | the imbalanced MSE UFM with a free bias, L = 1 and L >= 2 (arXiv 2411.17278) |
 
 Only the abstracts of the three papers could be read here (arXiv 2409.04180, 2310.15903,
-2411.17278), so every statement below is **derived** for ufm's canonical objective (theory
-reference section 1) and checked against :func:`ufm.minimize`; where a paper's abstract states a
+2411.17278), so every statement below is **derived** for ufm's canonical objective
+(``docs/theory.md``, the canonical objective) and checked against :func:`ufm.minimize`; where a paper's abstract states a
 shape of the result, the docstring says how the derived statement matches it.
 
 Two reductions carry everything (both standard, stated here and not re-proved in SymPy):
