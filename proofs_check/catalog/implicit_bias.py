@@ -2,10 +2,11 @@ r"""Cross-entropy UFM without regularization: gradient flow converges in directi
 simplex ETF (Ji, Lu, Zhang, Deng & Su, ICLR 2022, arXiv 2110.02796).
 
 Ji et al. study the *unconstrained layer-peeled model* (the UFM with cross-entropy and no weight
-decay) and prove that gradient flow converges in direction to a KKT point of the minimum-norm
-separation problem, whose global solutions show neural collapse, and that the landscape is benign.
-Only the abstract and summaries were read here (not the theorems, nor a rate), so the entry is
-**derived**: the margin bound, its proof and the measured approach below are ufm's.
+decay); their abstract states that gradient flow converges in direction to a KKT point of the
+minimum-norm separation problem, whose global solutions show neural collapse, and that the
+landscape is benign. Only the abstract and summaries were read here (not the theorems, nor a
+rate), so the entry is **derived**: the margin bound, its proof and the measured approach below
+are ufm's.
 
 **The max-margin problem.** The logits ``Z = W H`` are 2-homogeneous in ``theta = (W, H)``. Put
 ``rho^2 = ||W||^2 + ||H||^2`` and the normalized margin
