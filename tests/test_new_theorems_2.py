@@ -177,3 +177,19 @@ def test_the_new_entries_are_registered_with_honest_tags():
     for th in ce_landscape_square.THEOREMS:
         assert th.name in names and th.tag == "paper" and "2407.10702" in th.source
     assert not ce_landscape_square.CE_SQUARE.slow and ce_landscape_square.CE_SQUARE_SLOW.slow
+
+
+@settings(deadline=None, max_examples=15)
+@given(k=st.integers(2, 4), n_=st.integers(1, 3), lw=st.floats(1e-3, 1.0), lh=st.floats(1e-3, 1.0),
+       loss=st.sampled_from(["ce", "mse"]), bias=st.booleans())
+def test_the_origin_curvature_closed_form_matches_the_dense_hessian(k, n_, lw, lh, loss, bias):
+    """The smallest Hessian eigenvalue at the origin is the expression's value, for CE and MSE, with and
+    without a regularized bias, on both sides of kappa = 1/K; its sign follows kappa < 1/K."""
+    prob = ufm.UFM(K=k, n=n_, d=k, loss=ufm.CrossEntropy() if loss == "ce" else ufm.MSE(), lam_W=lw, lam_H=lh,
+                   lam_b=1.0 if bias else None)
+    predicted = ce_landscape_square.CE_SQUARE.predict(prob)[ce_landscape_square._Q_ORIGIN]
+    lo, _ = ufm.hessian_extreme_eigs(prob, ce_landscape_square._origin(prob), method="dense")
+    assert np.isclose(float(lo), predicted, rtol=1e-10, atol=1e-12)
+    kappa = np.sqrt(n_ * lw * lh)
+    if abs(kappa * k - 1) > 1e-6:
+        assert (predicted < 0) == (kappa < 1 / k)
