@@ -26,7 +26,11 @@ the helpers the modules share.
 - ``deep_ce_landscape``: deep linear CE UFM (Garrod & Keating 2025): DNC is a critical point with a
   PSD Hessian, and not the global minimum at K = 4, L = 3 (a rank-2 point is lower);
 - ``seli``: imbalanced CE without regularization (Thrampoulidis et al. 2022): the simplex-encoded
-  labels are the max-margin logits (a dual certificate), approached along the regularization path.
+  labels are the max-margin logits (a dual certificate), approached along the regularization path;
+- ``implicit_bias``: CE UFM without regularization (Ji et al. 2022): gradient flow approaches the
+  max-margin simplex ETF in direction (the margin bound proved, the approach measured);
+- ``ce_landscape_square``: the UFM landscape at d = K (Shen & Gu 2024): no spurious minima, strict
+  saddles (a census of random starts).
 """
 
 from __future__ import annotations
@@ -35,12 +39,14 @@ from proofs_check.catalog import (
     custom_losses, deep, deep_ce_landscape, duality, dynamics, imbalanced_ce, landscape, md, mse, nguyen2023, seli,
     targets, zhou2022, zhu2021,
 )
+from proofs_check.catalog import ce_landscape_square, implicit_bias
 
 __all__ = ["MODULES", "all_theorems"]
 
 # the order of the report (``ufm verify``)
 MODULES = (zhu2021, zhou2022, mse, nguyen2023, imbalanced_ce, deep, md, duality, landscape, targets, dynamics,
            custom_losses, deep_ce_landscape, seli)
+MODULES += (implicit_bias, ce_landscape_square)
 
 
 def all_theorems() -> list:
