@@ -70,7 +70,7 @@ PROOFS = (
     Proof("every K, n: the 2 x 2 block [[lam_W, -sigma], [-sigma, lam_H]] with sigma^2 = 1/(K^2 n) has the "
           "eigenvalue (lam_W + lam_H)/2 - sqrt(((lam_W - lam_H)/2)^2 + sigma^2) (a root of its characteristic "
           "polynomial)",
-          lambda: sp.expand((_BLOCK - lam * sp.eye(2)).det().subs(lam, _MIN_EIG_SIGMA))),
+          lambda: sp.expand((_BLOCK - lam * sp.eye(2)).det().subs(lam, _MIN_EIG_SIGMA).subs(sig, 1 / (K * sp.sqrt(n))))),
     Proof("every K, n: the two eigenvalues multiply to lam_W lam_H - 1/(K^2 n), so the origin has negative "
           "curvature (a strict saddle, never a spurious minimum) exactly when kappa = sqrt(n lam_W lam_H) < 1/K",
           lambda: sp.expand(MIN_EIG_ORIGIN * (lam_W + lam_H - MIN_EIG_ORIGIN) - (lam_W * lam_H - SIGMA2))),
