@@ -44,7 +44,7 @@ def _gap_at_solution(prob):
     assert float(cert.lower_bound) <= f_star + 1e-12 * max(1.0, abs(f_star))
 
 
-# Every example compiles ufm.minimize for its shape (about 5-10 s each on 2 shared cores), so the
+# Every example compiles ufm.minimize for its shape (about 5-10 s each on 2 cores), so the
 # default run draws 3; the slow variant below draws 25 over K up to 5.
 @settings(max_examples=examples(3))
 @given(prob=ufm.testing.closed_form_problems(min_K=2, max_K=4, max_d=5, losses=("ce", "ls", "mse"),

@@ -144,7 +144,7 @@ SELI = Theorem(
     instances=lambda: [ufm.UFM(K=3, n=(5, 1, 1), d=4, loss=ufm.CrossEntropy(), lam_W=1e-3, lam_H=1e-3),
                        ufm.UFM(K=3, n=(3, 3, 1), d=4, loss=ufm.CrossEntropy(), lam_W=1e-3, lam_H=1e-3)],
     # four solves at small lam (two per instance; the counts are static, so each instance compiles):
-    # 24-30 s per instance on the shared 2-core machine, hence ufm verify --all only
+    # 24-30 s per instance on a 2-core CPU, hence ufm verify --all only
     slow=True,
     random_instance=_random,
     measure=_measure,

@@ -120,11 +120,17 @@ def flow_ensemble(
             the batched products of ``vmap`` slowly: 1,000 CE flows of 200 steps took 0.3x the time
             of the Python loop of single flows with vmap and 1.1x with lax.map at
             K = 10, n = 20, d = 32 (vmap wins at K = 4, n = 5, d = 8: 10x against 6.6x;
-            benchmarks/bench_flow_ensemble.py, 2 shared cores).
+            benchmarks/bench_flow_ensemble.py, 2-core CPU).
 
     Other arguments:
-        t0, momentum, saveat, metrics, rtol, atol, max_steps, dtype: as in
-            :func:`ufm.gradient_flow` (``saveat`` records the same times for every member).
+        t0: as in :func:`ufm.gradient_flow`.
+        momentum: as in :func:`ufm.gradient_flow`.
+        saveat: as in :func:`ufm.gradient_flow` (the same times for every member).
+        metrics: as in :func:`ufm.gradient_flow`.
+        rtol: as in :func:`ufm.gradient_flow`.
+        atol: as in :func:`ufm.gradient_flow`.
+        max_steps: as in :func:`ufm.gradient_flow`.
+        dtype: as in :func:`ufm.gradient_flow`.
 
     Returns:
         A :class:`ufm.Trajectory` whose arrays carry a leading axis of length ``E`` (JAX arrays;
