@@ -181,6 +181,8 @@ def _polish_once(prob, piece, run: Run, key, opts: SolveOptions, x0, rounds: int
     that fails too and ``x0`` is given, a continuation from ``x0`` (``beta = 10 .. 1e6``, warm
     starts; ``beta`` is an array leaf, no recompilation), then the piece polish of its end point.
     """
+    if int(run.result) in (RESULTS.nonfinite, RESULTS.diverged):  # nothing to polish: the caller reports it
+        return run, {"consistent": False, "kinks": [], "gap": np.nan, "rounds": 0}, None
     certified = int(run.result) == RESULTS.successful
     if certified:
         rep = prob.piece_report(piece, run.params)

@@ -185,9 +185,11 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     included), by implicitly restarted Lanczos (ARPACK) on Hessian-vector products.
 
     With ``Pi`` the orthogonal projector onto ``null(J_S)`` and ``c`` above the largest eigenvalue,
-    the operator ``Pi H Pi + c (I - Pi)`` has the spectrum of ``H`` on ``null(J_S)`` plus ``c`` on the
-    row space of ``J_S``, so its smallest eigenvalue is the one sought; no dense Hessian and no
-    null-space basis are formed. ``+inf`` when ``null(J_S) = {0}``.
+    the operator ``Pi H Pi + c (I - Pi) + c I`` has the spectrum of ``H`` on ``null(J_S)`` shifted by
+    ``c`` plus ``2c`` on the row space of ``J_S``, so its smallest eigenvalue minus ``c`` is the one
+    sought (the shift keeps it away from 0, where ARPACK's relative tolerance ``tol`` would ask for
+    the impossible); no dense Hessian and no null-space basis are formed. ``+inf`` when
+    ``null(J_S) = {0}``.
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -208,14 +210,13 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
                 return_eigenvectors=False)[0]
     c = 2.0 * abs(float(top)) + 1.0
 
-    def shifted(v):
-        v = np.ravel(v)
-        return pih(v) + c * (v - project(v))
+    def shifted(v):  # + c on the row space of J_S, and + c everywhere: ARPACK's tolerance is relative
+        v = np.ravel(v)  # to the eigenvalue, so the one sought is moved to c + lambda_min > 0
+        return pih(v) + c * (v - project(v)) + c * v
 
-    ncv = min(n, 64)
     lo = eigsh(LinearOperator((n, n), matvec=shifted, dtype=float), k=1, which="SA", tol=tol, v0=project(v0),
-               ncv=ncv, maxiter=100 * n, return_eigenvectors=False)
-    return float(lo[0])
+               ncv=min(n, 64), maxiter=20 * n, return_eigenvectors=False)
+    return float(lo[0]) - c
 
 
 def clarke_certificate(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-8, eig_tol: float = 1e-8,
