@@ -155,8 +155,10 @@ def test_manifold_min_eig_matches_the_dense_projected_hessian(seed, j):
     flat, unravel = ravel_pytree(x)
     piece = with_slopes(prob, on, kink, jnp.asarray(s))
     H = np.asarray(jax.hessian(lambda v: piece.objective(unravel(v)))(flat))
-    _, sv, Vt = np.linalg.svd(kink_jacobian(prob, x, kink), full_matrices=True)
-    N = Vt[int(np.sum(sv > 1e-10 * sv[0])):].T
+    P, ps = ufm.solvers.symmetry_basis(prob, x)
+    rows = np.concatenate([np.asarray(P)[:, np.asarray(ps) > 0].T, kink_jacobian(prob, x, kink)])
+    _, sv, Vt = np.linalg.svd(rows, full_matrices=True)
+    N = Vt[int(np.sum(sv > 1e-10 * sv[0])):].T  # null(J_S) without the symmetry directions
     dense = float(np.linalg.eigvalsh(N.T @ (0.5 * (H + H.T)) @ N)[0])
     lanczos = manifold_min_eig(prob, x, on, kink, s)
     assert np.isclose(lanczos, dense, rtol=0, atol=1e-9 * max(1.0, float(np.max(np.abs(H)))))

@@ -30,6 +30,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm.problems import DeepParams, DeepUFM
+from ufm.solvers._certify import symmetry_basis
 
 __all__ = ["kink_masks", "with_slopes", "kink_values", "kink_index", "slope_fit", "one_sided_slopes",
            "kink_jacobian", "manifold_min_eig", "clarke_certificate"]
@@ -165,14 +166,14 @@ def kink_jacobian(prob: DeepUFM, params: DeepParams, kink: tuple) -> np.ndarray:
     return np.asarray(jax.jit(jax.jacrev(lambda v: kink_values(prob, idx, unravel(v))))(flat))
 
 
-def _null_projector(J: np.ndarray):
-    """``v -> v - Q Q^T v``, ``Q`` an orthonormal basis of the row space of ``J`` (pivoted QR, rank
+def _null_projector(rows: np.ndarray):
+    """``v -> v - Q Q^T v``, ``Q`` an orthonormal basis of the row space of ``rows`` (pivoted QR, rank
     cut at ``1e-10`` of the largest diagonal); returns ``(project, rank)``."""
     from scipy.linalg import qr
 
-    if J.shape[0] == 0:
+    if rows.shape[0] == 0:
         return (lambda v: v), 0
-    Q, R, _ = qr(J.T, mode="economic", pivoting=True)
+    Q, R, _ = qr(rows.T, mode="economic", pivoting=True)
     d = np.abs(np.diag(R))
     rank = int(np.sum(d > 1e-10 * max(1.0, d[0] if d.size else 0.0)))
     Q = Q[:, :rank]
@@ -180,16 +181,18 @@ def _null_projector(J: np.ndarray):
 
 
 def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s, *,
-                     tol: float = 1e-12, seed: int = 0) -> float:
-    r"""Smallest eigenvalue of the slope-``s`` piece's Hessian on ``null(J_S)`` (symmetry directions
-    included), by implicitly restarted Lanczos (ARPACK) on Hessian-vector products.
+                     tol: float = 1e-11, seed: int = 0) -> float:
+    r"""Smallest eigenvalue of the slope-``s`` piece's Hessian on ``null(J_S)`` with the symmetry
+    directions removed, by implicitly restarted Lanczos (ARPACK) on Hessian-vector products.
 
-    With ``Pi`` the orthogonal projector onto ``null(J_S)`` and ``c`` above the largest eigenvalue,
-    the operator ``Pi H Pi + c (I - Pi) + c I`` has the spectrum of ``H`` on ``null(J_S)`` shifted by
-    ``c`` plus ``2c`` on the row space of ``J_S``, so its smallest eigenvalue minus ``c`` is the one
-    sought (the shift keeps it away from 0, where ARPACK's relative tolerance ``tol`` would ask for
-    the impossible); no dense Hessian and no null-space basis are formed. ``+inf`` when
-    ``null(J_S) = {0}``.
+    ``Pi`` is the orthogonal projector onto ``null(J_S)`` minus the tangents of the symmetry orbit
+    (:func:`ufm.solvers.symmetry_basis`; they lie in ``null(J_S)``, since the orbit keeps every
+    pre-activation, and the Hessian vanishes on them at a stationary point, as in the smooth
+    certificate). With ``c`` above the largest eigenvalue, the operator
+    ``Pi H Pi + c (I - Pi) + c I`` has the spectrum of ``H`` on that subspace shifted by ``c`` plus
+    ``2c`` elsewhere, so its smallest eigenvalue minus ``c`` is the one sought (the shift keeps it
+    away from 0, where ARPACK's relative tolerance would ask for the impossible); no dense Hessian
+    and no null-space basis are formed. ``+inf`` when the subspace is ``{0}``.
     """
     from scipy.sparse.linalg import LinearOperator, eigsh
 
@@ -197,7 +200,11 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     piece = with_slopes(prob, on, kink, jnp.asarray(s, flat.dtype))
     grad = jax.grad(lambda v: piece.objective(unravel(v)))
     hvp_j = jax.jit(lambda u: jax.jvp(grad, (flat,), (u,))[1])
-    project, rank = _null_projector(kink_jacobian(prob, params, kink)) if np.size(s) else ((lambda v: v), 0)
+    P, sv = symmetry_basis(prob, params)
+    rows = [np.asarray(P)[:, np.asarray(sv) > 0].T]
+    if np.size(s):
+        rows.append(kink_jacobian(prob, params, kink))
+    project, rank = _null_projector(np.concatenate(rows, axis=0))
     n = flat.size
     if rank >= n:
         return np.inf
@@ -210,8 +217,8 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
                 return_eigenvectors=False)[0]
     c = 2.0 * abs(float(top)) + 1.0
 
-    def shifted(v):  # + c on the row space of J_S, and + c everywhere: ARPACK's tolerance is relative
-        v = np.ravel(v)  # to the eigenvalue, so the one sought is moved to c + lambda_min > 0
+    def shifted(v):
+        v = np.ravel(v)
         return pih(v) + c * (v - project(v)) + c * v
 
     lo = eigsh(LinearOperator((n, n), matvec=shifted, dtype=float), k=1, which="SA", tol=tol, v0=project(v0),
@@ -245,8 +252,8 @@ def clarke_certificate(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-8, 
     Second order on the kink manifold ``{theta : Z_S(theta) = 0}`` (near ``theta`` the other signs
     do not change, so ``f`` is smooth there and equals ``f_{s*}``): the second derivative of ``f``
     along a curve in the manifold is ``v^T \nabla^2 f_{s^*} v``, ``v in null(J_S)``. ``min_eig``
-    is the smallest eigenvalue of that Hessian on ``null(J_S)`` (:func:`manifold_min_eig`; zero
-    eigenvalues of the symmetry directions included). Directions that leave the manifold into a
+    is the smallest eigenvalue of that Hessian on ``null(J_S)`` with the symmetry directions
+    removed (:func:`manifold_min_eig`; the Hessian vanishes on them at a stationary point). Directions that leave the manifold into a
     piece are covered to first order only (``one_sided``).
 
     Args:
