@@ -12,10 +12,10 @@ kink machinery against its former implementation, in one process.
    (copied below): the Newton polish of the kink manifold (eigendecomposition reused while the
    chord step contracts, against one per step), the Clarke slope fit (Gauss-Newton with a
    bounded-variable least-squares step, against L-BFGS-B on ``||g(s)||^2``) and the kink-manifold
-   curvature (Lanczos on projected Hessian-vector products with the symmetry directions removed,
-   against a dense Hessian, a full SVD of ``J_S`` and a dense ``eigvalsh`` with them included, so
-   the former value is about 0 where the current one is the smallest other eigenvalue: the two
-   agree on the verdict ``min_eig >= -1e-8``, not on the number). Each row prints both times, their ratio, and both
+   curvature (the dense Hessian on null(J_S) with the symmetry directions removed, against the
+   former one with them included, so the former value is about 0 where the current one is the
+   smallest other eigenvalue: the two agree on the verdict ``min_eig >= -1e-8``, not on the
+   number). Each row prints both times, their ratio, and both
    certificates (the ratio is only meaningful when they agree).
 
 Prints the machine, the load average and the share of the cores other processes used: on a shared
