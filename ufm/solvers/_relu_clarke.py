@@ -4,8 +4,8 @@ At a point of a ReLU :class:`ufm.DeepUFM` where pre-activation entries sit exact
 (the set ``S``), the objective has no gradient. This module certifies such a point:
 
 - first order (Clarke): slopes ``s in [0, 1]^S`` with ``g(s) = 0``, ``g(s)`` the back-propagated
-  gradient with ``relu'(0) = s_k`` at the kink entries (:func:`slope_fit`, Gauss-Newton steps,
-  each a bound-constrained linear least-squares problem solved by an active-set method);
+  gradient with ``relu'(0) = s_k`` at the kink entries (:func:`slope_fit`: L-BFGS-B on the box,
+  or Gauss-Newton steps each solving a bound-constrained linear least-squares problem);
 - the one-sided slopes into the neighbouring pieces (:func:`one_sided_slopes`): ``delta_k``, the
   derivative of the objective with respect to the post-activation of kink entry ``k``. When
   ``g(s) = 0`` with ``s in [0, 1]^S`` and every ``delta_k >= 0``, every one-sided directional
@@ -91,16 +91,18 @@ def _box_lsq(A: np.ndarray, b: np.ndarray, t0: np.ndarray) -> np.ndarray:
     return t
 
 
-def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None,
+def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None, *, method: str = "lbfgsb",
               max_iters: int = 30) -> tuple:
     r"""``min_s ||g(s)||_2`` over ``s in [0, 1]^S`` (``S`` the kink entries); returns ``(s, ||g(s)||)``.
 
     ``g(s)``, the backprop gradient with ``relu'(0) = s_k`` at the kink entries, is multilinear in
-    ``s`` (affine when the kinks sit in one layer). Each Gauss-Newton step linearizes it,
-    ``g(s) + A(s)(t - s)`` with ``A = dg/ds`` (one forward-mode Jacobian), and solves the
-    bound-constrained least-squares problem in ``t`` exactly (:func:`_box_lsq`); the step is
-    halved until ``||g||`` decreases, and the fit stops when it no longer does. For kinks in one
-    layer the first step is the exact minimizer.
+    ``s`` (affine when the kinks sit in one layer). ``method="lbfgsb"``: L-BFGS-B on
+    ``||g(s)||^2`` from ``s0`` (default ``1/2`` each). ``method="bvls"``: Gauss-Newton steps, each
+    linearizing ``g(s) + A(s)(t - s)`` with ``A = dg/ds`` (one forward-mode Jacobian) and solving
+    the bound-constrained least-squares problem in ``t`` exactly (:func:`_box_lsq`), halved until
+    ``||g||`` decreases; exact in one step for kinks in one layer. On the K = 10, L = 4 kink point
+    (560 slopes) L-BFGS-B took half the time of the Gauss-Newton fit (same process), so it is the
+    default.
     """
     k = int(sum(np.sum(Kk) for Kk in kink))
     flat = ravel_pytree(params)[0]
@@ -111,8 +113,10 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
 
     if k == 0:
         return np.zeros(0), float(jnp.linalg.norm(grad_s(jnp.zeros(0, flat.dtype))))
-    jac_s = jax.jit(jax.jacfwd(grad_s))
     s = np.clip(np.full(k, 0.5) if s0 is None else np.asarray(s0, float), 0.0, 1.0)
+    if method == "lbfgsb":
+        return _lbfgsb_fit(grad_s, s)
+    jac_s = jax.jit(jax.jacfwd(grad_s))
     g = np.asarray(grad_s(jnp.asarray(s)))
     best = float(np.linalg.norm(g))
     for _ in range(max_iters):
@@ -131,6 +135,19 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
         if improvement <= 1e-3 * best:
             break
     return s, best
+
+
+def _lbfgsb_fit(grad_s, s0):
+    """L-BFGS-B on ``||g(s)||^2`` over the box from ``s0``: ``(s, ||g(s)||)``."""
+    from scipy.optimize import minimize as sp_minimize
+
+    res2 = jax.jit(lambda s: jnp.sum(grad_s(s) ** 2))
+    vg = jax.jit(jax.value_and_grad(res2))
+    fun = lambda s: tuple(np.asarray(v, float) for v in vg(jnp.asarray(s)))  # noqa: E731
+    out = sp_minimize(fun, s0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * s0.size,
+                      options=dict(maxiter=2000, ftol=0.0, gtol=1e-30))
+    s = np.clip(out.x, 0.0, 1.0)
+    return s, float(np.sqrt(res2(jnp.asarray(s))))
 
 
 def one_sided_slopes(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s) -> np.ndarray:
