@@ -25,9 +25,13 @@ from ufm.solvers._common import check_params, random_start
 from ufm.solvers._core import Run, SolveOptions, is_traced, select, solve
 from ufm.solvers._results import RESULTS, Certificate, Solution, SolveError
 
-__all__ = ["check_starts", "starting_points", "minimize_local"]
+__all__ = ["check_starts", "starting_points", "minimize_local", "NONSMOOTH_OUTCOMES"]
 
 _STARTS_HINT = " (the number of random starting points; restarts= is its former name)"
+# On a piecewise-smooth model (a ReLU DeepUFM, polished on the host) these outcomes say what was
+# reached, with the polish report in stats["piece"]: slow convergence on a nonsmooth problem is
+# data, not an error, so throw=True does not raise for them there.
+NONSMOOTH_OUTCOMES = (RESULTS.max_steps_reached, RESULTS.saddle, RESULTS.linesearch_failed)
 
 
 def check_starts(*, seed: Any, starts: int, init_scale: Any) -> tuple:
@@ -123,7 +127,9 @@ def minimize_local(prob: Problem, x0s: list, opts: SolveOptions, *, seed: Any, h
             (:func:`ufm.solvers._core.for_problem`).
         seed: the seed of the first start (reported in ``stats["seed"]``, plus the best index).
         hessian: also ``(lambda_min, lambda_max)`` of the Hessian at the point (host only).
-        throw: raise :class:`SolveError` unless the best run is certified (host only).
+        throw: raise :class:`SolveError` unless the best run is certified (host only); for a
+            piecewise-smooth model (``polish`` returned a report) only for outcomes other than
+            :data:`NONSMOOTH_OUTCOMES` (non-finite values, divergence).
         polish: ``polish(prob, run, key, opts, x0) -> (run, info)``, applied to each host run.
 
     Returns:
@@ -140,7 +146,7 @@ def minimize_local(prob: Problem, x0s: list, opts: SolveOptions, *, seed: Any, h
     c = run.certificate
     cert = Certificate(kkt=float(c.kkt), min_eig=float(c.min_eig), order_code=int(c.order_code))
     stats = _host_stats(run, opts, seed + best, infos[best], stacked)
-    if throw:
+    if throw and not (infos[best] is not None and result in NONSMOOTH_OUTCOMES):
         _raise_unless_converged(result, cert, float(run.value), stats, opts)
     eigs = hessian_extreme_eigs(prob, run.params) if hessian else None
     return Solution(params=run.params, value=float(run.value), result=result, certificate=cert,

@@ -1,0 +1,184 @@
+r"""The Newton polish of a deep ReLU point onto a stationary point of its kink manifold.
+
+:func:`polish_kink` zeroes the dying units (:func:`dead_units`, :func:`frozen_dead`), keeps an
+independent subset of the kink constraints ``Z_S = 0`` (:func:`independent_kinks`) and solves the
+Lagrange system of the on-piece objective on that manifold (:func:`lagrange_newton`). Nothing
+here is certified by itself: :func:`ufm.solvers._relu_clarke.clarke_certificate` checks the result.
+
+References:
+    Nocedal & Wright, Numerical Optimization, ch. 18 (Newton on the Lagrange system); the kink
+    (low-rank) points of the deep ReLU UFM: Súkeník, Mondelli & Lampert 2024 (arXiv 2405.14468).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from ufm.problems import DeepParams, DeepUFM
+from ufm.solvers._relu_clarke import kink_masks, kink_values
+
+__all__ = ["dead_units", "frozen_dead", "independent_kinks", "lagrange_newton", "polish_kink"]
+
+
+def dead_units(on):
+    """Per hidden layer, the units with no positive pre-activation (post-activation identically 0)."""
+    return [~(np.asarray(M) > 0).any(axis=1) for M in on]
+
+
+def frozen_dead(params, dead):
+    """``params`` with every dead unit's incoming row and outgoing column set to 0, and the 0/1 tree
+    of those fixed entries (a dead unit feeds nothing forward, so zeroing its weights keeps the data
+    term and lowers the weight decay; its kinks then hold exactly)."""
+    Ws = [np.array(W) for W in params.Ws]
+    fixed = [np.zeros(W.shape) for W in Ws]
+    for l, d in enumerate(dead):
+        Ws[l][d, :], fixed[l][d, :] = 0.0, 1.0
+        Ws[l + 1][:, d], fixed[l + 1][:, d] = 0.0, 1.0
+    x = params._replace(Ws=tuple(jnp.asarray(W) for W in Ws))
+    fix = jax.tree_util.tree_map(jnp.zeros_like, params)._replace(Ws=tuple(jnp.asarray(F) for F in fixed))
+    return x, np.asarray(ravel_pytree(fix)[0]) > 0.5
+
+
+def independent_kinks(prob, kidx, embed, x_free):
+    """Per hidden layer, the kink indices of an independent subset of the constraints ``Z_S = 0``
+    (pivoted QR of ``J_S``; dependent rows would leave the multipliers undetermined)."""
+    from scipy.linalg import qr
+
+    if not sum(i.size for i in kidx):
+        return kidx
+    JS = np.asarray(jax.jacrev(lambda v: kink_values(prob, kidx, embed(v)))(x_free))
+    _, R, piv = qr(JS.T, mode="economic", pivoting=True)
+    d = np.abs(np.diag(R))
+    keep = np.sort(piv[: int(np.sum(d > 1e-6 * d[0]))]) if d.size and d[0] > 0 else np.zeros(0, int)
+    offs = np.cumsum([0] + [i.size for i in kidx])
+    return [i[keep[(keep >= lo) & (keep < hi)] - lo] for i, lo, hi in zip(kidx, offs[:-1], offs[1:])]
+
+
+CUTS = (1e-10, 1e-8, 1e-6, 1e-4)  # relative eigenvalue cuts of the truncated pseudo-inverse, tried in turn
+# A step on the last eigendecomposition is kept when it shrinks the residual at least this much:
+# at the singular (symmetric, degenerate) solutions of the kink manifold Newton itself contracts
+# only linearly, by about 1/2 a step, and a chord step about as well.
+REUSE = 0.7
+
+
+def _best_step(F_j, v, r, dec):
+    """The best of the steps ``-t J^+ r`` (``J^+`` from ``dec = (lam, U)``, truncated at the first cut
+    in :data:`CUTS` that decreases the residual; ``t`` in ``2, 1, 1/2, 1/4``): ``(|F|, v, F)`` or None."""
+    lam, U = dec
+    c = U.T @ r
+    r0, best = float(np.linalg.norm(r)), None
+    for cut in CUTS:
+        keep = np.abs(lam) > cut * np.max(np.abs(lam))
+        step = -U[:, keep] @ (c[keep] / lam[keep])
+        for t in (2.0, 1.0, 0.5, 0.25):
+            rt = np.asarray(F_j(v + t * step))
+            nt = float(np.linalg.norm(rt))
+            if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
+                best = (nt, v + t * step, rt)
+        if best is not None:
+            return best
+    return None
+
+
+def lagrange_newton(F_j, J_j, v, gtol: float, max_iters: int):
+    """Newton on ``F(v) = 0`` through the eigendecomposition of the symmetric ``J`` (directions
+    below ``cut |lambda|_max`` dropped, :func:`_best_step`). The decomposition is reused (a chord
+    step) while the step shrinks the residual by :data:`REUSE` or more, and recomputed at the
+    current point otherwise: the dense ``eigh`` is the cost of a step, and near the solution the
+    chord step contracts almost as Newton's does. Returns ``(v, F(v), iterations)``."""
+    r = np.asarray(F_j(v))
+    it, dec = 0, None
+    for it in range(1, max_iters + 1):
+        r0 = float(np.linalg.norm(r))
+        if r0 <= gtol:
+            it -= 1
+            break
+        best = _best_step(F_j, v, r, dec) if dec is not None else None
+        if best is None or best[0] > REUSE * r0:
+            J = np.asarray(J_j(v))
+            dec = np.linalg.eigh(0.5 * (J + J.T))
+            fresh = _best_step(F_j, v, r, dec)
+            best = fresh if best is None or (fresh is not None and fresh[0] < best[0]) else best
+        if best is None:
+            break
+        _, v, r = best
+    return v, r, it
+
+
+def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_tol: float = 1e-2,
+                gtol: float = 1e-12, max_iters: int = 100) -> tuple:
+    r"""Newton polish of a ReLU point onto a stationary point of its kink manifold.
+
+    Near ``params`` the pre-activation entries split into on (``Z > tol s_l``), off
+    (``Z < -tol s_l``) and kink entries (``|Z| <= tol s_l``, ``s_l = max |Z_l|``). Dying units (no
+    entry above ``dead_tol s_l``) have their incoming row and outgoing column set to 0 and fixed:
+    a dead unit feeds nothing forward, so the weight decay drops and its kinks hold exactly (a
+    dying unit's last contribution, of order ``dead_tol``, is removed; whether that was right is
+    for the certificate to say). On the manifold ``{Z_S = 0}`` of the remaining (alive) kink
+    entries the ReLU objective equals the smooth piece ``f_on`` (pattern 1 on the on entries, 0
+    elsewhere), and the polish solves the Lagrange system of ``min f_on s.t. Z_S = 0``,
+
+    .. math:: \nabla f_{\mathrm{on}}(\theta) + J_S(\theta)^\top \mu = 0, \qquad Z_S(\theta) = 0,
+
+    with the constraints reduced to an independent subset (:func:`independent_kinks`) and
+    Newton steps on the symmetric Lagrange matrix (:func:`lagrange_newton`: a truncated
+    pseudo-inverse that drops the symmetry orbits and degenerate directions). The multiplier of a
+    kink entry is its slope times the back-propagated signal, so the result is checked by
+    :func:`clarke_certificate`, which recomputes the kink set and fits slopes in ``[0, 1]``:
+    nothing here is certified by itself.
+
+    Args:
+        prob: a ReLU :class:`ufm.DeepUFM` (no pattern, no smoothing, no ``relu_features``).
+        params: a point near the kink manifold, e.g. the end of a sharp softplus continuation.
+        tol: relative size of a pre-activation entry treated as a kink.
+        dead_tol: a unit whose pre-activations all stay below ``dead_tol s_l`` is zeroed.
+        gtol: stop when the Lagrange residual (absolute) is below ``gtol``; the caller scales it
+            (the local solve passes ``1e-2 gtol max(1, |f|)``).
+        max_iters: Newton and chord steps at most.
+
+    Returns:
+        ``(params, multipliers, residual, iterations)``.
+
+    References:
+        Nocedal & Wright, Numerical Optimization, ch. 18 (Newton on the Lagrange system); the kink
+        (low-rank) points of the deep ReLU UFM: Súkeník, Mondelli & Lampert 2024 (arXiv 2405.14468).
+    """
+    if (prob.activation != "relu" or prob.pattern is not None or prob.smoothing is not None
+            or prob.relu_features):
+        raise ValueError("polish_kink needs a ReLU DeepUFM without pattern, smoothing or relu_features")
+    dead = dead_units(kink_masks(prob, params, dead_tol)[0])
+    params, fixed = frozen_dead(params, dead)
+    on, kink = kink_masks(prob, params, tol)
+    flat, unravel = ravel_pytree(params)
+    free = np.flatnonzero(~fixed)
+
+    def embed(v):
+        return unravel(jnp.zeros_like(flat).at[free].set(v))
+
+    kidx = [np.flatnonzero((np.asarray(Kk) > 0) & ~d[:, None]) for Kk, d in zip(kink, dead)]
+    idx = tuple(independent_kinks(prob, kidx, embed, flat[free]))
+    piece = dataclasses.replace(prob, pattern=tuple(jnp.asarray(M) for M in on))
+    nf = free.size
+
+    def F(v):
+        def lagrangian(w):
+            x = embed(w[:nf])
+            Zs = kink_values(prob, idx, x)
+            return piece.objective(x) + jnp.dot(w[nf:], Zs), Zs
+
+        g, Zs = jax.grad(lagrangian, has_aux=True)(v)
+        return jnp.concatenate([g[:nf], Zs])
+
+    F_j, J_j = jax.jit(F), jax.jit(jax.jacfwd(F))
+    v = jnp.concatenate([flat[free], jnp.zeros(sum(i.size for i in idx), flat.dtype)])
+    r = np.asarray(F_j(v))
+    if r.size > nf:  # least-squares multipliers at the start
+        A = np.asarray(J_j(v))[:nf, nf:]
+        v = v.at[nf:].set(np.linalg.lstsq(A, -r[:nf], rcond=None)[0])
+    v, r, it = lagrange_newton(F_j, J_j, v, gtol, max_iters)
+    return embed(v[:nf]), np.asarray(v[nf:]), float(np.linalg.norm(r)), it
