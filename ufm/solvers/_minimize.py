@@ -35,7 +35,11 @@ manifold's Lagrange system and the Clarke certificate
 ``g(s)`` the back-propagated gradient with ``relu'(0) = s_k`` at the kink entries ``S``. Such a
 solution has ``order == "first"`` (first order in the Clarke sense), ``min_eig`` the smallest
 Hessian eigenvalue on the kink manifold ``{Z_S = 0}`` (``>= -eig_tol`` for
-``RESULTS.successful``), and ``stats["piece"]["clarke"]`` with the kinks and slopes.
+``RESULTS.successful``), and ``stats["piece"]["clarke"]`` with the kinks and slopes. A point
+certified on one activation piece that has kink entries is checked the same way (the piece's
+certificate says nothing about the neighbouring pieces): order ``"first"``, ``successful`` only when
+no neighbouring piece descends (``stats["piece"]["clarke"]["descent"]`` empty); a descending piece
+is entered and the solve runs again.
 """
 
 from __future__ import annotations
@@ -103,7 +107,10 @@ def minimize(prob: Problem, *, seed: int = 0, params0: Any = None, gtol: float =
             ``gap <= gtol * max(1, |f|)`` as well; on the host it tries new seeds, then the
             default init scale, until that holds, else returns ``RESULTS.not_global``.
         throw: raise :class:`ufm.SolveError` unless converged. ``False`` returns the Solution with
-            its ``result``; on traced values the Solution holds arrays.
+            its ``result``; on traced values the Solution holds arrays. For a ReLU DeepUFM polished
+            on the host, slow convergence (``max_steps_reached``, ``saddle``,
+            ``linesearch_failed``) never raises: the result code and ``stats["piece"]`` say what
+            was reached.
 
     Returns:
         A :class:`Solution`; ``sol.value`` is the objective value.
