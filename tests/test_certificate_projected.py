@@ -16,6 +16,7 @@ from jax.flatten_util import ravel_pytree
 
 import ufm
 from ufm.solvers import _certify, _lanczos, _symmetry
+from tests.helpers import examples
 
 SIZES = [(2, 2, 3), (3, 2, 4), (3, 1, 2)]  # few shapes: each compiles once
 LAMS = st.floats(1e-3, 5e-2)
@@ -38,7 +39,7 @@ def _dense_projection(prob, x, v):
     return v - P @ (P.T @ v)
 
 
-@settings(deadline=None, max_examples=15)
+@settings(deadline=None, max_examples=examples(5))
 @given(problems(), st.integers(0, 2**16), st.sampled_from([1e-2, 1.0, 3.0]))
 def test_implicit_projection_equals_the_dense_basis(prob, seed, scale):
     x = _point(prob, seed, scale)
@@ -84,7 +85,7 @@ def _reference_min_eig(prob, x):
     return float(w[0])
 
 
-@settings(deadline=None, max_examples=15)
+@settings(deadline=None, max_examples=examples(5))
 @given(problems(), st.integers(0, 2**16), st.sampled_from([1e-3, 0.3, 2.0]))
 def test_projected_lanczos_min_eig_equals_the_dense_reference(prob, seed, scale):
     x = _point(prob, seed, scale)
@@ -123,7 +124,7 @@ def spectra(draw):
     return draw(st.lists(st.floats(-2.0, 2.0), min_size=size, max_size=size, unique=True))
 
 
-@settings(deadline=None, max_examples=10)
+@settings(deadline=None, max_examples=examples(6))
 @given(spectra(), st.integers(0, 2**16), st.sampled_from([5, 100]))
 def test_smallest_ritz_of_a_diagonal_matrix(eigs, seed, max_steps):
     d = jnp.asarray(eigs)

@@ -82,7 +82,7 @@ def _near_minimizer(prob, seed):
 FAILED = (ufm.RESULTS.unstable_step, ufm.RESULTS.diverged, ufm.RESULTS.nonfinite)
 
 
-@settings(max_examples=examples(4))
+@settings(max_examples=examples(2))
 @given(prob=problems(loss=ufm.MSE()), seed=st.integers(0, 2**16), mu=st.sampled_from([0.5, 0.9]))
 def test_above_the_stability_limit_euler_and_heavy_ball_are_unstable(prob, seed, mu):
     """Near a minimizer the objective is quadratic to first order. Euler at ``dt = 4/L``: the top
@@ -101,7 +101,7 @@ def test_above_the_stability_limit_euler_and_heavy_ball_are_unstable(prob, seed,
     assert heavy.result in FAILED
 
 
-@settings(max_examples=examples(4))
+@settings(max_examples=examples(2))
 @given(prob=problems(), seed=st.integers(0, 2**16), scale=st.sampled_from([0.5, 1.0, 2.0]),
        mu=st.sampled_from([0.5, 0.9]))
 def test_well_below_the_limit_euler_and_heavy_ball_are_not_unstable(prob, seed, scale, mu):

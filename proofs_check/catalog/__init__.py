@@ -30,7 +30,9 @@ the helpers the modules share.
 - ``implicit_bias``: CE UFM without regularization (Ji et al. 2022): gradient flow approaches the
   max-margin simplex ETF in direction (the margin bound proved, the approach measured);
 - ``ce_landscape_square``: the UFM landscape at d = K (Shen & Gu 2024): no spurious minima, strict
-  saddles (a census of random starts).
+  saddles (a census of random starts);
+- ``nonneg_imbalanced``: imbalanced CE with nonnegative features (Dang et al. 2024): collapse and
+  orthogonal class means of unequal lengths (measured).
 """
 
 from __future__ import annotations
@@ -39,14 +41,14 @@ from proofs_check.catalog import (
     custom_losses, deep, deep_ce_landscape, duality, dynamics, imbalanced_ce, landscape, md, mse, nguyen2023, seli,
     targets, zhou2022, zhu2021,
 )
-from proofs_check.catalog import ce_landscape_square, implicit_bias
+from proofs_check.catalog import ce_landscape_square, implicit_bias, nonneg_imbalanced
 
 __all__ = ["MODULES", "all_theorems"]
 
 # the order of the report (``ufm verify``)
 MODULES = (zhu2021, zhou2022, mse, nguyen2023, imbalanced_ce, deep, md, duality, landscape, targets, dynamics,
            custom_losses, deep_ce_landscape, seli)
-MODULES += (implicit_bias, ce_landscape_square)
+MODULES += (implicit_bias, ce_landscape_square, nonneg_imbalanced)
 
 
 def all_theorems() -> list:

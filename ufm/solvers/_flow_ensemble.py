@@ -114,13 +114,9 @@ def flow_ensemble(
         seeds: ``(E,)`` integer seeds of the random starts (or one seed for all).
         scales: ``(E,)`` entry scales of the starts (default: the problem's, ``1/sqrt(d)``).
         dt: fixed step (Euler, heavy ball with ``momentum``) or ``None`` for adaptive steps.
-        batch: ``"vmap"`` (all members advance together: batched products), ``"map"``
-            (``jax.lax.map``: one member after the other inside the one compiled program), or
-            ``"auto"`` (default): ``"map"`` on CPU, ``"vmap"`` on an accelerator. XLA:CPU runs
-            the batched products of ``vmap`` slowly: 1,000 CE flows of 200 steps took 0.3x the time
-            of the Python loop of single flows with vmap and 1.1x with lax.map at
-            K = 10, n = 20, d = 32 (vmap wins at K = 4, n = 5, d = 8: 10x against 6.6x;
-            benchmarks/bench_flow_ensemble.py, 2-core CPU).
+        batch: ``"vmap"`` (members advance together: batched products), ``"map"`` (``lax.map``:
+            one after the other in one program) or ``"auto"``: ``"map"`` on CPU, where XLA runs
+            batched products slowly (``benchmarks/bench_flow_ensemble.py``), else ``"vmap"``.
 
     Other arguments:
         t0: as in :func:`ufm.gradient_flow`.

@@ -107,10 +107,8 @@ def minimize(prob: Problem, *, seed: int = 0, params0: Any = None, gtol: float =
             ``gap <= gtol * max(1, |f|)`` as well; on the host it tries new seeds, then the
             default init scale, until that holds, else returns ``RESULTS.not_global``.
         throw: raise :class:`ufm.SolveError` unless converged. ``False`` returns the Solution with
-            its ``result``; on traced values the Solution holds arrays. For a ReLU DeepUFM polished
-            on the host, slow convergence (``max_steps_reached``, ``saddle``,
-            ``linesearch_failed``) never raises: the result code and ``stats["piece"]`` say what
-            was reached.
+            its ``result``; on traced values the Solution holds arrays. A ReLU DeepUFM's slow
+            convergence never raises (its result code and ``stats["piece"]`` say what was reached).
 
     Returns:
         A :class:`Solution`; ``sol.value`` is the objective value.
