@@ -245,6 +245,7 @@ def test_py_typed_ships():
     assert (ROOT / "ufm" / "py.typed").exists()
 
 
+@pytest.mark.slow  # mypy over the package: about 20 s
 def test_public_api_type_checks(tmp_path):
     """mypy accepts the typical calls of tests/typecheck/public_api.py against ufm's annotations
     (the command is ``mypy tests/typecheck/public_api.py --follow-imports=silent``)."""
