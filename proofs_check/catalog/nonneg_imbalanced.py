@@ -25,6 +25,7 @@ import numpy as np
 import sympy as sp
 
 import ufm
+from proofs_check.measure import measure_ufm
 from proofs_check.theorem import Citation, Proof, Theorem
 
 __all__ = ["THEOREMS", "ORTHOGONAL_MEANS", "DANG"]
@@ -57,17 +58,15 @@ def _assemble(prob: Any, ev: Any) -> dict:
 
 
 def _measure(prob: ufm.UFM, params: Any, names: Any) -> dict:
-    H = np.asarray(params.H)
+    inv = measure_ufm(prob, params, ("Hbar_gram", "within_class_spread"))
+    G = inv["Hbar_gram"]
+    norms2 = np.diag(G)
+    off = np.abs((G / norms2.max())[~np.eye(prob.K, dtype=bool)])
     counts = np.asarray(prob.counts)
-    y = np.repeat(np.arange(prob.K), counts)
-    M = np.stack([H[:, y == k].mean(axis=1) for k in range(prob.K)], axis=1)
-    norms = np.linalg.norm(M, axis=0)
-    gram = (M.T @ M) / np.max(norms) ** 2
-    off = np.abs(gram[~np.eye(prob.K, dtype=bool)])
-    spread = float(np.sqrt(np.sum((H - M[:, y]) ** 2) / np.sum(H**2)))
     small, large = int(np.argmin(counts)), int(np.argmax(counts))
-    zero = float(np.sum(norms <= 1e-8 * np.max(norms)))
-    return {_COSINE: float(off.max()), _SPREAD: spread, _RATIO: float(norms[small] / norms[large]), _ZERO: zero}
+    zero = float(np.sum(norms2 <= 1e-16 * norms2.max()))
+    return {_COSINE: float(off.max()), _SPREAD: inv["within_class_spread"],
+            _RATIO: float(np.sqrt(norms2[small] / norms2[large])), _ZERO: zero}
 
 
 def _random(rng: np.random.Generator) -> ufm.UFM:
@@ -103,7 +102,8 @@ ORTHOGONAL_MEANS = Theorem(
     counts=(_RATIO, _ZERO),
     tolerances={_COSINE: (1e-6, "absolute: a normalized inner product of means of features certified to "
                                 "gtol 1e-12 (KKT residual)"),
-                _SPREAD: (1e-6, "absolute: relative Frobenius spread of features certified to gtol 1e-12")},
+                _SPREAD: (1e-6, "absolute: root-mean-square distance of features certified to gtol 1e-12 "
+                                "from their class means")},
     no_closed_form=("the lengths of the class means have no closed form here; the prediction is the "
                     "structure (cosines and spread 0), measured on ufm.minimize's certified solution"),
     proofs=(Proof("entries a, b >= 0 (symbolic, any dimension): every term a b of <m_i, m_j> = sum_r m_ir m_jr "

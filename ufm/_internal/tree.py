@@ -1,11 +1,13 @@
 """Pytree arithmetic for the solvers, from ``optax.tree_utils`` (a dependency already).
 
 The names are ufm's (``tree_axpy``, ``tree_dot``, ...), the arithmetic is optax's; only
-``tree_all_finite`` has no counterpart there.
+``tree_all_finite`` has no counterpart there. :func:`replace_path` rebuilds a problem with one
+(dotted) field replaced, for the sweep kernel and for derivatives of minimizers.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import jax
@@ -41,3 +43,11 @@ def tree_all_finite(x: PyTree) -> jax.Array:
 def tree_size(x: PyTree) -> int:
     """Number of entries over all leaves, as a Python int (static)."""
     return int(otu.tree_size(x))
+
+
+def replace_path(obj: Any, path: str, value: Any) -> Any:
+    """``dataclasses.replace`` along a dotted path (``"loss.alpha"``); runs the constructors' checks
+    on concrete values, lets tracers through (a compiled function can build a problem so)."""
+    head, _, rest = path.partition(".")
+    new = value if not rest else replace_path(getattr(obj, head), rest, value)
+    return dataclasses.replace(obj, **{head: new})

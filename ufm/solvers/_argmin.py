@@ -39,6 +39,7 @@ import jax
 import jax.numpy as jnp
 from jax.typing import ArrayLike
 
+from ufm._internal.tree import replace_path
 from ufm._internal.validation import check_finite_positive, check_int
 from ufm.problems import Problem
 from ufm.solvers._minimize import minimize
@@ -56,14 +57,6 @@ def _check(prob: Problem, theta: Any) -> None:
         raise ValueError(f"implicit_invariant: {type(prob).__name__} has inequality constraints "
                          f"(a box, e.g. nonneg=True); the implicit function theorem here needs an "
                          f"unconstrained, smooth objective")
-
-
-def _replace(obj: Any, path: str, value: Any) -> Any:
-    """``dataclasses.replace`` along a dotted path (``"loss.alpha"``)."""
-    head, _, rest = path.partition(".")
-    if not dataclasses.is_dataclass(obj) or head not in {f.name for f in dataclasses.fields(obj)}:
-        raise ValueError(f"implicit_invariant: {path!r} is not a field of {type(obj).__name__}")
-    return dataclasses.replace(obj, **{head: value if not rest else _replace(getattr(obj, head), rest, value)})
 
 
 def _get(obj: Any, path: str) -> Any:
@@ -120,7 +113,7 @@ def implicit_invariant(prob: Problem, fn: Callable[[Problem, Any], jax.Array], w
 
     Raises:
         ValueError: an unknown field in ``wrt``, ``cg_tol`` not in (0, 1), ``cg_maxiter`` < 1, or
-            (when called) a problem with inequality constraints or ReLU kinks.
+            a problem with inequality constraints or ReLU kinks.
 
     Example:
         >>> g = ufm.implicit_invariant(prob, lambda p, x: jnp.sum(x.W**2), order="second")
@@ -130,7 +123,8 @@ def implicit_invariant(prob: Problem, fn: Callable[[Problem, Any], jax.Array], w
     if not wrt or len(set(wrt)) != len(wrt):
         raise ValueError(f"wrt must name distinct hyper-parameters, got wrt={wrt!r}")
     for name in wrt:
-        _replace(prob, name, _get(prob, name))  # an unknown field fails here, before any solve
+        _get(prob, name)  # an unknown field fails here, before any solve
+    _check(prob, prob.init(jax.random.PRNGKey(0)))  # constraints and kinks: before any solve
     cg_tol = check_finite_positive("cg_tol", cg_tol)
     if cg_tol >= 1:
         raise ValueError(f"cg_tol must be in (0, 1), got cg_tol={cg_tol}")
@@ -140,13 +134,11 @@ def implicit_invariant(prob: Problem, fn: Callable[[Problem, Any], jax.Array], w
     def problem_at(vals: Sequence[Any]) -> Problem:
         out = prob
         for name, v in zip(wrt, vals):
-            out = _replace(out, name, v)
+            out = replace_path(out, name, v)
         return out
 
     def solve(p: Problem) -> Any:
-        theta = minimize(p, seed=seed, **minimize_kwargs).params
-        _check(p, theta)
-        return theta
+        return minimize(p, seed=seed, **minimize_kwargs).params
 
     jacobian = jax.jit(functools.partial(_jacobian, problem_at, fn, cg_tol=cg_tol, cg_maxiter=cg_maxiter))
     phi = _with_implicit_jvp(problem_at, fn, solve, jacobian)

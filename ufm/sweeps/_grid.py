@@ -14,6 +14,7 @@ from typing import Any, Union
 
 import numpy as np
 
+from ufm._internal.tree import replace_path
 from ufm.problems import Problem
 
 __all__ = ["GridSpec", "sweepable_fields", "parse_grid", "replace_path", "snake_order", "grid_size",
@@ -166,14 +167,6 @@ def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
                 raise ValueError(f"grid[{path!r}]: value {v:g} is out of range: {e}") from None
         axes[path] = arr
     return axes
-
-
-def replace_path(obj: Any, path: str, value: Any) -> Any:
-    """``dataclasses.replace`` along a dotted path (``"loss.alpha"``); runs the constructors' checks
-    on concrete values, lets tracers through (the compiled kernel builds each point's problem so)."""
-    head, _, rest = path.partition(".")
-    new = value if not rest else replace_path(getattr(obj, head), rest, value)
-    return dataclasses.replace(obj, **{head: new})
 
 
 def snake_order(shape: Sequence[int]) -> np.ndarray:
