@@ -85,7 +85,7 @@ def _reference_min_eig(prob, x):
     return float(w[0])
 
 
-@settings(deadline=None, max_examples=examples(5))
+@settings(deadline=None, max_examples=examples(3))
 @given(problems(), st.integers(0, 2**16), st.sampled_from([1e-3, 0.3, 2.0]))
 def test_projected_lanczos_min_eig_equals_the_dense_reference(prob, seed, scale):
     x = _point(prob, seed, scale)

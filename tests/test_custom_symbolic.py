@@ -31,7 +31,7 @@ def test_lambdified_loss_is_the_expression():
     assert type(POLY1.loss(eps=0.2)) is type(POLY1.loss())  # one class: new eps, no recompilation
 
 
-@settings(max_examples=examples(3))  # about 3 s an example
+@settings(max_examples=examples(2))  # about 3 s an example
 @given(frac=st.one_of(st.floats(0.05, 0.95), st.floats(1.05, 1.8)), e=st.floats(0.0, 1.0), K=st.sampled_from([3, 5]),
        lam_b=st.sampled_from([None, 0.0, 1e-2]))
 def test_symbolic_prediction_equals_the_numeric_reduction(frac, e, K, lam_b):

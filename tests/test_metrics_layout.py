@@ -15,7 +15,7 @@ from tests.helpers import examples
 jax.config.update("jax_enable_x64", True)
 
 # Every drawn size compiles each metric anew (about 20 s per example for all of them): few examples.
-SETTINGS = settings(deadline=None, max_examples=examples(5))
+SETTINGS = settings(deadline=None, max_examples=examples(3))
 
 # The same numbers reach the same float64 operations, so the two layouts agree to rounding. The
 # absolute floor is for quantities that vanish by symmetry (NC1 with one sample per class, the
