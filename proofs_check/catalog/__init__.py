@@ -33,6 +33,10 @@ the helpers the modules share.
   saddles (a census of random starts);
 - ``nonneg_imbalanced``: imbalanced CE with nonnegative features (Dang et al. 2024): collapse and
   orthogonal class means of unequal lengths (measured).
+- ``nc1_path``: per-sample targets with a within-class part (after Tirer, Huang & Niles-Weed 2023): the
+  trace ratio Tr Sigma_W / Tr Sigma_B falls strictly along the regularization path.
+- ``central_path``: the MSE central path (after Han, Papyan & Donoho 2022): the least-squares classifier,
+  the closed-form law of the class-mean singular values on it, ufm's time-scaled flow.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from proofs_check.catalog import (
     targets, zhou2022, zhu2021,
 )
 from proofs_check.catalog import ce_landscape_square, implicit_bias, nonneg_imbalanced
+from proofs_check.catalog import central_path, nc1_path
 
 __all__ = ["MODULES", "all_theorems"]
 
@@ -49,6 +54,7 @@ __all__ = ["MODULES", "all_theorems"]
 MODULES = (zhu2021, zhou2022, mse, nguyen2023, imbalanced_ce, deep, md, duality, landscape, targets, dynamics,
            custom_losses, deep_ce_landscape, seli)
 MODULES += (implicit_bias, ce_landscape_square, nonneg_imbalanced)
+MODULES += (nc1_path, central_path)
 
 
 def all_theorems() -> list:
