@@ -24,7 +24,7 @@ regression entry's minimizer has ``W H = Z = SVT_tau(Y)``, ``tau = N sqrt(lam_W 
 (``sigma_w``, lying in the range of ``I - A``). So
 ``(Z^T Z)^{1/2} = (sqrt(n) - tau)_+ A + sum_w (sigma_w - tau)_+ v_w v_w^T`` and, with
 ``N Tr Sigma_W = tr(H^T H (I - A))``, ``N Tr Sigma_B = tr(H^T H (A - J/N))``,
-``tr(A (A - J/N)) = K - 1`` (proved) and ``tr(v_w v_w^T (A - J/N)) = 0`` (``A v_w = 0``, so
+``tr(A (A - J/N)) = K - 1`` (shown) and ``tr(v_w v_w^T (A - J/N)) = 0`` (``A v_w = 0``, so
 ``1^T v_w = 0``):
 
     r(tau) = Tr Sigma_W / Tr Sigma_B = sum_w (sigma_w - tau)_+ / ((K - 1)(sqrt(n) - tau))
@@ -109,8 +109,8 @@ def _between_trace():
 PROOFS = PROOFS_SVT + (
     Proof("every n: a class block of A is J_n/n, and (J_n/n)^2 = J_n/n, (J_n/n) J_n = J_n modulo J_n^2 = n J_n",
           _projector_residuals),
-    Proof("every K, n: tr(A (A - J/N)) = tr A - tr(J)/N = K - 1 (the class directions' share of Tr Sigma_B)",
-          _between_trace),
+    Proof("tr(A (A - J/N)) = tr A - tr(J)/N = K - 1 with tr A = K, tr J = N = K n (the class directions' "
+          "share of Tr Sigma_B; arithmetic on the traces)", _between_trace, kind="definition"),
     Proof("every K, n and any number p of active within directions: d/dtau [sum_w (sigma_w - tau) / "
           "((K-1)(sqrt(n) - tau))] = sum_w (sigma_w - sqrt(n)) / ((K-1)(sqrt(n) - tau)^2), negative when every "
           "sigma_w < sqrt(n): the ratio falls strictly as tau grows", _derivative_residual),
