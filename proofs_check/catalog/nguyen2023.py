@@ -106,7 +106,7 @@ def _assume(prob):
     return away_from(ev("beta"), ev("threshold"), "beta") if ev is not None else (True, "")
 
 
-def beta_distance(prob) -> float:
+def beta_distance(prob: ufm.UFM) -> float:
     """``beta/((K-1)/K) - 1`` (the expressions): positive beyond the threshold (the zero solution)."""
     ev = POSITIVE_FRAME.evaluator(prob)
     return ev("beta") / ev("threshold") - 1

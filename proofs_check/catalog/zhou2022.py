@@ -150,7 +150,7 @@ def _focal_assume(prob):
     return away_from(kappa(prob), focal_threshold(prob.K, float(prob.loss.gamma)), "kappa")
 
 
-def focal_distance(prob) -> float:
+def focal_distance(prob: ufm.UFM) -> float:
     """``kappa/kappa_0 - 1`` with ``kappa_0`` the focal threshold: positive beyond it (g = 0)."""
     return kappa(prob) / focal_threshold(prob.K, float(prob.loss.gamma)) - 1
 

@@ -83,7 +83,7 @@ def _assume_ce(prob):
     return (ok, why) if not ok else away_from(kappa(prob), evaluate(THRESHOLD, prob), "kappa")
 
 
-def kappa_distance(prob) -> float:
+def kappa_distance(prob: ufm.UFM) -> float:
     """``kappa/(1/K) - 1``: positive beyond the threshold (the zero solution), the 5% band excluded."""
     return kappa(prob) / evaluate(THRESHOLD, prob) - 1
 
