@@ -45,7 +45,7 @@ import ufm
 # public face
 from proofs_check.measure import describe, problem_numbers, rel_error
 
-__all__ = ["Citation", "Evaluator", "Proof", "SolveCertificate", "Theorem", "rel_error", "minimize_solver",
+__all__ = ["Citation", "Evaluator", "Proof", "SolveCertificate", "Theorem", "Threshold", "rel_error", "minimize_solver",
            "problem_numbers", "describe", "DEFAULT_TOL", "PROOF_KINDS", "GTOL", "STRICT_MARGIN"]
 
 DEFAULT_TOL = 1e-8
@@ -55,6 +55,7 @@ STRICT_MARGIN = (1e-6, "1e-6 relative: two orders above the 1e-8 to which a cert
                        "reproduces a closed-form value in this catalog, so a tie within what a solve can "
                        "resolve fails the row instead of passing a claim that says 'below'")
 PROOF_KINDS = ("proof", "definition", "sample")
+THRESHOLD_SIDES = ("both", "above", "below")
 _KIND_LABEL = {"proof": "symbolic (SymPy)", "definition": "definition (not a proof)",
                "sample": "sample-point check (exact)"}
 
@@ -244,6 +245,45 @@ class SolveCertificate:
 
 
 @dataclass(frozen=True)
+class Threshold:
+    """A threshold of a statement: where the predicted minimizer changes form (the zero solution
+    beyond ``kappa = 1/K``, a singular value shrunk to 0 by an SVT, a collapse, a jump).
+
+    Contract: ``distance(prob)`` is the signed distance of ``prob`` to the threshold, a float or an
+    array (one entry per quantity compared with the threshold: each singular value of an SVT, each
+    class or direction with its own threshold; an empty array where ``prob`` has none), positive on
+    the side ``what`` names, 0 on the threshold, scaled so that ``band`` is the half-width of the
+    strip the solver cannot decide (a degenerate minimizer, two global ones) and the assumptions
+    exclude (for ``value/threshold - 1`` with a 5% exclusion, ``band = 0.05``).
+
+    ``covers`` says which side the statement covers: ``"both"``, or ``"above"`` (``distance > 0``)
+    or ``"below"`` only, in which case ``partner`` names the catalog theorem that covers the other
+    side with the same ``distance``. The default instances of a theorem with ``covers == "both"``
+    sit on both sides, those of a one-sided theorem on its side and those of its partner on the
+    other, every one outside the band (``tests/test_threshold_sides.py``).
+    """
+
+    distance: Callable[[Any], Any]
+    what: str
+    band: float = 0.05
+    covers: str = "both"
+    partner: str = ""
+
+    def __post_init__(self):
+        if self.covers not in THRESHOLD_SIDES:
+            raise ValueError(f"Threshold.covers must be one of {THRESHOLD_SIDES}, got covers={self.covers!r}")
+        if (self.covers == "both") == bool(self.partner):
+            raise ValueError("Threshold.partner names the theorem of the other side exactly when covers is "
+                             f"'above' or 'below' (got covers={self.covers!r}, partner={self.partner!r})")
+        if not float(self.band) >= 0.0:
+            raise ValueError(f"Threshold.band must be >= 0, got band={self.band!r}")
+
+    def distances(self, prob: Any) -> np.ndarray:
+        """``distance(prob)`` as a flat float array (empty where ``prob`` has no such threshold)."""
+        return np.atleast_1d(np.asarray(self.distance(prob), dtype=float)).ravel()
+
+
+@dataclass(frozen=True)
 class Theorem:
     """One closed-form statement about the minimizers of a model, and how to check it.
 
@@ -285,6 +325,10 @@ class Theorem:
             solver it comes from (e.g. the class-level convex program); empty otherwise.
         variables: ``prob -> {symbol name: number}`` (default :func:`problem_numbers`).
         slow: left out of the default ``ufm verify`` run (``--all`` includes it).
+        thresholds: the :class:`Threshold` s of the statement (empty for a statement without one):
+            each gives ``prob -> signed distance`` to a threshold, and the default ``instances``
+            sit on both sides of it (or, for a statement of one side, on that side, its partner's on
+            the other), outside the band the solver cannot decide.
     """
 
     name: str
@@ -308,6 +352,7 @@ class Theorem:
     no_closed_form: str = ""
     variables: Callable = problem_numbers
     slow: bool = False
+    thresholds: tuple = ()
 
     def __post_init__(self):
         if self.tag not in ("paper", "derived"):
@@ -316,6 +361,8 @@ class Theorem:
         if not (0.0 < float(margin) < 1.0) or len(str(reason)) < 20:
             raise ValueError(f"strict_margin must be (margin in (0, 1), reason of 20+ characters), "
                              f"got strict_margin={self.strict_margin!r}")
+        if not all(isinstance(t, Threshold) for t in self.thresholds):
+            raise ValueError(f"thresholds must be a tuple of Threshold, got thresholds={self.thresholds!r}")
         both = set(self.upper_bounds) & set(self.strict_upper_bounds)
         if both:
             raise ValueError(f"a quantity is either a bound or a strict bound, got both for {sorted(both)}")

@@ -25,8 +25,8 @@ for CE and for MSE) is ``[[lam_W, -sigma], [-sigma, lam_H]]``, whose smallest ei
 ``(lam_W + lam_H)/2 - sqrt(((lam_W - lam_H)/2)^2 + 1/(K^2 n))`` is negative exactly when
 ``kappa = sqrt(n lam_W lam_H) < 1/K``: below that threshold the origin is a strict saddle, above it
 a strict local minimum (for CE, no bias: Zhu et al.'s zero solution, the global minimizer). The row
-compares this closed form with the dense Hessian at the origin; the slow instances sit on both
-sides of the threshold.
+compares this closed form with the dense Hessian at the origin; the instances sit on both sides of
+the threshold.
 """
 
 from __future__ import annotations
@@ -39,7 +39,8 @@ import sympy as sp
 
 import ufm
 from proofs_check.catalog._common import K, lam_H, lam_W, n
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.catalog.zhu2021 import kappa_distance
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold
 
 __all__ = ["THEOREMS", "SHEN_GU", "CE_SQUARE", "CE_SQUARE_SLOW", "MSE_SQUARE_SLOW"]
 
@@ -162,6 +163,8 @@ def _make(name: str, loss: Any, instances, starts: int, slow: bool, statement_ta
         tolerances=_TOLS,
         expressions=EXPRESSIONS,
         proofs=PROOFS,
+        thresholds=(Threshold(kappa_distance, "kappa K - 1 (positive: the origin is a strict local minimum, "
+                                              "negative: a strict saddle)"),),
         no_closed_form=("the census is a measured claim: the end points of random starts (ufm.landscape.census), "
                         "each classified by its free Hessian and its gap to ufm.global_certificate; the origin's "
                         "curvature is a closed form"),
@@ -175,20 +178,21 @@ def _ce(K: int, lam_b: float | None = None, lam: float = 5e-3) -> ufm.UFM:
     return ufm.UFM(K=K, n=2, d=K, loss=ufm.CrossEntropy(), lam_W=lam, lam_H=lam, lam_b=lam_b)
 
 
-def _mse(K: int) -> ufm.UFM:
-    return ufm.UFM(K=K, n=2, d=K, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3)
+def _mse(K: int, lam: float = 5e-3) -> ufm.UFM:
+    return ufm.UFM(K=K, n=2, d=K, loss=ufm.MSE(), lam_W=lam, lam_H=lam)
 
 
 CE_SQUARE = _make("CE UFM, d = K: no spurious minima, strict saddles (6 starts)", ufm.CrossEntropy(),
-                  lambda: [_ce(3)], 3, False,
-                  "6 plain-descent end points at K = 3 (two entry scales): none is a minimum above the global "
-                  "bound or a degenerate point above it.")
+                  lambda: [_ce(3), _ce(3, lam=0.3)], 3, False,
+                  "6 plain-descent end points at K = 3 (two entry scales), kappa = 0.007 and 0.42 (both sides "
+                  "of 1/K): none is a minimum above the global bound or a degenerate point above it.")
 CE_SQUARE_SLOW = _make("CE UFM, d = K: no spurious minima, strict saddles (48 starts)", ufm.CrossEntropy(),
                        lambda: [_ce(3), _ce(4), _ce(4, lam_b=5e-3), _ce(3, lam=0.3)], 24, True,
                        "48 plain-descent end points per instance (K = 3, 4; without and with a regularized bias; "
                        "kappa = 0.42 > 1/K at K = 3, where the origin is the global minimum).")
 MSE_SQUARE_SLOW = _make("MSE UFM, d = K: no spurious minima, strict saddles (48 starts)", ufm.MSE(),
-                        lambda: [_mse(3), _mse(4)], 24, True,
-                        "48 plain-descent end points per instance (K = 3, 4, no bias).")
+                        lambda: [_mse(3), _mse(4), _mse(3, lam=0.3)], 24, True,
+                        "48 plain-descent end points per instance (K = 3, 4, no bias; kappa = 0.42 > 1/K at K = 3, "
+                        "where the origin is the global minimum).")
 
 THEOREMS = [CE_SQUARE, CE_SQUARE_SLOW, MSE_SQUARE_SLOW]

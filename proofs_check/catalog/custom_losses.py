@@ -26,7 +26,7 @@ import ufm
 from proofs_check.catalog._common import balanced_ok, kappa, lams_for
 from proofs_check.custom import SymbolicLoss, p
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Theorem
+from proofs_check.theorem import Citation, Theorem, Threshold
 
 LENG = Citation("Leng et al.", 2022, "ICLR", "2204.12511")
 eps = sp.Symbol("eps", real=True)
@@ -42,10 +42,14 @@ def _assume(prob):
     e = float(prob.loss.eps)
     if not 0.0 <= e <= 1.0:
         return False, f"needs 0 <= eps <= 1 (phi convex, loss convex in the logits), got eps={e}"
-    k0 = (1 + e / prob.K) / prob.K
-    if abs(kappa(prob) / k0 - 1) < 0.05:
-        return False, f"kappa within 5% of the threshold {k0:.4g} (degenerate minimizer)"
+    if abs(_distance(prob)) < 0.05:
+        return False, f"kappa within 5% of the threshold {(1 + e / prob.K) / prob.K:.4g} (degenerate minimizer)"
     return True, ""
+
+
+def _distance(prob) -> float:
+    """``kappa/kappa_0 - 1``, ``kappa_0 = (K + eps)/K^2``: positive beyond the threshold (W = H = 0)."""
+    return kappa(prob) / ((1 + float(prob.loss.eps) / prob.K) / prob.K) - 1
 
 
 def _instance(frac, e, lam_b=5e-3, K=4, n=5, rho=1.0):
@@ -92,6 +96,7 @@ POLY1_ETF = Theorem(
     measure=measure_ufm,
     expressions=POLY1.expressions,
     proofs=POLY1.proofs(),
+    thresholds=(Threshold(_distance, "kappa K^2/(K + eps) - 1 (positive: the zero solution)"),),
 )
 
 THEOREMS = [POLY1_ETF]

@@ -19,9 +19,9 @@ import ufm
 from proofs_check.catalog._common import grad_norm_at
 from proofs_check.catalog.deep_reduction import (
     DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, OWN_ANALYSIS, REDUCTION, check_dnc_instance, deep_numbers, dnc_assemble,
-    factor_proofs, gam, h_sym, jump_gamma, measure, ms, solve_deep, x,
+    factor_proofs, gam, h_sym, jump_distance, jump_gamma, measure, ms, solve_deep, x,
 )
-from proofs_check.theorem import GTOL, Proof, Theorem
+from proofs_check.theorem import GTOL, Proof, Theorem, Threshold
 from ufm import DeepUFM
 
 __all__ = ["THEOREMS", "DEEP_LINEAR", "JUMP", "ORIGIN"]
@@ -73,10 +73,18 @@ def _origin_proofs():
     )
 
 
+_JUMP_WHAT = "gamma/gamma_c - 1 (gamma - 1 at m = 2; positive: x* = 0, the zero solution)"
+
+
 # ---- instances ---------------------------------------------------------------------------------
 def _linear(K_=3, L=2, lam=4e-3, n_=2, lam_H=4e-3, width=None):
     width = K_ + 2 if width is None else width
     return DeepUFM(K=K_, n=n_, widths=(width,) * L, loss=ufm.MSE(), lam_W=lam, lam_H=lam_H, activation="linear")
+
+
+def _beyond_jump_lam(m=3, f=1.3):
+    """``lam_W = lam_H`` giving ``gamma = f gamma_c`` at K = 3, n = 2 (``gamma = K n^(1/m) lam``)."""
+    return f * jump_gamma(m) / (3 * 2 ** (1 / m))
 
 
 def _lin_assume(prob):
@@ -98,7 +106,8 @@ DEEP_LINEAR = Theorem(
     citation=DEEP_LINEAR_SOURCE,
     tag="derived",
     statement=("MSE, one-hot, no bias, balanced, linear layers, widths >= K, gamma away from the jump: "
-               "f* = h_m(x*) (x* the global minimizer of h_m, m = L+1), sigma(W_l) = Lambda^(1/2m) "
+               "f* = h_m(x*) (x* the global minimizer of h_m, m = L+1; x* = 0 beyond the jump), "
+               "sigma(W_l) = Lambda^(1/2m) "
                "x*^(1/m)/sqrt(lam_l) (K equal values), class means of layer l an orthogonal frame "
                "c_l I."),
     assumptions=_lin_assume,
@@ -107,12 +116,16 @@ DEEP_LINEAR = Theorem(
     # jump transition, the unequal widths (4, 3) with the deep scalar bound (duality)
     instances=lambda: [_linear(3, 2, width=3), _linear(3, 3, lam=[2e-3, 8e-3, 4e-3], width=3),
                        DeepUFM(K=3, n=2, widths=(4, 3), loss=ufm.MSE(), lam_W=[5e-3, 2e-3], lam_H=1e-2,
-                               activation="linear")],
+                               activation="linear"),
+                       # beyond the jump (gamma = 1.3 gamma_c, past the last nonzero critical point of h_3
+                       # at 1.19 gamma_c): x* = 0, the zero solution
+                       _linear(3, 2, width=3, lam=_beyond_jump_lam(), lam_H=_beyond_jump_lam())],
     random_instance=_lin_random,
     measure=measure,
     expressions=DNC_EXPRESSIONS,
     variables=deep_numbers,
     proofs=factor_proofs() + _jump_proofs()[:2],
+    thresholds=(Threshold(jump_distance, _JUMP_WHAT),),
     solve=solve_deep,
     assumed=(REDUCTION,),
 )
@@ -155,6 +168,7 @@ JUMP = Theorem(
     expressions=DNC_EXPRESSIONS,
     variables=deep_numbers,
     proofs=_jump_proofs(),
+    thresholds=(Threshold(jump_distance, _JUMP_WHAT),),
     solve=_jump_solve,
     assumed=(REDUCTION,),
 )

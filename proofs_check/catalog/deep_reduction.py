@@ -50,6 +50,7 @@ from ufm import DeepParams, DeepUFM
 from ufm.solvers import polish_relu
 
 __all__ = [
+    "jump_distance",
     "SUKENIK_2023",
     "SUKENIK_2024",
     "DANG_2023",
@@ -175,6 +176,13 @@ def scalar_optimum(m: int, g: float) -> tuple[float, float]:
     ev = _ev(m, g)
     ev.expressions = {**ev.expressions, "gamma": sp.Float(g)}
     return x_star(ev)
+
+
+def jump_distance(prob: DeepUFM) -> float:
+    """``gamma/gamma_c - 1`` (``m >= 3``; ``gamma - 1`` at ``m = 2``): positive beyond the jump, where
+    ``x* = 0`` (the zero solution); the assumptions exclude ``|distance| < 0.05``."""
+    m = prob.L + 1
+    return gamma(prob) / (jump_gamma(m) if m >= 3 else 1.0) - 1
 
 
 def check_dnc_instance(prob: Any) -> tuple[bool, str]:

@@ -36,7 +36,7 @@ import ufm
 from proofs_check.catalog.deep_reduction import DEEP_LINEAR_SOURCE, DNC_EXPRESSIONS, deep_numbers, x_star
 from proofs_check.catalog.dispatch import closed_form, closed_form_assumptions
 from proofs_check.catalog.nguyen2023 import POSITIVE_FRAME
-from proofs_check.theorem import Citation, Proof, Theorem, minimize_solver
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold, minimize_solver
 
 __all__ = ["THEOREMS"]
 
@@ -175,6 +175,21 @@ def _certificate(prob, params, names):
     return {k: out[k] for k in names}
 
 
+def _rank_distance(prob) -> np.ndarray:
+    """``d - rank(U*) + 1/2`` for signed features, ``U*`` the class-level minimizer of the ``d >= K``
+    instance (the rank of its closed-form ``W W^T``): positive where ``d >= rank(U*)`` (the bound is
+    the minimum); none with ``H >= 0`` (a constraint, not a dimension)."""
+    if prob.nonneg:
+        return np.zeros(0)
+    G = np.asarray(closed_form(dataclasses.replace(prob, d=max(prob.K, prob.D)))["W_gram"], dtype=float)
+    ev = np.linalg.eigvalsh(G)
+    return np.array([prob.d - int(np.sum(ev > 1e-9 * max(ev.max(), 1e-300))) + 0.5])
+
+
+_RANK_WHAT = "d - rank(U*) + 1/2, signed features (positive: d >= rank(U*), the bound is tight)"
+_VALID_NAME = "Class-level dual certificate: valid below the rank and with H >= 0 (not tight)"
+
+
 def _tight_assume(prob):
     if not isinstance(prob, ufm.UFM) or not isinstance(prob.loss, (ufm.CrossEntropy, ufm.LabelSmoothing, ufm.MSE)):
         return False, "a ufm.UFM with CE, LS or MSE"
@@ -212,7 +227,8 @@ DUAL_TIGHT = Theorem(
                "the dual of the class-level nuclear-norm program at the dual point Lambda = -grad g(U) "
                "built from the candidate (free-bias correction, scaled into ||Lambda||_2 <= sqrt(lam_W lam_H)) "
                "is a lower bound on min f for every d; at the minimizer with d >= rank(U*) it equals "
-               "the closed-form minimum and the gap vanishes."),
+               "the closed-form minimum and the gap vanishes (checked on this side of the rank; below it: "
+               "the 'valid below the rank' entry)."),
     assumptions=_tight_assume,
     assemble=_tight_assemble,
     instances=_tight_instances,
@@ -220,6 +236,7 @@ DUAL_TIGHT = Theorem(
     measure=_certificate,
     tolerances={"gap": (1e-9, "absolute: the predicted gap is 0 and the solve stops at KKT 1e-12, so "
                               "the measured gap is of order the certificate times the dual scale")},
+    thresholds=(Threshold(_rank_distance, _RANK_WHAT, band=0.0, covers="above", partner=_VALID_NAME),),
     no_closed_form=("the bound is evaluated numerically by ufm.global_certificate; its predicted value is "
                     "the instance's closed-form minimum from the catalog theorem that covers it"),
     proofs=DUAL_PROOFS,
@@ -253,7 +270,7 @@ def _valid_assemble(prob, ev):
 
 
 DUAL_VALID = Theorem(
-    name="Class-level dual certificate: valid below the rank and with H >= 0 (not tight)",
+    name=_VALID_NAME,
     citation=SREBRO,
     tag="derived",
     statement=("For d < K or H >= 0 the dual bound at minimize's solution stays below the minimum "
@@ -271,6 +288,8 @@ DUAL_VALID = Theorem(
     measure=_certificate,
     upper_bounds=("lower_bound",),
     strict_upper_bounds=(NOT_TIGHT,),
+    thresholds=(Threshold(_rank_distance, _RANK_WHAT, band=0.0, covers="below",
+                          partner="Class-level dual certificate: the gap vanishes at the global minimizer"),),
     proofs=(Proof("collapse (Jensen, MSE): the mean of a class's n losses (v_i - t)^2/2 exceeds the loss of "
                   "their mean logit by sum_i (v_i - vbar)^2/(2n) >= 0 (every n, per coordinate, through the sums "
                   "S1 = sum v_i, S2 = sum v_i^2), so collapsing features never raises f (any d, also H >= 0)",

@@ -64,12 +64,12 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog._common import N, alpha, away_from
+from proofs_check.catalog._common import N, alpha, away_from, lams_for
 from proofs_check.catalog.nuclear_norm import PROOFS_LEMMA
-from proofs_check.catalog.zhou2022 import focal_threshold
+from proofs_check.catalog.zhou2022 import focal_distance, focal_threshold
 from proofs_check.convex import solve_class_level
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, Threshold
 
 FANG = Citation("Fang, He, Long & Su", 2021, "PNAS", "2101.12699",
                 what=("the layer-peeled model with norm constraints (not ufm's penalties) and minority collapse "
@@ -183,6 +183,16 @@ def threshold_ratio(prob: ufm.UFM) -> float:
     """``N sqrt(lam_W lam_H) / ((1-alpha) sqrt(n_B))``: minority collapse iff ``>= 1``."""
     tau = Evaluator({"tau*": tau_star}, _minority_variables(prob))("tau*")
     return float(np.sqrt(prob.lam_W * prob.lam_H)) / tau
+
+
+def minority_distance(prob: ufm.UFM) -> np.ndarray:
+    """``threshold_ratio - 1`` (positive: minority collapse) where at least two classes, not all,
+    share the smallest count; none otherwise."""
+    B = minority_classes(prob)
+    return np.array([threshold_ratio(prob) - 1]) if 2 <= len(B) < prob.K else np.zeros(0)
+
+
+_MINORITY_WHAT = "N sqrt(lam_W lam_H)/((1-alpha) sqrt(n_B)) - 1 (positive: minority collapse)"
 
 
 def _minority_ok(prob, side):
@@ -343,6 +353,7 @@ CONVEX_IMBALANCED = Theorem(
     random_instance=_random_convex,
     measure=measure_ufm,
     proofs=PROOFS_LEMMA,
+    thresholds=(Threshold(minority_distance, _MINORITY_WHAT),),
     no_closed_form=("no closed form exists for imbalanced CE: the prediction is the class-level convex "
                     "program solved by proofs_check.convex.solve_class_level (accelerated proximal gradient "
                     "on Z', independent of ufm.minimize)"),
@@ -366,13 +377,16 @@ CONVEX_FOCAL = Theorem(
     ),
     assumptions=_focal_ok,
     assemble=_convex_assemble,
-    instances=lambda: [_focal(2.0, 1e-2, 3e-3)],
+    # beyond the focal threshold too (kappa = 1.3 kappa_0): the zero solution
+    instances=lambda: [_focal(2.0, 1e-2, 3e-3), _focal(2.0, *lams_for(1.3 * focal_threshold(4, 2.0), 5))],
     random_instance=lambda rng: _focal(
         float(rng.uniform(0.5, 3.0)),
         *_lams(rng.uniform(0.2, 0.6), 5, 20, float(np.exp(rng.uniform(-0.7, 0.7)))),
     ),
     measure=measure_ufm,
     proofs=PROOFS_LEMMA[:2],
+    thresholds=(Threshold(focal_distance, "kappa/kappa_0 - 1, kappa_0 the focal threshold (positive: the zero "
+                                          "solution)"),),
     no_closed_form=("the prediction is a stationary point of the (nonconvex for focal) class-level program "
                     "found by proofs_check.convex.solve_class_level from Z' = 0"),
     assumed=("the reduction to the class-level program; that its stationary point found from Z' = 0 is the "
@@ -403,6 +417,8 @@ MINORITY_COLLAPSED = Theorem(
     expressions={"threshold tau*": tau_star},
     variables=_minority_variables,
     proofs=PROOFS_MINORITY,
+    thresholds=(Threshold(minority_distance, _MINORITY_WHAT, covers="above",
+                          partner="Minority collapse: distinct minority classifiers below the threshold"),),
     assumed=("sufficiency: beyond tau* the restricted program's minimizer extends to a full dual "
              "certificate (argued in the module docstring, not proved in SymPy); the proofs show the "
              "necessary direction: coinciding minority rows force (1-alpha) sqrt(n_B) <= N tau",),
@@ -425,6 +441,8 @@ MINORITY_SEPARATED = Theorem(
     expressions={"threshold tau*": tau_star},
     variables=_minority_variables,
     proofs=PROOFS_MINORITY,
+    thresholds=(Threshold(minority_distance, _MINORITY_WHAT, covers="below",
+                          partner="Minority collapse: identical minority classifiers beyond the threshold"),),
     no_closed_form=("below tau* the gaps are those of the class-level convex program "
                     "(proofs_check.convex.solve_class_level); the proofs show why they cannot vanish: "
                     "coinciding minority rows need (1-alpha) sqrt(n_B) <= N tau"),

@@ -20,10 +20,10 @@ from proofs_check.catalog._structured import reduce_words
 from proofs_check.catalog.deep_reduction import DNC_EXPRESSIONS, gam, h_sym, ms, solve_deep, x, x_star
 from proofs_check.catalog.mse import GRAM_EXPRESSIONS
 from proofs_check.catalog.svt import (
-    Nn, PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, s, sig, svt_prediction,
+    Nn, PROOFS_SVT, SVT_EXPRESSIONS, SVT_WHAT, away_from_threshold, s, sig, sv_distance, svt_prediction,
 )
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, Threshold
 
 __all__ = ["THEOREMS", "IMBALANCED_FREE_BIAS", "IMBALANCED_EXTENDED", "IMB_EXT", "EXT_EXPRESSIONS"]
 
@@ -45,6 +45,10 @@ def _imb_assume(prob):
         return False, f"d >= K (got d={prob.d})"
     return away_from_threshold(np.linalg.svd(_yhat(prob), compute_uv=False),
                                 prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H)), "Yhat")
+
+
+def _imb_distance(prob):
+    return sv_distance(_yhat(prob), prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H)))
 
 
 def _yhat(prob):
@@ -113,13 +117,16 @@ IMBALANCED_FREE_BIAS = Theorem(
     assemble=_imb_assemble,
     # d = 5: the shape of mse.MSE_IMBALANCED's instance (its shape-only compilations are shared)
     instances=lambda: [ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
-                       ufm.UFM(K=4, n=(1, 2, 4, 8), d=5, loss=ufm.MSE(), lam_W=3e-2, lam_H=4e-2, lam_b=0.0)],
+                       ufm.UFM(K=4, n=(1, 2, 4, 8), d=5, loss=ufm.MSE(), lam_W=3e-2, lam_H=4e-2, lam_b=0.0),
+                       # tau = 2.0 between the singular values 1.61 and 2.56 of Yhat: one direction shrunk to 0
+                       ufm.UFM(K=3, n=(2, 5, 9), d=5, loss=ufm.MSE(), lam_W=0.125, lam_H=0.125, lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=3, n=tuple(int(v) for v in rng.integers(1, 10, size=3)), d=4,
                                         loss=ufm.MSE(), lam_W=float(rng.uniform(5e-3, 0.1)),
                                         lam_H=float(rng.uniform(5e-3, 0.1)), lam_b=0.0),
     measure=measure_ufm,
     expressions={**SVT_EXPRESSIONS, **GRAM_EXPRESSIONS},
     proofs=PROOFS_SVT + PROOFS_IMB,
+    thresholds=(Threshold(_imb_distance, SVT_WHAT + "; Yhat, tau = N sqrt(lam_W lam_H)"),),
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
              "within-class collapse at every minimizer (Jensen; docs/theory.md#canonical-objective, #lemma-collapse)",
@@ -185,6 +192,13 @@ def _ext_measure(prob, params, names):
     return {k: out[k] for k in names}
 
 
+def _ext_distance(prob):
+    """``gamma_i/gamma_c - 1`` per nonzero direction of Yhat (positive: collapsed to 0)."""
+    ev = Evaluator(EXT_EXPRESSIONS, _ext_numbers(prob))
+    return np.array([ev("gamma", sigma=float(sg_)) / ev("gamma_c") - 1
+                     for sg_ in np.linalg.svd(_yhat(prob), compute_uv=False)[: prob.K - 1]])
+
+
 def _ext_assume(prob):
     if not isinstance(prob, ufm.DeepUFM) or prob.activation != "linear" or prob.relu_features:
         return False, "needs a linear ufm.DeepUFM"
@@ -224,6 +238,7 @@ IMBALANCED_EXTENDED = Theorem(
     measure=_ext_measure,
     solve=solve_deep,
     expressions=EXT_EXPRESSIONS,
+    thresholds=(Threshold(_ext_distance, "gamma_i/gamma_c - 1 per direction of Yhat (positive: collapsed to 0)"),),
     proofs=(Proof("per direction: with s = sigma x, (s - sigma)^2/(2N) + (m/2) Lambda' s^(2/m) = (sigma^2/N) h_m(x) "
                   "with gamma = N Lambda' sigma^(2/m - 2)",
                   lambda: sp.expand((s - sig) ** 2 / (2 * Nn) + ms / 2 * Lp * s ** (2 / ms)).subs(

@@ -46,7 +46,7 @@ import ufm
 from proofs_check.catalog._common import K, alpha, away_from
 from proofs_check.catalog.nguyen2023 import NGUYEN, POSITIVE_FRAME, delta_star
 from proofs_check.catalog.nguyen2023 import bet as beta_sym
-from proofs_check.theorem import GTOL, Evaluator, Proof, Theorem
+from proofs_check.theorem import GTOL, Evaluator, Proof, Theorem, Threshold
 
 __all__ = ["THEOREMS", "fixed_frame", "fixed_frame_prediction"]
 
@@ -242,6 +242,21 @@ def _ff_assume(regime):
 _ff = fixed_frame
 
 
+def _q_distance(th_name):
+    """``(q - alpha/2)/(q_th - alpha/2) - 1`` (= lam_eff/lam_th - 1): positive for larger lam."""
+    def distance(prob):
+        ev = Evaluator(FF_EXPRESSIONS, ff_numbers(prob))
+        half_alpha = float(prob.alpha) / 2
+        return (ev("q") - half_alpha) / (ev(th_name) - half_alpha) - 1
+    return distance
+
+
+_EDGE = "M-D fixed frame: beyond the orthant edge (q < sigma(-delta0)) D = sqrt(rho^2 + t^2) > sqrt2 rho"
+_NONE = "M-D fixed frame: no dilation for q >= sigma(delta0)"
+_EDGE_WHAT = "lam_eff/lam_eff(q = sigma(-delta0)) - 1 (positive: on the line, negative: beyond the orthant edge)"
+_NONE_WHAT = "lam_eff/lam_eff(q = sigma(delta0)) - 1 (positive: no dilation)"
+
+
 def _lam_for(prob_kwargs, q_target):
     """The lam giving ``q = q_target`` (MD-P scaling) for a frame, to place instances in a regime."""
     p = _ff(lam_=0.0, **prob_kwargs)
@@ -341,8 +356,10 @@ _FF_STATEMENT = ("Binary fixed frame (W, clean means at the positive optimum; on
                  "labelled 1 minimizing l(W h, 1) + lam_eff ||h - h_0||, h >= 0; lam_eff = lam (MD-P) or lam/eta "
                  "(MD-R)), q = lam_eff/g + alpha/2, g = 2a: ")
 
+_LINE = "M-D fixed frame: dilation D = (log(1/q-1) + delta0)/g for sigma(-delta0) <= q < sigma(delta0)"
+
 FF_LINE = Theorem(
-    name="M-D fixed frame: dilation D = (log(1/q-1) + delta0)/g for sigma(-delta0) <= q < sigma(delta0)",
+    name=_LINE,
     citation=NGUYEN, tag="derived",
     statement=_FF_STATEMENT + ("for sigma(-delta0) <= q < sigma(delta0) the noisy feature moves along "
                                "(w_1 - w_0)/g to D = (m + delta0)/g <= sqrt2 rho, noisy margin m = log(1/q - 1) "
@@ -351,10 +368,12 @@ FF_LINE = Theorem(
     random_instance=_ff_random("line"), measure=_ff_measure, solve=_ff_solve, variables=ff_numbers,
     expressions={k: FF_EXPRESSIONS[k] for k in ('q', 'delta0', 'q_none', 'q_face', 'm', 'D')},
     proofs=PROOFS_FF[:2] + PROOFS_FF[5:9], assumed=(_FF_ASSUMED,),
+    thresholds=(Threshold(_q_distance("q_face"), _EDGE_WHAT, covers="above", partner=_EDGE),
+                Threshold(_q_distance("q_none"), _NONE_WHAT, covers="below", partner=_NONE)),
 )
 
 FF_FACE = Theorem(
-    name="M-D fixed frame: beyond the orthant edge (q < sigma(-delta0)) D = sqrt(rho^2 + t^2) > sqrt2 rho",
+    name=_EDGE,
     citation=NGUYEN, tag="derived",
     statement=_FF_STATEMENT + ("for q < sigma(-delta0) the minimizer is h = t e_1 with t > rho the root of "
                                "(sigma(-kp a t) - alpha/2) kp a = lam_eff t/sqrt(rho^2+t^2); the capped form "
@@ -364,10 +383,11 @@ FF_FACE = Theorem(
     expressions={k: FF_EXPRESSIONS[k] for k in ('q', 'delta0', 'q_none', 'q_face', 'face(t)', 'D_face', 'margin_face')},
     assumed=(_FF_ASSUMED,),
     proofs=(PROOFS_FF[4], *PROOFS_FF[9:]),
+    thresholds=(Threshold(_q_distance("q_face"), _EDGE_WHAT, covers="below", partner=_LINE),),
 )
 
 FF_NONE = Theorem(
-    name="M-D fixed frame: no dilation for q >= sigma(delta0)",
+    name=_NONE,
     citation=NGUYEN, tag="derived",
     statement=_FF_STATEMENT + ("for q >= sigma(delta0) the noisy feature stays at its clean mean (D = 0; the smoothed "
                                "norm leaves D_eps = O(eps), predicted by the smoothed 1-D stationarity "
@@ -382,6 +402,7 @@ FF_NONE = Theorem(
                                    "the certificate stops at gtol = 1e-10 and D_eps is known to ~1e-5 relative")},
     assumed=(_FF_ASSUMED,),
     proofs=PROOFS_FF[2:4],
+    thresholds=(Threshold(_q_distance("q_none"), _NONE_WHAT, covers="above", partner=_LINE),),
 )
 
 THEOREMS = [LS_FINITE_MARGIN, FF_LINE, FF_FACE, FF_NONE]

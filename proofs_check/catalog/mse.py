@@ -19,8 +19,9 @@ from proofs_check.catalog._common import (
     K, N, P, away_from, kappa, kappa_expr, lam_b, lam_H, lam_W, lams_for, n,
 )
 from proofs_check.catalog._structured import IJ
+from proofs_check.catalog.svt import SVT_WHAT, sv_distance
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold
 
 TIRER_BRUNA = Citation("Tirer & Bruna", 2022, "ICML", "2202.08087")
 ZHOU_BIAS = Citation("Zhou et al.", 2022, "ICML", "2203.01238")
@@ -149,6 +150,14 @@ def _singular_values_away(M, tau, what):
     return False, f"a singular value of {what} within 5% of the threshold {tau:.4g} (degenerate minimizer)"
 
 
+def _kk_distance(prob) -> float:
+    """``K kappa - 1``: positive beyond the threshold (the zero solution)."""
+    return prob.K * kappa(prob) - 1
+
+
+_KK_WHAT = "K kappa - 1 (positive: the zero solution)"
+
+
 def _tb_assume(prob):
     ok, why = _assume(prob, bias="none", onehot=True)
     return away_from(prob.K * kappa(prob), 1.0, "K kappa") if ok else (ok, why)
@@ -176,6 +185,7 @@ MSE_BIAS_FREE = Theorem(
     measure=measure_ufm,
     expressions={"kappa": kappa_expr, "x*": x_tb, "f(x)": red_tb, **GRAM_EXPRESSIONS},
     proofs=PROOFS_TB,
+    thresholds=(Threshold(_kk_distance, _KK_WHAT),),
     assumed=("the minimizer has collapsed features (zero within-class spread), shown for the regularized "
              "MSE UFM by Tirer & Bruna 2022 (and docs/theory.md#canonical-objective)",),
 )
@@ -193,6 +203,10 @@ def _free_assemble(prob, ev):
     E = _encoding(prob)
     Z, value = _svt(ev, E @ P(prob.K))
     return invariants(prob, ev, Z * np.sqrt(prob.n), value, b=E.sum(axis=1) * ev("b*/sum(E)"))
+
+
+def _free_distance(prob) -> np.ndarray:
+    return sv_distance(_encoding(prob) @ P(prob.K), prob.K * kappa(prob))
 
 
 def _free_assume(prob):
@@ -215,7 +229,11 @@ MSE_FREE_BIAS = Theorem(
     assemble=_free_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=0.0),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(0).standard_normal((5, 4))),
-                               lam_W=2e-2, lam_H=2e-2, lam_b=0.0)],
+                               lam_W=2e-2, lam_H=2e-2, lam_b=0.0),
+                       # the same code at K kappa = 1.1, between its singular values 0.81 and 1.45: the
+                       # smallest direction is shrunk to 0, the two others kept
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(0).standard_normal((5, 4))),
+                               lam_W=lams_for(1.1 / 4, 5)[0], lam_H=lams_for(1.1 / 4, 5)[1], lam_b=0.0)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((5, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=0.0),
     measure=measure_ufm,
@@ -223,6 +241,7 @@ MSE_FREE_BIAS = Theorem(
     expressions={"kappa": kappa_expr, "sigma*(s)": sv - K * kap, "b*/sum(E)": 1 / K,
                  "f(s, t)": (t - sv) ** 2 / (2 * K) + kap * t, **GRAM_EXPRESSIONS},
     proofs=PROOFS_FREE,
+    thresholds=(Threshold(_free_distance, SVT_WHAT + "; E P, tau = K kappa"),),
     assumed=("collapsed features at the minimizer and the nuclear-norm lemma's reduction to the class-level "
              "program (its equality case proved for any size in the imbalanced-CE entry); the SVT solves that program "
              "(a standard proximal result, not proved here)",),
@@ -281,9 +300,17 @@ def _reg_assume(prob):
     if not ok:
         return ok, why
     kk = prob.K * kappa(prob)
-    if kk >= 0.95:
-        return False, "needs K kappa < 0.95 (nonzero solution, away from its threshold)"
+    ok, why = away_from(kk, 1.0, "K kappa")
+    if not ok or kk > 1:  # beyond K kappa = 1 the minimizer is 0 for every lam_b
+        return ok, why
     return away_from(float(prob.lam_b), kk / (1 - kk), "lam_b")
+
+
+def _lam_b_distance(prob) -> np.ndarray:
+    """``lam_b/(K kappa/(1-K kappa)) - 1`` (positive: beyond the ETF, toward orthogonal); none when
+    ``K kappa >= 1`` (the minimizer is 0 for every lam_b)."""
+    kk = prob.K * kappa(prob)
+    return np.array([float(prob.lam_b) / (kk / (1 - kk)) - 1]) if kk < 1 else np.zeros(0)
 
 
 def _reg_random(rng):
@@ -300,17 +327,24 @@ MSE_REG_BIAS = Theorem(
     tag="derived",
     statement=("Balanced, one-hot, lam_b > 0, d >= K: W Hbar = x P + y J/K with x = (1-K kappa)_+, "
                "y = (1-K kappa(1+lam_b)/lam_b)_+, b = (1-y)/(K(1+lam_b)) 1; exact simplex ETF for "
-               "lam_b <= K kappa/(1-K kappa), beyond it cos(h_k, h_l) = (y-x)/((K-1)x+y) rises toward 0."),
+               "lam_b <= K kappa/(1-K kappa), beyond it cos(h_k, h_l) = (y-x)/((K-1)x+y) rises toward 0; "
+               "for K kappa >= 1, W Hbar = 0 and b = 1/(K(1+lam_b)) 1."),
     assumptions=_reg_assume,
     assemble=_reg_assemble,
-    # K kappa = 0.0447, threshold lam_b = 0.0468: 0.02 on the ETF side, 0.5 and 5.0 beyond it
+    # K kappa = 0.0447, threshold lam_b = 0.0468: 0.02 on the ETF side, 0.5 and 5.0 beyond it; then
+    # K kappa = 1.2, beyond the zero-solution threshold
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3, lam_b=lb)
-                       for lb in (0.02, 0.5, 5.0)],
+                       for lb in (0.02, 0.5, 5.0)]
+    + [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(), lam_W=lams_for(1.2 / 4, 5)[0], lam_H=lams_for(1.2 / 4, 5)[1],
+               lam_b=0.5)],
     random_instance=_reg_random,
     measure=measure_ufm,
     expressions={"kappa": kappa_expr, "x*": x_reg, "y*": y_reg, "beta*": beta_reg, "f(x, y, beta)": red_reg,
                  **GRAM_EXPRESSIONS},
     proofs=PROOFS_REG,
+    thresholds=(Threshold(_kk_distance, _KK_WHAT),
+                Threshold(_lam_b_distance, "lam_b (1-K kappa)/(K kappa) - 1 (positive: beyond the ETF, toward "
+                                           "orthogonal means)")),
     assumed=("collapsed features and the class-level reduction (as for the free bias); that the optimal "
              "Z has the form x P + y J/K (symmetry of the balanced one-hot problem, argued in prose)",),
 )
@@ -322,6 +356,11 @@ PROOFS_ENC = (
           "proportional to (Z^T Z)^(1/2) = (2 - K kappa) I: orthogonal class means",
           lambda: (IJ(2, -1, K) @ IJ(2, -1, K) - IJ(4, K - 4, K)).coefficients()),
 )
+
+
+def _enc_distance(prob) -> np.ndarray:
+    tau = prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H))
+    return sv_distance(_encoding(prob) * np.sqrt(np.asarray(prob.counts, float)), tau)
 
 
 def _enc_assume(prob):
@@ -345,13 +384,18 @@ MSE_ENCODING = Theorem(
         prob, ev, *_svt(ev, _encoding(prob) * np.sqrt(np.asarray(prob.counts, float)))),
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(2 * np.eye(4) - 1), lam_W=5e-3, lam_H=5e-3),
                        ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(1).standard_normal((6, 4))),
-                               lam_W=1e-2, lam_H=3e-2)],
+                               lam_W=1e-2, lam_H=3e-2),
+                       # the same code at tau = 2.2, between its singular values 1.26 and 3.19 (times
+                       # sqrt n): the smallest direction is shrunk to 0
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(np.random.default_rng(1).standard_normal((6, 4))),
+                               lam_W=0.11, lam_H=0.11)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.MSE(rng.standard_normal((6, 4))),
                                         lam_W=float(rng.uniform(1e-3, 5e-2)), lam_H=float(rng.uniform(1e-3, 5e-2))),
     measure=measure_ufm,
     expressions={"sigma*(s)": sv - N * sp.sqrt(lam_W * lam_H),
                  "f(s, t)": (t - sv) ** 2 / (2 * N) + sp.sqrt(lam_W * lam_H) * t, **GRAM_EXPRESSIONS},
     proofs=PROOFS_ENC,
+    thresholds=(Threshold(_enc_distance, SVT_WHAT + "; E D^1/2, tau = N sqrt(lam_W lam_H)"),),
     assumed=("collapsed features and the class-level reduction (nuclear-norm lemma); the SVT solves "
              "min (1/2N)||Z' - E D^1/2||^2 + tau/N ||Z'||_* (a standard proximal result, not proved here)",),
 )
@@ -371,6 +415,11 @@ def _dang_assemble(prob, ev):
     nk_v = np.asarray(prob.counts, float)
     a = np.maximum(ev("a_k", n_k=nk_v), 0.0)
     return invariants(prob, ev, np.diag(a), float(np.sum(ev("f_k(s)", s=a, n_k=nk_v))))
+
+
+def _dang_distance(prob) -> np.ndarray:
+    """``sqrt(n_k)/(N sqrt(lam_W lam_H)) - 1`` per class (positive: kept, negative: collapsed to 0)."""
+    return np.sqrt(np.asarray(prob.counts, float)) / (prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H))) - 1
 
 
 def _dang_assume(prob):
@@ -401,6 +450,8 @@ MSE_IMBALANCED = Theorem(
     measure=measure_ufm,
     expressions={"a_k": a_dang, "f_k(s)": red_dang, **GRAM_EXPRESSIONS},
     proofs=PROOFS_DANG,
+    thresholds=(Threshold(_dang_distance, "sqrt(n_k)/(N sqrt(lam_W lam_H)) - 1 per class (positive: class k kept, "
+                                          "negative: collapsed to 0)"),),
     assumed=("collapsed features and the class-level reduction (Dang et al. 2023 for the imbalanced "
              "bias-free model); the per-class problems decouple because E D^1/2 is diagonal",),
 )

@@ -21,7 +21,7 @@ from proofs_check.catalog._common import K
 from proofs_check.catalog.mse import GRAM_EXPRESSIONS
 from proofs_check.catalog.svt import MU, s
 from proofs_check.measure import problem_numbers
-from proofs_check.theorem import GTOL, Citation, Evaluator, Proof, Theorem
+from proofs_check.theorem import GTOL, Citation, Evaluator, Proof, Theorem, Threshold
 
 __all__ = ["THEOREMS", "MULTILABEL", "LI_MLAB", "MLAB_EXPRESSIONS"]
 
@@ -238,6 +238,12 @@ def _mlab_assume(prob):
     return True, ""
 
 
+def _mlab_distance(prob) -> float:
+    """The dual-norm ratio minus 1 (positive: a nonzero minimizer; negative: the zero solution)."""
+    ms, w, c = _mlab_reduced(prob, _mlab_structure(prob)[0])
+    return _dual_ratio(Evaluator(MLAB_EXPRESSIONS, problem_numbers(prob)), prob.K, ms, w, c) - 1
+
+
 def _mlab_random(rng):
     K_ = int(rng.integers(3, 6))
     ms = [1] + ([2] if rng.random() < 0.8 else []) + ([3] if K_ >= 5 and rng.random() < 0.3 else [])
@@ -258,7 +264,8 @@ MULTILABEL = Theorem(
                "(simplex ETF) with sigma^2 = sum_m n_m C(K-2,m-1) s_m^2, the group means satisfy "
                "Hbar^T Hbar = sqrt(lam_W/lam_H) Z^T Z/sigma, so h_S = (m s_m/s_1) mean_{k in S} h_{k} "
                "(the 'tag-wise average' and its scale), where s minimizes the convex reduced objective "
-               "sum_m (n_m C(K,m)/N) m log(m + (K-m)e^{-s_m}) + sqrt(lam_W lam_H)(K-1) sigma. "
+               "sum_m (n_m C(K,m)/N) m log(m + (K-m)e^{-s_m}) + sqrt(lam_W lam_H)(K-1) sigma (s = 0, the zero "
+               "solution, when ||(n_m C(K,m)/N ell_m'(0))_m||_{c^-1} <= sqrt(lam_W lam_H)(K-1)). "
                "Derived in ufm's scaling (only the abstract of Li et al. was read); the reduction is "
                "symmetrization + centring (P is a contraction of the nuclear norm) + the nuclear-norm lemma."),
     assumptions=_mlab_assume,
@@ -266,11 +273,15 @@ MULTILABEL = Theorem(
     instances=lambda: [
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(4, {1: 2, 2: 1}), d=5, lam_W=5e-3, lam_H=5e-3),
         ufm.MultiLabelUFM(Y=ufm.label_set_targets(3, {1: 1, 2: 2}), d=4, lam_W=2e-2, lam_H=1e-2, lam_b=1e-2),
+        # the same label sets at dual-norm ratio 0.8: the zero solution
+        ufm.MultiLabelUFM(Y=ufm.label_set_targets(3, {1: 1, 2: 2}), d=4, lam_W=0.24, lam_H=0.24, lam_b=1e-2),
     ],
     random_instance=_mlab_random,
     measure=_mlab_measure,
     expressions=MLAB_EXPRESSIONS,
     proofs=PROOFS_MLAB,
+    thresholds=(Threshold(_mlab_distance, "||(w_m ell_m'(0))_m||_{c^-1}/(mu (K-1)) - 1 (positive: nonzero s; "
+                                          "negative: the zero solution)"),),
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "collapse onto label sets: averaging the features of samples with the same label set lowers "
              "the (convex) loss and the penalty (Jensen)",

@@ -27,7 +27,7 @@ import ufm
 from proofs_check.catalog._common import K, P, alpha, away_from, lam_H, lam_W, n
 from proofs_check.catalog._structured import dot
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import GTOL, Citation, Proof, Theorem, problem_numbers
+from proofs_check.theorem import GTOL, Citation, Proof, Theorem, Threshold, problem_numbers
 
 NGUYEN = Citation("Nguyen et al.", 2023, "ICLR", "2206.05530")
 delta, bet, a, rho = sp.symbols("delta beta a rho", positive=True)
@@ -106,6 +106,12 @@ def _assume(prob):
     return away_from(ev("beta"), ev("threshold"), "beta") if ev is not None else (True, "")
 
 
+def beta_distance(prob: ufm.UFM) -> float:
+    """``beta/((K-1)/K) - 1`` (the expressions): positive beyond the threshold (the zero solution)."""
+    ev = POSITIVE_FRAME.evaluator(prob)
+    return ev("beta") / ev("threshold") - 1
+
+
 POSITIVE_FRAME = Theorem(
     name="Nonnegative features: orthogonal-frame means, ETF classifier, margin log((K-1)(1/beta-1))",
     citation=NGUYEN,
@@ -118,7 +124,11 @@ POSITIVE_FRAME = Theorem(
     assumptions=_assume,
     assemble=_assemble,
     instances=lambda: [ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2, nonneg=True),
-                       ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(0.2), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2, nonneg=True)],
+                       ufm.UFM(K=3, n=2, d=4, loss=ufm.LabelSmoothing(0.2), lam_W=5e-3, lam_H=1e-2, lam_b=1e-2,
+                               nonneg=True),
+                       # beta = 0.80 > (K-1)/K = 2/3: the zero solution
+                       ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=0.23, lam_H=0.23, lam_b=1e-2,
+                               nonneg=True)],
     random_instance=lambda rng: ufm.UFM(K=3, n=2, d=4, loss=ufm.CrossEntropy(), lam_W=float(rng.uniform(1e-3, 5e-2)),
                                         lam_H=float(rng.uniform(1e-3, 5e-2)), lam_b=1e-2, nonneg=True),
     measure=measure_ufm,
@@ -127,6 +137,7 @@ POSITIVE_FRAME = Theorem(
                  "||h_k||^2": h_norm2, "f(delta)": phi},
     proofs=PROOFS,
     variables=_variables,
+    thresholds=(Threshold(beta_distance, "beta K/(K-1) - 1 (positive: the zero solution)"),),
     assumed=("the class means of every global minimizer form an orthogonal frame and W a simplex ETF "
              "aligned with them (Nguyen et al. 2023, section 3); the proofs reduce the objective on that "
              "ansatz",),

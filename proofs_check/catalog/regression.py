@@ -17,8 +17,10 @@ import numpy as np
 import sympy as sp
 
 import ufm
-from proofs_check.catalog.svt import PROOFS_SVT, SVT_EXPRESSIONS, away_from_threshold, svt_prediction
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.catalog.svt import (
+    PROOFS_SVT, SVT_EXPRESSIONS, SVT_WHAT, away_from_threshold, sv_distance, svt_prediction,
+)
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold
 
 __all__ = ["THEOREMS", "REGRESSION", "ANDRIOPOULOS"]
 
@@ -47,6 +49,11 @@ def _reg_assume(prob):
     M = _centre(Y) if prob.has_bias else Y
     return away_from_threshold(np.linalg.svd(M, compute_uv=False), prob.N * np.sqrt(lw * lh),
                                 "the (centred) targets")
+
+
+def _reg_distance(prob):
+    Y = np.asarray(prob.Y)
+    return sv_distance(_centre(Y) if prob.has_bias else Y, prob.N * np.sqrt(float(prob.lam_W) * float(prob.lam_H)))
 
 
 def _reg_assemble(prob, ev):
@@ -121,6 +128,7 @@ REGRESSION = Theorem(
     measure=_reg_measure,
     expressions=SVT_EXPRESSIONS,
     proofs=PROOFS_SVT + PROOFS_REG_BIAS,
+    thresholds=(Threshold(_reg_distance, SVT_WHAT + "; the (centred) targets, tau = N sqrt(lam_W lam_H)"),),
     assumed=("the nuclear-norm lemma: min over W H = Z of lam_W/2||W||^2 + lam_H/2||H||^2 is sqrt(lam_W lam_H)||Z||_* (attained for d >= rank Z; Srebro et al. 2005)",
              "the proximal map of mu||.||_* is singular-value soft-thresholding (von Neumann trace inequality; Cai, Candes & Shen 2010)",
              "free bias: ||Z P_N||_* <= ||Z||_* (P_N = I - 11^T/N a projection), so the optimal Z has centred rows"),

@@ -26,7 +26,7 @@ from proofs_check.catalog._common import lam_H, lam_W
 from proofs_check.theorem import Evaluator, Proof
 
 __all__ = ["s", "sig", "Nn", "mu", "phi", "S_STAR", "V_STAR", "MU", "PROOFS_SVT", "SVT_EXPRESSIONS",
-           "svt_prediction", "away_from_threshold"]
+           "svt_prediction", "away_from_threshold", "sv_distance", "SVT_WHAT"]
 
 s, sig, Nn, mu = sp.symbols("s sigma N mu", positive=True)
 phi = (s - sig) ** 2 / (2 * Nn) + mu * s
@@ -65,6 +65,17 @@ def svt_prediction(ev: Evaluator, M: np.ndarray) -> dict:
     vals = np.broadcast_to(ev("value*", sigma=sv), sv.shape)
     return {"Z": (U * st) @ Vt, "value": float(np.sum(vals)),
             "ZZt_sqrt": (U * st) @ U.T, "ZtZ_sqrt": (Vt.T * st) @ Vt}
+
+
+SVT_WHAT = ("s/tau - 1 for each nonzero singular value s, tau the SVT threshold (positive: the direction is "
+            "kept, negative: shrunk to 0)")
+
+
+def sv_distance(M: np.ndarray, tau: float) -> np.ndarray:
+    """``s/tau - 1`` for every nonzero singular value ``s`` of ``M`` (the zeros of a rank-deficient
+    ``M`` are left out, as in :func:`away_from_threshold`): the signed distances to the SVT threshold."""
+    sv = np.linalg.svd(M, compute_uv=False)
+    return sv[sv > 1e-12 * max(1.0, tau)] / tau - 1
 
 
 def away_from_threshold(sv: np.ndarray, tau: float, what: str) -> tuple[bool, str]:

@@ -26,7 +26,7 @@ from proofs_check.catalog._common import (
 )
 from proofs_check.catalog.zhu2021 import GUO, PROOFS_ETF, a2_of_g
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Evaluator, Proof, Theorem
+from proofs_check.theorem import Citation, Evaluator, Proof, Theorem, Threshold
 
 ZHOU = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192")
 LS_SOURCE = Citation("Zhou et al.", 2022, "NeurIPS", "2210.02192",
@@ -76,6 +76,11 @@ def _ls_random(rng):
     return ufm.UFM(K=4, n=5, d=8, loss=ufm.LabelSmoothing(a), lam_W=lw, lam_H=lh, lam_b=float(rng.uniform(1e-3, 1)))
 
 
+def _ls_distance(prob) -> float:
+    """``kappa/((1-alpha)/K) - 1``: positive beyond the threshold (the zero solution)."""
+    return kappa(prob) / evaluate(threshold_ls, prob) - 1
+
+
 LS_ETF = Theorem(
     name="Label smoothing UFM: ETF, smaller scale, threshold (1-alpha)/K",
     citation=LS_SOURCE,
@@ -95,6 +100,7 @@ LS_ETF = Theorem(
     expressions={"kappa": kappa_expr, "c": c_expr, "threshold": threshold_ls, "q": q_ls, "g*": g_of_q,
                  "||w_k||^2": a2_of_g, "f(g)": phi_ls},
     proofs=PROOFS_ETF[:2] + PROOFS_LS,
+    thresholds=(Threshold(_ls_distance, "kappa K/(1-alpha) - 1 (positive: the zero solution)"),),
     assumed=("every global minimizer is a simplex ETF with b = 0 (Zhou et al. 2022 for label smoothing); "
              "the proofs reduce the objective on that ansatz",),
 )
@@ -144,6 +150,11 @@ def _focal_assume(prob):
     return away_from(kappa(prob), focal_threshold(prob.K, float(prob.loss.gamma)), "kappa")
 
 
+def focal_distance(prob: ufm.UFM) -> float:
+    """``kappa/kappa_0 - 1`` with ``kappa_0`` the focal threshold: positive beyond it (g = 0)."""
+    return kappa(prob) / focal_threshold(prob.K, float(prob.loss.gamma)) - 1
+
+
 PROOFS_FOCAL = (
     Proof("focal loss on the ETF: -(1-p_y)^gamma log p_y with p_y = 1/(1+(K-1)e^-g), written through "
           "log p_y = -log(1+(K-1)e^-g)", lambda: focal_on_etf - (-((1 - 1 / (1 + (K - 1) * sp.exp(-g))) ** gamma)
@@ -160,17 +171,23 @@ FOCAL_ETF = Theorem(
     tag="derived",
     statement=("Balanced, d >= K-1: the minimizer is a simplex ETF with b = 0 whose logit gap g "
                "globally minimizes phi(g) = -(1-p(g))^gamma log p(g) + (K-1) kappa g, "
-               "p(g) = 1/(1+(K-1)e^{-g})."),
+               "p(g) = 1/(1+(K-1)e^{-g}); g = 0 (the zero solution) beyond the kappa_0 where that "
+               "minimizer leaves g > 0."),
     assumptions=_focal_assume,
     assemble=_focal_assemble,
     instances=lambda: [ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(2.0), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3),
-                       ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(0.5), lam_W=2e-2, lam_H=1e-2, lam_b=5e-3)],
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(0.5), lam_W=2e-2, lam_H=1e-2, lam_b=5e-3),
+                       # beyond the threshold (kappa = 1.3 kappa_0): the zero solution
+                       ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(2.0), lam_W=lams_for(1.3 * focal_threshold(4, 2.0), 5)[0],
+                               lam_H=lams_for(1.3 * focal_threshold(4, 2.0), 5)[1], lam_b=5e-3)],
     random_instance=lambda rng: ufm.UFM(K=4, n=5, d=8, loss=ufm.Focal(float(rng.uniform(0, 3))),
                                         lam_W=float(rng.uniform(1e-3, 3e-2)), lam_H=float(rng.uniform(1e-3, 3e-2)),
                                         lam_b=5e-3),
     measure=measure_ufm,
     expressions={"kappa": kappa_expr, "c": c_expr, "||w_k||^2": a2_of_g, "f(g)": phi_focal},
     proofs=PROOFS_ETF[:2] + PROOFS_FOCAL,
+    thresholds=(Threshold(focal_distance, "kappa/kappa_0 - 1, kappa_0 the focal threshold (positive: g* = 0, "
+                                          "the zero solution)"),),
     assumed=("every global minimizer is a simplex ETF with b = 0 (Zhou et al. 2022, for the focal loss)",
              "the global minimizer of the 1-D phi over g >= 0 is found numerically (grid of 20001 points on "
              "[0, 80], then bisection on phi'): phi need not be convex"),

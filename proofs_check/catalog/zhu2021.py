@@ -21,7 +21,7 @@ from proofs_check.catalog._common import (
 )
 from proofs_check.catalog._structured import IJ
 from proofs_check.measure import measure_ufm
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold
 
 ZHU = Citation("Zhu et al.", 2021, "NeurIPS", "2105.02375")
 GUO = Citation("Guo, Andriopoulos, Zhao, Dong, Ling & Ross", 2025, "TMLR", "2402.03979",
@@ -83,6 +83,14 @@ def _assume_ce(prob):
     return (ok, why) if not ok else away_from(kappa(prob), evaluate(THRESHOLD, prob), "kappa")
 
 
+def kappa_distance(prob: ufm.UFM) -> float:
+    """``kappa/(1/K) - 1``: positive beyond the threshold (the zero solution), the 5% band excluded."""
+    return kappa(prob) / evaluate(THRESHOLD, prob) - 1
+
+
+_KAPPA_WHAT = "kappa K - 1 (positive: kappa > 1/K, the zero solution)"
+
+
 def _instances_nonzero():
     lw, lh = lams_for(0.5 / 4, 5)
     return [
@@ -104,7 +112,8 @@ CE_ETF = Theorem(
     name="CE UFM: simplex ETF with explicit scale",
     citation=ETF_SOURCE,
     tag="paper",
-    statement=("For d >= K-1, balanced classes and kappa < 1/K, every global minimizer has rows w_k "
+    statement=("For d >= K-1, balanced classes and kappa < 1/K (this side only; beyond it: the zero-solution "
+               "entry), every global minimizer has rows w_k "
                "forming a simplex ETF with ||w_k||^2 = ((K-1)/K) sqrt(n lam_H/lam_W) g*, "
                "g* = log((1-(K-1)kappa)/kappa), h_{k,i} = c w_k, b = 0 (lam_b > 0); the ETF is the "
                "paper's theorem; the explicit scale is derived here (Guo et al. give the CE and LS closed "
@@ -117,6 +126,8 @@ CE_ETF = Theorem(
     measure=measure_ufm,
     expressions=CE_EXPRESSIONS,
     proofs=PROOFS_ETF,
+    thresholds=(Threshold(kappa_distance, _KAPPA_WHAT, covers="below",
+                          partner="CE UFM: zero solution beyond kappa = 1/K"),),
     assumed=("every global minimizer is a simplex ETF with h_{k,i} = c w_k and b = 0 (Zhu et al. 2021, "
              "Theorem 3.1); the proofs reduce the objective on that ansatz",),
 )
@@ -125,7 +136,8 @@ CE_ZERO = Theorem(
     name="CE UFM: zero solution beyond kappa = 1/K",
     citation=ZHU,
     tag="derived",
-    statement="For kappa >= 1/K the unique global minimizer is W = H = 0 (b = 0), with value log K.",
+    statement=("For kappa >= 1/K the unique global minimizer is W = H = 0 (b = 0), with value log K (this side "
+               "only; below it: the simplex-ETF entry)."),
     assumptions=lambda p: (_assume_ce(p) if not _assume_ce(p)[0] else
                            ((kappa(p) > 1 / p.K), f"needs kappa > 1/K (kappa={kappa(p):.4g})")),
     assemble=_etf_assemble,
@@ -135,6 +147,8 @@ CE_ZERO = Theorem(
     measure=measure_ufm,
     expressions={k: v for k, v in CE_EXPRESSIONS.items() if k not in ("g*", "c")},
     proofs=PROOFS_ETF[2:4] + PROOFS_THRESHOLD,
+    thresholds=(Threshold(kappa_distance, _KAPPA_WHAT, covers="above",
+                          partner="CE UFM: simplex ETF with explicit scale"),),
     assumed=("the global minimizer lies on the simplex-ETF ansatz (Zhu et al. 2021, Theorem 3.1), on which "
              "phi is convex with phi'(0) >= 0 beyond the threshold",),
 )
@@ -239,6 +253,7 @@ CE_ORIGIN = Theorem(
     solve=_origin_solve,
     expressions={"lambda_min": lam_min_expr, "lambda_min_with_bias": lam_min_bias_expr},
     proofs=PROOFS_ORIGIN,
+    thresholds=(Threshold(kappa_distance, "kappa K - 1 (positive: lambda_min > 0, a strict local minimum)"),),
 )
 
 THEOREMS = [CE_ETF, CE_ZERO, CE_ORIGIN]
