@@ -48,6 +48,9 @@ def _realize(prob, q):
     lw, lh = float(prob.lam_W), float(prob.lam_H)
     if "logit_means" in q:
         U, s, Vt = np.linalg.svd(np.asarray(q["logit_means"]) * np.sqrt(counts), full_matrices=False)
+        # a direction the prediction shrinks to zero comes back from the SVD as ~1e-16, whose square
+        # root (~1e-8) would be a real displacement: singular values below rounding are zero
+        s = np.where(s < 1e-12 * max(float(s.max()), 1e-300), 0.0, s)
         W = (lh / lw) ** 0.25 * U * np.sqrt(s)
         Hbar = (lw / lh) ** 0.25 * np.sqrt(s)[:, None] * Vt / np.sqrt(counts)
     else:
