@@ -22,7 +22,8 @@ round times the floor, the flow and the floor compiled with XLA's default option
 the loop-carried arrays every iteration, one call each for ``--floor-steps`` steps, in
 alternating order); the median and quartiles of the per-round ratios are printed, in wall time
 and in CPU time of this process (the steadier one on a shared machine). ``--floor-only`` runs
-just this.
+just this; ``--pin-core C`` runs the process on core C alone (then CPU time counts the work
+done, without XLA's pool threads spinning on the other core).
 
 Compared, in one process:
 
@@ -53,6 +54,7 @@ Run: ``python benchmarks/bench_flow.py`` (``--quick`` for a smoke run, ``--steps
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import NamedTuple
@@ -450,6 +452,9 @@ def main(argv=None) -> int:
     p.add_argument("--floor-rounds", type=int, default=11, help="paired rounds against the floor (median)")
     p.add_argument("--floor-dtypes", default="float32", help="dtypes timed against the floor (comma separated)")
     p.add_argument("--floor-only", action="store_true", help="only the floor measurement (no torch, NumPy, scale)")
+    p.add_argument("--pin-core", type=int, default=None,
+                   help="run this process on that core alone (os.sched_setaffinity): XLA's threads then "
+                   "share one core, and CPU time counts work, not threads spinning for it")
     p.add_argument("--quick", action="store_true", help="smoke run: 500 steps, 1 repeat")
     p.add_argument(
         "--torch-threads",
@@ -462,6 +467,8 @@ def main(argv=None) -> int:
     scale_steps = min(args.scale_steps, 2) if args.quick else args.scale_steps
     floor_steps, floor_rounds = (500, 3) if args.quick else (args.floor_steps, args.floor_rounds)
     n = args.n
+    if args.pin_core is not None:
+        os.sched_setaffinity(0, {args.pin_core})  # before JAX starts its thread pool
 
     print(
         f"CE-UFM heavy ball: K={K} n={n} d={d} lam_W=lam_H={LAM_W} lr={LR} mu={MU}, "
