@@ -169,6 +169,9 @@ def bench_size(K, n, d, args) -> list[str]:
         return [f"{K},{n},{d}"] + ["-"] * 10
     lr = min(good, key=good.get)
     steps = good[lr]
+    if lr == max(args.lrs):
+        print(f"  (lr={lr:g} is the grid's largest: GD's cold time is almost all compilation, so a larger lr "
+              "would change it little)")
     sz = (K, n, d, args.lam)
     solves, gds = [], {p: [] for p in PROFILES}
     for r in range(args.repeats):
