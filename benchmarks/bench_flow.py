@@ -14,8 +14,16 @@ float64.
 
 The float32 flow against its floor (printed side by side, same process): the step's three products
 ``W H``, ``G H^T``, ``W^T G`` alone in a compiled ``fori_loop`` (no loss, no update, no dispatch;
-:func:`products_floor`). ``floor / ufm step`` is the share of the flow's time that the products
-it cannot avoid take; the target is ``>= 80%`` (``FLOOR_TARGET``).
+each product's output read once by a 1e-12 axpy; :func:`products_floor_loop`), compiled with the
+flow's own per-``jit`` compiler options. ``floor / flow`` is the share of the flow's time that
+the products it cannot avoid take: 100% is the limit, the target is ``>= 80%``
+(``FLOOR_TARGET``). It is measured in ``--floor-rounds`` paired rounds after a warm-up (each
+round times the floor, the flow and the floor compiled with XLA's default options, which copies
+the loop-carried arrays every iteration, one call each for ``--floor-steps`` steps, in
+alternating order); the median and quartiles of the per-round ratios are printed, in wall time
+and in CPU time of this process (the steadier one on a shared machine). ``--floor-only`` runs
+just this; ``--pin-core C`` runs the process on core C alone (then CPU time counts the work
+done, without XLA's pool threads spinning on the other core).
 
 Compared, in one process:
 
@@ -46,6 +54,7 @@ Run: ``python benchmarks/bench_flow.py`` (``--quick`` for a smoke run, ``--steps
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from typing import NamedTuple
@@ -251,14 +260,16 @@ def matmul_seconds(K: int, n: int, d: int, dtype: str, repeats: int) -> tuple[fl
     return wall, cpu
 
 
-def products_floor(K: int, n: int, d: int, dtype: str, repeats: int, torch=None,
-                   iters: int = 2000) -> tuple[dict, float]:
-    """Seconds per step of the step's three products alone, with no loss, no update and no dispatch:
-    ``Z = W H``, ``G H^T``, ``W^T G`` in a compiled ``fori_loop`` of ``iters`` iterations (each
-    iteration feeds its results back through a 1e-12 axpy so that XLA keeps all three), and, with
-    torch, the same three products eager. A loop doing the step's arithmetic cannot beat these, so
-    ``torch step / floor`` bounds the reachable speed-up over torch eager. Returns the wall
-    seconds per step (``{"xla": ..., "torch": ...}``) and the XLA loop's CPU seconds per step."""
+def products_floor_loop(K: int, n: int, d: int, dtype: str, iters: int, like_flow: bool = True):
+    """A zero-argument function running the step's three products alone, ``iters`` times, in one
+    compiled ``fori_loop`` (blocking until done): ``Z = W H``, ``G H^T``, ``W^T G`` (``W^T`` a
+    row-major ``(d, K)`` array), no loss, no update, no dispatch; each iteration feeds its results
+    back through a 1e-12 axpy so that XLA keeps all three (each product's output is read once: the
+    least any loop can do with it). A loop doing the flow step's arithmetic cannot beat it.
+    ``like_flow``: compiled with the flow's own per-``jit`` options
+    (``ufm.solvers._flow_loops.LOOP_COMPILER_OPTIONS`` on CPU: no copy of the loop-carried arrays
+    per iteration), the fair floor; else with XLA's defaults, which copy ``H``, ``G`` and ``W`` once
+    an iteration (the floor as first defined). Compiled on return."""
     import jax
     import jax.numpy as jnp
 
@@ -271,38 +282,101 @@ def products_floor(K: int, n: int, d: int, dtype: str, repeats: int, torch=None,
         W, H, G, Wt = c
         return (W + 1e-12 * (G @ H.T), H + 1e-12 * (Wt @ G), G + 1e-12 * (W @ H), Wt)
 
-    loop = jax.jit(lambda c: jax.lax.fori_loop(0, iters, body, c))
-    jax.block_until_ready(loop((W, H, G, Wt)))
-    wall, cpu, _ = best_wall_and_cpu(lambda: jax.block_until_ready(loop((W, H, G, Wt))), repeats)
-    out = {"xla": wall / iters}
-    cpu_per_iter = cpu / iters
-    if torch is not None:
-        tdt = getattr(torch, dtype)
-        Wq, Hq, Gq = (torch.as_tensor(np.array(a), dtype=tdt) for a in (W, H, G))
+    from ufm.solvers._flow_loops import LOOP_COMPILER_OPTIONS
 
-        def eager():
-            for _ in range(iters):
-                Wq @ Hq, Gq @ Hq.T, Wq.T @ Gq
-
-        eager()
-        out["torch"] = best_wall_and_cpu(eager, repeats)[0] / iters
-    return out, cpu_per_iter
+    opts = LOOP_COMPILER_OPTIONS if like_flow and jax.default_backend() == "cpu" else None
+    loop = jax.jit(lambda c: jax.lax.fori_loop(0, iters, body, c), compiler_options=opts)
+    loop = loop.lower((W, H, G, Wt)).compile()
+    return lambda: jax.block_until_ready(loop((W, H, G, Wt)))
 
 
-def floor_line(floor: dict, floor_cpu: float, ufm_step: float, ufm_cpu: float, torch_step: float | None) -> str:
-    """The float32 flow against the floor of its own arithmetic, side by side: ``floor / ufm step``
-    (1 = the flow costs only its three products) in wall time and in this process's CPU time (the
-    steadier one on a shared machine), and the target ``FLOOR_TARGET`` (stated on wall time)."""
-    ratio, ratio_cpu = floor["xla"] / ufm_step, floor_cpu / ufm_cpu
-    line = (f"\nfloat32 flow against its floor: ufm {ufm_step * 1e6:.1f} us/step, the step's three products alone "
-            f"{floor['xla'] * 1e6:.1f} us in a compiled XLA loop: floor/ufm = {ratio:.0%} "
-            f"(target >= {FLOOR_TARGET:.0%}: {'met' if ratio >= FLOOR_TARGET else 'NOT met'}); in CPU time "
-            f"{ufm_cpu * 1e6:.1f} against {floor_cpu * 1e6:.1f} us: {ratio_cpu:.0%}")
-    if torch_step is not None:
-        line += (f"\ntorch eager: the three products {floor['torch'] * 1e6:.1f} us, its whole step "
+def torch_products_step(torch, K: int, n: int, d: int, dtype: str, iters: int, repeats: int) -> float:
+    """Seconds per iteration of the same three products in torch eager (best of ``repeats``)."""
+    rng = np.random.default_rng(2)
+    tdt = getattr(torch, dtype)
+    Wq, Hq, Gq = (torch.as_tensor(rng.standard_normal(s), dtype=tdt) for s in [(K, d), (d, K * n), (K, n * K)])
+
+    def eager():
+        for _ in range(iters):
+            Wq @ Hq, Gq @ Hq.T, Wq.T @ Gq
+
+    eager()
+    return best_wall_and_cpu(eager, repeats)[0] / iters
+
+
+class FloorRatio(NamedTuple):
+    """The flow against its floor, from ``rounds`` paired timings (one call of each per round)."""
+
+    floor_us: float  # median wall microseconds per iteration of the three products alone
+    ufm_us: float  # median wall microseconds per flow step
+    ratio: float  # median over rounds of floor time / flow time (wall)
+    lo: float  # lower quartile of the per-round ratios (wall)
+    hi: float  # upper quartile
+    floor_cpu_us: float  # the same in CPU time of this process (all threads)
+    ufm_cpu_us: float
+    ratio_cpu: float
+    lo_cpu: float
+    hi_cpu: float
+    others: float  # share of the cores other processes used meanwhile
+    default: tuple  # against the floor compiled with XLA's defaults: (us, ratio, lo, hi, cpu_us, ratio_cpu)
+
+
+def floor_ratio(n: int, dtype: str, iters: int, rounds: int, warmup: int = 2) -> FloorRatio:
+    """Time the float32 (or float64) flow and its floor side by side: all compiled first, then
+    ``warmup`` untimed calls of each, then ``rounds`` rounds of one timed call of each (the floor
+    compiled like the flow, the flow, the floor with XLA's default options), in alternating order
+    (forwards in even rounds, backwards in odd ones, so that a drift in the machine's load falls on
+    every side). Each round gives a ratio ``floor / flow`` of times for the same number of steps;
+    the median and the quartiles of those ratios are reported, in wall time and in this process's
+    CPU time."""
+    W0, H0 = random_start(K, n, d, seed=0)
+    flow = ufm_runner(W0, H0, n, iters, dtype)
+    floor = products_floor_loop(K, n, d, dtype, iters)
+    floor_default = products_floor_loop(K, n, d, dtype, iters, like_flow=False)
+    flow()
+    for _ in range(warmup):
+        flow(), floor(), floor_default()
+    times: dict[str, list[tuple[float, float]]] = {"floor": [], "flow": [], "default": []}
+    load = OtherLoad().start()
+    for r in range(rounds):
+        order = [("floor", floor), ("flow", flow), ("default", floor_default)]
+        for name, fn in order if r % 2 == 0 else order[::-1]:
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - t0, time.process_time() - c0))
+    others = load.stop()
+    f, u, g = np.array(times["floor"]), np.array(times["flow"]), np.array(times["default"])
+    q = lambda a: np.percentile(a, [50, 25, 75])  # noqa: E731
+    rw, rc = q(f[:, 0] / u[:, 0]), q(f[:, 1] / u[:, 1])
+    us = lambda a: 1e6 * float(np.median(a)) / iters  # noqa: E731
+    default = (us(g[:, 0]), *q(g[:, 0] / u[:, 0]), us(g[:, 1]), float(np.median(g[:, 1] / u[:, 1])))
+    return FloorRatio(us(f[:, 0]), us(u[:, 0]), *rw, us(f[:, 1]), us(u[:, 1]), *rc, others, default)
+
+
+def floor_line(fr: FloorRatio, dtype: str, iters: int, rounds: int, torch_step: float | None,
+               torch_products: float | None) -> str:
+    """The flow against the floor of its own arithmetic, side by side: ``floor / flow`` (1 = the
+    flow costs only its three products) in wall time and in this process's CPU time (the steadier
+    one on a shared machine), and the target ``FLOOR_TARGET`` (stated on wall time)."""
+    verdict = "met" if fr.ratio >= FLOOR_TARGET else "NOT met"
+    dflt = fr.default
+    line = (
+        f"\n{dtype} flow against its floor ({rounds} paired rounds of {iters:,} steps, after a "
+        f"warm-up; median, [quartiles]):\n  flow {fr.ufm_us:.1f} us/step, the step's three products "
+        f"alone {fr.floor_us:.1f} us in a compiled XLA loop with the flow's compiler options: "
+        f"floor/flow = {fr.ratio:.0%} [{fr.lo:.0%}-{fr.hi:.0%}] against the limit 100% "
+        f"(target >= {FLOOR_TARGET:.0%}: {verdict})\n  in CPU time {fr.ufm_cpu_us:.1f} against "
+        f"{fr.floor_cpu_us:.1f} us: {fr.ratio_cpu:.0%} [{fr.lo_cpu:.0%}-{fr.hi_cpu:.0%}]; "
+        f"others' cpu {fr.others:.0%}\n  the floor with XLA's default options (copies H, G, W "
+        f"each iteration): {dflt[0]:.1f} us, floor/flow = {dflt[1]:.0%} [{dflt[2]:.0%}-{dflt[3]:.0%}]; "
+        f"CPU {dflt[4]:.1f} us: {dflt[5]:.0%}"
+    )
+    if torch_step is not None and torch_products is not None:
+        line += (f"\ntorch eager: the three products {torch_products * 1e6:.1f} us, its whole step "
                  f"{torch_step * 1e6:.1f} us, so no loop doing the step's arithmetic here can be more than "
-                 f"{torch_step / min(floor.values()):.1f}x torch eager (target {TARGET['torch']['float32']:g}x "
-                 f"needs {torch_step / TARGET['torch']['float32'] * 1e6:.1f} us a step)")
+                 f"{torch_step / min(torch_products, fr.floor_us * 1e-6):.1f}x torch eager (target "
+                 f"{TARGET['torch']['float32']:g}x needs "
+                 f"{torch_step / TARGET['torch']['float32'] * 1e6:.1f} us a step)")
     return line
 
 
@@ -338,6 +412,31 @@ def scale_rows(steps: int, repeats: int) -> tuple[list[list[str]], bool]:
     return rows, ok
 
 
+def peer_tables(n: int, steps: int, repeats: int, torch) -> tuple[bool, dict[str, float]]:
+    """The K=10 table (torch eager, NumPy, ufm; both dtypes), printed; returns whether the final
+    objectives agree and torch's seconds per step by dtype."""
+    rows, ok, torch_step = [], True, {}
+    for dtype in ("float32", "float64"):
+        res = bench_dtype(dtype, n, steps, repeats, torch)
+        ok &= check_agreement(dtype, res)
+        rows += table_rows(dtype, steps, res)
+        if "torch eager" in res:
+            torch_step[dtype] = res["torch eager"].seconds / steps
+    print()
+    print_table(
+        ["implementation", "dtype", "best s", "steps/s", "us/step", "ufm speed-up", "cpu us/step", "cpu ratio",
+         "target", "", "others' cpu"],
+        rows,
+    )
+    print(
+        "'others' cpu': share of the cores used by other processes while that row was timed; "
+        "well above 0% means the row is distorted. 'cpu us/step': CPU time of this process (all "
+        "threads) per step, and its ratio to ufm's: the steadier measure under load (targets are "
+        "stated on wall time)."
+    )
+    return ok, torch_step
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--steps", type=int, default=20_000)
@@ -349,6 +448,13 @@ def main(argv=None) -> int:
         default=20,
         help="steps of the K=100, n=50, d=512 flow timed against its matmuls (0: skip)",
     )
+    p.add_argument("--floor-steps", type=int, default=4000, help="steps per timed call against the floor")
+    p.add_argument("--floor-rounds", type=int, default=11, help="paired rounds against the floor (median)")
+    p.add_argument("--floor-dtypes", default="float32", help="dtypes timed against the floor (comma separated)")
+    p.add_argument("--floor-only", action="store_true", help="only the floor measurement (no torch, NumPy, scale)")
+    p.add_argument("--pin-core", type=int, default=None,
+                   help="run this process on that core alone (os.sched_setaffinity): XLA's threads then "
+                   "share one core, and CPU time counts work, not threads spinning for it")
     p.add_argument("--quick", action="store_true", help="smoke run: 500 steps, 1 repeat")
     p.add_argument(
         "--torch-threads",
@@ -359,7 +465,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     steps, repeats = (500, 1) if args.quick else (args.steps, args.repeats)
     scale_steps = min(args.scale_steps, 2) if args.quick else args.scale_steps
+    floor_steps, floor_rounds = (500, 3) if args.quick else (args.floor_steps, args.floor_rounds)
     n = args.n
+    if args.pin_core is not None:
+        os.sched_setaffinity(0, {args.pin_core})  # before JAX starts its thread pool
 
     print(
         f"CE-UFM heavy ball: K={K} n={n} d={d} lam_W=lam_H={LAM_W} lr={LR} mu={MU}, "
@@ -374,40 +483,12 @@ def main(argv=None) -> int:
 
     print(f"jax {jax.__version__} on {jax.devices()[0].platform}")
 
-    rows, ok, torch_step, ufm_step, ufm_cpu = [], True, {}, {}, {}
-    for dtype in ("float32", "float64"):
-        res = bench_dtype(dtype, n, steps, repeats, torch)
-        ok &= check_agreement(dtype, res)
-        rows += table_rows(dtype, steps, res)
-        ufm_step[dtype], ufm_cpu[dtype] = res["ufm"].seconds / steps, res["ufm"].cpu / steps
-        if "torch eager" in res:
-            torch_step[dtype] = res["torch eager"].seconds / steps
-    print()
-    print_table(
-        [
-            "implementation",
-            "dtype",
-            "best s",
-            "steps/s",
-            "us/step",
-            "ufm speed-up",
-            "cpu us/step",
-            "cpu ratio",
-            "target",
-            "",
-            "others' cpu",
-        ],
-        rows,
-    )
-    print(
-        "'others' cpu': share of the cores used by other processes while that row was timed; "
-        "well above 0% means the row is distorted. 'cpu us/step': CPU time of this process (all "
-        "threads) per step, and its ratio to ufm's: the steadier measure under load (targets are "
-        "stated on wall time)."
-    )
-    fl, fl_cpu = products_floor(K, n, d, "float32", repeats, torch)
-    print(floor_line(fl, fl_cpu, ufm_step["float32"], ufm_cpu["float32"], torch_step.get("float32")))
-    if scale_steps > 0:
+    ok, torch_step = (True, {}) if args.floor_only else peer_tables(n, steps, repeats, torch)
+    for dtype in args.floor_dtypes.split(","):
+        fr = floor_ratio(n, dtype, floor_steps, floor_rounds)
+        tp = torch_products_step(torch, K, n, d, dtype, floor_steps, repeats) if torch is not None else None
+        print(floor_line(fr, dtype, floor_steps, floor_rounds, torch_step.get(dtype), tp))
+    if scale_steps > 0 and not args.floor_only:
         K_, n_, d_ = SCALE["K"], SCALE["n"], SCALE["d"]
         print(f"\nAt scale: K={K_} n={n_} d={d_}, {scale_steps} steps (NumPy too), best of {repeats}")
         srows, sok = scale_rows(scale_steps, repeats)
