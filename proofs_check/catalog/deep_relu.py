@@ -25,7 +25,8 @@ from proofs_check.catalog.deep_reduction import (
 from proofs_check.theorem import Citation, Proof, Theorem
 from ufm import DeepParams, DeepUFM
 
-__all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate"]
+__all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate", "solve_seeds",
+           "srg_start", "SOLVER_SEEDS", "SRG_OFFSET"]
 
 
 TWO_LAYER_SOURCE = Citation(
@@ -118,30 +119,63 @@ def _srg_proofs():
 
 
 # ---- the low-rank counterexample ---------------------------------------------------------------
+# The exact construction (a = 1, c = s = t = 0) sits on ReLU kinks: the zeros of X0 in the layers
+# before the expansion, and the entries of relu(B X0) between classes that share one vertex. There
+# the gradient depends on relu'(0) and on the sign of rounding errors, so rounding may choose the
+# piece the search follows. The first start moves s and t by SRG_OFFSET: every hidden pre-activation
+# is then off its kink by at least SRG_OFFSET / (1 + SRG_OFFSET) of its layer's largest entry
+# (layers < e: X0 + s >= s; layer e, r = 5: the shared-vertex entries -(s/2 + 2t + 5st) ~ -0.026,
+# the diagonal 1 - 0.026), with the same pattern as the construction (relu(B (X0 + s)) a multiple of
+# I_K), so rounding (1e-16) cannot choose the piece. The other half of the search's former failure
+# (0.46 under ufm's fast compile profile, 0.089 under XLA's defaults, K = 10): from the flow's end
+# point (0.0891 from either start, both profiles) the minimizer's line search jumped onto the dead-ReLU
+# plateau (value 1/2), and only its end point was kept; now the lower of the two is.
+SRG_OFFSET = 1e-2
+
+
+def srg_start(candidate: ufm.problems.GraphCandidate) -> np.ndarray:
+    """The first start of :func:`srg_candidate`: the construction's scalars (``a = 1``, ``c = 0``) with
+    ``s = t = SRG_OFFSET``, which moves every hidden pre-activation off its ReLU kink by at least
+    ``SRG_OFFSET / (1 + SRG_OFFSET)`` of its layer's largest entry and keeps the construction's
+    activation pattern (``relu`` of the expansion layer a multiple of ``I_K``; Súkeník, Mondelli &
+    Lampert 2024 for the low-rank regime, the construction is ufm's)."""
+    th0 = np.array(candidate.init(None), dtype=float)
+    th0[2 * candidate.deep.L + 1:] = SRG_OFFSET
+    return th0
+
+
 def srg_candidate(prob: DeepUFM, r: int, *, e: int | None = None, starts: int = 6,
                   seed: int = 0) -> tuple[float, DeepParams | None, int | None]:
-    """Optimize the free scalars of :func:`ufm.problems.graph_params` (``ufm.minimize`` from ``starts`` random
-    scalar vectors) with the expansion at layer ``e`` (default ``L - 1``, the best: for K = 10,
-    lam = 0.004 the values with ``e < L - 1`` were above the DNC value); returns
-    ``(value, params, e)`` of the best. The value is ``prob.objective`` at explicit parameters, so
-    it is an upper bound on the deep UFM's optimum."""
+    """Optimize the free scalars of :func:`ufm.problems.graph_params` with the expansion at layer
+    ``e`` (default ``L - 1``, the best: for K = 10, lam = 0.004 the values with ``e < L - 1`` were
+    above the DNC value); returns ``(value, params, e)`` of the best point found.
+
+    Start 0 is the construction moved off its kinks (``s = t = SRG_OFFSET``), the others random
+    scalar vectors (``seed``). From each start a fixed-step gradient flow, then ``ufm.minimize``;
+    both end points are explicit parameters of the family and the lower objective is kept (the
+    minimizer's line search can leave the flow's basin for the dead-ReLU plateau, value 1/2, and
+    the family's optimum may sit at a kink of its scalars, where the solve is not certified). The
+    value is ``prob.objective`` at explicit parameters, so it is an upper bound on the deep UFM's
+    optimum whether or not a solve converged."""
     if prob.K != r * (r - 1) // 2:
         raise ValueError(f"r must satisfy K = r(r-1)/2, got r={r}, K={prob.K}")
     rng = np.random.default_rng(seed)
     best = (np.inf, None, None)
     for ee in [prob.L - 1 if e is None else e]:
         sp_ = ufm.problems.GraphCandidate(prob, r, ee)
-        for i in range(starts):  # the first start: a = 1, c = s = t = 0: H = X0, identities, relu(B X0) = I
-            th0 = np.asarray(sp_.init(None)) if i == 0 else np.concatenate(
+        for i in range(starts):
+            th0 = srg_start(sp_) if i == 0 else np.concatenate(
                 [np.exp(rng.normal(0, 0.3, prob.L + 1)), rng.normal(0, 0.3, prob.L),
                  [abs(rng.normal(0, 0.3)), rng.normal(0, 0.1)]])
             # a short fixed-step gradient flow first: L-BFGS's first steps from th0 can jump onto
-            # the dead-ReLU plateau (value 1/2); then the certified polish
+            # the dead-ReLU plateau (value 1/2); then the polish
             flow = ufm.gradient_flow(sp_, t1=100.0, dt=0.02, params0=jnp.asarray(th0),
                                      saveat=ufm.SaveAt(t1=True, params=False), throw=False)
             sol = ufm.minimize(sp_, params0=flow.final, gtol=1e-10, throw=False)
-            if np.isfinite(sol.value) and sol.value < best[0]:
-                best = (sol.value, sp_.build(sol.params), ee)
+            for th in (flow.final, sol.params):
+                v = float(sp_.objective(th))
+                if np.isfinite(v) and v < best[0]:
+                    best = (v, sp_.build(th), ee)
     return best
 
 
@@ -152,6 +186,46 @@ LOW_RANK_MARGIN = (1e-4, "1e-4 relative: the claim is that low rank is strictly 
                          "is a closed form and the candidate and solver values are objectives at explicit "
                          "points (exact to rounding, ~1e-15), while a solve stalled at the DNC point would "
                          "land within its certificate (1e-10) of it, so a tie fails by orders of magnitude")
+
+
+# The solver row: the claim is existential (a certified point below the DNC value), and which basin one
+# seed's solve ends in depends on the machine's rounding: the first-order path crosses ReLU kinks, where
+# the sign of an error of 1e-16 picks the piece. On one 2-core machine (2026-12-07), seeds 0 and 2
+# ended certified at the DNC point under ufm's fast compile profile (the profile of `ufm verify` and
+# of the tests) and seed 3 certified at 0.0841, while under XLA's defaults seeds 0, 1 and 3 were
+# certified below the DNC value; elsewhere seed 1 stopped at its step cap. One seed would test the
+# rounding, not the claim. The row takes the lowest value among the certified solves from the first
+# four seeds, the fewest first seeds with a certified point below the DNC value under both profiles
+# there; a solve that is not certified is never counted (when none is, the certificate row fails),
+# and a tie with the DNC value fails the strict row. Each seed is one ufm.minimize of the K = 10
+# model (0.5 to 7 minutes on 2 shared cores), so the seeds are few.
+SOLVER_SEEDS = (0, 1, 2, 3)
+
+
+def solve_seeds(prob: DeepUFM, seeds: tuple[int, ...] = SOLVER_SEEDS) -> tuple[DeepParams, dict]:
+    """The lowest certified solve among several seeds: ``min {f(x_s) : s in seeds, x_s certified}``.
+
+    Args:
+        prob: the deep (ReLU) UFM.
+        seeds: ``ufm.minimize(prob, seed=s, throw=False)`` (default options) runs for each.
+
+    Returns:
+        ``(params, info)``: the parameters of the lowest run with ``sol.converged`` and ``info`` with
+        its certificate (``grad_norm``: its KKT or Clarke residual; ``converged``: whether any run
+        was certified), ``value``, and per seed ``seed_values``, ``seed_orders``,
+        ``seed_converged``. When no run is certified, the lowest run with ``converged`` false (the
+        theorem's certificate row then fails).
+
+    References:
+        Súkeník, Mondelli & Lampert 2024 (arXiv 2405.14468): DNC is not optimal in this regime.
+    """
+    runs = [ufm.minimize(prob, seed=int(s), throw=False) for s in seeds]
+    certified = [r for r in runs if bool(r.converged)]
+    best = min(certified or runs, key=lambda r: r.value)
+    return best.params, {"grad_norm": float(best.certificate.kkt), "converged": bool(certified),
+                         "value": float(best.value), "seed_values": [float(r.value) for r in runs],
+                         "seed_orders": [str(r.certificate.order) for r in runs],
+                         "seed_converged": [bool(r.converged) for r in runs]}
 
 
 def _lowrank_assemble(prob, ev):
@@ -168,9 +242,11 @@ LOW_RANK = Theorem(
     name="Deep ReLU UFM, K = 10, L = 4: low-rank solutions beat DNC (never assert equality)",
     citation=LOW_RANK_SOURCE,
     tag="derived",
-    statement=("K = 10, L = 4, all lam = 0.004, widths 30, n = 1: the strongly-regular-graph candidate "
-               "(rank 5 class means in the hidden layers, ReLU expansion to rank 10) and the solver both "
-               "reach a value below the DNC value h_5(x*) ~ 0.0992."),
+    statement=("K = 10, L = 4, all lam = 0.004, widths 30, n = 1: ufm's strongly-regular-graph candidate "
+               "(rank 5 class means in the hidden layers, ReLU expansion to rank 10; its scalars optimized "
+               "from the construction moved off its kinks and from random starts) and the lowest certified "
+               "solve among the seeds SOLVER_SEEDS = (0, 1, 2, 3) both reach a value below the DNC value "
+               "h_5(x*) ~ 0.0992 by the stated margin (strictly: a tie fails)."),
     assumptions=lambda p: _relu_assume(p) if p.K == 10 else (False, "needs K = 10"),
     assemble=_lowrank_assemble,
     # sigma(mu) builds the DNC point; here the DNC point is searched numerically (the measured side)
@@ -179,7 +255,7 @@ LOW_RANK = Theorem(
     instances=lambda: [DeepUFM(K=10, n=1, widths=(30,) * 4, loss=ufm.MSE(), lam_W=0.004, lam_H=0.004)],
     measure=_lowrank_measure,
     proofs=_srg_proofs(),
-    solve=lambda prob: solve_deep(prob, starts=3, init_scale=None),
+    solve=solve_seeds,
     slow=True,
     strict_upper_bounds=(SRG_BELOW, SOLVER_BELOW),
     strict_margin=LOW_RANK_MARGIN,
