@@ -20,9 +20,10 @@ import sympy as sp
 import ufm
 from proofs_check.catalog.deep_reduction import (
     DNC_EXPRESSIONS, REDUCTION, check_dnc_instance, deep_numbers,
-    dnc_assemble, dnc_value_by_search, factor_proofs, measure, solve_deep, x_star,
+    dnc_assemble, dnc_value_by_search, factor_proofs, jump_distance, jump_gamma, measure, solve_deep,
+    x_star,
 )
-from proofs_check.theorem import Citation, Proof, Theorem
+from proofs_check.theorem import Citation, Proof, Theorem, Threshold
 from ufm import DeepParams, DeepUFM
 
 __all__ = ["THEOREMS", "DNC_BINARY", "TWO_LAYER", "LOW_RANK", "srg_candidate", "solve_seeds",
@@ -75,6 +76,10 @@ DNC_BINARY = Theorem(
              "ReLUs act as the identity on it)", REDUCTION),
 )
 
+# every lam equal to this value puts gamma = K Lambda^(1/3) of the K = 3, n = 2 model at 1.3 gamma_c
+# (jump_distance +0.3; tests/test_threshold_sides.py reads the distance)
+_BEYOND_JUMP = 1.3 * jump_gamma(3) / (3 * 2 ** (1 / 3))
+
 TWO_LAYER = Theorem(
     name="Extended UFM (L = 2, ReLU): DNC closed form with m = 3",
     citation=TWO_LAYER_SOURCE,
@@ -82,13 +87,19 @@ TWO_LAYER = Theorem(
     statement=("Numerical finding (no published guarantee at K = 3): two weight layers with a ReLU "
                "between (Tirer & Bruna's extended UFM), MSE, K classes: "
                "f* = h_3(x*), post-ReLU class means c_2 I, W_2 with K equal singular values "
-               "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique."),
+               "sigma_2 = Lambda^(1/6) x*^(1/3)/sqrt(lam_2); H_1 and W_1 are not unique. Beyond the jump "
+               "(gamma > gamma_c) x* = 0: the zero solution, f* = 1/2."),
     assumptions=lambda p: _relu_assume(p, L2=True),
     assemble=dnc_assemble,
     # one compiled shape (K = 3, widths 5): the instances differ in their lams only, which minimize
-    # traces (a ReLU model's compilation dominates this entry's cost)
+    # traces (a ReLU model's compilation dominates this entry's cost); the third sits 30% beyond the
+    # jump (gamma = 1.3 gamma_c at m = 3, every lam equal), where x* = 0 and the zero solution wins
     instances=lambda: [DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=5e-3, lam_H=5e-3),
-                       DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3)],
+                       DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=[1e-2, 4e-3], lam_H=8e-3),
+                       DeepUFM(K=3, n=2, widths=(5, 5), loss=ufm.MSE(), lam_W=_BEYOND_JUMP,
+                               lam_H=_BEYOND_JUMP)],
+    thresholds=(Threshold(jump_distance, "gamma/gamma_c - 1 (positive: beyond the jump, x* = 0, the "
+                          "zero solution)"),),
     measure=measure,
     solve=solve_deep,
     expressions=DNC_EXPRESSIONS,
