@@ -67,7 +67,7 @@ def _check_exact(prob, bucket, seed):
         np.testing.assert_allclose(b, a, rtol=0, atol=ATOL)
 
 
-@settings(max_examples=2)
+@settings(max_examples=1)
 @given(sized_problems((4, 3, 4), biases=(0.0,)))
 def test_padded_ce_solve_equals_unpadded(case):
     prob, seed = case
@@ -76,7 +76,7 @@ def test_padded_ce_solve_equals_unpadded(case):
 
 @pytest.mark.slow
 @settings(max_examples=12)
-@given(sized_problems((4, 3, 4), losses=tuple(LOSSES), nonneg=(False, True)))
+@given(sized_problems((4, 3, 4), losses=tuple(LOSSES)))
 def test_padded_solve_equals_unpadded_every_family(case):
     prob, seed = case
     _check_exact(prob, (4, 3, 4), seed)
@@ -115,6 +115,7 @@ def test_objective_reads_only_the_active_block():
 @pytest.mark.parametrize("make, match", [
     (lambda: ufm.DeepUFM(K=3, n=2, widths=(3, 3), loss=ufm.MSE()), "DeepUFM"),
     (lambda: ufm.UFM(K=3, n=2, d=3, loss=ufm.MSE(encoding=2 * np.eye(3) - 1)), "encoding"),
+    (lambda: ufm.UFM(K=3, n=2, d=3, loss=ufm.CrossEntropy(), nonneg=True), "nonneg"),
 ])
 def test_families_without_a_padded_form_are_refused(make, match):
     with pytest.raises(ValueError, match=match):
@@ -130,3 +131,66 @@ def test_bucket_too_small_is_refused():
 
 def test_default_bucket_rounds_every_size_up():
     assert bucket_of(5, (3, 7), 9) == (6, 8, 12)
+
+
+# ---- sweeps over sizes ---------------------------------------------------------------------------
+
+BASE = ufm.UFM(K=3, n=2, d=2, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
+
+
+def _one_device():
+    return jax.local_devices()[:1]
+
+
+def test_size_axes_are_sweepable_and_checked():
+    assert {"K", "n", "d"} <= set(ufm.sweeps.sweepable_fields(BASE))
+    imbalanced = ufm.UFM(K=3, n=(1, 2, 3), d=2, loss=ufm.CrossEntropy())
+    assert "n" not in ufm.sweeps.sweepable_fields(imbalanced)
+    with pytest.raises(ValueError, match="'K'.*whole numbers >= 2"):
+        ufm.sweeps.parse_grid(BASE, {"K": [1, 3]})
+    with pytest.raises(ValueError, match="'d'.*whole numbers"):
+        ufm.sweeps.parse_grid(BASE, {"d": [1.5, 3]})
+    with pytest.raises(ValueError, match="'n'.*imbalanced"):
+        ufm.sweeps.parse_grid(imbalanced, {"n": [1, 2]})
+    with pytest.raises(ValueError, match="nonneg"):
+        ufm.sweeps.parse_grid(ufm.UFM(K=3, n=2, d=2, loss=ufm.CrossEntropy(), nonneg=True), {"K": [2, 3]})
+    with pytest.raises(ValueError, match="certify='global'"):
+        ufm.sweep(BASE, {"K": [2, 3]}, certify="global")
+
+
+def test_sweep_over_sizes_compiles_once_per_bucket():
+    from ufm.sweeps import _kernel
+
+    before = _kernel.solve_chunk._cache_size()
+    # every point in the bucket (4, 2, 4): one program for the whole grid
+    ds = ufm.sweep(BASE, {"K": [2, 3, 4], "d": [1, 4]}, chunk=6, devices=_one_device())
+    assert _kernel.solve_chunk._cache_size() == before + 1
+    # another base problem (sizes, hyper-parameters) and other sizes in the same bucket, with the
+    # same axes and chunk length (what the program is compiled for): nothing compiles
+    other = ufm.UFM(K=4, n=2, d=1, loss=ufm.CrossEntropy(), lam_W=1e-2, lam_H=3e-3, lam_b=1e-3)
+    ds2 = ufm.sweep(other, {"K": [4, 2], "d": [2, 4, 1]}, chunk=6, devices=_one_device())
+    assert _kernel.solve_chunk._cache_size() == before + 1
+    assert bool(ds.done.all()) and bool(ds2.done.all())
+    assert ds.G_H.shape[-2:] == (4, 4)
+    for K in (2, 3, 4):  # the Grams are zero beyond each point's K; a certified point has a phase
+        G = ds.G_H.sel(K=K).values
+        assert np.all(G[..., K:, :] == 0) and np.all(G[..., :, K:] == 0)
+    ok = ds.result.values == 0
+    assert np.all(ds.phase_name.values[ok] != "uncertified")
+
+
+@pytest.mark.slow
+def test_sweep_over_sizes_records_the_unpadded_solves():
+    grid = {"K": [2, 3, 4], "d": [1, 3]}
+    ds = ufm.sweep(BASE, grid, chunk=6, devices=_one_device())
+    for K in grid["K"]:
+        for d in grid["d"]:
+            prob = ufm.UFM(K=K, n=2, d=d, loss=BASE.loss, lam_W=5e-3, lam_H=5e-3, lam_b=5e-3)
+            sol = ufm.minimize(prob, seed=0, throw=False)
+            point = ds.sel(K=K, d=d, seed=0)
+            # the random start of the sweep is ufm.minimize(prob, seed=0)
+            np.testing.assert_allclose(point.value_random.values, sol.value, rtol=0, atol=ATOL)
+            if int(point.result) == 0:
+                Wg = sol.params.W @ sol.params.W.T
+                if not bool(point.warm_won):
+                    np.testing.assert_allclose(point.G_W.values[:K, :K], Wg, rtol=0, atol=1e-9)

@@ -32,10 +32,13 @@ independent of the array's shape), so ``minimize(pad(prob), seed=s)`` and
 ``minimize(prob, seed=s)`` start from the same point.
 
 Which families pad. :class:`ufm.UFM` with the built-in losses ``CrossEntropy``,
-``LabelSmoothing``, ``Focal`` and one-hot ``MSE``, balanced or imbalanced, with or without a bias,
-``nonneg`` or not. Refused with a ValueError: ``MSE(encoding=E)`` (the ``(D, K)`` code matrix is
-data of one ``K``; a padded class would need a code column that does not exist), custom losses
-(how a masked class enters them is unknown), and the other families (:class:`ufm.DeepUFM`: the
+``LabelSmoothing``, ``Focal`` and one-hot ``MSE``, balanced or imbalanced, with or without a bias.
+Refused with a ValueError: ``MSE(encoding=E)`` (the ``(D, K)`` code matrix is data of one ``K``; a
+padded class would need a code column that does not exist), custom losses (how a masked class
+enters them is unknown), ``nonneg=True`` (the objective pads exactly, but the spectral projected
+gradient's active-set steps amplify the last-bit differences between the padded and unpadded
+arithmetic: the solutions agree only to the solve tolerance, ``2e-10`` measured in ``W W^T``, not
+to ``1e-12``; the class still accepts ``nonneg`` for callers who accept that), and the other families (:class:`ufm.DeepUFM`: the
 ReLU piece polish runs on the host per shape; the memorization-dilation, fixed-frame, graph and
 target models have no padded form here).
 
@@ -93,6 +96,10 @@ def unsupported_reason(prob: Problem) -> str | None:
     if isinstance(prob.loss, MSE) and prob.loss.encoding is not None:
         return ("MSE with an encoding: the (D, K) code matrix belongs to one K; a padded class has no "
                 "code column (use one-hot MSE, encoding=None)")
+    if prob.nonneg:
+        return ("nonneg=True: the objective pads exactly, but the projected-gradient solve's active-set "
+                "steps amplify the last-bit differences of the padded arithmetic, so the padded solution "
+                "agrees only to the solve tolerance (2e-10 measured in W W^T), not to 1e-12")
     return None
 
 
@@ -272,6 +279,12 @@ class PaddedUFM(Problem):
         inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
         H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
         return Params(inf(params.W), H_lo, None if params.b is None else inf(params.b))
+
+    def project(self, params: Params) -> Params:
+        """Projection onto the feasible set: the padding set to zero, then ``H >= 0`` when
+        ``nonneg`` (a warm start from a neighbouring size is cut to this problem's block)."""
+        a = self.active(params)
+        return a._replace(H=jnp.maximum(a.H, 0.0)) if self.nonneg else a
 
     def symmetry_tangents(self, params: Params) -> Params | None:
         r"""Rotations of the active feature block (generators ``E_ij - E_ji`` with ``i, j < d``;
