@@ -169,7 +169,7 @@ def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
             raise ValueError(f"grid[{path!r}] repeats values: {arr.tolist()}")
         sized = path in SIZE_FIELDS and path in size_fields(prob)
         if sized:
-            check_size_axis(path, arr)
+            check_size_axis(path, arr, sweepable_fields(prob))
         for v in (arr.min(), arr.max()):
             try:
                 replace_path(prob, path, int(v) if sized else float(v))

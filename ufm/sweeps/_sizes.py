@@ -55,12 +55,13 @@ def size_refusal(prob: Problem, path: str) -> str | None:
     return "n is per-class counts (imbalanced); sweep n of a balanced problem"
 
 
-def check_size_axis(path: str, arr: np.ndarray) -> None:
+def check_size_axis(path: str, arr: np.ndarray, fields: Sequence[str]) -> None:
     """A size axis holds whole numbers ``>= 2`` (``K``) or ``>= 1`` (``n``, ``d``), or a
-    ValueError naming the axis."""
+    ValueError naming the axis (and the sweepable ``fields``)."""
     lo = _LOWEST[path]
     if np.any(arr != np.round(arr)) or np.any(arr < lo):
-        raise ValueError(f"grid[{path!r}] must be whole numbers >= {lo} (a size), got {arr.tolist()}")
+        raise ValueError(f"grid field {path!r} cannot be swept over {arr.tolist()}: grid[{path!r}] must be "
+                         f"whole numbers >= {lo} (a size); sweepable fields: {list(fields)}")
 
 
 def has_sizes(paths: Sequence[str]) -> bool:
