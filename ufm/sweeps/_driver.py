@@ -109,15 +109,15 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
 
     Main arguments:
         prob: the base problem (for example :class:`ufm.UFM`); grid values replace its fields.
-        grid: ``{field: values}``, fields from :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``,
-            ``"lam_b"``, ``"loss.alpha"``, ...); values a list or ``{"log": [lo, hi, num]}``.
+        grid: ``{field: values}`` over :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``, ``"loss.alpha"``,
+            sizes ``"K"``, ``"d"``, ``"n"``); values a list or ``{"log": [lo, hi, num]}``.
         starts: random starts per point (seeds ``0 .. starts - 1``; deprecated name ``seeds``).
         store: a Zarr store (resumable): a path, a ``file://`` or other fsspec URL (``memory://``,
             ``s3://``), or a Zarr Store; ``None``: in memory. One call writes a store at a time
             (a lease with a heartbeat); a finished chunk is never written again.
 
     Other arguments:
-        chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
+        chunk: points per compiled call (default ``P / (4 devices)``, over sizes ``P / (2 devices)``; <= 256).
         client: a ``dask.distributed.Client``; chunks then run on its workers (a chunk whose
             worker dies runs again on another), which write to ``store`` (reachable by all).
             Without it, chunks run on every local JAX device (on CPU, start Python with
@@ -194,8 +194,9 @@ def _plan(prob, grid, starts, chunk, devices, client_without_store, **options) -
     is opened, nothing is solved."""
     axes = parse_grid(prob, grid)
     starts = _count("starts", starts, MAX_POINTS // grid_size(axes))  # points x starts solves in all
-    if chunk is None:
-        chunk = max(1, min(256, math.ceil(grid_size(axes) / (4 * len(devices)))))
+    if chunk is None:  # a sweep over sizes: half as many chunks, so fewer buckets (compiles)
+        per = 2 if has_sizes(tuple(axes)) and not isinstance(prob, PaddedUFM) else 4
+        chunk = max(1, min(256, math.ceil(grid_size(axes) / (per * len(devices)))))
     chunk = _count("chunk", chunk, MAX_CHUNK)
     if client_without_store:
         raise ValueError("store must be a path or URL when client is given: the workers write to it")
