@@ -62,7 +62,8 @@ def main() -> None:
     ds = ufm.sweep(base, grid, devices=devices, certify="local", progress=False)
     t_buckets = time.perf_counter() - t0
     n_buckets = _kernel.solve_chunk._cache_size() - c0
-    phases = dict(zip(*np.unique(ds.phase_name.values.astype(str), return_counts=True)))
+    names, counts = np.unique(ds.phase_name.values.astype(str), return_counts=True)
+    phases = {str(k): int(v) for k, v in zip(names, counts)}
 
     shapes = [(k, d) for k in KS for d in DS]
     pick = np.unique(np.linspace(0, P - 1, min(args.shapes, P)).round().astype(int))
