@@ -90,6 +90,20 @@ def test_padded_solve_equals_unpadded_wider_bucket(case):
     _check_exact(prob, (6, 2, 8), seed)
 
 
+@pytest.mark.slow
+@settings(max_examples=6)
+@given(sized_problems((8, 2, 24), losses=("ce", "ls", "focal", "mse")))
+def test_padded_lanczos_certificate_equals_the_unpadded_dense_one(case):
+    # a bucket above PADDED_DENSE_MAX parameters certifies by Lanczos; the unpadded problem by dense eigh
+    from ufm.solvers._core import second_order_method
+
+    prob, seed = case
+    pp = pad(prob, (8, 2, 24))
+    x0 = pp.init(jax.random.PRNGKey(seed))
+    assert second_order_method(pp, x0, "auto") == "lanczos"
+    _check_exact(prob, (8, 2, 24), seed)
+
+
 @given(st.integers(1, 10_000))
 def test_bucket_size_is_the_next_ladder_rung(size):
     b = bucket_size(size)
