@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from ufm import plot
 from ufm.cli._families import problem_spec
 from ufm.cli._spec import SpecError, emit, parser, problem_from
 from ufm.sweeps import StoreBusyError, locate_boundary, parse_grid, sweep
@@ -26,10 +27,13 @@ def _sweep_parser() -> argparse.ArgumentParser:
         "interruption (nothing finished is recomputed). Uses every CPU core (one JAX host device "
         "per core) or a Dask cluster (--scheduler ADDRESS). One sweep writes a store at a time; a "
         "second is refused with one line naming the first."),
-        ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma; "
-         "values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
+        ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma, and the "
+         "sizes K, d, n of a UFM (each chunk runs padded to its bucket of sizes: one compile per "
+         "bucket); values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
          "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
-         "--grid lam_W=log:1e-4:1e-1:100 --grid lam_H=log:1e-4:1e-1:100 --store ce.zarr"))
+         "--grid lam_W=log:1e-4:1e-1:100 --grid lam_H=log:1e-4:1e-1:100 --store ce.zarr\n"
+         "sizes: ufm sweep --K 2 --n 2 --d 1 --loss ce --lam-W 5e-3 --lam-H 5e-3 --lam-b 5e-3 "
+         "--grid K=lin:2:11:10 --grid d=1,2,3,4,6,8,11,14,18,22 --plot phases.png"))
     p.add_argument("--grid", action="append", metavar="FIELD=VALUES", help="a grid axis (repeat)")
     p.add_argument("--starts", type=int, help="random starts per point, seeds 0..starts-1 (default 1)")
     p.add_argument("--seeds", type=int, help=argparse.SUPPRESS)  # the deprecated name of --starts
@@ -50,6 +54,8 @@ def _sweep_parser() -> argparse.ArgumentParser:
                    "CE/LS/MSE, deep linear MSE), first-order solves whose global gap closes (a "
                    "certified global minimizer; the random start is skipped where the warm start's "
                    "gap closed), with a second-order fallback; local: second order, both starts")
+    p.add_argument("--plot", metavar="PNG", help="draw the phase diagram (ufm.plot.phase_diagram; "
+                   "with K and d axes, the line d = K - 1 where the simplex ETF starts to fit)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -219,6 +225,15 @@ def _failed(ds) -> dict[str, int]:
     return dict(zip(bad.tolist(), counts.tolist()))
 
 
+def _draw(ds, path: str, found) -> None:
+    """The phase diagram of ``ds`` to ``path``; with ``K`` and ``d`` axes the line ``d = K - 1``
+    (below it no simplex ETF fits in ``d`` dimensions) is drawn dashed."""
+    fields = [str(f) for f in ds["phase"].dims if f != "seed"]
+    x, y = ("K", "d") if {"K", "d"} <= set(fields) else (None, None)
+    thresholds = {"d = K - 1": ("K", lambda d: np.asarray(d) + 1.0)} if x else None
+    plot.close(plot.phase_diagram(ds, path, x=x, y=y, thresholds=thresholds, boundaries=found))
+
+
 def cmd_sweep(argv: Sequence[str]) -> int:
     """``ufm sweep``: a resumable certified sweep (and located boundaries); prints a summary."""
     args = _sweep_parser().parse_args(argv)
@@ -237,5 +252,9 @@ def cmd_sweep(argv: Sequence[str]) -> int:
         return 2
     found = [locate_boundary(prob, f, lo, hi) for f, lo, hi in s["boundaries"]]
     rec, lines = _report(prob, s, ds, elapsed, found)
+    if args.plot:
+        _draw(ds, args.plot, found)
+        rec["plot"] = args.plot
+        lines.append(f"phase diagram: {args.plot}")
     emit(args, rec, lines)
     return 0

@@ -46,6 +46,7 @@ import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
 from ufm.problems import UFM, DeepUFM, Problem
+from ufm.problems.padded import PaddedUFM
 
 __all__ = ["implicit_projector", "rotation_pair", "rotation_projection", "SYM_RTOL"]
 
@@ -66,7 +67,7 @@ def rotation_pair(prob: Problem) -> tuple[Callable, Callable] | None:
     if getattr(prob, "constrained", False):
         return None
     gen = getattr(type(prob), "symmetry_tangents", None)
-    if gen is UFM.symmetry_tangents:
+    if gen is UFM.symmetry_tangents or gen is PaddedUFM.symmetry_tangents:
         return _ufm_pair(None)
     if gen is DeepUFM.symmetry_tangents and (prob.L == 1 or not (prob.activation == "linear"
                                                                    and prob.pattern is None)):
@@ -78,14 +79,25 @@ def _skew(X: jax.Array) -> jax.Array:
     return 0.5 * (X - X.T)
 
 
-def rotation_projection(W: jax.Array, H: jax.Array) -> Callable:
+def rotation_projection(W: jax.Array, H: jax.Array, active: jax.Array | None = None) -> Callable:
     r"""``(V_W, V_H) -> tau(A*)``: the component of ``(V_W, V_H)`` along the tangent space of the
-    orbit ``(W Q^T, Q H)`` (module docstring), with ``M = W^T W + H H^T`` decomposed once."""
+    orbit ``(W Q^T, Q H)`` (module docstring), with ``M = W^T W + H H^T`` decomposed once.
+
+    ``active`` (``(p,)``, 0/1; a padded problem's feature mask, the padded rows of ``H`` and
+    columns of ``W`` zero): only the rotations of the active coordinates, ``A_ij = 0`` unless
+    ``i`` and ``j`` are active. ``M`` gets ``-1`` on the padded diagonal, so its padded
+    eigenvectors (eigenvalue ``-1``, below every active one, ``M >= 0`` there) never mix with
+    the active ones, and pairs that touch them are dropped."""
     p = H.shape[0]
     M = W.T @ W + H @ H.T
+    if active is not None:
+        M = M - jnp.diag(1.0 - active)
     mu, U = jnp.linalg.eigh(0.5 * (M + M.T))
     denom = mu[:, None] + mu[None, :]
     off = ~jnp.eye(p, dtype=bool)
+    if active is not None:
+        live = mu > -0.5
+        off = off & live[:, None] & live[None, :]
     top = jnp.max(jnp.where(off, denom, 0.0))
     keep = off & (denom > SYM_RTOL**2 * jnp.maximum(top, jnp.finfo(W.dtype).tiny))
     inv = jnp.where(keep, 2.0 / jnp.where(keep, denom, 1.0), 0.0)
@@ -111,10 +123,13 @@ def implicit_projector(prob: Problem, params: Any) -> Callable | None:
         return None
     get, put = pair
     _, unravel = ravel_pytree(params)
-    W, H = get(params)
-    rotate = rotation_projection(W, H) if H.shape[0] > 1 else None
+    padded = isinstance(prob, PaddedUFM)
+    W, H = prob.classifier(params) if padded else get(params)
+    active = prob.feature_mask() if padded else None
+    rotate = rotation_projection(W, H, active) if H.shape[0] > 1 else None
     shift = getattr(params, "b", None) is not None and getattr(prob.loss, "shift_invariant", False)
     free_b = jnp.where(prob.lam_b == 0, 1.0, 0.0) if shift else None
+    cls = prob.class_mask() if padded else None  # the shift moves the active bias entries only
 
     def proj(v):
         vp = unravel(v)
@@ -122,7 +137,9 @@ def implicit_projector(prob: Problem, params: Any) -> Callable | None:
             VW, VH = get(vp)
             TW, TH = rotate(VW, VH)
             vp = put(vp, VW - TW, VH - TH)
-        if free_b is not None:
+        if free_b is not None and cls is not None:
+            vp = vp._replace(b=vp.b - free_b * cls * (jnp.sum(cls * vp.b) / jnp.sum(cls)))
+        elif free_b is not None:
             vp = vp._replace(b=vp.b - free_b * jnp.mean(vp.b))
         return ravel_pytree(vp)[0]
 

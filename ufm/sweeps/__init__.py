@@ -7,7 +7,8 @@ stopped (:func:`open_sweep` reads a store). :func:`locate_boundary` places a pha
 bisection, and :func:`compare_thresholds` holds measured boundaries against predicted ones.
 
 One idea per module: ``_grid`` (sweepable fields, grid values, the snake order of the points),
-``_lease`` (one call writes a store at a time; a crashed one's lease expires),
+``_lease`` (one call writes a store at a time; a crashed one's lease expires), ``_sizes`` (grid
+axes over the sizes K, n, d: each chunk padded to its bucket, one compile per bucket),
 ``_kernel`` (the compiled solve of a chunk of points and its host fallback), ``_phases`` (the
 phase name of a solution), ``_store`` (the Zarr store), ``_boundaries`` (boundaries and
 thresholds), ``_driver`` (:func:`sweep`: plan the chunks, run them, write them). The top-level

@@ -28,9 +28,11 @@ from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
 from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.problems import Problem
+from ufm.problems.padded import PaddedUFM
 from ufm.sweeps._grid import MAX_POINTS, GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
 from ufm.sweeps._lease import holding
+from ufm.sweeps._sizes import bucket_groups, chunk_bucket, chunk_problem, has_sizes, point_sizes, sized_record, top_sizes
 from ufm.sweeps._store import done_chunks, open_root, open_store, open_sweep, store_meta, where, write_chunk
 
 if TYPE_CHECKING:
@@ -57,6 +59,26 @@ class _Plan:
     @property
     def paths(self) -> tuple[str, ...]:
         return tuple(self.axes)
+
+    @property
+    def sized(self) -> bool:
+        """Whether a grid axis is a size (each chunk then runs padded to its bucket)."""
+        return has_sizes(self.paths) and not isinstance(self.prob, PaddedUFM)
+
+    def bucket(self, c: int) -> tuple[int, int, int] | None:
+        """Chunk ``c``'s bucket of sizes (``None`` when no axis is a size)."""
+        return chunk_bucket(self.prob, self.paths, chunk_points(self.axes, self.chunk, c)[2]) if self.sized else None
+
+    def problem(self, c: int) -> Problem:
+        """The problem chunk ``c`` is solved as: the base one, or it padded to the chunk's bucket."""
+        return chunk_problem(self.prob, self.bucket(c)) if self.sized else self.prob
+
+    def finish(self, rec, vals: np.ndarray):
+        """``(record, phase codes or None)`` as the store takes them (a sized chunk's Grams made
+        ``K_top x K_top`` and its phases named per point, :func:`ufm.sweeps._sizes.sized_record`)."""
+        if not self.sized:
+            return rec, None
+        return sized_record(rec, point_sizes(self.prob, self.paths, vals), top_sizes(self.prob, self.axes)[0])
 
 
 @renamed_keywords(seeds="starts")
@@ -87,15 +109,15 @@ def sweep(prob: Problem, grid: GridSpec, starts: int = 1, store: str | os.PathLi
 
     Main arguments:
         prob: the base problem (for example :class:`ufm.UFM`); grid values replace its fields.
-        grid: ``{field: values}``, fields from :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``,
-            ``"lam_b"``, ``"loss.alpha"``, ...); values a list or ``{"log": [lo, hi, num]}``.
+        grid: ``{field: values}`` over :func:`ufm.sweeps.sweepable_fields` (``"lam_W"``, ``"loss.alpha"``,
+            sizes ``"K"``, ``"d"``, ``"n"``); values a list or ``{"log": [lo, hi, num]}``.
         starts: random starts per point (seeds ``0 .. starts - 1``; deprecated name ``seeds``).
         store: a Zarr store (resumable): a path, a ``file://`` or other fsspec URL (``memory://``,
             ``s3://``), or a Zarr Store; ``None``: in memory. One call writes a store at a time
             (a lease with a heartbeat); a finished chunk is never written again.
 
     Other arguments:
-        chunk: grid points per compiled call (default: about ``P / (4 devices)``, at most 256).
+        chunk: points per compiled call (default ``P / (4 devices)``, over sizes ``P / (2 devices)``; <= 256).
         client: a ``dask.distributed.Client``; chunks then run on its workers (a chunk whose
             worker dies runs again on another), which write to ``store`` (reachable by all).
             Without it, chunks run on every local JAX device (on CPU, start Python with
@@ -154,8 +176,9 @@ def _open(plan: _Plan, store, client) -> tuple[Any, Any, _Plan]:
 
 def _todo(root, prob, plan: _Plan, max_chunks) -> tuple[np.ndarray, list[int]]:
     """Create or check the store (under its lease), then the chunks done and those to run."""
+    K, D = (top_sizes(prob, plan.axes)[0],) * 2 if plan.sized else (prob.K, prob.D)
     open_store(root, store_meta(prob, plan.axes, plan.starts, plan.chunk, plan.opts),
-               grid_size(plan.axes), prob.K, prob.D, plan.store_name)
+               grid_size(plan.axes), K, D, plan.store_name)
     done = done_chunks(root)
     return done, [int(c) for c in np.flatnonzero(~done)][: None if max_chunks is None else int(max_chunks)]
 
@@ -171,21 +194,30 @@ def _plan(prob, grid, starts, chunk, devices, client_without_store, **options) -
     is opened, nothing is solved."""
     axes = parse_grid(prob, grid)
     starts = _count("starts", starts, MAX_POINTS // grid_size(axes))  # points x starts solves in all
-    if chunk is None:
-        chunk = max(1, min(256, math.ceil(grid_size(axes) / (4 * len(devices)))))
+    if chunk is None:  # a sweep over sizes: half as many chunks, so fewer buckets (compiles)
+        per = 2 if has_sizes(tuple(axes)) and not isinstance(prob, PaddedUFM) else 4
+        chunk = max(1, min(256, math.ceil(grid_size(axes) / (per * len(devices)))))
     chunk = _count("chunk", chunk, MAX_CHUNK)
     if client_without_store:
         raise ValueError("store must be a path or URL when client is given: the workers write to it")
-    opts = solve_options(prob, devices, **options)
-    return _Plan(prob, axes, starts, chunk, opts, run_id=uuid.uuid4().int >> 66)
+    plan = _Plan(prob, axes, starts, chunk, None, run_id=uuid.uuid4().int >> 66)
+    if plan.sized and options.get("certify") == "global":
+        raise ValueError("certify='global' cannot run a sweep over sizes (K, n, d): the proven global bound "
+                         "has no padded form; use certify='auto' or 'local' (second order)")
+    opts = solve_options(plan.problem(0), devices, **options)
+    return dataclasses.replace(plan, opts=opts)
 
 
 def _run_chunk(root, plan: _Plan, c: int, device=None) -> int:
     """Solve sweep chunk ``c`` and write it; returns the number of points written."""
     start, stop, vals = chunk_points(plan.axes, plan.chunk, c)
+    prob = plan.problem(c)
+    if device is not None:
+        prob = jax.device_put(prob, device)
     with jax.default_device(device) if device is not None else contextlib.nullcontext():
-        rec = solve_points(plan.prob, plan.paths, vals, plan.starts, plan.opts, stop - start)
-    return write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id, plan.store_name)
+        rec = solve_points(prob, plan.paths, vals, plan.starts, plan.opts, stop - start)
+    rec, phase = plan.finish(rec, vals)
+    return write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id, plan.store_name, phase)
 
 
 def _run_local(root, plan: _Plan, todo, devices, local_mode, bar) -> None:
@@ -203,22 +235,26 @@ def _run_local(root, plan: _Plan, todo, devices, local_mode, bar) -> None:
 
 
 def _run_spmd(root, plan: _Plan, todo, devices, bar) -> None:
-    """Chunks in groups of ``len(devices)``, one SPMD call per group (one compilation)."""
+    """Chunks in groups of ``len(devices)`` that share a bucket, one SPMD call per group (one
+    compilation per bucket)."""
     mesh = Mesh(np.asarray(devices), ("d",))
     G = len(devices)
-    for g in range(0, len(todo), G):
-        group = todo[g:g + G]
+    groups = bucket_groups({c: plan.bucket(c) for c in todo}, todo, G) if plan.sized else \
+        [todo[g:g + G] for g in range(0, len(todo), G)]
+    for group in groups:
         ranges = [chunk_points(plan.axes, plan.chunk, c) for c in group]
         vals = np.stack([r[2] for r in ranges] + [ranges[-1][2]] * (G - len(group)))  # pad
-        recs = solve_groups(plan.prob, plan.paths, vals, plan.starts, plan.opts, mesh,
+        recs = solve_groups(plan.problem(group[0]), plan.paths, vals, plan.starts, plan.opts, mesh,
                             [stop - start for start, stop, _ in ranges])
-        for c, (start, stop, _), rec in zip(group, ranges, recs):
+        for c, (start, stop, v), rec in zip(group, ranges, recs):
+            rec, phase = plan.finish(rec, v)
             bar.update(write_chunk(root, plan.prob, rec, c, start, stop, plan.run_id,
-                                   plan.store_name))
+                                   plan.store_name, phase))
 
 
 def _device_worker(root, plan: _Plan, queue, device, bar) -> None:
-    plan = dataclasses.replace(plan, prob=jax.device_put(plan.prob, device))
+    if not plan.sized:  # a sized plan puts each chunk's padded problem on the device itself
+        plan = dataclasses.replace(plan, prob=jax.device_put(plan.prob, device))
     while True:
         try:
             c = queue.pop(0)  # list.pop is atomic under the GIL

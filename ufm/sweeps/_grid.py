@@ -1,7 +1,8 @@
 r"""The grid of a sweep: which fields can be swept, their values, and the order points run in.
 
 A grid maps sweepable fields of a problem (scalar hyper-parameters, dotted for nested ones:
-``"lam_W"``, ``"loss.alpha"``) to values; the points are the product of the axes. Points are solved
+``"lam_W"``, ``"loss.alpha"``; and the sizes ``"K"``, ``"d"``, ``"n"`` of a UFM that pads exactly,
+:mod:`ufm.sweeps._sizes`) to values; the points are the product of the axes. Points are solved
 and stored in the reflected order of :func:`snake_order`, a path of grid neighbours, cut into
 chunks of consecutive points (one compiled call each).
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from ufm._internal.tree import replace_path
 from ufm.problems import Problem
+from ufm.sweeps._sizes import SIZE_FIELDS, check_size_axis, size_fields, size_refusal
 
 __all__ = ["GridSpec", "sweepable_fields", "parse_grid", "replace_path", "snake_order", "grid_size",
            "chunk_points", "MAX_POINTS"]
@@ -25,9 +27,11 @@ GridSpec = Mapping[str, Union[Sequence[float], Mapping[str, Sequence[float]]]]
 
 
 def sweepable_fields(prob: Problem) -> list[str]:
-    """Dotted names of the scalar hyper-parameters of ``prob`` (``lam_W``, ``loss.alpha``, ...).
+    """Dotted names of the scalar hyper-parameters of ``prob`` (``lam_W``, ``loss.alpha``, ...),
+    then the sizes it can sweep: ``K``, ``d`` and (balanced) ``n`` of a :class:`ufm.UFM` whose
+    family pads exactly (:mod:`ufm.sweeps._sizes`: one compile per bucket of sizes).
 
-    Sizes (static fields) are not sweepable: each value would compile anew.
+    Other static fields are not sweepable: each value would compile anew.
     """
     out = []
     for f in dataclasses.fields(prob):
@@ -38,7 +42,7 @@ def sweepable_fields(prob: Problem) -> list[str]:
             out += [f"{f.name}.{sub}" for sub in sweepable_fields(v)]
         elif v is not None and np.ndim(v) == 0 and not isinstance(v, bool):
             out.append(f.name)
-    return out
+    return out + [s for s in size_fields(prob) if s not in out]
 
 
 def _check_field(prob, path: str) -> None:
@@ -47,7 +51,10 @@ def _check_field(prob, path: str) -> None:
         return
     head = path.split(".")[0]
     names = {f.name: f for f in dataclasses.fields(prob)}
-    if head in names and names[head].metadata.get("static"):
+    refusal = size_refusal(prob, path)
+    if refusal is not None:
+        why = refusal
+    elif head in names and names[head].metadata.get("static"):
         why = "it is a size (static): each value compiles anew; loop over sweeps instead"
     elif head == "lam_b" and prob.lam_b is None:
         why = "the problem has no bias (lam_b=None); build it with lam_b=0.0 to sweep lam_b"
@@ -160,9 +167,12 @@ def parse_grid(prob: Problem, grid: GridSpec) -> dict[str, np.ndarray]:
             raise ValueError(f"grid[{path!r}] must be finite numbers, got {arr.tolist()}")
         if np.unique(arr).size != arr.size:
             raise ValueError(f"grid[{path!r}] repeats values: {arr.tolist()}")
+        sized = path in SIZE_FIELDS and path in size_fields(prob)
+        if sized:
+            check_size_axis(path, arr, sweepable_fields(prob))
         for v in (arr.min(), arr.max()):
             try:
-                replace_path(prob, path, float(v))
+                replace_path(prob, path, int(v) if sized else float(v))
             except ValueError as e:
                 raise ValueError(f"grid[{path!r}]: value {v:g} is out of range: {e}") from None
         axes[path] = arr

@@ -43,8 +43,10 @@ from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import check_finite_positive
 from ufm.problems import Problem
+from ufm.problems.padded import PaddedUFM
 from ufm.solvers import RESULTS, global_certificate, global_gap_ok, global_unsupported_reason, minimize
 from ufm.sweeps._grid import replace_path
+from ufm.sweeps._sizes import padded_summary
 
 __all__ = ["SolveOptions", "PointRecord", "solve_options", "solve_points", "solve_groups", "solve_chunk",
            "solve_chunks_spmd", "solve_fallback", "with_fallback", "POLISH"]
@@ -95,6 +97,8 @@ def _point_problem(prob, paths, values):
 
 
 def _summary(prob, x):
+    if isinstance(prob, PaddedUFM):
+        return padded_summary(prob, x)
     labels = jnp.asarray(prob.labels)
     Hbar, _ = metrics.class_means(x.H, labels, prob.K)
     b2 = jnp.sum(x.b**2) if x.b is not None else jnp.zeros(())

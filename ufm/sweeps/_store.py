@@ -175,7 +175,7 @@ def done_chunks(root: zarr.Group) -> np.ndarray:
 
 
 def write_chunk(root: zarr.Group, prob: Problem, rec: NamedTuple, c: int, start: int, stop: int,
-                run_id: int, store_name: str = "(memory)") -> int:
+                run_id: int, store_name: str = "(memory)", phase: np.ndarray | None = None) -> int:
     """Write sweep chunk ``c`` (positions ``start .. stop - 1``) and its phases, then mark it done.
 
     The order is the contract: the lease is checked (the call still owns the store), a chunk
@@ -190,6 +190,8 @@ def write_chunk(root: zarr.Group, prob: Problem, rec: NamedTuple, c: int, start:
         c, start, stop: the chunk and its positions.
         run_id: the call that computed it (it must hold the store's lease).
         store_name: the store as the messages name it.
+        phase: the chunk's phase codes when the caller named them (a sweep over sizes, whose
+            points differ in ``K``); default: from ``prob``'s counts and ``d``.
 
     Returns:
         The number of points of the chunk.
@@ -200,7 +202,9 @@ def write_chunk(root: zarr.Group, prob: Problem, rec: NamedTuple, c: int, start:
     """
     n = stop - start
     rec = type(rec)(*(a[:n] for a in rec))
-    phase = phase_codes(rec.G_H, rec.G_W, np.asarray(rec.result) == 0, prob.counts, prob.d)
+    if phase is None:
+        phase = phase_codes(rec.G_H, rec.G_W, np.asarray(rec.result) == 0, prob.counts, prob.d)
+    phase = phase[:n]
     try:
         check_owner(root, run_id, store_name)
         if bool(root["done"][c]):
