@@ -1,4 +1,4 @@
-"""Padded problems (ufm.problems.padded): a padded solve is the unpadded one, and a sweep over sizes
+"""Padded problems (ufm.problems._padded): a padded solve is the unpadded one, and a sweep over sizes
 compiles once per bucket.
 
 The padded solve starts where the unpadded one starts (``PaddedUFM.init`` draws the same start), so
@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import ufm
-from ufm.problems.padded import PaddedUFM, active_params, bucket_of, bucket_size, embed_params, pad
+from ufm.problems import PaddedUFM, active_params, bucket_of, bucket_size, embed_params, pad
 
 ATOL = 1e-12
 LOSSES = {"ce": ufm.CrossEntropy(), "ls": ufm.LabelSmoothing(0.1), "focal": ufm.Focal(2.0), "mse": ufm.MSE()}

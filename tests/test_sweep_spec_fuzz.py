@@ -22,9 +22,9 @@ PROBLEM = {"K": 3, "n": 2, "d": 4, "lam_W": 5e-3, "lam_H": 5e-3}  # CE, no bias
 GRID = {"lam_W": {"log": [1e-3, 1e-1, 3]}}
 NAN, INF = float("nan"), float("inf")
 
-# fields no grid of PROBLEM may name: sizes (static), another family's or loss's fields, a bias
-# the problem does not have, words that are not fields
-NOT_SWEEPABLE = ["K", "n", "d", "loss", "loss.alpha", "loss.gamma", "lam_b", "lam", "eta", "nonneg",
+# fields no grid of PROBLEM may name: another family's or loss's fields, a bias the problem does
+# not have, words that are not fields (the sizes K, n, d are sweepable, with sizes as values)
+NOT_SWEEPABLE = ["loss", "loss.alpha", "loss.gamma", "lam_b", "lam", "eta", "nonneg",
                  "lam_w", "lamW", "lam_W.x"]
 NOT_NUMBERS = ["x", "", [True], [1.0, False], ["1e-3"], [[1e-3, 1e-2]], {"exp": [1e-3, 1e-1, 3]},
                {"log": "1e-3:1e-1:3"}, {"log": [1e-3, 1e-1]}, {"log": [1e-3, "a", 3]},
@@ -40,7 +40,7 @@ def bad_sweep_tables(draw):
     """``(sweep table, words)``: the words the one-line error must contain (the key, and its valid
     range or what is wrong)."""
     table = {"grid": dict(GRID)}
-    kind = draw(st.sampled_from(["unknown", "grid_type", "field", "values", "empty", "reversed",
+    kind = draw(st.sampled_from(["unknown", "grid_type", "field", "size", "values", "empty", "reversed",
                                  "nonfinite", "huge", "range", "count", "store", "boundary",
                                  "certify", "both_names"]))
     if kind == "unknown":
@@ -54,6 +54,11 @@ def bad_sweep_tables(draw):
         field = draw(st.sampled_from(NOT_SWEEPABLE) | st.text("pqrs", min_size=1, max_size=4))
         table["grid"] = {field: [1e-3, 1e-2]}
         return table, [repr(field), "cannot be swept", "sweepable fields"]
+    if kind == "size":
+        field, values = draw(st.sampled_from([("K", [1, 3]), ("K", [1e-3, 1e-2]), ("d", [0, 2]),
+                                              ("n", [2.5, 3]), ("K", [2, -4])]))
+        table["grid"] = {field: values}
+        return table, [repr(field), "whole numbers", "a size"]
     key = "lam_W"
     if kind == "values":
         table["grid"] = {key: draw(st.sampled_from(NOT_NUMBERS))}
@@ -142,7 +147,7 @@ def finished_store(tmp_path_factory):
 @pytest.mark.parametrize("table, words", [
     ({"grid": {"lam_W": {"log": [1e-1, 1e-3, 3]}}}, ["lo < hi"]),
     ({"grid": {"lam_W": [1e-3, NAN]}}, ["finite"]),
-    ({"grid": {"K": [3, 4]}}, ["'K'", "size"]),
+    ({"grid": {"K": [1, 3]}}, ["'K'", "size"]),
     ({"grid": {"lam_W": [1e-3, 1e-2, 1e-1]}, "chunk": 0}, ["chunk"]),
     ({"grid": {"lam_W": [1e-3, 1e-2, 1e-1]}, "boundary": ["lam_W:1:1e-3"]}, ["boundary"]),
     ({"grid": {"lam_W": [1e-3, 1e-2, 1e-1]}, "certfy": "auto"}, ["certfy"]),

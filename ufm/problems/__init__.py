@@ -20,6 +20,13 @@ from ufm.problems._graph import graph_params as graph_params
 from ufm.problems._md import MDParams as MDParams
 from ufm.problems._md import MemorizationDilation as MemorizationDilation
 from ufm.problems._md import smoothed_norm as smoothed_norm
+from ufm.problems._padded import PaddedUFM as PaddedUFM
+from ufm.problems._padded import active_params as active_params
+from ufm.problems._padded import bucket_of as bucket_of
+from ufm.problems._padded import bucket_size as bucket_size
+from ufm.problems._padded import embed_params as embed_params
+from ufm.problems._padded import pad as pad
+from ufm.problems._padded import unsupported_reason as unsupported_reason
 from ufm.problems._targets import MultiLabelUFM as MultiLabelUFM
 from ufm.problems._targets import RegressionUFM as RegressionUFM
 from ufm.problems._targets import label_set_targets as label_set_targets
@@ -29,4 +36,5 @@ from ufm.problems._ufm import Params as Params
 __all__ = ["Problem", "UFM", "Params", "DeepUFM", "DeepParams", "MemorizationDilation", "MDParams",
            "smoothed_norm", "as_float_array", "FixedFrame", "FFParams", "GraphCandidate", "graph_params",
            "MultiLabelUFM", "RegressionUFM", "label_set_targets", "affine_logits", "weight_decay",
-           "normalize_counts"]
+           "normalize_counts", "PaddedUFM", "pad", "bucket_size", "bucket_of", "embed_params",
+           "active_params", "unsupported_reason"]

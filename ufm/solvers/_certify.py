@@ -12,7 +12,7 @@ from jax.flatten_util import ravel_pytree
 
 from ufm._internal.runtime import register_compiled
 from ufm.problems import Problem
-from ufm.problems.padded import PaddedUFM
+from ufm.problems import PaddedUFM
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._lanczos import smallest_ritz
 from ufm.solvers._symmetry import implicit_projector

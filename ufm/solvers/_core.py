@@ -30,7 +30,7 @@ from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import check_finite_positive, check_int
 from ufm.problems import Problem
-from ufm.problems.padded import PaddedUFM
+from ufm.problems import PaddedUFM
 from ufm.solvers._certify import resolve_method, smallest_eig
 from ufm.solvers._descent import NewtonState, lbfgs, newton_cg, spg
 from ufm.solvers._results import RESULTS, Certificate
@@ -269,7 +269,7 @@ def second_order_method(prob: Problem, x0: Any, order: str) -> str | None:
     symmetry tangents would not fit the orthonormalization budget (a dense basis is built only
     for families without the structured projection of :mod:`ufm.solvers._symmetry`).
 
-    A :class:`ufm.problems.padded.PaddedUFM` above 200 parameters (its bucket's count, mostly
+    A :class:`ufm.problems.PaddedUFM` above 200 parameters (its bucket's count, mostly
     padding) is checked by Lanczos: the dense Hessian would be of the bucket's size (5.9 s against
     0.12 s for the (12, 2, 24) bucket on two CPU cores), while a Lanczos step costs one
     Hessian-vector product, which the padding leaves at the active block's cost."""

@@ -28,7 +28,7 @@ from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
 from ufm._internal.runtime import release_compiled_near_map_limit
 from ufm.problems import Problem
-from ufm.problems.padded import PaddedUFM
+from ufm.problems import PaddedUFM
 from ufm.sweeps._grid import MAX_POINTS, GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
 from ufm.sweeps._lease import holding

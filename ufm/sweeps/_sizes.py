@@ -1,12 +1,12 @@
 r"""Size axes of a sweep: ``K``, ``n`` and ``d`` swept like any other field, one compile per bucket.
 
 A grid axis may be a size of a :class:`ufm.UFM` (``"K"``, ``"d"``, and ``"n"`` for a balanced
-problem). Each chunk of such a sweep is solved as the :class:`ufm.problems.padded.PaddedUFM` of
+problem). Each chunk of such a sweep is solved as the :class:`ufm.problems.PaddedUFM` of
 its *bucket*: the chunk's largest ``K``, ``n``, ``d`` each rounded up the ladder
-``1, 2, 3, 4, 6, 8, 12, 16, 24, ...`` (:func:`ufm.problems.padded.bucket_size`). The true sizes of
+``1, 2, 3, 4, 6, 8, 12, 16, 24, ...`` (:func:`ufm.problems.bucket_size`). The true sizes of
 a point are then array leaves like ``lam_W``, so every chunk of one bucket runs the same compiled
 program: a sweep compiles once per bucket its chunks fall in, not once per shape. The padded
-solve is the unpadded one (:mod:`ufm.problems.padded`), so every record (value, certificate,
+solve is the unpadded one (:mod:`ufm.problems._padded`), so every record (value, certificate,
 Grams) is that of the point's own UFM; the stored Grams are ``(K_top, K_top)`` with
 ``K_top`` the grid's largest ``K``, zero beyond the point's ``K``.
 
@@ -25,7 +25,7 @@ import numpy as np
 
 from ufm.metrics import PINV_RTOL
 from ufm.problems import UFM, Problem
-from ufm.problems.padded import PaddedUFM, bucket_of, pad, unsupported_reason
+from ufm.problems import PaddedUFM, bucket_of, pad, unsupported_reason
 from ufm.sweeps._phases import phase_codes
 
 __all__ = ["SIZE_FIELDS", "size_fields", "check_size_axis", "has_sizes", "top_sizes", "chunk_bucket",
