@@ -270,7 +270,6 @@ NC1_PATH = Theorem(
     proofs=PROOFS,
     strict_upper_bounds=tuple(_q_step(s0, s1) for s0, s1 in zip(PATH[:-1], PATH[1:])),
     strict_margin=MARGIN,
-    tolerances={_Q_NC1: (1e-8, "absolute: a trace of products of features certified to gtol 1e-12")},
     assumed=("the regression entry's minimizer: W H = SVT_tau(Y) with tau = N sqrt(lam_W lam_H) and H^T H = "
              "sqrt(lam_W/lam_H) (Z^T Z)^(1/2) (the nuclear-norm lemma and singular-value thresholding)",
              "that the right singular vectors of Y split into the class directions (range A) and those of E "
