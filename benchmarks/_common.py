@@ -11,7 +11,10 @@ one of them is missing.
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 
@@ -160,3 +163,17 @@ def load_line() -> str:
     except OSError:  # pragma: no cover
         return "load average unavailable"
     return f"load average {one:.2f} {five:.2f} {fifteen:.2f} (1/5/15 min, this process included)"
+
+
+def run_child(script: str, args: tuple, env: dict, timeout: float, cwd: str) -> tuple[dict, float]:
+    """Run ``script --child ARGS`` as a fresh process (a cold start: nothing compiled, nothing
+    cached in memory) and return the JSON of its last ``RESULT `` line and the share of the cores
+    other processes used meanwhile; a failed child raises with the ends of its output."""
+    load = OtherLoad().start()
+    p = subprocess.run([sys.executable, os.path.abspath(script), "--child", *map(str, args)],
+                       capture_output=True, text=True, env=env, timeout=timeout, cwd=cwd)
+    others = load.stop()
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
+    if p.returncode or not lines:
+        raise RuntimeError(f"child {args} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
+    return json.loads(lines[-1][7:]), others

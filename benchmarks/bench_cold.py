@@ -48,12 +48,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 
 import numpy as np
-from _common import OtherLoad, load_line, machine_line, print_table
+from _common import load_line, machine_line, print_table, run_child
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SIZES = ((10, 20, 32), (10, 100, 64))
@@ -119,14 +118,8 @@ def spawn(*args, timeout=3600):
     """This file as a fresh child process; its RESULT and the others' share of the cores."""
     env = dict(os.environ)
     env.pop("UFM_COMPILE", None)  # the profile is the child's argument
-    load = OtherLoad().start()
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *map(str, args)],
-                       capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
-    others = load.stop()
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode or not lines:
-        raise RuntimeError(f"child {args} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    return dict(json.loads(lines[-1][7:]), others=others)
+    result, others = run_child(__file__, args, env, timeout, HERE)
+    return dict(result, others=others)
 
 
 # ---- parent --------------------------------------------------------------------------------------

@@ -37,13 +37,12 @@ import json
 import logging
 import os
 import re
-import subprocess
 import sys
 import tempfile
 import time
 
 import numpy as np
-from _common import OtherLoad, load_line, machine_line, print_table
+from _common import load_line, machine_line, print_table, run_child
 
 from ufm.cli import FAST_COMPILE_FLAGS
 
@@ -244,14 +243,7 @@ def spawn(*args, timeout=1800, fast=False):
     env = dict(os.environ)
     if fast:
         env["XLA_FLAGS"] = " ".join([env.get("XLA_FLAGS", ""), *FAST_COMPILE_FLAGS]).strip()
-    load = OtherLoad().start()
-    p = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", *map(str, args)],
-                       capture_output=True, text=True, env=env, timeout=timeout, cwd=HERE)
-    others = load.stop()
-    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("RESULT ")]
-    if p.returncode or not lines:
-        raise RuntimeError(f"child {args} failed:\n{p.stdout[-2000:]}\n{p.stderr[-4000:]}")
-    return json.loads(lines[-1][7:]), others
+    return run_child(__file__, args, env, timeout, HERE)
 
 
 # ---- parent ---------------------------------------------------------------------------------------

@@ -58,10 +58,10 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from ufm._internal.validation import check_int, is_concrete, scalar_param, to_numeric
+from ufm._internal.validation import check_int, is_concrete, to_numeric
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing, Loss
 from ufm.problems._base import Problem, concat_tangents, rotation_tangents, stack_tangents
-from ufm.problems._ufm import UFM, Params
+from ufm.problems._ufm import UFM, Params, check_penalties
 
 __all__ = ["PaddedUFM", "pad", "bucket_size", "bucket_of", "embed_params", "active_params",
            "unsupported_reason"]
@@ -158,13 +158,7 @@ class PaddedUFM(Problem):
                 isinstance(self.loss, MSE) and self.loss.encoding is not None):
             raise ValueError(f"loss must be ufm.CrossEntropy(), ufm.LabelSmoothing(alpha), ufm.Focal(gamma) "
                              f"or one-hot ufm.MSE() to be padded, got loss={self.loss!r}")
-        for name in ("lam_W", "lam_H", "lam_b"):
-            value = getattr(self, name)
-            if value is None and name != "lam_b":
-                raise ValueError(f"{name} must be a number >= 0, got None")
-            if value is not None:
-                object.__setattr__(self, name, scalar_param(name, value))
-        object.__setattr__(self, "nonneg", bool(self.nonneg))
+        check_penalties(self)
 
     # ---- sizes and masks -------------------------------------------------------------------
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +30,19 @@ class Params(NamedTuple):
     W: jax.Array  # shape=(D, d), float64
     H: jax.Array  # shape=(d, N), float64
     b: jax.Array | None  # shape=(D,), float64, or None
+
+
+def check_penalties(prob: Any) -> None:
+    """Validate and store the one-layer model's ``lam_W``, ``lam_H`` (numbers ``>= 0``) and
+    ``lam_b`` (``None``: no bias term, or a number ``>= 0``), and ``nonneg`` as a bool, in place on
+    a frozen dataclass (:class:`UFM` and the padded model share this contract)."""
+    for name in ("lam_W", "lam_H", "lam_b"):
+        value = getattr(prob, name)
+        if value is None and name != "lam_b":
+            raise ValueError(f"{name} must be a number >= 0, got None")
+        if value is not None:
+            object.__setattr__(prob, name, scalar_param(name, value))
+    object.__setattr__(prob, "nonneg", bool(prob.nonneg))
 
 
 @jax.tree_util.register_dataclass
@@ -89,13 +102,7 @@ class UFM(ClassSizes, AffineClassifier, Problem):
                 f"ufm.Focal(gamma), ufm.MSE(encoding); got loss={self.loss!r}"
             )
         self.loss.check(self.K)
-        for name in ("lam_W", "lam_H", "lam_b"):
-            value = getattr(self, name)
-            if value is None and name != "lam_b":
-                raise ValueError(f"{name} must be a number >= 0, got None")
-            if value is not None:
-                object.__setattr__(self, name, scalar_param(name, value))
-        object.__setattr__(self, "nonneg", bool(self.nonneg))
+        check_penalties(self)
 
     # ---- sizes (counts, N, balanced, D, has_bias: ClassSizes) --------------------------------
     @property
