@@ -61,7 +61,7 @@ from jax.typing import ArrayLike
 from ufm._internal.validation import check_int, is_concrete, to_numeric
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing, Loss
 from ufm.problems._base import Problem, concat_tangents, rotation_tangents, stack_tangents
-from ufm.problems._ufm import UFM, Params, check_penalties
+from ufm.problems._ufm import UFM, Params, SignedOrNonnegative, check_penalties
 
 __all__ = ["PaddedUFM", "pad", "bucket_size", "bucket_of", "embed_params", "active_params",
            "unsupported_reason"]
@@ -116,7 +116,7 @@ def _size(name: str, value: Any, lo: int, hi: int) -> jax.Array:
 
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class PaddedUFM(Problem):
+class PaddedUFM(SignedOrNonnegative, Problem):
     r"""A :class:`ufm.UFM` of true sizes ``(K, n, d)`` stored in a bucket ``(K_max, n_max, d_max)``.
 
     Same objective as :class:`ufm.UFM` on the active block (module docstring):
@@ -263,16 +263,6 @@ class PaddedUFM(Problem):
         a = self.active(params)
         return a.W, a.H
 
-    @property
-    def constrained(self) -> bool:
-        """Whether the features are constrained (``nonneg``: ``H >= 0``)."""
-        return self.nonneg
-
-    def box_lower(self, params: Params) -> Params:
-        """``H >= 0`` when ``nonneg``; everything else unbounded."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
-        H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
-        return Params(inf(params.W), H_lo, None if params.b is None else inf(params.b))
 
     def project(self, params: Params) -> Params:
         """Projection onto the feasible set: the padding set to zero, then ``H >= 0`` when

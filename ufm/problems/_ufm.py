@@ -45,9 +45,28 @@ def check_penalties(prob: Any) -> None:
     object.__setattr__(prob, "nonneg", bool(prob.nonneg))
 
 
+class SignedOrNonnegative:
+    """The feasible set of the one-layer model: ``H >= 0`` when ``nonneg``, else everything (shared
+    by :class:`UFM` and the padded model)."""
+
+    nonneg: bool
+
+    @property
+    def constrained(self) -> bool:
+        """Whether the features are constrained (``nonneg``: ``H >= 0``)."""
+        return self.nonneg
+
+    def box_lower(self, params: Params) -> Params:
+        """``H >= 0`` when ``nonneg``; everything else unbounded."""
+        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
+        H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
+        b_lo = None if params.b is None else inf(params.b)
+        return Params(inf(params.W), H_lo, b_lo)
+
+
 @jax.tree_util.register_dataclass
 @dataclass(frozen=True)
-class UFM(ClassSizes, AffineClassifier, Problem):
+class UFM(SignedOrNonnegative, ClassSizes, AffineClassifier, Problem):
     r"""Regularized unconstrained feature model (canonical objective of Zhu et al. 2021).
 
     .. math::
@@ -129,14 +148,3 @@ class UFM(ClassSizes, AffineClassifier, Problem):
         """The canonical objective (class docstring)."""
         return self.data_term(params) + self.penalty(params)
 
-    @property
-    def constrained(self) -> bool:
-        """Whether the features are constrained (``nonneg``: ``H >= 0``)."""
-        return self.nonneg
-
-    def box_lower(self, params: Params) -> Params:
-        """``H >= 0`` when ``nonneg``; everything else unbounded."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
-        H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
-        b_lo = None if params.b is None else inf(params.b)
-        return Params(inf(params.W), H_lo, b_lo)
