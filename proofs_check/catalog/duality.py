@@ -13,7 +13,8 @@ check the ingredients: the two conjugates (CE/LS: negative entropy on the shifte
 minimizer), that the scaling ``tau`` and the free-bias correction keep the dual point in the
 conjugate's domain, and the AM-GM step of the factored penalty. The numeric checks: the gap at
 ``ufm.minimize``'s solution vanishes (``<= 1e-9``) and the bound equals the closed-form minimum;
-below the rank (``d < K``) and with ``H >= 0`` the bound stays below the minimum (not tight):
+below the rank (``d < rank(U*)``, ``U*`` the class-level minimizer) and with ``H >= 0`` the
+bound stays below the minimum (not tight):
 a strict bound row shows ``lower_bound <= (1 - margin) v`` for a value ``v <= min f`` (the
 ``d >= K`` signed minimum below the rank, where the rank constraint raises the minimum; the
 catalog's nonnegative minimum, ``nguyen2023``, with ``H >= 0``, where the bound equals the
@@ -253,8 +254,10 @@ def _valid_assume(prob):
         ok, why = POSITIVE_FRAME.assumptions(prob)
         if not ok:
             return False, f"with H >= 0 the 'not tight' row needs the nonnegative minimum's closed form: {why}"
-    elif prob.d >= prob.K:
-        return False, f"below the rank (d < K) or with H >= 0 (got d={prob.d}, K={prob.K}, signed)"
+    elif _rank_distance(prob)[0] > 0:  # d >= rank(U*): the bound is the minimum (the tight entry)
+        rank = int(prob.d - _rank_distance(prob)[0] + 0.5)
+        return False, (f"below the rank: signed features need d < rank(U*) = {rank} (got d={prob.d}, "
+                       f"K={prob.K}), or H >= 0")
     return True, ""
 
 
@@ -273,7 +276,8 @@ DUAL_VALID = Theorem(
     name=_VALID_NAME,
     citation=SREBRO,
     tag="derived",
-    statement=("For d < K or H >= 0 the dual bound at minimize's solution stays below the minimum "
+    statement=("For d < rank(U*) (the class-level minimizer's rank: K - 1 for CE/LS without a bias, K for "
+               "one-hot MSE without a bias) or H >= 0 the dual bound at minimize's solution stays below the minimum "
                "of the d >= K signed instance (which is <= this instance's minimum), and strictly below "
                "this instance's minimum (not tight): below the rank it is strictly below the signed "
                "minimum; with H >= 0 strictly below the nonnegative minimum (nguyen2023's closed form)."),
