@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import ufm
@@ -43,7 +43,7 @@ def sized_problems(draw, bucket, losses=("ce",), biases=(None, 0.0, 1e-3), nonne
     return prob, draw(st.integers(0, 3))
 
 
-def _check_exact(prob, bucket, seed):
+def _check_exact(prob, bucket, seed, gram_rtol=0.0, eig_atol=ATOL):
     pp = pad(prob, bucket)
     assert (pp.K_max, pp.n_max, pp.d_max) == bucket
     # the same start, and the same objective there
@@ -57,14 +57,15 @@ def _check_exact(prob, bucket, seed):
     assert int(s1.result) == int(s2.result)
     assert s1.certificate.order == s2.certificate.order
     np.testing.assert_allclose(s2.value, s1.value, rtol=0, atol=ATOL)
-    np.testing.assert_allclose(s2.certificate.min_eig, s1.certificate.min_eig, rtol=0, atol=ATOL)
+    np.testing.assert_allclose(s2.certificate.min_eig, s1.certificate.min_eig, rtol=0, atol=eig_atol)
     # the padding stayed zero, and the invariants of the active block are those of the unpadded run
     act = active_params(pp, prob, s2.params)
     back = embed_params(pp, prob, act)
     for a, b in zip(jax.tree_util.tree_leaves(s2.params), jax.tree_util.tree_leaves(back)):
         np.testing.assert_allclose(a, b, rtol=0, atol=0)
     for a, b in zip(_grams(s1.params), _grams(act)):
-        np.testing.assert_allclose(b, a, rtol=0, atol=ATOL)
+        scale = max(1.0, float(np.max(np.abs(np.asarray(a)))))
+        np.testing.assert_allclose(b, a, rtol=0, atol=max(ATOL, gram_rtol * scale))
 
 
 @settings(max_examples=1)
@@ -93,6 +94,7 @@ def test_padded_solve_equals_unpadded_wider_bucket(case):
 @pytest.mark.slow
 @settings(max_examples=6)
 @given(sized_problems((8, 2, 24), losses=("ce", "ls", "focal", "mse")))
+@example(case=(ufm.UFM(K=4, n=1, d=1, loss=ufm.CrossEntropy(), lam_W=3e-3, lam_H=5e-3, lam_b=0.0), 1))
 def test_padded_lanczos_certificate_equals_the_unpadded_dense_one(case):
     # a bucket above PADDED_DENSE_MAX parameters certifies by Lanczos; the unpadded problem by dense eigh
     from ufm.solvers._core import second_order_method
@@ -101,7 +103,13 @@ def test_padded_lanczos_certificate_equals_the_unpadded_dense_one(case):
     pp = pad(prob, (8, 2, 24))
     x0 = pp.init(jax.random.PRNGKey(seed))
     assert second_order_method(pp, x0, "auto") == "lanczos"
-    _check_exact(prob, (8, 2, 24), seed)
+    # the two solves certify by different methods (Lanczos against dense eigh), so after a saddle
+    # escape their paths part; each stops within its KKT tolerance (1e-12) of the minimizer, which
+    # moves a Gram entry of size G by about 2 sqrt(G) times that: measured 4.5e-12 G at K = 4, d = 1.
+    # Lanczos stops when its Ritz residual is within 1e-11 max(1, ||T||) (ufm.solvers._certify
+    # RITZ_TOL), so its min_eig meets eigh's to that bound (measured 1.0e-11 at K = 2, d = 2), not to
+    # 1e-12. Values, result and order are still held to 1e-12.
+    _check_exact(prob, (8, 2, 24), seed, gram_rtol=1e-10, eig_atol=1e-10)
 
 
 @given(st.integers(1, 10_000))
