@@ -11,8 +11,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm._internal.runtime import register_compiled
-from ufm.problems import Problem
-from ufm.problems import PaddedUFM
+from ufm.problems import PaddedUFM, Problem
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._lanczos import smallest_ritz
 from ufm.solvers._symmetry import implicit_projector

@@ -29,8 +29,7 @@ from jax.flatten_util import ravel_pytree
 from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import check_finite_positive, check_int
-from ufm.problems import Problem
-from ufm.problems import PaddedUFM
+from ufm.problems import PaddedUFM, Problem
 from ufm.solvers._certify import resolve_method, smallest_eig
 from ufm.solvers._descent import NewtonState, lbfgs, newton_cg, spg
 from ufm.solvers._results import RESULTS, Certificate

@@ -45,8 +45,7 @@ import jax
 import jax.numpy as jnp
 from jax.flatten_util import ravel_pytree
 
-from ufm.problems import UFM, DeepUFM, Problem
-from ufm.problems import PaddedUFM
+from ufm.problems import UFM, DeepUFM, PaddedUFM, Problem
 
 __all__ = ["implicit_projector", "rotation_pair", "rotation_projection", "SYM_RTOL"]
 

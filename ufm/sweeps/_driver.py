@@ -27,8 +27,7 @@ from jax.sharding import Mesh
 from ufm._internal.deprecation import renamed_keywords
 from ufm._internal.precision import enable_x64, require_x64
 from ufm._internal.runtime import release_compiled_near_map_limit
-from ufm.problems import Problem
-from ufm.problems import PaddedUFM
+from ufm.problems import PaddedUFM, Problem
 from ufm.sweeps._grid import MAX_POINTS, GridSpec, chunk_points, grid_size, parse_grid
 from ufm.sweeps._kernel import SolveOptions, solve_groups, solve_options, solve_points
 from ufm.sweeps._lease import holding
@@ -63,7 +62,7 @@ class _Plan:
     @property
     def sized(self) -> bool:
         """Whether a grid axis is a size (each chunk then runs padded to its bucket)."""
-        return has_sizes(self.paths) and not isinstance(self.prob, PaddedUFM)
+        return _over_sizes(self.prob, self.paths)
 
     def bucket(self, c: int) -> tuple[int, int, int] | None:
         """Chunk ``c``'s bucket of sizes (``None`` when no axis is a size)."""
@@ -79,6 +78,12 @@ class _Plan:
         if not self.sized:
             return rec, None
         return sized_record(rec, point_sizes(self.prob, self.paths, vals), top_sizes(self.prob, self.axes)[0])
+
+
+def _over_sizes(prob: Problem, paths: tuple[str, ...]) -> bool:
+    """Whether a grid over ``paths`` sweeps a size of ``prob`` (its chunks then run padded to their
+    buckets; a problem that is already padded keeps its own bucket)."""
+    return has_sizes(paths) and not isinstance(prob, PaddedUFM)
 
 
 @renamed_keywords(seeds="starts")
@@ -195,7 +200,7 @@ def _plan(prob, grid, starts, chunk, devices, client_without_store, **options) -
     axes = parse_grid(prob, grid)
     starts = _count("starts", starts, MAX_POINTS // grid_size(axes))  # points x starts solves in all
     if chunk is None:  # a sweep over sizes: half as many chunks, so fewer buckets (compiles)
-        per = 2 if has_sizes(tuple(axes)) and not isinstance(prob, PaddedUFM) else 4
+        per = 2 if _over_sizes(prob, tuple(axes)) else 4
         chunk = max(1, min(256, math.ceil(grid_size(axes) / (per * len(devices)))))
     chunk = _count("chunk", chunk, MAX_CHUNK)
     if client_without_store:

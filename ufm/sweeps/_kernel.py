@@ -42,8 +42,7 @@ from ufm import metrics
 from ufm._internal import tree as tr
 from ufm._internal.runtime import register_compiled
 from ufm._internal.validation import check_finite_positive
-from ufm.problems import Problem
-from ufm.problems import PaddedUFM
+from ufm.problems import PaddedUFM, Problem
 from ufm.solvers import RESULTS, global_certificate, global_gap_ok, global_unsupported_reason, minimize
 from ufm.sweeps._grid import replace_path
 from ufm.sweeps._sizes import padded_summary

@@ -24,8 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ufm.metrics import PINV_RTOL
-from ufm.problems import UFM, Problem
-from ufm.problems import PaddedUFM, bucket_of, pad, unsupported_reason
+from ufm.problems import UFM, PaddedUFM, Problem, bucket_of, pad, unsupported_reason
 from ufm.sweeps._phases import phase_codes
 
 __all__ = ["SIZE_FIELDS", "size_fields", "check_size_axis", "has_sizes", "top_sizes", "chunk_bucket",
