@@ -115,6 +115,12 @@ class Problem:
         """Whether ``box_lower`` is finite anywhere (decided statically)."""
         return False
 
+    def active_mask(self, params: PyTree) -> PyTree | None:
+        """1.0 on the entries of ``params`` the objective reads, 0.0 on those it never reads (a
+        pytree like ``params``); ``None`` (the default): it reads every entry. The certificate
+        holds unread entries like components at an active bound (a padded problem's padding)."""
+        return None
+
     def project(self, params: PyTree) -> PyTree:
         """Euclidean projection onto the feasible box ``params >= box_lower(params)``."""
         if not self.constrained:

@@ -11,7 +11,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm._internal.runtime import register_compiled
-from ufm.problems import PaddedUFM, Problem
+from ufm.problems import Problem
 from ufm.solvers._common import kkt_residual
 from ufm.solvers._lanczos import smallest_ritz
 from ufm.solvers._symmetry import implicit_projector
@@ -28,10 +28,10 @@ def free_mask(prob: Problem, params: Any, grad: Any, eps: Any = None) -> Any:
 
     A component is active when ``theta_i - lo_i <= eps`` and ``g_i > 0`` (Bertsekas' projected
     Newton rule), with ``eps = min(1e-8, KKT residual)`` by default. Without constraints every
-    component is free. The padding of a :class:`ufm.problems.PaddedUFM` (entries the objective
-    never reads) is held like an active bound: 0.0 there.
+    component is free. Entries the objective never reads (:meth:`Problem.active_mask`: the
+    padding of a :class:`ufm.problems.PaddedUFM`) are held like an active bound: 0.0 there.
     """
-    pad = prob.active_mask(params) if isinstance(prob, PaddedUFM) else None
+    pad = prob.active_mask(params)
     if not prob.constrained:
         return pad if pad is not None else jax.tree_util.tree_map(jnp.ones_like, params)
     eps = jnp.minimum(1e-8, kkt_residual(prob, params, grad)) if eps is None else eps
@@ -131,8 +131,8 @@ def _projector(prob, params, mask, exclude_symmetry, implicit=True):
     m = ravel_pytree(mask)[0]
     sym = implicit_projector(prob, params) if exclude_symmetry and implicit else None
     if sym is not None:  # no box constraints here (implicit_projector declines them): mask == 1,
-        # except on the padding of a PaddedUFM, which the symmetry tangents never touch
-        return (lambda v: sym(m * v)) if isinstance(prob, PaddedUFM) else sym
+        # except on entries the objective never reads, which the symmetry tangents never touch
+        return (lambda v: sym(m * v)) if prob.active_mask(params) is not None else sym
     P = symmetry_basis(prob, params, mask)[0] if exclude_symmetry else None
     Pt = None if P is None else P.T
 
