@@ -9,6 +9,8 @@ import dataclasses
 import jax
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import ufm
 import ufm.solvers
@@ -28,12 +30,16 @@ def test_public_names_stay_importable():
 
 
 # ---- SolveOptions: what the compiled core receives ------------------------------------------------
-def test_solve_options_is_a_frozen_pytree_whose_tolerances_are_the_leaves():
+def test_solve_options_is_a_frozen_pytree_whose_tolerances_and_caps_are_the_leaves():
     opts = _core.SolveOptions(gtol=1e-9, max_steps=50)
     leaves, treedef = jax.tree_util.tree_flatten(opts)
-    assert leaves == [1e-9, 1e-8]  # gtol, eig_tol: traced; the rest selects the compiled code
+    # gtol, eig_tol, max_steps, max_newton, cg_max, max_escapes: traced; second and num_iters
+    # select the compiled code
+    assert leaves == [1e-9, 1e-8, 50, 100, _core.CG_MAX, 10]
     assert jax.tree_util.tree_structure(dataclasses.replace(opts, gtol=1e-7)) == treedef
-    assert jax.tree_util.tree_structure(dataclasses.replace(opts, max_steps=60)) != treedef
+    assert jax.tree_util.tree_structure(dataclasses.replace(opts, max_steps=60, max_newton=3)) == treedef
+    assert jax.tree_util.tree_structure(dataclasses.replace(opts, second="dense")) != treedef
+    assert jax.tree_util.tree_structure(dataclasses.replace(opts, num_iters=7)) != treedef
     assert not isinstance(opts, tuple)
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.gtol = 1.0
@@ -60,6 +66,20 @@ def test_the_core_receives_solve_options_and_a_new_gtol_reuses_it(monkeypatch):
     before = real._cache_size()
     ufm.minimize(PROB, seed=0, gtol=1e-9)  # a tolerance is a leaf: no new compilation
     assert real._cache_size() == before
+
+
+@settings(max_examples=6, deadline=None)
+@given(max_steps=st.integers(1, 40), max_newton=st.integers(0, 3), max_escapes=st.integers(0, 2))
+def test_a_new_step_cap_reuses_the_compiled_solve_and_bounds_the_steps(max_steps, max_newton, max_escapes):
+    ufm.minimize(PROB, seed=0, throw=False)
+    before = _core.solve._cache_size()
+    sol = ufm.minimize(PROB, seed=0, max_steps=max_steps, max_newton=max_newton, max_escapes=max_escapes,
+                       throw=False)
+    assert _core.solve._cache_size() == before  # the caps are leaves: the executable is reused
+    rounds = sol.stats["escapes"] + 1  # each round runs the first stage and Newton once
+    assert sol.stats["escapes"] <= max_escapes
+    assert sol.stats["first_order_steps"] <= rounds * max_steps
+    assert sol.stats["newton_steps"] <= rounds * max_newton
 
 
 # ---- deprecated names: same results, a warning ----------------------------------------------------

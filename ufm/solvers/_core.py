@@ -1,8 +1,8 @@
 r"""The compiled local solve of :func:`ufm.minimize`: descend, check curvature, escape saddles.
 
 :func:`solve` is one pure JAX function of ``(prob, x0, key, opts)``, ``jit``-compiled once per
-problem shape and :class:`SolveOptions` (its static fields select the code; ``gtol`` and
-``eig_tol`` are traced, so a new tolerance reuses the executable):
+problem shape and :class:`SolveOptions` (its static fields select the code; the tolerances and
+the loop caps are traced, so a new tolerance or step cap reuses the executable):
 
 1. :func:`descend`: a first-order method to a relative KKT residual of ``1e-6`` (L-BFGS without
    constraints, spectral projected gradient for a box), then the Newton-CG polish to ``gtol``;
@@ -52,9 +52,11 @@ ORDERS = ("auto", "first", "second")
 class SolveOptions:
     """The options of the compiled solve, one pytree argument of :func:`solve`.
 
-    ``gtol`` and ``eig_tol`` are leaves (traced: a new tolerance reuses the compiled code); the
-    other fields are static (they select the compiled code). Change one with
-    ``dataclasses.replace(opts, max_steps=3000)``.
+    ``gtol``, ``eig_tol`` and the loop caps ``max_steps``, ``max_newton``, ``cg_max`` and
+    ``max_escapes`` are leaves (traced: a new tolerance or cap reuses the compiled code, since the
+    caps only bound ``while_loop`` conditions); ``second`` and ``num_iters`` are static (they select
+    the code and size the Lanczos basis). Change one with ``dataclasses.replace(opts,
+    max_steps=3000)``.
 
     Attributes:
         gtol: relative first-order tolerance, ``kkt <= gtol max(1, |f|)``.
@@ -69,12 +71,12 @@ class SolveOptions:
 
     gtol: float = 1e-10
     eig_tol: float = 1e-8
-    max_steps: int = field(default=10_000, metadata=dict(static=True))
-    max_newton: int = field(default=100, metadata=dict(static=True))
-    cg_max: int = field(default=CG_MAX, metadata=dict(static=True))
+    max_steps: int = 10_000
+    max_newton: int = 100
+    cg_max: int = CG_MAX
     second: str | None = field(default=None, metadata=dict(static=True))
     num_iters: int = field(default=100, metadata=dict(static=True))
-    max_escapes: int = field(default=10, metadata=dict(static=True))
+    max_escapes: int = 10
 
 
 def checked_options(*, gtol: float, eig_tol: float, max_steps: int, max_newton: int, max_escapes: int,
