@@ -32,8 +32,8 @@ from jax.flatten_util import ravel_pytree
 from ufm.problems import DeepParams, DeepUFM
 from ufm.solvers._certify import symmetry_basis
 
-__all__ = ["kink_masks", "with_slopes", "kink_values", "kink_index", "slope_fit", "one_sided_slopes",
-           "kink_jacobian", "manifold_min_eig", "clarke_certificate"]
+__all__ = ["kink_masks", "with_slopes", "kink_values", "kink_index", "kink_rows", "pre_jacobian", "slope_fit",
+           "one_sided_slopes", "kink_jacobian", "manifold_min_eig", "clarke_certificate"]
 
 
 def kink_masks(prob: DeepUFM, params: DeepParams, tol: float = 1e-8) -> tuple:
@@ -71,6 +71,82 @@ def kink_values(prob: DeepUFM, idx: list, params: DeepParams) -> jax.Array:
     return jnp.concatenate([Z.ravel()[i] for Z, i in zip(pre[:-1], idx)])
 
 
+# ---- the device side: one compiled program per problem shape ------------------------------------------
+# The kink set changes from point to point, so every compiled function below takes whole-layer
+# arrays (the 0/1 masks and the slopes ``S_l`` of every hidden pre-activation entry, read only at
+# the kink entries) and the host selects the kink entries: a new kink set reuses the executable.
+def _full_slopes(on: tuple, kink: tuple, s) -> tuple:
+    """The per-layer slope arrays of ``s`` (one value per kink entry, in the order of the masks),
+    zero off the kinks (host side)."""
+    out, i, s = [], 0, np.asarray(s, dtype=float)
+    for M, idx in zip(on, kink_index(kink)):
+        S = np.zeros(np.size(M))
+        S[idx] = s[i:i + idx.size]
+        out.append(S.reshape(np.shape(M)))
+        i += idx.size
+    return tuple(out)
+
+
+def _on_kinks(arrays, kink: tuple) -> np.ndarray:
+    """The entries of per-layer arrays at the kink entries, one vector (host side)."""
+    return np.concatenate([np.asarray(A).ravel()[i] for A, i in zip(arrays, kink_index(kink))]
+                          + [np.zeros(0)])
+
+
+def _as_arrays(on: tuple, kink: tuple) -> tuple:
+    return tuple(jnp.asarray(M, float) for M in on), tuple(jnp.asarray(Kk, float) for Kk in kink)
+
+
+def _sloped(prob: DeepUFM, on, kink, S) -> DeepUFM:
+    return dataclasses.replace(prob, pattern=tuple(M + Kk * Sl for M, Kk, Sl in zip(on, kink, S)))
+
+
+@jax.jit
+def _sloped_grad(prob, params, on, kink, S):
+    """``g(s)``, the flat backprop gradient with slopes ``S`` at the kinks."""
+    return ravel_pytree(jax.grad(_sloped(prob, on, kink, S).objective)(params))[0]
+
+
+@jax.jit
+def _residual_and_slope_grad(prob, params, on, kink, S):
+    """``||g(s)||^2`` and its gradient with respect to every slope array (read at the kinks)."""
+    return jax.value_and_grad(lambda T: jnp.sum(_sloped_grad(prob, params, on, kink, T) ** 2))(S)
+
+
+@jax.jit
+def _slope_jacobian(prob, params, on, kink, S):
+    """``dg/dS``: per layer, the Jacobian of ``g`` with respect to that layer's slope array."""
+    return jax.jacfwd(lambda T: _sloped_grad(prob, params, on, kink, T))(S)
+
+
+@jax.jit
+def pre_jacobian(prob, params):
+    """The Jacobian of every hidden pre-activation entry (layers in order, each row-major) with
+    respect to the flat parameters."""
+    flat, unravel = ravel_pytree(params)
+
+    def hidden(v):
+        pre, _ = prob.layers(unravel(v))
+        return jnp.concatenate([Z.ravel() for Z in pre[:-1]])
+
+    return jax.jacrev(hidden)(flat)
+
+
+@jax.jit
+def _flat_hessian(prob, params):
+    """The Hessian of ``prob.objective`` with respect to the flat parameters."""
+    flat, unravel = ravel_pytree(params)
+    return jax.hessian(lambda v: prob.objective(unravel(v)))(flat)
+
+
+def kink_rows(kink: tuple, idx: list | None = None) -> np.ndarray:
+    """The rows of :func:`pre_jacobian` (hidden pre-activation entries, layers in order) of the
+    kink entries ``idx`` (default: every entry of the kink masks)."""
+    idx = kink_index(kink) if idx is None else idx
+    offs = np.cumsum([0] + [int(np.size(Kk)) for Kk in kink])
+    return np.concatenate([o + np.asarray(i, dtype=int) for o, i in zip(offs[:-1], idx)] + [np.zeros(0, int)])
+
+
 def _box_lsq(A: np.ndarray, b: np.ndarray, t0: np.ndarray) -> np.ndarray:
     """``argmin ||A t - b||_2`` over ``t in [0, 1]^k`` (bounded-variable least squares, an active-set
     method, on the triangular factor of ``A``); columns of ``A`` that vanish keep ``t0``."""
@@ -105,27 +181,27 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
     default.
     """
     k = int(sum(np.sum(Kk) for Kk in kink))
-    flat = ravel_pytree(params)[0]
+    on, kink = _as_arrays(on, kink)
 
-    @jax.jit
     def grad_s(s):
-        return ravel_pytree(jax.grad(with_slopes(prob, on, kink, s).objective)(params))[0]
+        return np.asarray(_sloped_grad(prob, params, on, kink, _full_slopes(on, kink, s)))
 
     if k == 0:
-        return np.zeros(0), float(jnp.linalg.norm(grad_s(jnp.zeros(0, flat.dtype))))
+        return np.zeros(0), float(np.linalg.norm(grad_s(np.zeros(0))))
     s = np.clip(np.full(k, 0.5) if s0 is None else np.asarray(s0, float), 0.0, 1.0)
     if method == "lbfgsb":
-        return _lbfgsb_fit(grad_s, s)
-    jac_s = jax.jit(jax.jacfwd(grad_s))
-    g = np.asarray(grad_s(jnp.asarray(s)))
+        return _lbfgsb_fit(prob, params, on, kink, s)
+    g = grad_s(s)
     best = float(np.linalg.norm(g))
     for _ in range(max_iters):
         if best == 0.0:
             break
-        A = np.asarray(jac_s(jnp.asarray(s)))
+        jac = _slope_jacobian(prob, params, on, kink, _full_slopes(on, kink, s))
+        A = np.concatenate([np.asarray(Jl).reshape(g.size, -1)[:, i] for Jl, i in zip(jac, kink_index(kink))],
+                           axis=1)
         step = _box_lsq(A, A @ s - g, s) - s
         for a in (1.0, 0.5, 0.25, 0.125):
-            gt = np.asarray(grad_s(jnp.asarray(s + a * step)))
+            gt = grad_s(s + a * step)
             if float(np.linalg.norm(gt)) < best:
                 break
         else:
@@ -137,17 +213,18 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
     return s, best
 
 
-def _lbfgsb_fit(grad_s, s0):
+def _lbfgsb_fit(prob, params, on, kink, s0):
     """L-BFGS-B on ``||g(s)||^2`` over the box from ``s0``: ``(s, ||g(s)||)``."""
     from scipy.optimize import minimize as sp_minimize
 
-    res2 = jax.jit(lambda s: jnp.sum(grad_s(s) ** 2))
-    vg = jax.jit(jax.value_and_grad(res2))
-    fun = lambda s: tuple(np.asarray(v, float) for v in vg(jnp.asarray(s)))  # noqa: E731
+    def fun(s):
+        value, grads = _residual_and_slope_grad(prob, params, on, kink, _full_slopes(on, kink, s))
+        return float(value), _on_kinks(grads, kink)
+
     out = sp_minimize(fun, s0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * s0.size,
                       options=dict(maxiter=2000, ftol=0.0, gtol=1e-30))
     s = np.clip(out.x, 0.0, 1.0)
-    return s, float(np.sqrt(res2(jnp.asarray(s))))
+    return s, float(np.sqrt(fun(s)[0]))
 
 
 def one_sided_slopes(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s) -> np.ndarray:
@@ -161,7 +238,15 @@ def one_sided_slopes(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     ``f'(theta; v) >= 0`` for every ``v``; with independent kink rows, ``delta_k < 0`` gives a
     direction into a neighbouring piece along which ``f`` decreases at first order.
     """
-    piece = with_slopes(prob, on, kink, jnp.asarray(s, float))
+    on, kink = _as_arrays(on, kink)
+    return _on_kinks(_post_signal(prob, params, on, kink, _full_slopes(on, kink, s)), kink)
+
+
+@jax.jit
+def _post_signal(prob, params, on, kink, S):
+    """``df_s/dE_l`` for every hidden layer: the objective with slopes ``S`` and an additive
+    perturbation ``E_l`` of the post-activations, differentiated at ``E = 0``."""
+    piece = _sloped(prob, on, kink, S)
     labels = jnp.asarray(prob.labels)
 
     def f(Es):
@@ -172,15 +257,13 @@ def one_sided_slopes(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
         logits = X if params.b is None else X + params.b[:, None]
         return jnp.mean(prob.loss(logits, labels)) + prob.penalty(params)
 
-    dE = jax.grad(f)([jnp.zeros_like(M) for M in piece.pattern])
-    return np.concatenate([np.asarray(D).ravel()[i] for D, i in zip(dE, kink_index(kink))])
+    return jax.grad(f)([jnp.zeros_like(M) for M in piece.pattern])
 
 
 def kink_jacobian(prob: DeepUFM, params: DeepParams, kink: tuple) -> np.ndarray:
-    """``J_S``: the Jacobian of the kink pre-activations with respect to the flat parameters."""
-    flat, unravel = ravel_pytree(params)
-    idx = kink_index(kink)
-    return np.asarray(jax.jit(jax.jacrev(lambda v: kink_values(prob, idx, unravel(v))))(flat))
+    """``J_S``: the Jacobian of the kink pre-activations with respect to the flat parameters (rows in
+    the order of the kink masks)."""
+    return np.asarray(pre_jacobian(prob, params))[kink_rows(kink)]
 
 
 def _null_projector(rows: np.ndarray):
@@ -215,7 +298,7 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     subspace is ``{0}``.
     """
     flat, unravel = ravel_pytree(params)
-    piece = with_slopes(prob, on, kink, jnp.asarray(s, flat.dtype))
+    piece = _sloped(prob, *_as_arrays(on, kink), _full_slopes(on, kink, s))
     P, sv = symmetry_basis(prob, params)
     rows = [np.asarray(P)[:, np.asarray(sv) > 0].T]
     if np.size(s):
@@ -223,7 +306,7 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     rows = np.concatenate(rows, axis=0)
     if method == "lanczos":
         return _lanczos_min_eig(piece, flat, unravel, rows, tol, seed)
-    H = np.asarray(jax.jit(jax.hessian(lambda v: piece.objective(unravel(v))))(flat))
+    H = np.asarray(_flat_hessian(piece, params))
     _, sv, Vt = np.linalg.svd(rows, full_matrices=True)
     N = Vt[int(np.sum(sv > 1e-10 * max(1.0, sv[0] if sv.size else 0.0))):].T
     if N.shape[1] == 0:

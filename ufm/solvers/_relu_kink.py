@@ -20,7 +20,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 
 from ufm.problems import DeepParams, DeepUFM
-from ufm.solvers._relu_clarke import kink_masks, kink_values
+from ufm.solvers._relu_clarke import pre_jacobian, kink_masks, kink_rows
 
 __all__ = ["dead_units", "frozen_dead", "independent_kinks", "lagrange_newton", "polish_kink"]
 
@@ -44,19 +44,45 @@ def frozen_dead(params, dead):
     return x, np.asarray(ravel_pytree(fix)[0]) > 0.5
 
 
-def independent_kinks(prob, kidx, embed, x_free):
+def independent_kinks(kidx: list, JS: np.ndarray) -> list:
     """Per hidden layer, the kink indices of an independent subset of the constraints ``Z_S = 0``
-    (pivoted QR of ``J_S``; dependent rows would leave the multipliers undetermined)."""
+    (``JS``: their Jacobian, rows in the order of ``kidx``; pivoted QR: dependent rows would leave
+    the multipliers undetermined)."""
     from scipy.linalg import qr
 
     if not sum(i.size for i in kidx):
         return kidx
-    JS = np.asarray(jax.jacrev(lambda v: kink_values(prob, kidx, embed(v)))(x_free))
     _, R, piv = qr(JS.T, mode="economic", pivoting=True)
     d = np.abs(np.diag(R))
     keep = np.sort(piv[: int(np.sum(d > 1e-6 * d[0]))]) if d.size and d[0] > 0 else np.zeros(0, int)
     offs = np.cumsum([0] + [i.size for i in kidx])
     return [i[keep[(keep >= lo) & (keep < hi)] - lo] for i, lo, hi in zip(kidx, offs[:-1], offs[1:])]
+
+
+def _hidden_pre(prob, params):
+    pre, _ = prob.layers(params)
+    return jnp.concatenate([Z.ravel() for Z in pre[:-1]])
+
+
+@jax.jit
+def _lagrange_parts(prob, piece, params, x, mu):
+    """``(grad_x L, Z)`` at the flat point ``x``: ``L = f_piece(x) + mu . Z(x)`` with ``Z`` every
+    hidden pre-activation entry of the ReLU model (``mu`` is zero off the constraints kept), so
+    one executable serves every kink set of a problem shape."""
+    unravel = ravel_pytree(params)[1]
+
+    def lagrangian(v):
+        Z = _hidden_pre(prob, unravel(v))
+        return piece.objective(unravel(v)) + jnp.dot(mu, Z), Z
+
+    return jax.grad(lagrangian, has_aux=True)(x)
+
+
+@jax.jit
+def _lagrange_jacobian(prob, piece, params, x, mu):
+    """The derivatives of :func:`_lagrange_parts` with respect to ``x`` (the multiplier columns are
+    the constraint rows, assembled on the host)."""
+    return jax.jacfwd(lambda v: _lagrange_parts(prob, piece, params, v, mu))(x)
 
 
 CUTS = (1e-10, 1e-8, 1e-6, 1e-4)  # relative eigenvalue cuts of the truncated pseudo-inverse, tried in turn
@@ -154,31 +180,35 @@ def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_to
     dead = dead_units(kink_masks(prob, params, dead_tol)[0])
     params, fixed = frozen_dead(params, dead)
     on, kink = kink_masks(prob, params, tol)
-    flat, unravel = ravel_pytree(params)
+    flat = np.asarray(ravel_pytree(params)[0])
     free = np.flatnonzero(~fixed)
-
-    def embed(v):
-        return unravel(jnp.zeros_like(flat).at[free].set(v))
-
     kidx = [np.flatnonzero((np.asarray(Kk) > 0) & ~d[:, None]) for Kk, d in zip(kink, dead)]
-    idx = tuple(independent_kinks(prob, kidx, embed, flat[free]))
+    if sum(i.size for i in kidx):
+        JS = np.asarray(pre_jacobian(prob, params))[kink_rows(kink, kidx)][:, free]
+        kidx = independent_kinks(kidx, JS)
+    rows = kink_rows(kink, kidx)
     piece = dataclasses.replace(prob, pattern=tuple(jnp.asarray(M) for M in on))
-    nf = free.size
+    nf, n_pre = free.size, sum(int(np.size(M)) for M in on)
 
-    def F(v):
-        def lagrangian(w):
-            x = embed(w[:nf])
-            Zs = kink_values(prob, idx, x)
-            return piece.objective(x) + jnp.dot(w[nf:], Zs), Zs
+    def full(v):
+        x, mu = np.zeros(flat.size), np.zeros(n_pre)
+        x[free], mu[rows] = v[:nf], v[nf:]
+        return x, mu
 
-        g, Zs = jax.grad(lagrangian, has_aux=True)(v)
-        return jnp.concatenate([g[:nf], Zs])
+    def F_j(v):
+        g, Z = _lagrange_parts(prob, piece, params, *full(v))
+        return np.concatenate([np.asarray(g)[free], np.asarray(Z)[rows]])
 
-    F_j, J_j = jax.jit(F), jax.jit(jax.jacfwd(F))
-    v = jnp.concatenate([flat[free], jnp.zeros(sum(i.size for i in idx), flat.dtype)])
-    r = np.asarray(F_j(v))
+    def J_j(v):
+        Jg, JZ = _lagrange_jacobian(prob, piece, params, *full(v))
+        JS = np.asarray(JZ)[np.ix_(rows, free)]
+        return np.block([[np.asarray(Jg)[np.ix_(free, free)], JS.T], [JS, np.zeros((rows.size, rows.size))]])
+
+    v = np.concatenate([flat[free], np.zeros(rows.size)])
+    r = F_j(v)
     if r.size > nf:  # least-squares multipliers at the start
-        A = np.asarray(J_j(v))[:nf, nf:]
-        v = v.at[nf:].set(np.linalg.lstsq(A, -r[:nf], rcond=None)[0])
+        A = J_j(v)[:nf, nf:]
+        v[nf:] = np.linalg.lstsq(A, -r[:nf], rcond=None)[0]
     v, r, it = lagrange_newton(F_j, J_j, v, gtol, max_iters)
-    return embed(v[:nf]), np.asarray(v[nf:]), float(np.linalg.norm(r)), it
+    x, mu = full(v)
+    return ravel_pytree(params)[1](jnp.asarray(x)), mu[rows], float(np.linalg.norm(r)), it
