@@ -175,3 +175,30 @@ def test_clarke_certificate_reports_the_descending_kinks():
     neg = [k for k, d in zip(c["kinks"], c["one_sided"]) if d < -1e-8 * max(1.0, c["value"])]
     assert c["descent"] == neg
     assert (c["order"] == "first (Clarke) + second on the kink manifold") == (not neg and c["min_eig"] >= -1e-8)
+
+
+@settings(max_examples=examples(20), deadline=None)
+@given(seed=st.integers(0, 2**16), n=st.integers(2, 6), scale=st.floats(1e-6, 1.0))
+def test_damped_step_decreases_the_residual_of_a_smooth_symmetric_system(seed, n, scale):
+    """``F = grad phi`` for ``phi(v) = sum_i a_i v_i^4 / 4 + v^T B v / 2`` (``B`` PSD): ``J`` is
+    symmetric and, at a point with ``J F != 0``, the Levenberg-Marquardt step with a large damping is
+    a short step along ``-J F``, the gradient of ``|F|^2 / 2``: it lowers ``|F|``."""
+    from ufm.solvers._relu_kink import _damped_step
+
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.1, 2.0, n)
+    C = rng.standard_normal((n, n - 1))
+    B = C @ C.T  # rank n - 1: a singular quadratic part, as at a degenerate Lagrange point
+
+    def F(v):
+        return a * v**3 + B @ v
+
+    v = scale * rng.standard_normal(n)
+    J = np.diag(3 * a * v**2) + B
+    r = F(v)
+    assume(np.linalg.norm(J @ r) > 1e-10 * np.linalg.norm(r))
+    best = _damped_step(F, v, r, np.linalg.eigh(J))
+    assert best is not None
+    norm, v_new, r_new = best
+    assert norm < np.linalg.norm(r) and np.isclose(norm, np.linalg.norm(F(v_new)), rtol=1e-12, atol=0.0)
+    assert np.allclose(r_new, F(v_new), rtol=1e-12, atol=1e-300)

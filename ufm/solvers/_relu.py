@@ -314,12 +314,20 @@ def _piece_rounds(prob, piece, run: Run, key, opts: SolveOptions, rounds: int) -
     return None, info, None
 
 
+# The kink tolerance of the second kink round: entries within 1e-5 of the kink but not at it (a
+# point of the sharp continuation sits ~1e-6 off a kink it has not reached) are left on their piece.
+RETRY_KINK_TOL = 1e-7
+
+
 def _kink_rounds(prob, run: Run, opts: SolveOptions, info: dict, tol: float = 1e-5) -> tuple:
     r"""Certify a ReLU point that sits at kinks without being stationary on any adjacent piece.
 
     :func:`polish_kink` (Newton on the Lagrange system of the kink manifold, kink entries
     ``|Z| <= tol max|Z_l|``, dead units zeroed), then :func:`clarke_certificate` (kink set
-    recomputed at ``1e-8``, slopes fitted in ``[0, 1]``). Kept when its ``kkt <= gtol max(1, |f|)``:
+    recomputed at ``1e-8``, slopes fitted in ``[0, 1]``). When that is not first order, once
+    more with the kink tolerance :data:`RETRY_KINK_TOL` and the constraints on the frozen piece
+    (``polish_kink(on_piece=True)``: a smooth Lagrange system, Levenberg-Marquardt steps where
+    Newton's stall at a singular solution). Kept when its ``kkt <= gtol max(1, |f|)``:
     the Certificate then says ``order == "first"`` (first order in the Clarke sense) with
     ``min_eig`` the smallest eigenvalue of the Hessian on the kink manifold; ``result`` is
     ``successful`` when that second order holds and no neighbouring piece descends (or only
@@ -329,13 +337,17 @@ def _kink_rounds(prob, run: Run, opts: SolveOptions, info: dict, tol: float = 1e
     """
     gtol, eig_tol = opts.gtol, opts.eig_tol
     scale = max(1.0, abs(float(run.value))) if np.isfinite(float(run.value)) else 1.0
-    y, _, res, it = polish_kink(prob, run.params, tol=tol, gtol=1e-2 * gtol * scale)
-    value = float(prob.objective(y))
-    if not np.isfinite(value):
-        return None, info
-    c = clarke_certificate(prob, y, eig_tol=eig_tol, second=opts.second is not None)
-    rep = dict(info, clarke=dict(c, kink_tol=tol, polish_residual=res, polish_steps=it))
-    if c["kkt"] > gtol * max(1.0, abs(value)):
+    rep = info
+    for tol_k, on_piece in ((tol, False), (RETRY_KINK_TOL, True)):
+        y, _, res, it = polish_kink(prob, run.params, tol=tol_k, gtol=1e-2 * gtol * scale, on_piece=on_piece)
+        value = float(prob.objective(y))
+        if not np.isfinite(value):
+            continue
+        c = clarke_certificate(prob, y, eig_tol=eig_tol, second=opts.second is not None)
+        rep = dict(info, clarke=dict(c, kink_tol=tol_k, polish_residual=res, polish_steps=it))
+        if c["kkt"] <= gtol * max(1.0, abs(value)):
+            break
+    else:
         return None, rep
     cert, result = _kink_verdict(c, opts)
     total = dict(run.counts, newton_steps=run.counts["newton_steps"] + it)

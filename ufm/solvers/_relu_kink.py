@@ -111,12 +111,32 @@ def _best_step(F_j, v, r, dec):
     return None
 
 
-def lagrange_newton(F_j, J_j, v, gtol: float, max_iters: int):
+def _damped_step(F_j, v, r, dec):
+    """The best Levenberg-Marquardt step ``-(J^2 + mu I)^{-1} J r`` (``J`` symmetric, from ``dec``)
+    over ``mu`` in ``1e2 .. 1e-12`` and ``t`` in ``1, 1/4, 1/16, 1/256`` that decreases ``|F|``:
+    ``(|F|, v, F)`` or None. Large ``mu`` is a short step along ``-J r``, the gradient of
+    ``|F|^2/2``, so it decreases ``|F|`` wherever ``F`` is smooth and ``J r != 0``."""
+    lam, U = dec
+    c = U.T @ r
+    r0, best = float(np.linalg.norm(r)), None
+    for mu in (1e2, 1.0, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12):
+        step = -U @ (lam * c / (lam**2 + mu))
+        for t in (1.0, 0.25, 1 / 16, 1 / 256):
+            rt = np.asarray(F_j(v + t * step))
+            nt = float(np.linalg.norm(rt))
+            if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
+                best = (nt, v + t * step, rt)
+    return best
+
+
+def lagrange_newton(F_j, J_j, v, gtol: float, max_iters: int, damped: bool = False):
     """Newton on ``F(v) = 0`` through the eigendecomposition of the symmetric ``J`` (directions
     below ``cut |lambda|_max`` dropped, :func:`_best_step`). The decomposition is reused (a chord
     step) while the step shrinks the residual by :data:`REUSE` or more, and recomputed at the
     current point otherwise: the dense ``eigh`` is the cost of a step, and near the solution the
-    chord step contracts almost as Newton's does. Returns ``(v, F(v), iterations)``."""
+    chord step contracts almost as Newton's does. With ``damped``, where no truncated Newton step
+    decreases the residual (at a singular solution the smallest eigenvalues fall below the cuts),
+    a Levenberg-Marquardt step does (:func:`_damped_step`). Returns ``(v, F(v), iterations)``."""
     r = np.asarray(F_j(v))
     it, dec = 0, None
     for it in range(1, max_iters + 1):
@@ -130,6 +150,8 @@ def lagrange_newton(F_j, J_j, v, gtol: float, max_iters: int):
             dec = np.linalg.eigh(0.5 * (J + J.T))
             fresh = _best_step(F_j, v, r, dec)
             best = fresh if best is None or (fresh is not None and fresh[0] < best[0]) else best
+        if best is None and damped:
+            best = _damped_step(F_j, v, r, dec)
         if best is None:
             break
         _, v, r = best
@@ -137,7 +159,7 @@ def lagrange_newton(F_j, J_j, v, gtol: float, max_iters: int):
 
 
 def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_tol: float = 1e-2,
-                gtol: float = 1e-12, max_iters: int = 100) -> tuple:
+                gtol: float = 1e-12, max_iters: int = 100, on_piece: bool = False) -> tuple:
     r"""Newton polish of a ReLU point onto a stationary point of its kink manifold.
 
     Near ``params`` the pre-activation entries split into on (``Z > tol s_l``), off
@@ -166,6 +188,9 @@ def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_to
         gtol: stop when the Lagrange residual (absolute) is below ``gtol``; the caller scales it
             (the local solve passes ``1e-2 gtol max(1, |f|)``).
         max_iters: Newton and chord steps at most.
+        on_piece: constrain the frozen piece's pre-activations (polynomial: a smooth Lagrange
+            system where an on or off entry crosses zero), not the ReLU model's (they agree on
+            the manifold), and take Levenberg-Marquardt steps where Newton's fail.
 
     Returns:
         ``(params, multipliers, residual, iterations)``.
@@ -188,6 +213,7 @@ def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_to
         kidx = independent_kinks(kidx, JS)
     rows = kink_rows(kink, kidx)
     piece = dataclasses.replace(prob, pattern=tuple(jnp.asarray(M) for M in on))
+    cons = piece if on_piece else prob  # the model whose pre-activations are constrained
     nf, n_pre = free.size, sum(int(np.size(M)) for M in on)
 
     def full(v):
@@ -196,11 +222,11 @@ def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_to
         return x, mu
 
     def F_j(v):
-        g, Z = _lagrange_parts(prob, piece, params, *full(v))
+        g, Z = _lagrange_parts(cons, piece, params, *full(v))
         return np.concatenate([np.asarray(g)[free], np.asarray(Z)[rows]])
 
     def J_j(v):
-        Jg, JZ = _lagrange_jacobian(prob, piece, params, *full(v))
+        Jg, JZ = _lagrange_jacobian(cons, piece, params, *full(v))
         JS = np.asarray(JZ)[np.ix_(rows, free)]
         return np.block([[np.asarray(Jg)[np.ix_(free, free)], JS.T], [JS, np.zeros((rows.size, rows.size))]])
 
@@ -209,6 +235,6 @@ def polish_kink(prob: DeepUFM, params: DeepParams, *, tol: float = 1e-5, dead_to
     if r.size > nf:  # least-squares multipliers at the start
         A = J_j(v)[:nf, nf:]
         v[nf:] = np.linalg.lstsq(A, -r[:nf], rcond=None)[0]
-    v, r, it = lagrange_newton(F_j, J_j, v, gtol, max_iters)
+    v, r, it = lagrange_newton(F_j, J_j, v, gtol, max_iters, damped=on_piece)
     x, mu = full(v)
     return ravel_pytree(params)[1](jnp.asarray(x)), mu[rows], float(np.linalg.norm(r)), it
