@@ -30,7 +30,7 @@ from ufm.solvers._common import check_params
 from ufm.solvers._core import Run, SolveOptions, for_problem, solve
 from ufm.solvers._local import minimize_local
 from ufm.solvers._relu_clarke import clarke_certificate as clarke_certificate
-from ufm.solvers._relu_clarke import kink_index, with_slopes
+from ufm.solvers._relu_clarke import at_kinks, kink_index, with_slopes
 from ufm.solvers._relu_clarke import kink_masks as kink_masks
 from ufm.solvers._relu_kink import dead_units as _dead_units  # noqa: F401  (tests reach it here)
 from ufm.solvers._relu_kink import frozen_dead as _frozen_dead  # noqa: F401
@@ -231,7 +231,7 @@ def _settle_kinks(prob, run: Run, opts: SolveOptions, info: dict, piece) -> tupl
         return run._replace(certificate=cert), dict(info, second="not checked at kinks with relu_features"), None
     s0 = None
     if piece is not None:
-        s0 = np.concatenate([np.asarray(M).ravel()[i] for M, i in zip(piece.pattern, kink_index(kink))])
+        s0 = at_kinks(piece.pattern, kink_index(kink))
     c = clarke_certificate(prob, run.params, eig_tol=opts.eig_tol, s0=s0)
     cert, result = _kink_verdict(c, opts)
     info = dict(info, clarke=dict(c, kink_tol=1e-8))

@@ -32,7 +32,7 @@ from jax.flatten_util import ravel_pytree
 from ufm.problems import DeepParams, DeepUFM
 from ufm.solvers._certify import symmetry_basis
 
-__all__ = ["kink_masks", "with_slopes", "kink_values", "kink_index", "kink_rows", "pre_jacobian", "slope_fit",
+__all__ = ["kink_masks", "with_slopes", "kink_index", "kink_rows", "at_kinks", "pre_jacobian", "slope_fit",
            "one_sided_slopes", "kink_jacobian", "manifold_min_eig", "clarke_certificate"]
 
 
@@ -70,33 +70,26 @@ def with_slopes(prob: DeepUFM, on: tuple, kink: tuple, s_flat: jax.Array) -> Dee
     return dataclasses.replace(prob, pattern=tuple(parts))
 
 
-def kink_values(prob: DeepUFM, idx: list, params: DeepParams) -> jax.Array:
-    """The pre-activations at the kink entries (``idx``: per hidden layer, flat indices), one
-    vector (they vanish on the kink manifold)."""
-    pre, _ = prob.layers(params)
-    return jnp.concatenate([Z.ravel()[i] for Z, i in zip(pre[:-1], idx)])
-
-
 # ---- the device side: one compiled program per problem shape ------------------------------------------
 # The kink set changes from point to point, so every compiled function below takes whole-layer
 # arrays (the 0/1 masks and the slopes ``S_l`` of every hidden pre-activation entry, read only at
 # the kink entries) and the host selects the kink entries: a new kink set reuses the executable.
-def _full_slopes(on: tuple, kink: tuple, s) -> tuple:
-    """The per-layer slope arrays of ``s`` (one value per kink entry, in the order of the masks),
-    zero off the kinks (host side)."""
+def _full_slopes(on: tuple, idx: list, s) -> tuple:
+    """The per-layer slope arrays of ``s`` (one value per kink entry, at the flat indices ``idx`` of
+    :func:`kink_index`), zero off the kinks (host side)."""
     out, i, s = [], 0, np.asarray(s, dtype=float)
-    for M, idx in zip(on, kink_index(kink)):
+    for M, ix in zip(on, idx):
         S = np.zeros(np.size(M))
-        S[idx] = s[i:i + idx.size]
+        S[ix] = s[i:i + ix.size]
         out.append(S.reshape(np.shape(M)))
-        i += idx.size
+        i += ix.size
     return tuple(out)
 
 
-def _on_kinks(arrays, kink: tuple) -> np.ndarray:
-    """The entries of per-layer arrays at the kink entries, one vector (host side)."""
-    return np.concatenate([np.asarray(A).ravel()[i] for A, i in zip(arrays, kink_index(kink))]
-                          + [np.zeros(0)])
+def at_kinks(arrays, idx: list) -> np.ndarray:
+    """The entries of per-layer arrays at the kink entries (``idx``: :func:`kink_index`), one
+    vector (host side)."""
+    return np.concatenate([np.asarray(A).ravel()[i] for A, i in zip(arrays, idx)] + [np.zeros(0)])
 
 
 def _as_arrays(on: tuple, kink: tuple) -> tuple:
@@ -187,24 +180,24 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
     default.
     """
     k = int(sum(np.sum(Kk) for Kk in kink))
+    idx = kink_index(kink)
     on, kink = _as_arrays(on, kink)
 
     def grad_s(s):
-        return np.asarray(_sloped_grad(prob, params, on, kink, _full_slopes(on, kink, s)))
+        return np.asarray(_sloped_grad(prob, params, on, kink, _full_slopes(on, idx, s)))
 
     if k == 0:
         return np.zeros(0), float(np.linalg.norm(grad_s(np.zeros(0))))
     s = np.clip(np.full(k, 0.5) if s0 is None else np.asarray(s0, float), 0.0, 1.0)
     if method == "lbfgsb":
-        return _lbfgsb_fit(prob, params, on, kink, s)
+        return _lbfgsb_fit(prob, params, on, kink, idx, s)
     g = grad_s(s)
     best = float(np.linalg.norm(g))
     for _ in range(max_iters):
         if best == 0.0:
             break
-        jac = _slope_jacobian(prob, params, on, kink, _full_slopes(on, kink, s))
-        A = np.concatenate([np.asarray(Jl).reshape(g.size, -1)[:, i] for Jl, i in zip(jac, kink_index(kink))],
-                           axis=1)
+        jac = _slope_jacobian(prob, params, on, kink, _full_slopes(on, idx, s))
+        A = np.concatenate([np.asarray(Jl).reshape(g.size, -1)[:, i] for Jl, i in zip(jac, idx)], axis=1)
         step = _box_lsq(A, A @ s - g, s) - s
         for a in (1.0, 0.5, 0.25, 0.125):
             gt = grad_s(s + a * step)
@@ -219,13 +212,13 @@ def slope_fit(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, s0=None
     return s, best
 
 
-def _lbfgsb_fit(prob, params, on, kink, s0):
+def _lbfgsb_fit(prob, params, on, kink, idx, s0):
     """L-BFGS-B on ``||g(s)||^2`` over the box from ``s0``: ``(s, ||g(s)||)``."""
     from scipy.optimize import minimize as sp_minimize
 
     def fun(s):
-        value, grads = _residual_and_slope_grad(prob, params, on, kink, _full_slopes(on, kink, s))
-        return float(value), _on_kinks(grads, kink)
+        value, grads = _residual_and_slope_grad(prob, params, on, kink, _full_slopes(on, idx, s))
+        return float(value), at_kinks(grads, idx)
 
     out = sp_minimize(fun, s0, jac=True, method="L-BFGS-B", bounds=[(0.0, 1.0)] * s0.size,
                       options=dict(maxiter=2000, ftol=0.0, gtol=1e-30))
@@ -244,8 +237,9 @@ def one_sided_slopes(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     ``f'(theta; v) >= 0`` for every ``v``; with independent kink rows, ``delta_k < 0`` gives a
     direction into a neighbouring piece along which ``f`` decreases at first order.
     """
+    idx = kink_index(kink)
     on, kink = _as_arrays(on, kink)
-    return _on_kinks(_post_signal(prob, params, on, kink, _full_slopes(on, kink, s)), kink)
+    return at_kinks(_post_signal(prob, params, on, kink, _full_slopes(on, idx, s)), idx)
 
 
 @jax.jit
@@ -304,7 +298,7 @@ def manifold_min_eig(prob: DeepUFM, params: DeepParams, on: tuple, kink: tuple, 
     subspace is ``{0}``.
     """
     flat, unravel = ravel_pytree(params)
-    piece = _sloped(prob, *_as_arrays(on, kink), _full_slopes(on, kink, s))
+    piece = _sloped(prob, *_as_arrays(on, kink), _full_slopes(on, kink_index(kink), s))
     P, sv = symmetry_basis(prob, params)
     rows = [np.asarray(P)[:, np.asarray(sv) > 0].T]
     if np.size(s):

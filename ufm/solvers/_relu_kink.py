@@ -65,24 +65,24 @@ def _hidden_pre(prob, params):
 
 
 @jax.jit
-def _lagrange_parts(prob, piece, params, x, mu):
+def _lagrange_parts(cons, piece, params, x, mu):
     """``(grad_x L, Z)`` at the flat point ``x``: ``L = f_piece(x) + mu . Z(x)`` with ``Z`` every
-    hidden pre-activation entry of the ReLU model (``mu`` is zero off the constraints kept), so
-    one executable serves every kink set of a problem shape."""
+    hidden pre-activation entry of ``cons`` (the ReLU model, or the frozen piece; ``mu`` is zero
+    off the constraints kept), so one executable serves every kink set of a problem shape."""
     unravel = ravel_pytree(params)[1]
 
     def lagrangian(v):
-        Z = _hidden_pre(prob, unravel(v))
+        Z = _hidden_pre(cons, unravel(v))
         return piece.objective(unravel(v)) + jnp.dot(mu, Z), Z
 
     return jax.grad(lagrangian, has_aux=True)(x)
 
 
 @jax.jit
-def _lagrange_jacobian(prob, piece, params, x, mu):
+def _lagrange_jacobian(cons, piece, params, x, mu):
     """The derivatives of :func:`_lagrange_parts` with respect to ``x`` (the multiplier columns are
     the constraint rows, assembled on the host)."""
-    return jax.jacfwd(lambda v: _lagrange_parts(prob, piece, params, v, mu))(x)
+    return jax.jacfwd(lambda v: _lagrange_parts(cons, piece, params, v, mu))(x)
 
 
 CUTS = (1e-10, 1e-8, 1e-6, 1e-4)  # relative eigenvalue cuts of the truncated pseudo-inverse, tried in turn
@@ -90,6 +90,17 @@ CUTS = (1e-10, 1e-8, 1e-6, 1e-4)  # relative eigenvalue cuts of the truncated ps
 # at the singular (symmetric, degenerate) solutions of the kink manifold Newton itself contracts
 # only linearly, by about 1/2 a step, and a chord step about as well.
 REUSE = 0.7
+
+
+def _try_steps(F_j, v, step, ts, r0: float, best):
+    """``best`` replaced by ``(|F|, v + t step, F)`` for the ``t`` in ``ts`` with the smallest finite
+    ``|F(v + t step)|``, when that is below ``r0`` and below ``best``'s."""
+    for t in ts:
+        rt = np.asarray(F_j(v + t * step))
+        nt = float(np.linalg.norm(rt))
+        if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
+            best = (nt, v + t * step, rt)
+    return best
 
 
 def _best_step(F_j, v, r, dec):
@@ -100,12 +111,7 @@ def _best_step(F_j, v, r, dec):
     r0, best = float(np.linalg.norm(r)), None
     for cut in CUTS:
         keep = np.abs(lam) > cut * np.max(np.abs(lam))
-        step = -U[:, keep] @ (c[keep] / lam[keep])
-        for t in (2.0, 1.0, 0.5, 0.25):
-            rt = np.asarray(F_j(v + t * step))
-            nt = float(np.linalg.norm(rt))
-            if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
-                best = (nt, v + t * step, rt)
+        best = _try_steps(F_j, v, -U[:, keep] @ (c[keep] / lam[keep]), (2.0, 1.0, 0.5, 0.25), r0, best)
         if best is not None:
             return best
     return None
@@ -120,12 +126,7 @@ def _damped_step(F_j, v, r, dec):
     c = U.T @ r
     r0, best = float(np.linalg.norm(r)), None
     for mu in (1e2, 1.0, 1e-2, 1e-4, 1e-6, 1e-8, 1e-10, 1e-12):
-        step = -U @ (lam * c / (lam**2 + mu))
-        for t in (1.0, 0.25, 1 / 16, 1 / 256):
-            rt = np.asarray(F_j(v + t * step))
-            nt = float(np.linalg.norm(rt))
-            if np.isfinite(nt) and nt < r0 and (best is None or nt < best[0]):
-                best = (nt, v + t * step, rt)
+        best = _try_steps(F_j, v, -U @ (lam * c / (lam**2 + mu)), (1.0, 0.25, 1 / 16, 1 / 256), r0, best)
     return best
 
 
