@@ -173,6 +173,13 @@ def bias_shift_tangent(prob: Problem, params: PyTree) -> PyTree | None:
     return stack_tangents(params, b=one[None, :])
 
 
+def features_lower(params: PyTree, nonneg: bool) -> PyTree:
+    """The lower bound of a model whose only constraint is ``H >= 0`` (when ``nonneg``): 0 on
+    ``params.H`` then, ``-inf`` on every other entry (``params``: a NamedTuple with a field ``H``)."""
+    lo = jax.tree_util.tree_map(lambda x: jnp.full_like(x, -jnp.inf), params)
+    return lo._replace(H=jnp.zeros_like(params.H)) if nonneg else lo
+
+
 def normalize_counts(n: int | Sequence[int], K: int) -> tuple[int | tuple[int, ...], tuple[int, ...]]:
     """``n`` int (balanced) or a sequence of per-class counts -> (n as stored, counts tuple).
 

@@ -15,8 +15,8 @@ from jax.typing import ArrayLike
 from ufm._internal.validation import as_float_array, check_int, check_nonneg, is_concrete, scalar_param
 from ufm.losses import Loss
 from ufm.problems._base import (
-    ClassSizes, Problem, PyTree, bias_shift_tangent, concat_tangents, normalize_counts, rotation_tangents,
-    skew_basis, stack_tangents,
+    ClassSizes, Problem, PyTree, bias_shift_tangent, concat_tangents, features_lower, normalize_counts,
+    rotation_tangents, skew_basis, stack_tangents,
 )
 
 __all__ = ["DeepParams", "DeepUFM"]
@@ -272,9 +272,7 @@ class DeepUFM(ClassSizes, Problem):
 
     def box_lower(self, params: DeepParams) -> DeepParams:
         """``H_1 >= 0`` with ``relu_features``; everything else unbounded."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
-        H_lo = jnp.zeros_like(params.H) if self.relu_features else inf(params.H)
-        return DeepParams(tuple(inf(W) for W in params.Ws), H_lo, None if params.b is None else inf(params.b))
+        return features_lower(params, self.relu_features)
 
     def smooth_piece(self, params: DeepParams, rtol: float = 1e-3) -> DeepUFM | None:
         """The activation piece through ``params`` (:meth:`on_pattern` with ``rtol``) for a ReLU

@@ -13,7 +13,7 @@ import numpy as np
 
 from ufm._internal.validation import check_int, scalar_param
 from ufm.losses import Loss
-from ufm.problems._base import AffineClassifier, ClassSizes, Problem, normalize_counts
+from ufm.problems._base import AffineClassifier, ClassSizes, Problem, features_lower, normalize_counts
 
 __all__ = ["UFM", "Params"]
 
@@ -58,10 +58,7 @@ class SignedOrNonnegative:
 
     def box_lower(self, params: Params) -> Params:
         """``H >= 0`` when ``nonneg``; everything else unbounded."""
-        inf = lambda x: jnp.full_like(x, -jnp.inf)  # noqa: E731
-        H_lo = jnp.zeros_like(params.H) if self.nonneg else inf(params.H)
-        b_lo = None if params.b is None else inf(params.b)
-        return Params(inf(params.W), H_lo, b_lo)
+        return features_lower(params, self.nonneg)
 
 
 @jax.tree_util.register_dataclass
