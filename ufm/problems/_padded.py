@@ -60,7 +60,8 @@ from jax.typing import ArrayLike
 
 from ufm._internal.validation import check_int, is_concrete, to_numeric
 from ufm.losses import MSE, CrossEntropy, Focal, LabelSmoothing, Loss
-from ufm.problems._base import Problem, concat_tangents, rotation_tangents, stack_tangents
+from ufm.problems._base import (Problem, affine_logits, concat_tangents, rotation_tangents, stack_tangents,
+                               weight_decay)
 from ufm.problems._ufm import UFM, Params, SignedOrNonnegative, check_penalties
 
 __all__ = ["PaddedUFM", "pad", "bucket_size", "bucket_of", "embed_params", "active_params",
@@ -86,16 +87,23 @@ def bucket_of(K: int, n: int | tuple[int, ...], d: int) -> tuple[int, int, int]:
     return bucket_size(K), bucket_size(n_top), bucket_size(d)
 
 
+def _loss_reason(loss: Loss) -> str | None:
+    """Why ``loss`` cannot be padded exactly (``None`` when it can: the built-in losses, MSE one-hot)."""
+    if type(loss) not in (CrossEntropy, LabelSmoothing, Focal, MSE):
+        return f"loss {type(loss).__name__}: a custom loss does not say how a padded class enters it"
+    if isinstance(loss, MSE) and loss.encoding is not None:
+        return ("MSE with an encoding: the (D, K) code matrix belongs to one K; a padded class has no "
+                "code column (use one-hot MSE, encoding=None)")
+    return None
+
+
 def unsupported_reason(prob: Problem) -> str | None:
     """Why ``prob`` cannot be padded exactly (``None`` when it can; module docstring)."""
     if not isinstance(prob, UFM):
         return (f"{type(prob).__name__} has no padded form (only ufm.UFM pads: the deep model's ReLU "
                 f"piece polish runs per shape on the host, and the other families are not covered)")
-    if type(prob.loss) not in (CrossEntropy, LabelSmoothing, Focal, MSE):
-        return f"loss {type(prob.loss).__name__}: a custom loss does not say how a padded class enters it"
-    if isinstance(prob.loss, MSE) and prob.loss.encoding is not None:
-        return ("MSE with an encoding: the (D, K) code matrix belongs to one K; a padded class has no "
-                "code column (use one-hot MSE, encoding=None)")
+    if _loss_reason(prob.loss) is not None:
+        return _loss_reason(prob.loss)
     if prob.nonneg:
         return ("nonneg=True: the objective pads exactly, but the projected-gradient solve's active-set "
                 "steps amplify the last-bit differences of the padded arithmetic, so the padded solution "
@@ -154,8 +162,7 @@ class PaddedUFM(SignedOrNonnegative, Problem):
         if np.ndim(self.n) not in (0,) and np.shape(self.n) != (self.K_max,):
             raise ValueError(f"n must be a number or K_max={self.K_max} per-class counts, got shape "
                              f"{np.shape(self.n)}")
-        if type(self.loss) not in (CrossEntropy, LabelSmoothing, Focal, MSE) or (
-                isinstance(self.loss, MSE) and self.loss.encoding is not None):
+        if _loss_reason(self.loss) is not None:
             raise ValueError(f"loss must be ufm.CrossEntropy(), ufm.LabelSmoothing(alpha), ufm.Focal(gamma) "
                              f"or one-hot ufm.MSE() to be padded, got loss={self.loss!r}")
         check_penalties(self)
@@ -234,8 +241,7 @@ class PaddedUFM(SignedOrNonnegative, Problem):
     def logits(self, params: Params) -> jax.Array:
         """``Z = W_a H_a + b_a 1^T``, shape ``(K_max, K_max n_max)``."""
         a = self.active(params)
-        Z = a.W @ a.H
-        return Z if a.b is None else Z + a.b[:, None]
+        return affine_logits(a.W, a.H, a.b)
 
     def data_term(self, params: Params) -> jax.Array:
         """``(1/N) sum`` over the active samples of the loss on the active classes."""
@@ -248,11 +254,7 @@ class PaddedUFM(SignedOrNonnegative, Problem):
 
     def penalty(self, params: Params) -> jax.Array:
         """``lam_W/2 ||W_a||^2 + lam_H/2 ||H_a||^2 + lam_b/2 ||b_a||^2``."""
-        a = self.active(params)
-        pen = 0.5 * self.lam_W * jnp.sum(a.W**2) + 0.5 * self.lam_H * jnp.sum(a.H**2)
-        if a.b is not None:
-            pen = pen + 0.5 * self.lam_b * jnp.sum(a.b**2)
-        return pen
+        return weight_decay(self, self.active(params))
 
     def objective(self, params: Params) -> jax.Array:
         """The objective of the unpadded UFM on the active block (class docstring)."""
@@ -262,7 +264,6 @@ class PaddedUFM(SignedOrNonnegative, Problem):
         """``(W_a, H_a)``: the active classifier and features (padding zero)."""
         a = self.active(params)
         return a.W, a.H
-
 
     def project(self, params: Params) -> Params:
         """Projection onto the feasible set: the padding set to zero, then ``H >= 0`` when
@@ -326,10 +327,15 @@ def pad(prob: UFM, bucket: tuple[int, int, int] | None = None) -> PaddedUFM:
                      lam_W=prob.lam_W, lam_H=prob.lam_H, lam_b=prob.lam_b, nonneg=prob.nonneg)
 
 
+def _active_columns(padded: PaddedUFM, prob: UFM) -> np.ndarray:
+    """The columns of the padded ``H`` that hold the samples of ``prob``, in its column order."""
+    return np.concatenate([k * padded.n_max + np.arange(c) for k, c in enumerate(prob.counts)])
+
+
 def embed_params(padded: PaddedUFM, prob: UFM, params: Params) -> Params:
     """Parameters of the unpadded ``prob`` placed in the padded layout (padding zero)."""
     W = jnp.zeros((padded.K_max, padded.d_max)).at[:prob.K, :prob.d].set(params.W)
-    cols = np.concatenate([k * padded.n_max + np.arange(c) for k, c in enumerate(prob.counts)])
+    cols = _active_columns(padded, prob)
     H = jnp.zeros((padded.d_max, padded.N)).at[:prob.d, cols].set(params.H)
     b = None if params.b is None else jnp.zeros((padded.K_max,)).at[:prob.K].set(params.b)
     return Params(W, H, b)
@@ -337,6 +343,6 @@ def embed_params(padded: PaddedUFM, prob: UFM, params: Params) -> Params:
 
 def active_params(padded: PaddedUFM, prob: UFM, params: Params) -> Params:
     """The active block of padded ``params``, in the unpadded layout of ``prob`` (host side)."""
-    cols = np.concatenate([k * padded.n_max + np.arange(c) for k, c in enumerate(prob.counts)])
+    cols = _active_columns(padded, prob)
     b = None if params.b is None else params.b[:prob.K]
     return Params(params.W[:prob.K, :prob.d], params.H[:prob.d, cols], b)
