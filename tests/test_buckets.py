@@ -167,7 +167,9 @@ def _one_device():
 def test_size_axes_are_sweepable_and_checked():
     assert {"K", "n", "d"} <= set(ufm.sweeps.sweepable_fields(BASE))
     imbalanced = ufm.UFM(K=3, n=(1, 2, 3), d=2, loss=ufm.CrossEntropy())
-    assert "n" not in ufm.sweeps.sweepable_fields(imbalanced)
+    assert [s for s in ufm.sweeps.sweepable_fields(imbalanced) if s in "Knd"] == ["d"]
+    with pytest.raises(ValueError, match="'K'.*imbalanced"):
+        ufm.sweeps.parse_grid(imbalanced, {"K": [2, 3]})
     with pytest.raises(ValueError, match="'K'.*whole numbers >= 2"):
         ufm.sweeps.parse_grid(BASE, {"K": [1, 3]})
     with pytest.raises(ValueError, match="'d'.*whole numbers"):
@@ -199,6 +201,16 @@ def test_sweep_over_sizes_compiles_once_per_bucket():
         assert np.all(G[..., K:, :] == 0) and np.all(G[..., :, K:] == 0)
     ok = ds.result.values == 0
     assert np.all(ds.phase_name.values[ok] != "uncertified")
+
+
+def test_imbalanced_sweep_over_d_keeps_the_class_counts():
+    # the padded chunk keeps the per-class counts: each point is the imbalanced UFM of its d
+    base = ufm.UFM(K=3, n=(4, 2, 1), d=2, loss=ufm.CrossEntropy(), lam_W=5e-3, lam_H=5e-3)
+    ds = ufm.sweep(base, {"d": [1, 3]}, chunk=2, devices=_one_device())
+    for d in (1, 3):
+        prob = ufm.UFM(K=3, n=(4, 2, 1), d=d, loss=base.loss, lam_W=5e-3, lam_H=5e-3)
+        sol = ufm.minimize(prob, seed=0, throw=False)
+        np.testing.assert_allclose(ds.sel(d=d, seed=0).value_random.values, sol.value, rtol=0, atol=ATOL)
 
 
 @pytest.mark.slow

@@ -28,7 +28,7 @@ def _sweep_parser() -> argparse.ArgumentParser:
         "per core) or a Dask cluster (--scheduler ADDRESS). One sweep writes a store at a time; a "
         "second is refused with one line naming the first."),
         ("grid fields: lam_W, lam_H, lam_b (problems with a bias), loss.alpha, loss.gamma, and the "
-         "sizes K, d, n of a UFM (each chunk runs padded to its bucket of sizes: one compile per "
+         "sizes K, d, n of a UFM (d alone when imbalanced; each chunk runs padded to its bucket of sizes: one compile per "
          "bucket); values log:LO:HI:NUM, lin:LO:HI:NUM or V1,V2,...\n"
          "example: ufm sweep --K 10 --n 20 --d 32 --loss ce --lam-W 1e-3 --lam-H 1e-3 "
          "--grid lam_W=log:1e-4:1e-1:100 --grid lam_H=log:1e-4:1e-1:100 --store ce.zarr\n"

@@ -77,7 +77,8 @@ class _Plan:
         ``K_top x K_top`` and its phases named per point, :func:`ufm.sweeps._sizes.sized_record`)."""
         if not self.sized:
             return rec, None
-        return sized_record(rec, point_sizes(self.prob, self.paths, vals), top_sizes(self.prob, self.axes)[0])
+        return sized_record(rec, point_sizes(self.prob, self.paths, vals), top_sizes(self.prob, self.axes)[0],
+                            None if self.prob.balanced else self.prob.counts)
 
 
 def _over_sizes(prob: Problem, paths: tuple[str, ...]) -> bool:

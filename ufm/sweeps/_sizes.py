@@ -35,11 +35,12 @@ _LOWEST = {"K": 2, "n": 1, "d": 1}
 
 
 def size_fields(prob: Problem) -> list[str]:
-    """The size axes ``prob`` can sweep: ``K``, ``d`` and (balanced only) ``n`` of a UFM that pads
-    exactly; none for other problems."""
+    """The size axes ``prob`` can sweep: ``K``, ``n`` and ``d`` of a balanced UFM that pads exactly,
+    ``d`` alone of an imbalanced one (its per-class counts fix ``K`` and ``n``); none for other
+    problems."""
     if not isinstance(prob, UFM) or unsupported_reason(prob) is not None:
         return []
-    return ["K", "n", "d"] if prob.balanced else ["K", "d"]
+    return ["K", "n", "d"] if prob.balanced else ["d"]
 
 
 def size_refusal(prob: Problem, path: str) -> str | None:
@@ -51,7 +52,8 @@ def size_refusal(prob: Problem, path: str) -> str | None:
     why = unsupported_reason(prob)
     if why is not None:
         return f"the problem cannot be padded exactly: {why}"
-    return "n is per-class counts (imbalanced); sweep n of a balanced problem"
+    return (f"{path} of an imbalanced problem: its per-class counts fix K and n (the counts of other "
+            f"sizes are not defined); sweep d, or {path} of a balanced problem")
 
 
 def check_size_axis(path: str, arr: np.ndarray, fields: Sequence[str]) -> None:
@@ -68,10 +70,15 @@ def has_sizes(paths: Sequence[str]) -> bool:
     return any(p in SIZE_FIELDS for p in paths)
 
 
+def _base_sizes(prob: UFM) -> dict[str, int]:
+    """The base problem's sizes (``n``: its largest count)."""
+    return {"K": prob.K, "n": max(prob.counts), "d": prob.d}
+
+
 def point_sizes(prob: UFM, paths: Sequence[str], vals: np.ndarray) -> dict[str, np.ndarray]:
     """``{"K", "n", "d"}``: the sizes of each point (``vals`` of shape ``(L, len(paths))``); a size
     not swept is the base problem's (``n``: its largest count)."""
-    base = {"K": prob.K, "n": max(prob.counts), "d": prob.d}
+    base = _base_sizes(prob)
     L = len(vals)
     return {s: (np.asarray(vals[:, list(paths).index(s)]) if s in paths else np.full(L, base[s])).astype(int)
             for s in SIZE_FIELDS}
@@ -79,7 +86,7 @@ def point_sizes(prob: UFM, paths: Sequence[str], vals: np.ndarray) -> dict[str, 
 
 def top_sizes(prob: UFM, axes: Mapping[str, np.ndarray]) -> tuple[int, int, int]:
     """The grid's largest ``(K, n, d)``."""
-    base = {"K": prob.K, "n": max(prob.counts), "d": prob.d}
+    base = _base_sizes(prob)
     return tuple(int(max(axes[s])) if s in axes else base[s] for s in SIZE_FIELDS)
 
 
@@ -90,11 +97,12 @@ def chunk_bucket(prob: UFM, paths: Sequence[str], vals: np.ndarray) -> tuple[int
 
 
 def chunk_problem(prob: UFM, bucket: tuple[int, int, int]) -> PaddedUFM:
-    """The base problem padded to ``bucket`` (the grid values then replace its sizes)."""
+    """The base problem padded to ``bucket`` (the grid values then replace its sizes); an
+    imbalanced problem keeps its per-class counts (only its ``d`` is swept)."""
     Km, nm, dm = bucket
-    base = UFM(K=min(prob.K, Km), n=min(max(prob.counts), nm) if not prob.balanced else min(prob.n, nm),
-               d=min(prob.d, dm), loss=prob.loss, lam_W=prob.lam_W, lam_H=prob.lam_H, lam_b=prob.lam_b,
-               nonneg=prob.nonneg)
+    n = min(prob.n, nm) if prob.balanced else prob.counts
+    base = UFM(K=min(prob.K, Km), n=n, d=min(prob.d, dm), loss=prob.loss, lam_W=prob.lam_W, lam_H=prob.lam_H,
+               lam_b=prob.lam_b, nonneg=prob.nonneg)
     return pad(base, bucket)
 
 
@@ -126,10 +134,13 @@ def padded_summary(prob: PaddedUFM, x: Any) -> tuple:
     return (jnp.sum(a.W**2), jnp.sum(a.H**2), b2, nc1, Hbar.T @ Hbar, a.W @ a.W.T)
 
 
-def sized_record(rec: Any, sizes: Mapping[str, np.ndarray], K_top: int) -> tuple[Any, np.ndarray]:
+def sized_record(rec: Any, sizes: Mapping[str, np.ndarray], K_top: int,
+                 counts: tuple[int, ...] | None = None) -> tuple[Any, np.ndarray]:
     """A padded chunk's record (NumPy, leading axes ``(L, S)``) with its Grams cut or padded to
     ``(K_top, K_top)`` (zero beyond each point's ``K``), and its phase codes, each point named by
-    :func:`ufm.sweeps.phase_of` on its own ``K x K`` Grams, counts and ``d``."""
+    :func:`ufm.sweeps.phase_of` on its own ``K x K`` Grams, counts and ``d`` (``counts``: the
+    per-class counts of an imbalanced base problem, whose ``K`` and ``n`` are not swept; default
+    ``n`` for each of the point's ``K`` classes)."""
     def fit(G):
         out = np.zeros(G.shape[:2] + (K_top, K_top))
         k = min(K_top, G.shape[-1])
@@ -143,5 +154,5 @@ def sized_record(rec: Any, sizes: Mapping[str, np.ndarray], K_top: int) -> tuple
     for K, n, d in np.unique(keys, axis=0):
         rows = np.flatnonzero(np.all(keys == (K, n, d), axis=1))
         phase[rows] = phase_codes(rec.G_H[rows][..., :K, :K], rec.G_W[rows][..., :K, :K], ok[rows],
-                                  (int(n),) * int(K), int(d))
+                                  (int(n),) * int(K) if counts is None else counts, int(d))
     return rec, phase
