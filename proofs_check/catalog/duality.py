@@ -254,8 +254,8 @@ def _valid_assume(prob):
         ok, why = POSITIVE_FRAME.assumptions(prob)
         if not ok:
             return False, f"with H >= 0 the 'not tight' row needs the nonnegative minimum's closed form: {why}"
-    elif _rank_distance(prob)[0] > 0:  # d >= rank(U*): the bound is the minimum (the tight entry)
-        rank = int(prob.d - _rank_distance(prob)[0] + 0.5)
+    elif (dist := float(_rank_distance(prob)[0])) > 0:  # d >= rank(U*): the bound is the minimum (tight)
+        rank = int(prob.d - dist + 0.5)
         return False, (f"below the rank: signed features need d < rank(U*) = {rank} (got d={prob.d}, "
                        f"K={prob.K}), or H >= 0")
     return True, ""
